@@ -1,0 +1,67 @@
+"""Every default in one place, with units in the names.
+
+A site config may only make politeness settings gentler (longer delays, fewer requests);
+the operator can override that on the command line. Nothing else in the code base holds a
+magic number for timing, size or retry behaviour.
+"""
+
+from __future__ import annotations
+
+from scraper import __version__
+
+# --- identity -------------------------------------------------------------------------
+PRODUCT_TOKEN = "forum-archiver"  # robots.txt groups are matched on this token
+DEFAULT_CONTACT_URL = "https://github.com/forum-archiver/forum-archiver"
+
+
+def user_agent(contact_url: str | None = None) -> str:
+    """The User-Agent sent with every request: names the project and a contact URL."""
+    return f"{PRODUCT_TOKEN}/{__version__} (+{contact_url or DEFAULT_CONTACT_URL})"
+
+
+# --- politeness -----------------------------------------------------------------------
+DELAY_S = 3.0  # minimum gap between two requests to one host
+JITTER_MAX_FACTOR = 1.5  # jitter only lengthens a gap, up to this factor
+MAX_IN_FLIGHT_PER_HOST = 1
+CRAWL_DELAY_CAP_S = 60.0  # robots.txt Crawl-delay / Request-rate honoured up to this
+RETRY_AFTER_CAP_S = 3600.0  # Retry-After honoured up to one hour
+MAX_TRIES_PER_RUN = 3  # tries of one URL within one run
+BACKOFF_BASE_S = 2.0  # first retry waits about this long, doubling after
+BACKOFF_CAP_S = 300.0
+
+# --- robots.txt (RFC 9309) ------------------------------------------------------------
+ROBOTS_CACHE_S = 24 * 3600  # a fetched robots.txt is trusted for 24 h
+ROBOTS_UNREACHABLE_RETRY_S = 3600  # after 5xx/network error: disallow all, retry in 1 h
+ROBOTS_MAX_BYTES = 512 * 1024  # RFC 9309 asks to parse at least 500 KiB
+ROBOTS_MAX_REDIRECTS = 5
+
+# --- fetch limits ---------------------------------------------------------------------
+CONNECT_TIMEOUT_S = 10.0
+READ_TIMEOUT_S = 20.0
+FETCH_DEADLINE_S = 60.0  # total per fetch: a server dripping bytes cannot hold a slot
+MAX_BODY_BYTES = 8 * 1024 * 1024  # raw and decoded, each, per HTML page
+MAX_REDIRECTS = 5
+MAX_URL_LENGTH = 2048
+ACCEPTED_CONTENT_TYPES = ("text/html", "application/xhtml+xml")
+
+# --- encodings ------------------------------------------------------------------------
+META_CHARSET_SCAN_BYTES = 4096  # look for <meta charset> in the first 4 KB
+DEFAULT_ENCODING = "utf-8"
+
+# --- crawl shape ----------------------------------------------------------------------
+PAGE_COUNT_MARGIN = 2  # follow at most page_count + margin pages of a thread
+MAX_PAGES_PER_THREAD = 5000  # hard ceiling whatever a page claims
+LEASE_S = 300  # a leased frontier row returns to pending after this
+
+# --- time -----------------------------------------------------------------------------
+DEFAULT_UTC_OFFSET = "+08:00"  # Discuz prints site-local time; most Discuz sites are UTC+8
+
+# --- noise ----------------------------------------------------------------------------
+JAMMER_MIN_UNITS = 5  # Discuz's jammer() emits 5-15 units per line break
+LEARNED_PHRASE_MIN_POSTS = 5  # a phrase must recur in this many posts to be proposed
+LEARNED_PHRASE_MIN_CHARS = 6
+LEARNED_PHRASE_MAX_CHARS = 40
+
+# --- the demo forum -------------------------------------------------------------------
+DEMO_PORT = 8765
+DEMO_DATASETTE_PORT = 8001

@@ -1,0 +1,148 @@
+"""The engine interface and the plain records every engine returns.
+
+An engine turns a parsed page into these dataclasses. It never fetches and never writes:
+crawl.py feeds it trees and hands its records to storage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from selectolax.lexbor import LexborHTMLParser
+
+
+class PageKind(StrEnum):
+    THREAD = "thread"
+    BOARD = "board"
+    NOTICE = "notice"  # a forum message page (#messagetext): no permission, no such thread...
+    LOGIN = "login"  # a login wall
+    ANTISCRAPE = "antiscrape"  # Discuz 防采集: a lone script that reloads with &_dsign=
+    CHALLENGE = "challenge"  # a generic bot challenge (Cloudflare-style script page)
+    UNKNOWN = "unknown"
+
+
+# Kinds that must never be stored as content: they are recorded as blocked.
+BLOCK_KINDS = frozenset({PageKind.NOTICE, PageKind.LOGIN, PageKind.ANTISCRAPE, PageKind.CHALLENGE})
+
+
+class PostStatus(StrEnum):
+    NORMAL = "normal"
+    DELETED = "deleted"  # 无效楼层，该帖已经被删除
+    BLOCKED = "blocked"  # body replaced by a div.locked notice (banned author, moderator)
+    HIDDEN = "hidden"  # hidden/password/pay content the archiver could not see
+
+
+@dataclass(frozen=True)
+class Attachment:
+    url: str  # absolute URL of the full-size file
+    name: str | None = None
+    aid: str | None = None
+    is_image: bool = True
+
+
+@dataclass(frozen=True)
+class Quote:
+    text: str  # cleaned text of the quoted passage (without the attribution line)
+    author: str | None = None
+    posted_at_raw: str | None = None  # as printed in the attribution line
+    pid: int | None = None  # the quoted post, when the attribution links to it
+
+
+@dataclass
+class Post:
+    pid: int | None  # forum-wide post id; None for text renderings that lack it
+    floor: int | None  # 1 = opening post; None for floors that carry no number (hot replies)
+    floor_label: str  # as printed: 楼主, 沙发, 5#, 推荐 ...
+    author: str | None
+    author_uid: int | None
+    posted_at: str | None  # ISO 8601 with the site's UTC offset, e.g. 2012-03-12T14:40:59+08:00
+    posted_at_raw: str  # the time as printed, for audit
+    content_text: str  # cleaned text: no jammer, ads, watermarks, quotes, edit note, signature
+    content_html: str  # cleaned and sanitised HTML of the body (safe to render)
+    quotes: list[Quote] = field(default_factory=list)
+    signature: str | None = None
+    edit_note: str | None = None  # 本帖最后由 X 于 T 编辑
+    attachments: list[Attachment] = field(default_factory=list)
+    status: PostStatus = PostStatus.NORMAL
+    noise_removed: dict[str, int] = field(default_factory=dict)  # filter name -> count removed
+
+
+@dataclass
+class ThreadPage:
+    tid: int | None
+    title: str
+    page: int  # 1-based page number of this page
+    page_count: int  # pages the thread has, as printed by the pager (1 when there is no pager)
+    posts: list[Post]
+    board: str | None = None  # board name as linked in the breadcrumb
+    fid: int | None = None
+    replies: int | None = None  # printed on page 1 only
+    views: int | None = None
+    canonical_url: str | None = None
+
+
+@dataclass
+class BoardRow:
+    tid: int
+    title: str
+    url: str  # absolute URL of the thread's first page
+    replies: int | None = None
+    views: int | None = None
+    author: str | None = None
+    last_post_at: str | None = None  # ISO 8601 with offset where it could be read
+    last_post_raw: str | None = None
+    sticky: bool = False
+
+
+@dataclass
+class BoardPage:
+    fid: int | None
+    name: str | None
+    page: int
+    page_count: int
+    rows: list[BoardRow]
+
+
+@dataclass(frozen=True)
+class ParseContext:
+    """What a parser needs besides the tree: where the page came from and when."""
+
+    url: str
+    utc_offset: str = "+08:00"
+    fetched_at: str | None = None  # ISO 8601; resolves relative times without a title
+
+
+class Engine(Protocol):
+    """What every forum engine provides. All methods are pure."""
+
+    name: str
+
+    def page_kind(self, tree: LexborHTMLParser, status: int = 200) -> PageKind:
+        """Classify a page before parsing it: thread, board, or a page never to be stored."""
+        ...
+
+    def parse_thread(self, tree: LexborHTMLParser, ctx: ParseContext) -> ThreadPage:
+        """Parse a thread page. Raises only ParseError."""
+        ...
+
+    def parse_board(self, tree: LexborHTMLParser, ctx: ParseContext) -> BoardPage:
+        """Parse a board (thread list) page. Raises only ParseError."""
+        ...
+
+    def url_kind(self, url: str) -> PageKind:
+        """What a URL points at, from its shape alone (THREAD, BOARD or UNKNOWN)."""
+        ...
+
+    def thread_ref(self, url: str) -> tuple[int, int] | None:
+        """(tid, page) for a thread URL in any of the engine's URL forms, else None."""
+        ...
+
+    def thread_url(self, base_url: str, tid: int, page: int = 1) -> str:
+        """The canonical URL of page `page` of thread `tid`."""
+        ...
+
+    def board_url(self, base_url: str, fid: int, page: int = 1) -> str:
+        """The canonical URL of page `page` of board `fid`."""
+        ...
