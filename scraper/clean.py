@@ -11,9 +11,24 @@ Everything here is pure: text or a tree in, text or a tree and counts out.
 from __future__ import annotations
 
 import re
-from collections import Counter
+from dataclasses import dataclass
 
 from scraper import config
+
+
+@dataclass(frozen=True)
+class NoiseRules:
+    """A site's own noise, from its config (layers 3 and 4).
+
+    phrases: watermark phrases removed wherever they appear in a post.
+    learned: phrases proposed by learn_phrases() and confirmed by the operator.
+    text_ads: whole lines that a *text rendering* of the site shows where its ad slots
+        were; the HTML path removes ad slots by their markup and needs no list.
+    """
+
+    phrases: tuple[str, ...] = ()
+    learned: tuple[str, ...] = ()
+    text_ads: tuple[str, ...] = ()
 
 # Discuz jammer(): chr(32..59) . ' ' . chr(63..126), 5-15 times per line break. Text
 # renderings turn some spaces into U+00A0, including the chr(32) a unit may start with.
@@ -87,8 +102,8 @@ def add_counts(total: dict[str, int], name: str, n: int) -> None:
 
 
 __all__ = [
-    "Counter",
     "JAMMER_UNIT",
+    "NoiseRules",
     "add_counts",
     "normalise_whitespace",
     "remove_phrases",

@@ -12,6 +12,8 @@ from typing import Protocol
 
 from selectolax.lexbor import LexborHTMLParser
 
+from scraper.clean import NoiseRules
+
 
 class PageKind(StrEnum):
     THREAD = "thread"
@@ -112,6 +114,7 @@ class ParseContext:
     url: str
     utc_offset: str = "+08:00"
     fetched_at: str | None = None  # ISO 8601; resolves relative times without a title
+    noise: NoiseRules = field(default_factory=NoiseRules)  # the site's phrases (layers 3-4)
 
 
 class Engine(Protocol):
