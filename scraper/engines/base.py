@@ -142,6 +142,10 @@ class Engine(Protocol):
         """(tid, page) for a thread URL in any of the engine's URL forms, else None."""
         ...
 
+    def board_ref(self, url: str) -> tuple[int, int] | None:
+        """(fid, page) for a board URL in any of the engine's URL forms, else None."""
+        ...
+
     def thread_url(self, base_url: str, tid: int, page: int = 1) -> str:
         """The canonical URL of page `page` of thread `tid`."""
         ...

@@ -1,0 +1,79 @@
+"""Bytes to text, the way Chinese forums need it.
+
+httpx's response.text guesses; forums mislabel. The rules, from discuz.md section 3:
+charset from the Content-Type header, else a <meta> in the first 4 KB, else the site's
+default; gbk and gb2312 labels decode as gb18030 (a superset: GBK sites hold characters
+strict GBK rejects); where the declaration and the bytes disagree, strict UTF-8 wins when it
+decodes cleanly (pages re-saved as UTF-8 keep charset=gbk in their meta). The encoding used
+and the number of replaced characters are returned so they can be stored with the page.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from dataclasses import dataclass
+
+from scraper import config
+
+# Labels whose content is better decoded by a superset codec.
+_SUPERSETS = {
+    "gbk": "gb18030", "gb2312": "gb18030", "x-gbk": "gb18030", "gb_2312-80": "gb18030", "cp936": "gb18030",
+    "euc-cn": "gb18030", "big5": "big5hkscs", "x-big5": "big5hkscs", "cp950": "big5hkscs",
+    "iso-8859-1": "cp1252", "latin1": "cp1252", "ascii": "cp1252", "us-ascii": "cp1252",
+}
+_HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.I)
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w.:-]+)""", re.I)
+
+
+@dataclass(frozen=True)
+class Decoded:
+    text: str
+    encoding: str  # the codec actually used
+    replaced: int  # characters that could not be decoded (U+FFFD written instead)
+
+
+def normalise_label(label: str | None) -> str | None:
+    """A codec name Python knows for an HTML charset label, or None if unknown."""
+    if not label:
+        return None
+    label = label.strip().lower()
+    label = _SUPERSETS.get(label, label)
+    try:
+        return codecs.lookup(label).name
+    except LookupError:
+        return None
+
+
+def declared_charsets(body: bytes, content_type: str | None) -> tuple[str | None, str | None]:
+    """(charset from the header, charset from a <meta> in the first 4 KB), normalised."""
+    header = None
+    if content_type:
+        m = _HEADER_CHARSET.search(content_type)
+        header = normalise_label(m.group(1)) if m else None
+    m = _META_CHARSET.search(body[: config.META_CHARSET_SCAN_BYTES])
+    meta = normalise_label(m.group(1).decode("ascii", "replace")) if m else None
+    return header, meta
+
+
+def _is_strict_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def decode_html(body: bytes, content_type: str | None = None, default: str = config.DEFAULT_ENCODING) -> Decoded:
+    """Decode an HTML body following the rules in the module docstring."""
+    if body.startswith(codecs.BOM_UTF8):
+        return Decoded(body[3:].decode("utf-8", "replace"), "utf-8", 0)
+    header, meta = declared_charsets(body, content_type)
+    declared = header or meta or normalise_label(default) or "utf-8"
+    if header and meta and header != meta:
+        # A proxy or CDN may rewrite the header; the page's own meta is closer to the bytes.
+        declared = meta
+    if declared != "utf-8" and not body.isascii() and _is_strict_utf8(body):
+        declared = "utf-8"
+    text = body.decode(declared, "replace")
+    return Decoded(text, declared, text.count("\ufffd"))

@@ -1,0 +1,83 @@
+"""URL canonicalisation and crawler-trap rules for the frontier.
+
+Two URLs that show the same content must share one frontier key, or the crawl re-fetches
+pages and a forum's endless variants (session ids, highlight=, ordertype=) grow the queue
+forever. Discuz prints each thread page in two forms (thread-T-P-1.html and
+forum.php?mod=viewthread&tid=T&page=P): both map to the key 'thread:T:P'.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from scraper import config
+from scraper.engines.base import Engine, PageKind
+from scraper.errors import TrapDetected
+
+# Parameters that never change what a page shows: session ids, search highlights, sort order,
+# Discuz's anti-scraping signature and its "where you came from" trail.
+IGNORED_PARAMS = frozenset({
+    "sid", "s", "phpsessid", "jsessionid", "formhash", "extra", "highlight", "ordertype", "_dsign",
+    "fromuid", "from", "frommodblock", "mobile", "utm_source", "utm_medium", "utm_campaign",
+})
+_REPEATED_SEGMENT = re.compile(r"(/[^/]+)\1{2,}")  # /a/a/a: a path that keeps repeating
+
+
+def canonicalize(url: str) -> str:
+    """Normal form of a URL: lower-case scheme and host, no default port, no fragment, no
+    ignored parameters, parameters sorted."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    port = parts.port
+    if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
+        host = f"{host}:{port}"
+    query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                   if k.lower() not in IGNORED_PARAMS)
+    return urlunsplit((scheme, host, parts.path or "/", urlencode(query), ""))
+
+
+@dataclass(frozen=True)
+class FrontierEntry:
+    url: str  # the URL to fetch (canonical form, keeping the site's own URL style)
+    key: str  # the identity of the content: thread:T:P, board:F:P or url:<canonical>
+    kind: PageKind
+
+
+def entry_for(url: str, engine: Engine) -> FrontierEntry:
+    """Classify and key a URL, refusing the shapes that trap crawlers."""
+    canonical = canonicalize(url)
+    if len(canonical) > config.MAX_URL_LENGTH:
+        raise TrapDetected("url_length", f"URL longer than {config.MAX_URL_LENGTH} characters")
+    if _REPEATED_SEGMENT.search(urlsplit(canonical).path):
+        raise TrapDetected("repeated_path", f"path repeats a segment: {canonical}")
+    thread = engine.thread_ref(canonical)
+    if thread:
+        tid, page = thread
+        if page > config.MAX_PAGES_PER_THREAD:
+            raise TrapDetected("page_ceiling", f"page {page} of thread {tid}")
+        return FrontierEntry(canonical, f"thread:{tid}:{page}", PageKind.THREAD)
+    board = engine.board_ref(canonical)
+    if board:
+        fid, page = board
+        if page > config.MAX_PAGES_PER_THREAD:
+            raise TrapDetected("page_ceiling", f"page {page} of board {fid}")
+        return FrontierEntry(canonical, f"board:{fid}:{page}", PageKind.BOARD)
+    return FrontierEntry(canonical, f"url:{canonical}", engine.url_kind(canonical))
+
+
+def sibling_page_url(url: str, engine: Engine, page: int) -> str:
+    """The URL of another page of the same thread or board, in the URL style `url` uses
+    (a site without rewrite rules has no thread-T-P-1.html pages)."""
+    parts = urlsplit(url)
+    thread = engine.thread_ref(url)
+    board = None if thread else engine.board_ref(url)
+    folder = parts.path[: parts.path.rfind("/") + 1]
+    if re.search(r"/(?:thread|forum)-\d+-\d+(?:-\d+)?\.html$", parts.path):
+        name = f"thread-{thread[0]}-{page}-1.html" if thread else f"forum-{board[0]}-{page}.html"
+        return urlunsplit((parts.scheme, parts.netloc, folder + name, "", ""))
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "page"]
+    query.append(("page", str(page)))
+    return canonicalize(urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), "")))

@@ -1,0 +1,309 @@
+"""The one HTTP seam: every byte the archiver downloads passes through Fetcher.get().
+
+What it guarantees, whatever the server does:
+- only http and https; each host resolved once per request and refused when the address is
+  not a public one (loopback, private, link-local, reserved, multicast, shared, IPv4-mapped
+  forms), unless the operator named that host; the connection goes to the address checked;
+- redirects followed by hand, at most MAX_REDIRECTS, each hop checked again, loops refused;
+- a total deadline per fetch on top of httpx's per-operation timeouts (a server dripping a
+  byte every few seconds never trips a read timeout);
+- raw and decoded bytes capped while streaming; gzip/deflate decoded here, with a bound on
+  every decompression step, so a bomb is refused before it is inflated.
+Errors are the FetchError subclasses of scraper.errors, each with its reason code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import time
+import zlib
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import httpx
+
+from scraper import config
+from scraper.errors import (
+    BadContentType,
+    BlockedAddress,
+    ConnectError,
+    DeadlineExceeded,
+    DNSError,
+    FetchTimeout,
+    ProtocolError,
+    RedirectLoop,
+    TooLarge,
+    TooManyRedirects,
+    UnsupportedScheme,
+)
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+# 100.64.0.0/10 (carrier-grade NAT) is neither private nor global in every Python version.
+_SHARED = ipaddress.ip_network("100.64.0.0/10")
+_MAX_STACKED_ENCODINGS = 2
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """Resolve with the operating system (getaddrinfo), as a browser would."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise DNSError(f"cannot resolve {host}: {exc}") from None
+    return [info[4][0] for info in infos]
+
+
+def forbidden_reason(address: str) -> str | None:
+    """Why an address must not be contacted, or None when it is a public address."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    for label, hit in (
+        ("loopback", ip.is_loopback),
+        ("unspecified", ip.is_unspecified),
+        ("link-local", ip.is_link_local),
+        ("multicast", ip.is_multicast),
+        ("private", ip.is_private),
+        ("reserved", ip.is_reserved),
+        ("shared", isinstance(ip, ipaddress.IPv4Address) and ip in _SHARED),
+    ):
+        if hit:
+            return label
+    if not ip.is_global:
+        return "not global"
+    return None
+
+
+@dataclass
+class AddressGuard:
+    """Resolves a host once and refuses non-public addresses, except for hosts the operator
+    named (allowed_hosts: the demo forum and tests run on 127.0.0.1)."""
+
+    allowed_hosts: frozenset[str] = frozenset()
+    resolver: Resolver = system_resolver
+
+    async def check(self, url: str) -> str:
+        """Return the address to connect to for `url`, or raise."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise UnsupportedScheme(f"refusing {parts.scheme or 'scheme-less'} URL {url!r}")
+        host = parts.hostname
+        if not host:
+            raise UnsupportedScheme(f"no host in {url!r}")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        addresses = await self.resolver(host, port)
+        if not addresses:
+            raise DNSError(f"no address for {host}")
+        address = addresses[0]
+        if host.lower() not in self.allowed_hosts:
+            reason = forbidden_reason(address)
+            if reason:
+                raise BlockedAddress(f"{host} resolves to {address} ({reason})")
+        return address
+
+
+@dataclass
+class FetchResult:
+    url: str  # the URL asked for
+    final_url: str  # after redirects
+    status: int
+    headers: httpx.Headers
+    body: bytes  # decoded of Content-Encoding, capped
+    elapsed_ms: int
+    raw_bytes: int  # bytes on the wire (compressed)
+    redirects: list[str] = field(default_factory=list)
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "")
+
+
+class _BoundedInflater:
+    """gzip/deflate decoding that never produces more than `limit` bytes in total."""
+
+    def __init__(self, encoding: str, limit: int):
+        self.limit = limit
+        self.produced = 0
+        self.first = True
+        self.wbits = 31 if encoding in ("gzip", "x-gzip") else zlib.MAX_WBITS
+        self.decomp = zlib.decompressobj(self.wbits)
+
+    def feed(self, data: bytes) -> bytes:
+        out = []
+        try:
+            chunk = self.decomp.decompress(data, self.limit - self.produced + 1)
+        except zlib.error:
+            if self.first and self.wbits == zlib.MAX_WBITS:
+                # Some servers send raw deflate without the zlib header.
+                self.decomp = zlib.decompressobj(-zlib.MAX_WBITS)
+                self.first = False
+                return self.feed(data)
+            raise ProtocolError("corrupt compressed body") from None
+        self.first = False
+        while True:
+            self.produced += len(chunk)
+            if self.produced > self.limit:
+                raise TooLarge(f"decoded body exceeds {self.limit} bytes")
+            out.append(chunk)
+            tail = self.decomp.unconsumed_tail
+            if not tail:
+                break
+            chunk = self.decomp.decompress(tail, self.limit - self.produced + 1)
+        return b"".join(out)
+
+
+def _content_encodings(headers: httpx.Headers) -> list[str]:
+    value = headers.get("content-encoding", "")
+    codings = [c.strip().lower() for c in value.split(",") if c.strip() and c.strip().lower() != "identity"]
+    if len(codings) > _MAX_STACKED_ENCODINGS:
+        raise ProtocolError(f"{len(codings)} stacked content encodings")
+    for coding in codings:
+        if coding not in ("gzip", "x-gzip", "deflate"):
+            raise ProtocolError(f"unsupported content encoding {coding!r}")
+    return codings
+
+
+class Fetcher:
+    """GET with every guard on. One instance per crawl; close it with aclose()."""
+
+    def __init__(
+        self,
+        *,
+        user_agent: str,
+        guard: AddressGuard | None = None,
+        max_body_bytes: int = config.MAX_BODY_BYTES,
+        deadline_s: float = config.FETCH_DEADLINE_S,
+        connect_timeout_s: float = config.CONNECT_TIMEOUT_S,
+        read_timeout_s: float = config.READ_TIMEOUT_S,
+        max_redirects: int = config.MAX_REDIRECTS,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ):
+        self.user_agent = user_agent
+        self.guard = guard or AddressGuard()
+        self.max_body_bytes = max_body_bytes
+        self.deadline_s = deadline_s
+        self.max_redirects = max_redirects
+        timeout = httpx.Timeout(connect=connect_timeout_s, read=read_timeout_s, write=read_timeout_s,
+                                pool=read_timeout_s)
+        self._client = httpx.AsyncClient(
+            http2=transport is None,
+            timeout=timeout,
+            follow_redirects=False,  # each hop is checked by the guard
+            trust_env=False,  # no proxy from the environment can bypass the address guard
+            transport=transport,
+            headers={"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"},
+        )
+        self.requests_made = 0  # HTTP requests sent, for "every attempt is recorded" checks
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def get(
+        self,
+        url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        accept_types: Iterable[str] | None = config.ACCEPTED_CONTENT_TYPES,
+        max_bytes: int | None = None,
+        max_redirects: int | None = None,
+    ) -> FetchResult:
+        """Fetch `url`, following redirects by hand. Raises a FetchError subclass on failure.
+
+        A non-2xx final status is returned, not raised: the caller records it.
+        """
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self.deadline_s):
+                return await self._get(url, headers or {}, accept_types, max_bytes or self.max_body_bytes,
+                                       self.max_redirects if max_redirects is None else max_redirects, started)
+        except TimeoutError:
+            raise DeadlineExceeded(f"no complete response within {self.deadline_s:g} s") from None
+
+    async def _get(self, url, headers, accept_types, max_bytes, max_redirects, started) -> FetchResult:
+        seen = {url}
+        redirects: list[str] = []
+        current = url
+        while True:
+            address = await self.guard.check(current)
+            result = await self._request_once(current, address, headers, accept_types, max_bytes)
+            if result.status not in _REDIRECT_STATUSES:
+                result.url, result.redirects = url, redirects
+                result.elapsed_ms = int((time.monotonic() - started) * 1000)
+                return result
+            location = result.headers.get("location")
+            if not location:
+                raise ProtocolError(f"HTTP {result.status} without Location")
+            target = urljoin(current, location.strip())
+            if target in seen:
+                raise RedirectLoop(f"redirect loop back to {target}")
+            if len(redirects) >= max_redirects:
+                raise TooManyRedirects(f"more than {max_redirects} redirects from {url}")
+            seen.add(target)
+            redirects.append(target)
+            current = target
+
+    async def _request_once(self, url, address, headers, accept_types, max_bytes) -> FetchResult:
+        parts = urlsplit(url)
+        host_header = parts.netloc.rsplit("@", 1)[-1]
+        ip_host = f"[{address}]" if ":" in address else address
+        netloc = f"{ip_host}:{parts.port}" if parts.port else ip_host
+        pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+        request_headers = {"Host": host_header, **headers}
+        extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
+        self.requests_made += 1
+        try:
+            request = self._client.build_request("GET", pinned, headers=request_headers, extensions=extensions)
+            response = await self._client.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            raise FetchTimeout(f"{type(exc).__name__} on {url}") from None
+        except httpx.ConnectError as exc:
+            raise ConnectError(f"cannot connect to {parts.hostname}: {exc}") from None
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            raise ProtocolError(f"{type(exc).__name__} on {url}: {exc}") from None
+        try:
+            return await self._read(url, response, accept_types, max_bytes)
+        finally:
+            await response.aclose()
+
+    async def _read(self, url, response: httpx.Response, accept_types, max_bytes) -> FetchResult:
+        status = response.status_code
+        headers = response.headers
+        declared = headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > max_bytes:
+            raise TooLarge(f"Content-Length {declared} exceeds {max_bytes}")
+        if status == 200 and accept_types is not None:
+            mime = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            if mime and mime not in accept_types:
+                raise BadContentType(f"{mime} is not a page type ({', '.join(accept_types)})")
+        if status in _REDIRECT_STATUSES or status == 304:
+            body = b""  # no content to keep; error bodies are read to recognise challenge pages
+        else:
+            body = await self._read_body(response, max_bytes)
+        return FetchResult(url=url, final_url=url, status=status, headers=headers, body=body, elapsed_ms=0,
+                           raw_bytes=response.num_bytes_downloaded)
+
+    async def _read_body(self, response: httpx.Response, max_bytes: int) -> bytes:
+        inflaters = [_BoundedInflater(c, max_bytes) for c in reversed(_content_encodings(response.headers))]
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            async for raw in response.aiter_raw():
+                if response.num_bytes_downloaded > max_bytes:
+                    raise TooLarge(f"body exceeds {max_bytes} bytes on the wire")
+                data = raw
+                for inflater in inflaters:
+                    data = inflater.feed(data)
+                total += len(data)
+                if total > max_bytes:
+                    raise TooLarge(f"body exceeds {max_bytes} bytes")
+                chunks.append(data)
+        except httpx.TimeoutException:
+            raise FetchTimeout("timed out reading the body") from None
+        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            raise ProtocolError(f"body cut short: {exc}") from None
+        return b"".join(chunks)

@@ -1,0 +1,182 @@
+"""Being a good guest: robots.txt (RFC 9309) and per-host pacing.
+
+Pacing rules (design.md, "Politeness defaults"): one request in flight per host; at least
+delay_s between the end of one request and the start of the next; jitter only lengthens a
+gap (up to JITTER_MAX_FACTOR), so neither the configured delay nor a robots Crawl-delay is
+ever undercut; a slow server earns a longer gap; a 429/503 pauses the host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
+
+from protego import Protego
+
+from scraper import config
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+# A response that took t seconds earns a gap of up to SLOWDOWN_FACTOR * t (Heritrix's
+# delayFactor), capped: a struggling server is given room, a fast one keeps the floor.
+SLOWDOWN_FACTOR = 5.0
+SLOWDOWN_CAP_S = 30.0
+
+
+def host_of(url: str) -> str:
+    """The politeness key of a URL: its host name (ports of one address are one host)."""
+    return (urlsplit(url).hostname or "").lower()
+
+
+@dataclass
+class _HostState:
+    lock: asyncio.Lock
+    next_start: float = 0.0  # monotonic time before which no request may start
+    gap_s: float = config.DELAY_S
+
+
+class HostPacer:
+    """Per-host gaps and exclusivity. Clock, sleep and randomness are injectable for tests."""
+
+    def __init__(self, *, delay_s: float = config.DELAY_S, clock: Clock = time.monotonic,
+                 sleep: Sleep = asyncio.sleep, rng: Callable[[], float] = random.random):
+        self.delay_s = delay_s
+        self.clock = clock
+        self.sleep = sleep
+        self.rng = rng
+        self._hosts: dict[str, _HostState] = {}
+        self._min_gap: dict[str, float] = {}
+
+    def _state(self, host: str) -> _HostState:
+        state = self._hosts.get(host)
+        if state is None:
+            state = self._hosts[host] = _HostState(lock=asyncio.Lock(), gap_s=self.gap_for(host))
+        return state
+
+    def gap_for(self, host: str) -> float:
+        return max(self.delay_s, self._min_gap.get(host, 0.0))
+
+    def set_min_gap(self, host: str, seconds: float) -> None:
+        """Raise a host's floor (robots Crawl-delay or Request-rate); never lowers it."""
+        seconds = min(seconds, config.CRAWL_DELAY_CAP_S)
+        self._min_gap[host] = max(self._min_gap.get(host, 0.0), seconds)
+
+    def pause(self, host: str, seconds: float) -> None:
+        """Hold every request to `host` for `seconds` (Retry-After, block pages)."""
+        state = self._state(host)
+        state.next_start = max(state.next_start, self.clock() + min(seconds, config.RETRY_AFTER_CAP_S))
+
+    def busy(self, host: str) -> bool:
+        state = self._hosts.get(host)
+        return bool(state and state.lock.locked())
+
+    def ready_in(self, host: str) -> float:
+        """Seconds until `host` may be asked again (0 when it may be asked now)."""
+        state = self._hosts.get(host)
+        return max(0.0, state.next_start - self.clock()) if state else 0.0
+
+    @asynccontextmanager
+    async def slot(self, host: str):
+        """Hold the host's one slot for a request; the gap after it starts when it ends."""
+        state = self._state(host)
+        async with state.lock:
+            wait = state.next_start - self.clock()
+            if wait > 0:
+                await self.sleep(wait)
+            started = self.clock()
+            try:
+                yield
+            finally:
+                elapsed = self.clock() - started
+                gap = max(self.gap_for(host), min(SLOWDOWN_FACTOR * elapsed, SLOWDOWN_CAP_S))
+                gap *= 1.0 + (config.JITTER_MAX_FACTOR - 1.0) * self.rng()
+                state.next_start = max(state.next_start, self.clock() + gap)
+
+
+# --- robots.txt -----------------------------------------------------------------------
+def robots_url(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/robots.txt", "", ""))
+
+
+@dataclass(frozen=True)
+class RobotsRules:
+    """One host's robots.txt verdict, as cached in the archive's robots table."""
+
+    status: int | None  # HTTP status of the robots.txt fetch; None on a network error
+    body: str | None
+    reason: str | None = None  # why it is what it is ('unreachable', 'unavailable', ...)
+
+    @property
+    def _parser(self) -> Protego | None:
+        if self.status is not None and 200 <= self.status < 300 and self.body is not None:
+            return Protego.parse(self.body)
+        return None
+
+    def allows(self, url: str, token: str = config.PRODUCT_TOKEN) -> bool:
+        if url.endswith("/robots.txt"):
+            return True  # RFC 9309 2.2.2: robots.txt itself is always allowed
+        if self.status is None or self.status >= 500:
+            return False  # unreachable: assume complete disallow (RFC 9309 2.3.1.4)
+        if self.status >= 400:
+            return True  # unavailable: crawl freely (2.3.1.3)
+        parser = self._parser
+        return True if parser is None else parser.can_fetch(url, token)
+
+    def min_gap_s(self, token: str = config.PRODUCT_TOKEN) -> float:
+        """The gap robots.txt asks for (Crawl-delay or Request-rate), capped; 0 if none."""
+        parser = self._parser
+        if parser is None:
+            return 0.0
+        gap = parser.crawl_delay(token) or 0.0
+        rate = parser.request_rate(token)
+        if rate and rate.requests:
+            gap = max(gap, rate.seconds / rate.requests)
+        return min(float(gap), config.CRAWL_DELAY_CAP_S)
+
+
+def robots_from_fetch(status: int | None, body: bytes | None) -> tuple[RobotsRules, float]:
+    """Turn a robots.txt fetch outcome into rules and how long to trust them (seconds)."""
+    if status is None or status >= 500:
+        return RobotsRules(status, None, "unreachable"), config.ROBOTS_UNREACHABLE_RETRY_S
+    if status >= 400:
+        return RobotsRules(status, None, "unavailable"), config.ROBOTS_CACHE_S
+    text = (body or b"")[: config.ROBOTS_MAX_BYTES].decode("utf-8", "replace")
+    return RobotsRules(status, text), config.ROBOTS_CACHE_S
+
+
+def expiry(now_iso: str, seconds: float) -> str:
+    return (datetime.fromisoformat(now_iso) + timedelta(seconds=seconds)).isoformat(timespec="seconds")
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def retry_after_s(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), capped at 1 h."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), config.RETRY_AFTER_CAP_S)
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    delta = (when - (now or datetime.now(UTC))).total_seconds()
+    return min(max(delta, 0.0), config.RETRY_AFTER_CAP_S)
+
+
+__all__ = ["HostPacer", "RobotsRules", "host_of", "retry_after_s", "robots_from_fetch", "robots_url"]

@@ -1,0 +1,152 @@
+"""Site configs (TOML): load, validate, and turn into the settings the crawler uses.
+
+Errors name the bad key and say what is expected, so an operator can fix a config
+without reading the code.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from scraper import config
+from scraper.clean import NoiseRules
+from scraper.errors import ConfigError
+
+_OFFSET = re.compile(r"^[+-](?:[01]\d|2[0-3]):[0-5]\d$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+KNOWN_ENGINES = ("discuz",)
+
+
+@dataclass(frozen=True)
+class Politeness:
+    delay_s: float = config.DELAY_S
+    max_in_flight: int = config.MAX_IN_FLIGHT_PER_HOST
+    max_tries: int = config.MAX_TRIES_PER_RUN
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    engine: str
+    base_url: str
+    utc_offset: str = config.DEFAULT_UTC_OFFSET
+    encoding: str = config.DEFAULT_ENCODING
+    boards: tuple[int, ...] = ()
+    contact_url: str | None = None
+    politeness: Politeness = field(default_factory=Politeness)
+    noise: NoiseRules = field(default_factory=NoiseRules)
+    every_s: float = 3600.0
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.base_url).hostname or ""
+
+
+def _expect(cond: bool, key: str, what: str, got: Any) -> None:
+    if not cond:
+        raise ConfigError(f"site config: {key} must be {what}, got {got!r}")
+
+
+def _str_list(value: Any, key: str) -> tuple[str, ...]:
+    _expect(isinstance(value, list) and all(isinstance(v, str) for v in value), key, "a list of strings", value)
+    return tuple(value)
+
+
+def site_from_dict(data: dict[str, Any], *, source: str = "site config") -> Site:
+    """Validate a parsed config mapping and build a Site."""
+    known = {"name", "engine", "base_url", "utc_offset", "encoding", "boards", "contact_url",
+             "politeness", "noise", "schedule"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+    name = data.get("name")
+    _expect(isinstance(name, str) and bool(_NAME.match(name or "")), "name",
+            "a short lowercase name of letters, digits, '-' or '_'", name)
+    engine = data.get("engine", "discuz")
+    _expect(engine in KNOWN_ENGINES, "engine", f"one of {KNOWN_ENGINES}", engine)
+    base_url = data.get("base_url")
+    _expect(isinstance(base_url, str) and urlsplit(base_url).scheme in ("http", "https")
+            and bool(urlsplit(base_url).hostname), "base_url", "an http(s) URL such as 'https://bbs.example.cn/'",
+            base_url)
+    if not base_url.endswith("/"):
+        base_url += "/"
+    utc_offset = data.get("utc_offset", config.DEFAULT_UTC_OFFSET)
+    _expect(isinstance(utc_offset, str) and bool(_OFFSET.match(utc_offset)), "utc_offset",
+            "a UTC offset like '+08:00'", utc_offset)
+    encoding = data.get("encoding", config.DEFAULT_ENCODING)
+    _expect(isinstance(encoding, str), "encoding", "an encoding name such as 'gbk' or 'utf-8'", encoding)
+    try:
+        "".encode(encoding)
+    except LookupError:
+        raise ConfigError(f"{source}: encoding {encoding!r} is not an encoding Python knows") from None
+    boards = data.get("boards", [])
+    _expect(isinstance(boards, list) and all(isinstance(b, int) and b > 0 for b in boards), "boards",
+            "a list of board ids (fid numbers)", boards)
+    contact = data.get("contact_url")
+    _expect(contact is None or isinstance(contact, str), "contact_url", "a URL string", contact)
+
+    pol = data.get("politeness", {})
+    _expect(isinstance(pol, dict), "politeness", "a table", pol)
+    unknown = sorted(set(pol) - {"delay_s", "max_in_flight", "max_tries"})
+    if unknown:
+        raise ConfigError(f"{source}: unknown key politeness.{unknown[0]}; known: delay_s, max_in_flight, max_tries")
+    delay_s = pol.get("delay_s", config.DELAY_S)
+    _expect(isinstance(delay_s, (int, float)) and delay_s >= 0, "politeness.delay_s", "seconds >= 0", delay_s)
+    max_in_flight = pol.get("max_in_flight", config.MAX_IN_FLIGHT_PER_HOST)
+    _expect(isinstance(max_in_flight, int) and 1 <= max_in_flight <= 8, "politeness.max_in_flight",
+            "an integer from 1 to 8", max_in_flight)
+    max_tries = pol.get("max_tries", config.MAX_TRIES_PER_RUN)
+    _expect(isinstance(max_tries, int) and 1 <= max_tries <= config.MAX_TRIES_PER_RUN, "politeness.max_tries",
+            f"an integer from 1 to {config.MAX_TRIES_PER_RUN}", max_tries)
+
+    noise = data.get("noise", {})
+    _expect(isinstance(noise, dict), "noise", "a table", noise)
+    unknown = sorted(set(noise) - {"phrases", "learned", "text_ads"})
+    if unknown:
+        raise ConfigError(f"{source}: unknown key noise.{unknown[0]}; known: phrases, learned, text_ads")
+    rules = NoiseRules(
+        phrases=_str_list(noise.get("phrases", []), "noise.phrases"),
+        learned=_str_list(noise.get("learned", []), "noise.learned"),
+        text_ads=_str_list(noise.get("text_ads", []), "noise.text_ads"),
+    )
+    schedule = data.get("schedule", {})
+    _expect(isinstance(schedule, dict), "schedule", "a table", schedule)
+    every_s = schedule.get("every_s", 3600)
+    _expect(isinstance(every_s, (int, float)) and every_s >= 60, "schedule.every_s", "seconds >= 60", every_s)
+    return Site(
+        name=name, engine=engine, base_url=base_url, utc_offset=utc_offset, encoding=encoding,
+        boards=tuple(boards), contact_url=contact,
+        politeness=Politeness(delay_s=float(delay_s), max_in_flight=max_in_flight, max_tries=max_tries),
+        noise=rules, every_s=float(every_s), raw=data,
+    )
+
+
+def load_site(path: str | Path) -> Site:
+    """Read and validate one site config file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"site config {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"site config {path} is not valid TOML: {exc}") from None
+    return site_from_dict(data, source=str(path))
+
+
+def site_for_url(url: str, *, name: str | None = None, engine: str = "discuz") -> Site:
+    """A default site for a URL given on the command line without a config."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{url!r} is not an http(s) URL")
+    host = parts.hostname
+    default_name = re.sub(r"[^a-z0-9_-]+", "-", (host + (f"-{parts.port}" if parts.port else "")).lower()).strip("-")
+    # Discuz often lives in a folder (https://example.cn/bbs/): the base is the URL's folder.
+    folder = parts.path[: parts.path.rfind("/") + 1] or "/"
+    base = f"{parts.scheme}://{parts.netloc}{folder}"
+    return site_from_dict({"name": name or default_name[:63], "engine": engine, "base_url": base})
