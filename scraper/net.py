@@ -124,36 +124,49 @@ class FetchResult:
 
 
 class _BoundedInflater:
-    """gzip/deflate decoding that never produces more than `limit` bytes in total."""
+    """gzip/deflate decoding that never produces more than `limit` bytes in total.
+
+    Every decompress call is bounded by what is left of the limit, so a bomb is refused
+    after at most `limit` bytes were made, whatever its ratio. Concatenated gzip members
+    (legal, RFC 1952) are decoded one after another under the same limit.
+    """
 
     def __init__(self, encoding: str, limit: int):
         self.limit = limit
         self.produced = 0
-        self.first = True
-        self.wbits = 31 if encoding in ("gzip", "x-gzip") else zlib.MAX_WBITS
-        self.decomp = zlib.decompressobj(self.wbits)
+        self.gzip = encoding in ("gzip", "x-gzip")
+        self.started = False
+        self.decomp = self._new(zlib.MAX_WBITS | 16 if self.gzip else zlib.MAX_WBITS)
+
+    @staticmethod
+    def _new(wbits: int):
+        return zlib.decompressobj(wbits)
 
     def feed(self, data: bytes) -> bytes:
-        out = []
-        try:
-            chunk = self.decomp.decompress(data, self.limit - self.produced + 1)
-        except zlib.error:
-            if self.first and self.wbits == zlib.MAX_WBITS:
-                # Some servers send raw deflate without the zlib header.
-                self.decomp = zlib.decompressobj(-zlib.MAX_WBITS)
-                self.first = False
-                return self.feed(data)
-            raise ProtocolError("corrupt compressed body") from None
-        self.first = False
-        while True:
+        out: list[bytes] = []
+        pending = data
+        while pending:
+            try:
+                chunk = self.decomp.decompress(pending, self.limit - self.produced + 1)
+            except zlib.error:
+                if not self.started and not self.gzip:
+                    # Some servers send raw deflate without the zlib header.
+                    self.decomp = self._new(-zlib.MAX_WBITS)
+                    self.started = True
+                    continue
+                raise ProtocolError("corrupt compressed body") from None
+            self.started = True
             self.produced += len(chunk)
             if self.produced > self.limit:
                 raise TooLarge(f"decoded body exceeds {self.limit} bytes")
             out.append(chunk)
-            tail = self.decomp.unconsumed_tail
-            if not tail:
-                break
-            chunk = self.decomp.decompress(tail, self.limit - self.produced + 1)
+            if self.decomp.unconsumed_tail:
+                pending = self.decomp.unconsumed_tail
+            elif self.decomp.eof and self.decomp.unused_data and self.gzip:
+                pending = self.decomp.unused_data
+                self.decomp = self._new(zlib.MAX_WBITS | 16)
+            else:
+                pending = b""
         return b"".join(out)
 
 

@@ -1,0 +1,55 @@
+"""Bytes to text: the charset rules Chinese forums need."""
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scraper.decode import decode_html
+
+GBK_META = '<html><head><meta http-equiv="Content-Type" content="text/html; charset=gbk" /></head><body>{}</body>'
+
+
+def test_gbk_page_with_meta_only_and_gb18030_characters_decodes_exactly():
+    # 𠮷 (U+20BB7) and € are outside strict GBK: a gbk decoder would lose them.
+    text = GBK_META.format("基层党委办公室 𠮷 € 十种意识")
+    decoded = decode_html(text.encode("gb18030"), "text/html")
+    assert decoded.text == text
+    assert decoded.encoding == "gb18030"
+    assert decoded.replaced == 0
+
+
+def test_header_charset_wins_when_meta_agrees():
+    body = '<meta charset="utf-8">中文'.encode("utf-8")
+    assert decode_html(body, "text/html; charset=UTF-8").encoding == "utf-8"
+
+
+def test_utf8_bytes_under_a_gbk_label_decode_as_utf8():
+    # A page re-saved as UTF-8 that kept charset=gbk in its meta.
+    text = GBK_META.format("公文写作百法例讲")
+    decoded = decode_html(text.encode("utf-8"), "text/html")
+    assert decoded.text == text
+    assert decoded.encoding == "utf-8"
+
+
+def test_meta_beats_a_rewritten_header():
+    text = GBK_META.format("老秘网")
+    decoded = decode_html(text.encode("gb18030"), "text/html; charset=iso-8859-1")
+    assert decoded.text == text
+
+
+def test_site_default_applies_without_declarations():
+    body = "<p>办公室</p>".encode("gb18030")
+    decoded = decode_html(body, "text/html", default="gbk")
+    assert decoded.text == "<p>办公室</p>"
+
+
+def test_undecodable_bytes_are_counted():
+    body = b'<meta charset="utf-8"><p>ok \xff\xfe bad</p>'
+    decoded = decode_html(body, "text/html; charset=utf-8")
+    assert decoded.replaced == 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=2000), st.sampled_from([None, "text/html", "text/html; charset=gbk", "text/html; charset=bogus"]))
+def test_any_bytes_decode_without_error(body, content_type):
+    decoded = decode_html(body, content_type)
+    assert isinstance(decoded.text, str)

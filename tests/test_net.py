@@ -1,0 +1,202 @@
+"""The network seam against a real misbehaving server on 127.0.0.1."""
+
+import asyncio
+import socket
+import time
+import tracemalloc
+
+import pytest
+
+from scraper.errors import (
+    BadContentType,
+    BlockedAddress,
+    DeadlineExceeded,
+    ProtocolError,
+    RedirectLoop,
+    TooLarge,
+    TooManyRedirects,
+    UnsupportedScheme,
+)
+from scraper.net import AddressGuard, Fetcher, forbidden_reason
+from tests.misbehaving import MisbehavingServer
+
+UA = "forum-archiver-tests"
+
+
+@pytest.fixture
+def server():
+    with MisbehavingServer() as srv:
+        yield srv
+
+
+def fetcher(allowed=("127.0.0.1",), **kwargs):
+    return Fetcher(user_agent=UA, guard=AddressGuard(allowed_hosts=frozenset(allowed)), **kwargs)
+
+
+async def test_plain_fetch(server):
+    f = fetcher()
+    try:
+        result = await f.get(server.url("/ok"))
+    finally:
+        await f.aclose()
+    assert result.status == 200
+    assert b"ok" in result.body
+
+
+async def test_loopback_is_refused_unless_named(server):
+    f = fetcher(allowed=())
+    try:
+        with pytest.raises(BlockedAddress):
+            await f.get(server.url("/ok"))
+    finally:
+        await f.aclose()
+    assert server.hits == []  # not one connection was made
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://127.0.0.2:{port}/ok",
+        "http://[::ffff:127.0.0.1]:{port}/ok",
+        "http://2130706433:{port}/ok",
+        "http://169.254.169.254/latest/meta-data/",
+    ],
+)
+async def test_redirects_to_forbidden_addresses_make_no_connection(target):
+    # The crawl's host is allowed; the redirect target is another address: refused.
+    with MisbehavingServer("127.0.0.1") as origin, MisbehavingServer("127.0.0.2") as forbidden:
+        f = fetcher(allowed=("127.0.0.1",))
+        try:
+            with pytest.raises(BlockedAddress):
+                await f.get(origin.url("/redirect?to=" + target.format(port=forbidden.port)))
+        finally:
+            await f.aclose()
+        assert forbidden.hits == []
+
+
+async def test_file_scheme_redirect_is_refused(server):
+    f = fetcher()
+    try:
+        with pytest.raises(UnsupportedScheme):
+            await f.get(server.url("/redirect?to=file:///etc/passwd"))
+    finally:
+        await f.aclose()
+
+
+async def test_rebinding_resolver_is_checked_every_request(server):
+    answers = iter(["93.184.216.34", "127.0.0.1"])
+
+    async def rebinding(host, port):
+        return [next(answers)]
+
+    f = Fetcher(user_agent=UA, guard=AddressGuard(resolver=rebinding), deadline_s=2)
+    try:
+        # First answer is public (nothing listens there in this sandbox), the second is loopback.
+        with pytest.raises(Exception):
+            await f.get("http://forum.test:%d/ok" % server.port)
+        with pytest.raises(BlockedAddress):
+            await f.get("http://forum.test:%d/ok" % server.port)
+    finally:
+        await f.aclose()
+    assert server.hits == []
+
+
+@pytest.mark.parametrize(
+    ("path", "error"),
+    [("/loop-a", RedirectLoop), ("/chain/0", TooManyRedirects)],
+)
+async def test_redirect_traps(server, path, error):
+    f = fetcher()
+    try:
+        with pytest.raises(error):
+            await f.get(server.url(path))
+    finally:
+        await f.aclose()
+    assert len(server.hits) <= 6
+
+
+@pytest.mark.parametrize(
+    ("path", "error"),
+    [
+        ("/drip", DeadlineExceeded),
+        ("/hang-after-headers", DeadlineExceeded),
+        ("/huge-chunked", TooLarge),
+        ("/wrong-content-length", ProtocolError),
+    ],
+)
+async def test_slow_and_broken_bodies_end_within_the_deadline(server, path, error):
+    deadline_s = 1.0
+    f = fetcher(deadline_s=deadline_s, read_timeout_s=5.0, max_body_bytes=1024 * 1024)
+    started = time.monotonic()
+    try:
+        with pytest.raises(error):
+            await f.get(server.url(path))
+    finally:
+        await f.aclose()
+    assert time.monotonic() - started < deadline_s + 1
+
+
+@pytest.mark.parametrize("kind", ["gzip", "deflate", "gzip-in-gzip", "gzip-members"])
+async def test_decompression_bombs_are_refused_in_bounded_memory(server, kind):
+    cap = 8 * 1024 * 1024
+    f = fetcher(max_body_bytes=cap, deadline_s=30)
+    tracemalloc.start()
+    try:
+        with pytest.raises(TooLarge):
+            await f.get(server.url(f"/bomb/{kind}"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        await f.aclose()
+    assert peak < cap + 64 * 1024 * 1024
+
+
+async def test_non_html_pages_are_refused(server):
+    f = fetcher()
+    try:
+        with pytest.raises(BadContentType):
+            await f.get(server.url("/plain"))
+        robots_style = await f.get(server.url("/plain"), accept_types=None)
+    finally:
+        await f.aclose()
+    assert robots_style.body == b"just text"
+
+
+async def test_error_statuses_are_returned_not_raised(server):
+    f = fetcher()
+    try:
+        result = await f.get(server.url("/status/503?retry_after=7"))
+    finally:
+        await f.aclose()
+    assert result.status == 503
+    assert result.headers["retry-after"] == "7"
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("10.1.2.3", "private"),
+        ("192.168.1.1", "private"),
+        ("169.254.169.254", "link-local"),
+        ("100.64.0.1", "shared"),
+        ("0.0.0.0", "unspecified"),
+        ("224.0.0.1", "multicast"),
+        ("240.0.0.1", "reserved"),
+    ],
+)
+def test_forbidden_addresses(address, reason):
+    assert forbidden_reason(address) is not None
+
+
+def test_public_addresses_pass():
+    assert forbidden_reason("93.184.216.34") is None
+    assert forbidden_reason("2606:2800:220:1:248:1893:25c8:1946") is None
+
+
+def test_integer_host_resolves_to_loopback():
+    # 2130706433 is 127.0.0.1 to getaddrinfo: the guard checks what it resolves to.
+    assert socket.gethostbyname("2130706433") == "127.0.0.1"
+    assert asyncio.run(AddressGuard().resolver("2130706433", 80)) == ["127.0.0.1"]
