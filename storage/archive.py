@@ -1,0 +1,1076 @@
+"""Archive: the only writer of the archive file.
+
+Every public writing method runs in its own transaction, or inside the caller's when one
+is open (Archive.transaction), so the crawler can save a fetch row, the raw body, the
+page's posts, the frontier change and the next URLs all or nothing.
+
+Times: every writing method takes `now` (ISO 8601 with a UTC offset; default: the current
+time). Times the archive compares (frontier due times and leases) and its own stamps are
+stored in UTC (``2024-03-02T10:05:11+00:00``), so string order is time order. Times that
+come from the forum (posted_at, last_post_at) are stored as given, in the site's offset.
+
+Identity: a thread is (site, thread_key) and a post is (site, post_key); see
+storage.dedup. A post's versions are its distinct normalised-content hashes.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+from storage.db import open_db
+from storage.dedup import classify, content_hash, extract_hash, post_key, thread_key
+from storage.records import BoardPageRecord, PostRecord, ThreadPageRecord
+
+FRONTIER_STATES = ("pending", "leased", "done", "failed", "skipped")
+FINISH_STATES = frozenset({"done", "failed", "skipped", "pending"})
+PHRASE_STATUSES = frozenset({"proposed", "confirmed", "rejected"})
+NORMAL_STATUS = "normal"
+DEFAULT_LEASE_S = 300  # matches the crawler's default; storage cannot import its config
+BODY_COMPRESSION = "zlib"
+BODY_COMPRESSION_LEVEL = 6  # zlib's default: ~5x on forum HTML at a fraction of level 9's cost
+_UTC_OFFSET = re.compile(r"^[+-](?:0\d|1[0-4]):[0-5]\d$")
+
+T = TypeVar("T")
+
+
+class ReadOnlyArchiveError(PermissionError):
+    """A write was attempted through an Archive opened read-only."""
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    """What saving one thread page did. Each post on the page counts in exactly one of
+    new_posts, new_versions (its content changed) and unchanged_posts."""
+
+    thread_id: int
+    new_posts: int
+    new_versions: int
+    unchanged_posts: int
+    page_changed: bool
+    post_keys: tuple[str, ...] = ()  # the page's posts, for mark_posts_gone()
+
+
+def utc_now() -> str:
+    """The current time as the archive stamps it: UTC ISO 8601 to the second."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def normalise_time(value: str) -> str:
+    """`value` (ISO 8601 with a UTC offset) as UTC ISO 8601, so that string order is time
+    order. Raises ValueError for anything else, naive times included: a time without an
+    offset would silently compare wrong against every stored one."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"not an ISO 8601 time: {value!r}") from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"time without a UTC offset: {value!r}")
+    return parsed.astimezone(timezone.utc).isoformat()
+
+
+def _stamp(now: str | None) -> str:
+    return utc_now() if now is None else normalise_time(now)
+
+
+def _json(value: Any) -> str:
+    # ensure_ascii=False keeps Chinese readable when the JSON is browsed in Datasette.
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _text(value: Any) -> str:
+    """A str enum's value, or the str itself."""
+    return str(getattr(value, "value", value))
+
+
+def _writes(method: Callable[..., T]) -> Callable[..., T]:
+    """Run a writing method in a transaction of its own, or inside the caller's."""
+
+    @functools.wraps(method)
+    def wrapper(self: Archive, *args: Any, **kwargs: Any) -> T:
+        with self.transaction():
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+def _pick(values: Mapping[str, Any], *names: str) -> dict[str, Any]:
+    return {name: values[name] for name in names}
+
+
+def _names(values: Iterable[str], what: str) -> str:
+    """A JSON list of names for json_each(); a lone str would be iterated letter by letter."""
+    if isinstance(values, str):
+        raise TypeError(f"{what} must be a collection of str, not a str")
+    return json.dumps(list(values), ensure_ascii=False)
+
+
+def _quote_dict(quote: Any) -> dict[str, Any]:
+    return {name: getattr(quote, name, None) for name in ("text", "author", "posted_at_raw", "pid")}
+
+
+def _attachment_dict(attachment: Any) -> dict[str, Any]:
+    fields = {name: getattr(attachment, name, None) for name in ("url", "name", "aid")}
+    fields["is_image"] = bool(getattr(attachment, "is_image", True))
+    return fields
+
+
+def _post_values(post: PostRecord) -> dict[str, Any]:
+    """The posts columns that come from the record, validated."""
+    text, html = post.content_text, post.content_html
+    if not isinstance(text, str) or not isinstance(html, str):
+        raise TypeError("a post's content_text and content_html must be str")
+    return {
+        "pid": post.pid,
+        "floor": post.floor,
+        "floor_label": post.floor_label,
+        "author": post.author,
+        "author_uid": post.author_uid,
+        "posted_at": post.posted_at,
+        "posted_at_raw": post.posted_at_raw,
+        "content_text": text,
+        "content_html": html,
+        "content_hash": content_hash(text),
+        "quotes_json": _json([_quote_dict(q) for q in post.quotes or ()]),
+        "signature": post.signature,
+        "edit_note": post.edit_note,
+        "attachments_json": _json([_attachment_dict(a) for a in post.attachments or ()]),
+        "status": _text(post.status or NORMAL_STATUS),
+        "noise_json": _json(dict(post.noise_removed or {})),
+    }
+
+
+def _distinct_posts(key_of_thread: str, posts: Sequence[PostRecord]) -> dict[str, PostRecord]:
+    """The page's posts by post key, in page order, each key once.
+
+    Discuz repeats a popular reply as a numberless '推荐' floor on page 1; where a key occurs
+    twice, the occurrence with a floor number is the post's real position.
+    """
+    chosen: dict[str, PostRecord] = {}
+    for post in posts:
+        key = post_key(post.pid, key_of_thread, post.floor)
+        held = chosen.get(key)
+        if held is None or (held.floor is None and post.floor is not None):
+            chosen[key] = post
+    return chosen
+
+
+class Archive:
+    """The archive file, opened for writing (the default) or read-only.
+
+    One Archive is one SQLite connection: use it from one thread at a time. Several
+    processes may each open their own; WAL and busy_timeout let them take turns.
+    """
+
+    def __init__(self, path: str | Path, *, readonly: bool = False):
+        self.path = Path(path)
+        self.readonly = readonly
+        self.db = open_db(self.path, readonly=readonly)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- transactions -----------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[Archive]:
+        """All writes inside the block commit together or not at all.
+
+        The outermost block is ``BEGIN IMMEDIATE`` (the write lock is taken up front, so a
+        busy archive makes the caller wait at the start rather than fail half-way). Inner
+        blocks are savepoints within it: an exception caught inside the outer block undoes
+        only the inner block's writes.
+        """
+        if self.readonly:
+            raise ReadOnlyArchiveError(f"{self.path} was opened read-only")
+        conn = self.db.conn
+        nested = conn.in_transaction
+        conn.execute("SAVEPOINT archive_nested" if nested else "BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            # An error such as SQLITE_FULL may already have ended the transaction.
+            if conn.in_transaction:
+                if nested:
+                    conn.execute("ROLLBACK TO archive_nested")
+                    conn.execute("RELEASE archive_nested")
+                else:
+                    conn.execute("ROLLBACK")
+            raise
+        if nested:
+            conn.execute("RELEASE archive_nested")
+            return
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    # --- small SQL helpers ------------------------------------------------------------
+    def _all(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[dict]:
+        cursor = self.db.execute(sql, params)
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    def _one(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> dict | None:
+        rows = self._all(sql, params)
+        return rows[0] if rows else None
+
+    def _insert(self, table: str, values: Mapping[str, Any]) -> int:
+        # Table and column names come from this module, never from input; values are bound.
+        columns = ", ".join(values)
+        placeholders = ", ".join(f":{name}" for name in values)
+        cursor = self.db.execute(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", values)
+        return cursor.lastrowid
+
+    def _require_row(self, table: str, column: str, value: Any, what: str) -> None:
+        if value is None:
+            return
+        if self.db.execute(f"SELECT 1 FROM {table} WHERE {column} = ?", [value]).fetchone() is None:
+            raise LookupError(f"no {what} {value!r} in the archive")
+
+    # --- sites ------------------------------------------------------------------------
+    @_writes
+    def upsert_site(
+        self,
+        name: str,
+        *,
+        engine: str,
+        base_url: str | None = None,
+        utc_offset: str = "+08:00",
+        config: Mapping[str, Any] | None = None,
+        now: str | None = None,
+    ) -> int:
+        """Create the site `name` or update it; returns its id.
+
+        base_url and config left as None keep what an existing site has.
+        """
+        if not name or not engine:
+            raise ValueError("a site needs a name and an engine")
+        if not _UTC_OFFSET.match(utc_offset):
+            raise ValueError(f"utc_offset must look like +08:00, got {utc_offset!r}")
+        row = self._one(
+            """INSERT INTO sites (name, engine, base_url, utc_offset, config_json, created_at)
+            VALUES (:name, :engine, :base_url, :utc_offset, coalesce(:config_json, '{}'), :now)
+            ON CONFLICT (name) DO UPDATE SET
+                engine = excluded.engine,
+                base_url = coalesce(:base_url, sites.base_url),
+                utc_offset = excluded.utc_offset,
+                config_json = coalesce(:config_json, sites.config_json)
+            RETURNING id""",
+            {
+                "name": name,
+                "engine": engine,
+                "base_url": base_url,
+                "utc_offset": utc_offset,
+                "config_json": None if config is None else _json(dict(config)),
+                "now": _stamp(now),
+            },
+        )
+        return row["id"]
+
+    def get_site(self, name: str) -> dict | None:
+        """The sites row named `name`, or None."""
+        return self._one("SELECT * FROM sites WHERE name = ?", [name])
+
+    # --- fetches and bodies -----------------------------------------------------------
+    @_writes
+    def record_fetch(
+        self,
+        *,
+        url: str,
+        status: int | None = None,
+        reason: str | None = None,
+        final_url: str | None = None,
+        nbytes: int | None = None,
+        elapsed_ms: int | None = None,
+        body_sha256: str | None = None,
+        site_id: int | None = None,
+        run_id: int | None = None,
+        method: str = "GET",
+        now: str | None = None,
+    ) -> int:
+        """Record one HTTP attempt (call it exactly once per attempt); returns the row id."""
+        self._require_row("bodies", "sha256", body_sha256, "body")
+        return self._insert(
+            "fetches",
+            {
+                "site_id": site_id,
+                "run_id": run_id,
+                "url": url,
+                "final_url": final_url,
+                "method": method,
+                "status": status,
+                "reason": reason,
+                "bytes": nbytes,
+                "elapsed_ms": elapsed_ms,
+                "body_sha256": body_sha256,
+                "fetched_at": _stamp(now),
+            },
+        )
+
+    @_writes
+    def store_body(self, body: bytes, now: str | None = None) -> str:
+        """Store a raw response body once, zlib-compressed; returns its sha256 hex."""
+        if not isinstance(body, (bytes, bytearray, memoryview)):
+            raise TypeError(f"a body is bytes, got {type(body).__name__}")
+        body = bytes(body)
+        digest = hashlib.sha256(body).hexdigest()
+        # Checking first spares compressing a body the archive already holds.
+        if self.db.execute("SELECT 1 FROM bodies WHERE sha256 = ?", [digest]).fetchone():
+            return digest
+        data = zlib.compress(body, BODY_COMPRESSION_LEVEL)
+        self.db.execute(
+            """INSERT INTO bodies (sha256, compression, size, stored_size, data, first_seen_at)
+            VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING""",
+            [digest, BODY_COMPRESSION, len(body), len(data), data, _stamp(now)],
+        )
+        return digest
+
+    def read_body(self, sha256: str) -> bytes:
+        """The raw body stored under `sha256`. Raises LookupError when there is none and
+        ValueError when the stored bytes do not match their hash."""
+        row = self._one("SELECT compression, size, data FROM bodies WHERE sha256 = ?", [sha256])
+        if row is None:
+            raise LookupError(f"no body {sha256!r} in the archive")
+        if row["compression"] != BODY_COMPRESSION:
+            raise ValueError(f"body {sha256} uses unknown compression {row['compression']!r}")
+        body = zlib.decompress(row["data"])
+        if len(body) != row["size"] or hashlib.sha256(body).hexdigest() != sha256:
+            raise ValueError(f"body {sha256} is corrupt: its bytes do not match its hash")
+        return body
+
+    @_writes
+    def record_parse_failure(
+        self,
+        *,
+        url: str,
+        reason: str,
+        detail: str | None = None,
+        body_sha256: str | None = None,
+        site_id: int | None = None,
+        now: str | None = None,
+    ) -> int:
+        """Record a page that could not be parsed (its body stays in bodies); returns the id."""
+        self._require_row("bodies", "sha256", body_sha256, "body")
+        return self._insert(
+            "parse_failures",
+            {
+                "site_id": site_id,
+                "url": url,
+                "body_sha256": body_sha256,
+                "reason": reason,
+                "detail": detail,
+                "at": _stamp(now),
+            },
+        )
+
+    # --- pages, threads, posts --------------------------------------------------------
+    @_writes
+    def save_thread_page(
+        self,
+        site_id: int,
+        page: ThreadPageRecord,
+        *,
+        url: str,
+        url_key: str,
+        body_sha256: str | None = None,
+        encoding: str | None = None,
+        replaced_chars: int = 0,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        now: str | None = None,
+    ) -> SaveResult:
+        """Save one parsed thread page: its thread, its posts (new ones, new versions of
+        changed ones, last_seen_at for the rest) and its pages row.
+
+        A post whose status is no longer normal (deleted, blocked, hidden) keeps the
+        content archived while it was normal: only its status and last sighting change.
+        """
+        stamp = _stamp(now)
+        fetch_meta = self._fetch_meta(site_id, body_sha256, encoding, replaced_chars, etag, last_modified)
+        key_of_thread = thread_key(page.tid, page.title)
+        posts = _distinct_posts(key_of_thread, page.posts)
+        values = {key: _post_values(post) for key, post in posts.items()}
+        thread_id = self._upsert_thread_from_page(site_id, key_of_thread, page, url, stamp)
+        verdicts = Counter(
+            self._save_post(site_id, thread_id, page.page, key, post_values, stamp)
+            for key, post_values in values.items()
+        )
+        page_changed = self._upsert_page(
+            site_id,
+            kind="thread",
+            url=url,
+            url_key=url_key,
+            thread_id=thread_id,
+            page_no=page.page,
+            extract=extract_hash((key, v["content_hash"]) for key, v in values.items()),
+            item_count=len(values),
+            fetch_meta=fetch_meta,
+            now=stamp,
+        )
+        return SaveResult(
+            thread_id=thread_id,
+            new_posts=verdicts["new"],
+            new_versions=verdicts["changed"],
+            unchanged_posts=verdicts["same"],
+            page_changed=page_changed,
+            post_keys=tuple(values),
+        )
+
+    def _fetch_meta(
+        self,
+        site_id: int,
+        body_sha256: str | None,
+        encoding: str | None,
+        replaced_chars: int,
+        etag: str | None,
+        last_modified: str | None,
+    ) -> dict[str, Any]:
+        """Check that the page's site and body exist; return the pages columns that
+        describe the response it came from."""
+        self._require_row("sites", "id", site_id, "site")
+        self._require_row("bodies", "sha256", body_sha256, "body")
+        return {
+            "body_sha256": body_sha256,
+            "encoding": encoding,
+            "replaced_chars": replaced_chars,
+            "etag": etag,
+            "last_modified": last_modified,
+        }
+
+    def _upsert_thread_from_page(
+        self, site_id: int, key: str, page: ThreadPageRecord, url: str, now: str
+    ) -> int:
+        title = (page.title or "").strip() or None
+        row = self._one(
+            """INSERT INTO threads (site_id, tid, thread_key, title, url, board, fid, replies,
+                views, page_count, first_seen_at, last_seen_at)
+            VALUES (:site_id, :tid, :key, :title, :url, :board, :fid, :replies, :views,
+                :page_count, :now, :now)
+            ON CONFLICT (site_id, thread_key) DO UPDATE SET
+                tid = coalesce(excluded.tid, threads.tid),
+                title = coalesce(excluded.title, threads.title),
+                -- page 1's canonical URL is the thread's URL; later pages only fill a gap
+                url = CASE WHEN :is_first_page THEN excluded.url
+                           ELSE coalesce(threads.url, excluded.url) END,
+                board = coalesce(excluded.board, threads.board),
+                fid = coalesce(excluded.fid, threads.fid),
+                replies = coalesce(excluded.replies, threads.replies),
+                views = coalesce(excluded.views, threads.views),
+                page_count = coalesce(excluded.page_count, threads.page_count),
+                last_seen_at = excluded.last_seen_at,
+                gone_at = NULL
+            RETURNING id""",
+            {
+                "site_id": site_id,
+                "tid": page.tid,
+                "key": key,
+                "title": title,
+                "url": page.canonical_url or url,
+                "board": page.board,
+                "fid": page.fid,
+                "replies": page.replies,
+                "views": page.views,
+                "page_count": page.page_count,
+                "is_first_page": page.page == 1,
+                "now": now,
+            },
+        )
+        return row["id"]
+
+    def _save_post(
+        self, site_id: int, thread_id: int, page_no: int, key: str, values: dict, now: str
+    ) -> str:
+        """Insert, touch or version one post; returns 'new', 'same' or 'changed'."""
+        stored = self._one(
+            "SELECT id, content_hash, status FROM posts WHERE site_id = ? AND post_key = ?",
+            [site_id, key],
+        )
+        verdict = classify(stored and stored["content_hash"], values["content_hash"])
+        if verdict == "new":
+            post_id = self._insert(
+                "posts",
+                {
+                    "site_id": site_id,
+                    "thread_id": thread_id,
+                    "post_key": key,
+                    "page": page_no,
+                    **values,
+                    "first_seen_at": now,
+                    "last_seen_at": now,
+                },
+            )
+            self._add_version(post_id, values, now)
+            return verdict
+        post_id = stored["id"]
+        self._touch_post(post_id, thread_id, page_no, values, now)
+        if values["status"] != NORMAL_STATUS and stored["status"] == NORMAL_STATUS:
+            # A deleted or blocked rendering must not overwrite what was archived.
+            return "same"
+        self._refresh_post_details(post_id, values)
+        if verdict == "changed":
+            self._replace_content(post_id, values, now)
+        return verdict
+
+    def _touch_post(
+        self, post_id: int, thread_id: int, page_no: int, values: dict, now: str
+    ) -> None:
+        self.db.execute(
+            """UPDATE posts SET
+                thread_id = :thread_id,
+                pid = coalesce(:pid, pid),
+                -- a numberless floor (a hot reply repeated on page 1) never moves a post
+                -- away from its numbered position
+                floor = CASE WHEN :floor IS NOT NULL OR floor IS NULL THEN :floor ELSE floor END,
+                floor_label = CASE WHEN :floor IS NOT NULL OR floor IS NULL
+                                   THEN :floor_label ELSE floor_label END,
+                page = CASE WHEN :floor IS NOT NULL OR floor IS NULL THEN :page ELSE page END,
+                author = coalesce(:author, author),
+                author_uid = coalesce(:author_uid, author_uid),
+                posted_at = coalesce(:posted_at, posted_at),
+                posted_at_raw = coalesce(:posted_at_raw, posted_at_raw),
+                status = :status,
+                last_seen_at = :now,
+                gone_at = NULL
+            WHERE id = :id""",
+            {
+                "id": post_id,
+                "thread_id": thread_id,
+                "page": page_no,
+                "now": now,
+                **_pick(
+                    values,
+                    "pid",
+                    "floor",
+                    "floor_label",
+                    "author",
+                    "author_uid",
+                    "posted_at",
+                    "posted_at_raw",
+                    "status",
+                ),
+            },
+        )
+
+    def _refresh_post_details(self, post_id: int, values: dict) -> None:
+        """Fields that belong to the post but are not versioned with its text."""
+        self.db.execute(
+            """UPDATE posts SET
+                quotes_json = :quotes_json,
+                signature = coalesce(:signature, signature),
+                edit_note = coalesce(:edit_note, edit_note),
+                attachments_json = :attachments_json,
+                noise_json = :noise_json
+            WHERE id = :id""",
+            {
+                "id": post_id,
+                **_pick(
+                    values, "quotes_json", "signature", "edit_note", "attachments_json", "noise_json"
+                ),
+            },
+        )
+
+    def _replace_content(self, post_id: int, values: dict, now: str) -> None:
+        added = self._add_version(post_id, values, now)
+        self.db.execute(
+            """UPDATE posts SET
+                content_text = :content_text,
+                content_html = :content_html,
+                content_hash = :content_hash,
+                version_count = version_count + :added
+            WHERE id = :id""",
+            {
+                "id": post_id,
+                "added": added,
+                **_pick(values, "content_text", "content_html", "content_hash"),
+            },
+        )
+
+    def _add_version(self, post_id: int, values: dict, now: str) -> int:
+        """Add a post_versions row unless this content was seen before (A -> B -> A keeps
+        two rows); returns how many rows were added."""
+        cursor = self.db.execute(
+            """INSERT INTO post_versions (post_id, content_hash, content_text, content_html,
+                edit_note, seen_at)
+            VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (post_id, content_hash) DO NOTHING""",
+            [
+                post_id,
+                values["content_hash"],
+                values["content_text"],
+                values["content_html"],
+                values["edit_note"],
+                now,
+            ],
+        )
+        return cursor.rowcount
+
+    def _upsert_page(
+        self,
+        site_id: int,
+        *,
+        kind: str,
+        url: str,
+        url_key: str,
+        thread_id: int | None,
+        page_no: int | None,
+        extract: str,
+        item_count: int,
+        fetch_meta: Mapping[str, Any],
+        now: str,
+    ) -> bool:
+        """Upsert a pages row; returns whether its extract hash changed (True when new)."""
+        prior = self._one(
+            "SELECT extract_hash FROM pages WHERE site_id = ? AND url_key = ?", [site_id, url_key]
+        )
+        changed = prior is None or prior["extract_hash"] != extract
+        self.db.execute(
+            """INSERT INTO pages (site_id, url, url_key, kind, thread_id, page_no, body_sha256,
+                encoding, replaced_chars, etag, last_modified, extract_hash, post_count,
+                first_fetched_at, last_fetched_at, last_changed_at)
+            VALUES (:site_id, :url, :url_key, :kind, :thread_id, :page_no, :body_sha256,
+                :encoding, :replaced_chars, :etag, :last_modified, :extract_hash, :item_count,
+                :now, :now, :now)
+            ON CONFLICT (site_id, url_key) DO UPDATE SET
+                url = excluded.url,
+                kind = excluded.kind,
+                thread_id = coalesce(excluded.thread_id, pages.thread_id),
+                page_no = coalesce(excluded.page_no, pages.page_no),
+                body_sha256 = coalesce(excluded.body_sha256, pages.body_sha256),
+                encoding = coalesce(excluded.encoding, pages.encoding),
+                replaced_chars = excluded.replaced_chars,
+                etag = excluded.etag,
+                last_modified = excluded.last_modified,
+                extract_hash = excluded.extract_hash,
+                post_count = excluded.post_count,
+                last_fetched_at = excluded.last_fetched_at,
+                last_changed_at = CASE WHEN :changed THEN excluded.last_fetched_at
+                                       ELSE pages.last_changed_at END""",
+            {
+                "site_id": site_id,
+                "url": url,
+                "url_key": url_key,
+                "kind": kind,
+                "thread_id": thread_id,
+                "page_no": page_no,
+                "extract_hash": extract,
+                "item_count": item_count,
+                "changed": changed,
+                "now": now,
+                **fetch_meta,
+            },
+        )
+        return changed
+
+    @_writes
+    def save_board_page(
+        self,
+        site_id: int,
+        board: BoardPageRecord,
+        *,
+        url: str,
+        url_key: str,
+        body_sha256: str | None = None,
+        encoding: str | None = None,
+        replaced_chars: int = 0,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        now: str | None = None,
+    ) -> int:
+        """Save one parsed board page: a threads row per listed thread and the pages row.
+
+        What a board says (replies, views, last post time, board) updates a thread; a
+        title or URL the thread's own pages gave is kept. Returns the number of rows seen.
+        """
+        stamp = _stamp(now)
+        fetch_meta = self._fetch_meta(site_id, body_sha256, encoding, replaced_chars, etag, last_modified)
+        for row in board.rows:
+            self._upsert_thread_from_board(site_id, board, row, stamp)
+        self._upsert_page(
+            site_id,
+            kind="board",
+            url=url,
+            url_key=url_key,
+            thread_id=None,
+            page_no=board.page,
+            # views are left out: they move on every visit and say nothing about new posts
+            extract=extract_hash(
+                (row.tid, row.replies, row.last_post_at or row.last_post_raw) for row in board.rows
+            ),
+            item_count=len(board.rows),
+            fetch_meta=fetch_meta,
+            now=stamp,
+        )
+        return len(board.rows)
+
+    def _upsert_thread_from_board(self, site_id: int, board: Any, row: Any, now: str) -> None:
+        self.db.execute(
+            """INSERT INTO threads (site_id, tid, thread_key, title, url, board, fid, replies,
+                views, last_post_at, first_seen_at, last_seen_at)
+            VALUES (:site_id, :tid, :key, :title, :url, :board, :fid, :replies, :views,
+                :last_post_at, :now, :now)
+            ON CONFLICT (site_id, thread_key) DO UPDATE SET
+                tid = coalesce(threads.tid, excluded.tid),
+                title = coalesce(threads.title, excluded.title),
+                url = coalesce(threads.url, excluded.url),
+                board = coalesce(excluded.board, threads.board),
+                fid = coalesce(excluded.fid, threads.fid),
+                replies = coalesce(excluded.replies, threads.replies),
+                views = coalesce(excluded.views, threads.views),
+                last_post_at = coalesce(excluded.last_post_at, threads.last_post_at),
+                last_seen_at = excluded.last_seen_at,
+                gone_at = NULL""",
+            {
+                "site_id": site_id,
+                "tid": row.tid,
+                "key": thread_key(row.tid, row.title),
+                "title": (row.title or "").strip() or None,
+                "url": row.url,
+                "board": board.name,
+                "fid": board.fid,
+                "replies": row.replies,
+                "views": row.views,
+                "last_post_at": row.last_post_at,
+                "now": now,
+            },
+        )
+
+    @_writes
+    def mark_posts_gone(
+        self, thread_id: int, page_no: int, present_post_keys: Iterable[str], now: str | None = None
+    ) -> int:
+        """Stamp gone_at on the posts of this thread page that are not among
+        `present_post_keys` (and are not gone already); returns how many."""
+        cursor = self.db.execute(
+            """UPDATE posts SET gone_at = :now
+            WHERE thread_id = :thread_id AND page = :page_no AND gone_at IS NULL
+              AND post_key NOT IN (SELECT value FROM json_each(:keys))""",
+            {
+                "now": _stamp(now),
+                "thread_id": thread_id,
+                "page_no": page_no,
+                "keys": _names(present_post_keys, "present_post_keys"),
+            },
+        )
+        return cursor.rowcount
+
+    @_writes
+    def mark_thread_gone(self, thread_id: int, now: str | None = None) -> bool:
+        """Stamp gone_at on a thread the forum no longer serves; a later save clears it."""
+        cursor = self.db.execute(
+            "UPDATE threads SET gone_at = ? WHERE id = ? AND gone_at IS NULL",
+            [_stamp(now), thread_id],
+        )
+        return cursor.rowcount == 1
+
+    def page_state(self, site_id: int, url_key: str) -> dict | None:
+        """The pages row of a URL (etag, last_modified, extract_hash, body_sha256, ...)."""
+        return self._one("SELECT * FROM pages WHERE site_id = ? AND url_key = ?", [site_id, url_key])
+
+    # --- frontier ---------------------------------------------------------------------
+    @_writes
+    def enqueue(
+        self,
+        site_id: int,
+        *,
+        url: str,
+        url_key: str,
+        kind: str,
+        host: str,
+        priority: int = 0,
+        depth: int = 0,
+        discovered_from: str | None = None,
+        next_due_at: str | None = None,
+        now: str | None = None,
+    ) -> bool:
+        """Add a URL to the frontier, due at next_due_at (default: now).
+
+        Returns True when the URL is new; enqueueing a known url_key changes nothing.
+        """
+        stamp = _stamp(now)
+        cursor = self.db.execute(
+            """INSERT INTO frontier (site_id, url, url_key, kind, host, priority, depth,
+                discovered_from, next_due_at, added_at, updated_at)
+            VALUES (:site_id, :url, :url_key, :kind, :host, :priority, :depth,
+                :discovered_from, :next_due_at, :now, :now)
+            ON CONFLICT (site_id, url_key) DO NOTHING""",
+            {
+                "site_id": site_id,
+                "url": url,
+                "url_key": url_key,
+                "kind": kind,
+                "host": host,
+                "priority": priority,
+                "depth": depth,
+                "discovered_from": discovered_from,
+                "next_due_at": stamp if next_due_at is None else normalise_time(next_due_at),
+                "now": stamp,
+            },
+        )
+        return cursor.rowcount == 1
+
+    @_writes
+    def requeue(
+        self, site_id: int, url_key: str, next_due_at: str | None = None, now: str | None = None
+    ) -> bool:
+        """Put a finished URL back to pending, due at next_due_at (default: now), with its
+        attempts reset. A leased row is left to its holder. Returns whether a row changed."""
+        stamp = _stamp(now)
+        cursor = self.db.execute(
+            """UPDATE frontier SET state = 'pending', reason = NULL, attempts = 0,
+                next_due_at = :due, leased_until = NULL, updated_at = :now
+            WHERE site_id = :site_id AND url_key = :url_key AND state != 'leased'""",
+            {
+                "due": stamp if next_due_at is None else normalise_time(next_due_at),
+                "now": stamp,
+                "site_id": site_id,
+                "url_key": url_key,
+            },
+        )
+        return cursor.rowcount == 1
+
+    @_writes
+    def lease_next(
+        self,
+        site_id: int | None = None,
+        *,
+        now: str,
+        lease_s: float,
+        exclude_hosts: Iterable[str] = (),
+    ) -> dict | None:
+        """Lease the next due URL: pending, next_due_at <= now, host not excluded; highest
+        priority first, then the longest overdue. Marks it leased until now + lease_s and
+        counts the attempt. Returns the frontier row, or None when nothing is due."""
+        return self._lease(
+            """state = 'pending'
+                  AND (next_due_at IS NULL OR next_due_at <= :now)
+                  AND (:site_id IS NULL OR site_id = :site_id)
+                  AND host NOT IN (SELECT value FROM json_each(:exclude_hosts))
+                ORDER BY priority DESC, next_due_at, id""",
+            {"site_id": site_id, "exclude_hosts": _names(exclude_hosts, "exclude_hosts")},
+            now=now,
+            lease_s=lease_s,
+        )
+
+    @_writes
+    def lease_by_key(
+        self, site_id: int, url_key: str, *, now: str, lease_s: float = DEFAULT_LEASE_S
+    ) -> dict | None:
+        """Lease one pending URL by its key, due or not (to settle a URL known to need no
+        fetch). Returns the row, or None when that URL is not pending."""
+        return self._lease(
+            "state = 'pending' AND site_id = :site_id AND url_key = :url_key",
+            {"site_id": site_id, "url_key": url_key},
+            now=now,
+            lease_s=lease_s,
+        )
+
+    def _lease(self, condition: str, params: dict, *, now: str, lease_s: float) -> dict | None:
+        if lease_s <= 0:
+            raise ValueError(f"lease_s must be positive, got {lease_s!r}")
+        stamp = normalise_time(now)
+        until = (datetime.fromisoformat(stamp) + timedelta(seconds=lease_s)).isoformat()
+        # One statement picks and marks the row, so two connections cannot take the same.
+        # `condition` is SQL written in this module; every value in it is bound.
+        return self._one(
+            f"""UPDATE frontier SET state = 'leased', leased_until = :until,
+                attempts = attempts + 1, updated_at = :now
+            WHERE id = (SELECT id FROM frontier WHERE {condition} LIMIT 1)
+            RETURNING *""",
+            {**params, "until": until, "now": stamp},
+        )
+
+    @_writes
+    def finish(
+        self,
+        frontier_id: int,
+        state: str,
+        reason: str | None = None,
+        next_due_at: str | None = None,
+        now: str | None = None,
+    ) -> None:
+        """End a lease: state 'done', 'failed' or 'skipped' (with a reason code), or
+        'pending' with a next_due_at to retry later."""
+        if state not in FINISH_STATES:
+            raise ValueError(f"cannot finish in state {state!r}; use one of {sorted(FINISH_STATES)}")
+        if state == "pending" and next_due_at is None:
+            raise ValueError("a retry (state 'pending') needs a next_due_at")
+        cursor = self.db.execute(
+            """UPDATE frontier SET state = :state, reason = :reason, next_due_at = :due,
+                leased_until = NULL, updated_at = :now
+            WHERE id = :id""",
+            {
+                "id": frontier_id,
+                "state": state,
+                "reason": reason,
+                "due": None if next_due_at is None else normalise_time(next_due_at),
+                "now": _stamp(now),
+            },
+        )
+        if cursor.rowcount != 1:
+            raise LookupError(f"no frontier row {frontier_id}")
+
+    @_writes
+    def release_expired_leases(self, now: str) -> int:
+        """Return leased rows whose lease ran out (a crashed worker's) to pending; returns
+        how many. Their attempt stays counted."""
+        stamp = normalise_time(now)
+        cursor = self.db.execute(
+            """UPDATE frontier SET state = 'pending', leased_until = NULL, updated_at = :now
+            WHERE state = 'leased' AND leased_until <= :now""",
+            {"now": stamp},
+        )
+        return cursor.rowcount
+
+    def frontier_counts(self, site_id: int | None = None) -> dict[str, int]:
+        """Rows per frontier state (every state present, zeros included)."""
+        counts = dict.fromkeys(FRONTIER_STATES, 0)
+        for row in self._all(
+            """SELECT state, count(*) AS n FROM frontier
+            WHERE (:site_id IS NULL OR site_id = :site_id) GROUP BY state""",
+            {"site_id": site_id},
+        ):
+            counts[row["state"]] = row["n"]
+        return counts
+
+    # --- runs -------------------------------------------------------------------------
+    @_writes
+    def start_run(self, site_id: int | None, job: str, now: str | None = None) -> int:
+        """Open a runs row (status 'running'); returns its id."""
+        return self._insert("runs", {"site_id": site_id, "job": job, "started_at": _stamp(now)})
+
+    @_writes
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: str,
+        requests: int,
+        not_modified: int,
+        new_posts: int,
+        new_versions: int,
+        failures: Mapping[str, int],
+        now: str | None = None,
+    ) -> None:
+        """Close a run with its totals; failures maps reason code -> count."""
+        cursor = self.db.execute(
+            """UPDATE runs SET finished_at = :now, status = :status, requests = :requests,
+                not_modified = :not_modified, new_posts = :new_posts,
+                new_versions = :new_versions, failures = :failures, failures_json = :failures_json
+            WHERE id = :id""",
+            {
+                "id": run_id,
+                "now": _stamp(now),
+                "status": status,
+                "requests": requests,
+                "not_modified": not_modified,
+                "new_posts": new_posts,
+                "new_versions": new_versions,
+                "failures": sum(failures.values()),
+                "failures_json": _json(dict(failures)),
+            },
+        )
+        if cursor.rowcount != 1:
+            raise LookupError(f"no run {run_id}")
+
+    # --- robots.txt cache -------------------------------------------------------------
+    @_writes
+    def put_robots(
+        self,
+        host: str,
+        *,
+        status: int | None,
+        body: str | None,
+        expires_at: str,
+        reason: str | None = None,
+        fetched_at: str | None = None,
+    ) -> None:
+        """Cache the robots.txt outcome for `host` (fetched at fetched_at, default now)
+        until expires_at, replacing what was cached before."""
+        self.db.execute(
+            """INSERT INTO robots (host, status, body, reason, fetched_at, expires_at)
+            VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT (host) DO UPDATE SET status = excluded.status, body = excluded.body,
+                reason = excluded.reason, fetched_at = excluded.fetched_at,
+                expires_at = excluded.expires_at""",
+            [host, status, body, reason, _stamp(fetched_at), normalise_time(expires_at)],
+        )
+
+    def get_robots(self, host: str) -> dict | None:
+        """The cached robots row for `host` (the caller checks expires_at), or None."""
+        return self._one("SELECT * FROM robots WHERE host = ?", [host])
+
+    # --- learned noise phrases --------------------------------------------------------
+    @_writes
+    def propose_phrases(
+        self, site_id: int, phrases: Iterable[tuple[str, int]], now: str | None = None
+    ) -> int:
+        """Record phrases seen in `count` posts as proposed watermarks. A phrase already
+        known gets its count updated and keeps its status (a rejection stays rejected).
+        Returns how many phrases were new."""
+        stamp = _stamp(now)
+        added = 0
+        for phrase, count in phrases:
+            if not isinstance(phrase, str) or not phrase.strip():
+                raise ValueError(f"a phrase must be a non-empty str, got {phrase!r}")
+            cursor = self.db.execute(
+                """INSERT INTO noise_phrases (site_id, phrase, post_count, proposed_at)
+                VALUES (?, ?, ?, ?) ON CONFLICT (site_id, phrase) DO NOTHING""",
+                [site_id, phrase, int(count), stamp],
+            )
+            if cursor.rowcount:
+                added += 1
+            else:
+                self.db.execute(
+                    "UPDATE noise_phrases SET post_count = ? WHERE site_id = ? AND phrase = ?",
+                    [int(count), site_id, phrase],
+                )
+        return added
+
+    @_writes
+    def set_phrase_status(self, site_id: int, phrase: str, status: str) -> bool:
+        """Confirm or reject a proposed phrase; returns whether the phrase exists."""
+        if status not in PHRASE_STATUSES:
+            raise ValueError(f"phrase status must be one of {sorted(PHRASE_STATUSES)}")
+        cursor = self.db.execute(
+            "UPDATE noise_phrases SET status = ? WHERE site_id = ? AND phrase = ?",
+            [status, site_id, phrase],
+        )
+        return cursor.rowcount == 1
+
+    def confirmed_phrases(self, site_id: int) -> list[str]:
+        """The site's confirmed phrases, longest first (so a phrase goes before any phrase
+        it contains)."""
+        rows = self.db.execute(
+            """SELECT phrase FROM noise_phrases WHERE site_id = ? AND status = 'confirmed'
+            ORDER BY length(phrase) DESC, phrase""",
+            [site_id],
+        ).fetchall()
+        return [row[0] for row in rows]
+
+
+__all__ = [
+    "Archive",
+    "ReadOnlyArchiveError",
+    "SaveResult",
+    "normalise_time",
+    "utc_now",
+]

@@ -1,0 +1,55 @@
+"""Opening the archive file: one place that sets the connection up the same way every time."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import sqlite_utils
+
+from storage.schema import ensure_schema
+
+# A writer waits this long for another process's write lock before giving up.
+BUSY_TIMEOUT_MS = 5000
+
+
+def open_db(path: str | Path, *, readonly: bool = False) -> sqlite_utils.Database:
+    """Open the archive at `path` and return a sqlite_utils.Database.
+
+    Writable: creates the file if needed, switches it to WAL (readers never block the
+    writer), and creates or migrates the schema. Read-only: opens with a ``mode=ro`` URI,
+    so nothing can be written through the connection; the file must exist.
+
+    Either way: foreign keys on, busy_timeout 5000 ms, synchronous=NORMAL (safe with WAL:
+    a power cut can lose the last transactions, never corrupt the file). The connection is
+    in autocommit mode: transactions are explicit (see Archive.transaction), and
+    sqlite-utils joins a transaction that is open.
+    """
+    path = Path(path)
+    if readonly:
+        if not path.is_file():
+            raise FileNotFoundError(f"no archive at {path}")
+        target, uri = path.resolve().as_uri() + "?mode=ro", True
+    else:
+        if not path.parent.is_dir():
+            raise FileNotFoundError(f"no directory {path.parent} to hold the archive")
+        target, uri = str(path), False
+    # check_same_thread=False lets a crawler hand the archive to a worker thread; one
+    # Archive must still be used by one thread at a time.
+    conn = sqlite3.connect(target, uri=uri, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        if not readonly:
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        db = sqlite_utils.Database(conn)
+        if not readonly:
+            ensure_schema(db)
+    except BaseException:
+        conn.close()
+        raise
+    return db
+
+
+__all__ = ["BUSY_TIMEOUT_MS", "open_db"]

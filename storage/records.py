@@ -1,0 +1,86 @@
+"""The attributes storage reads from the records an engine returns.
+
+storage imports nothing from scraper: it takes any object with these attributes
+(scraper.engines.base's dataclasses have them), so the archive can be fed from other
+sources too. These Protocols are the documentation of that duck typing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+
+class QuoteRecord(Protocol):
+    text: str
+    author: str | None
+    posted_at_raw: str | None
+    pid: int | None
+
+
+class AttachmentRecord(Protocol):
+    url: str
+    name: str | None
+    aid: str | None
+    is_image: bool
+
+
+class PostRecord(Protocol):
+    pid: int | None
+    floor: int | None  # None for floors that carry no number (hot replies)
+    floor_label: str | None
+    author: str | None
+    author_uid: int | None
+    posted_at: str | None  # ISO 8601 with the site's UTC offset
+    posted_at_raw: str | None
+    content_text: str
+    content_html: str
+    quotes: Sequence[QuoteRecord]
+    signature: str | None
+    edit_note: str | None
+    attachments: Sequence[AttachmentRecord]
+    status: str  # 'normal', 'deleted', 'blocked', 'hidden' (a str enum is fine)
+    noise_removed: Mapping[str, int]
+
+
+class ThreadPageRecord(Protocol):
+    tid: int | None
+    title: str | None
+    page: int
+    page_count: int | None
+    posts: Sequence[PostRecord]
+    board: str | None
+    fid: int | None
+    replies: int | None
+    views: int | None
+    canonical_url: str | None
+
+
+class BoardRowRecord(Protocol):
+    tid: int
+    title: str
+    url: str | None
+    replies: int | None
+    views: int | None
+    author: str | None
+    last_post_at: str | None
+    last_post_raw: str | None
+    sticky: bool
+
+
+class BoardPageRecord(Protocol):
+    fid: int | None
+    name: str | None
+    page: int
+    page_count: int | None
+    rows: Sequence[BoardRowRecord]
+
+
+__all__ = [
+    "AttachmentRecord",
+    "BoardPageRecord",
+    "BoardRowRecord",
+    "PostRecord",
+    "QuoteRecord",
+    "ThreadPageRecord",
+]

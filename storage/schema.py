@@ -1,0 +1,326 @@
+"""The archive's schema: explicit CREATE statements, applied as numbered migrations.
+
+The table and column names are a public contract: users' SQL and the Datasette
+configuration rely on them. Columns may be added by later migrations; none is renamed or
+dropped. Migration 1 creates everything; a change of schema appends Migration(2, ...) to
+MIGRATIONS and bumps SCHEMA_VERSION, and ensure_schema() applies what a file lacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import sqlite_utils
+
+SCHEMA_VERSION = 1
+
+
+class SchemaVersionError(RuntimeError):
+    """The archive was written by a newer version of this software than the one running."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of the schema: the statements that take a file from version-1 to version."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+SCHEMA_VERSION_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER NOT NULL PRIMARY KEY,
+    applied_at TEXT NOT NULL
+)"""
+
+_TABLES_V1 = (
+    """
+CREATE TABLE sites (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    engine TEXT NOT NULL,
+    base_url TEXT,
+    utc_offset TEXT NOT NULL DEFAULT '+08:00',
+    config_json TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL
+)""",
+    """
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    site_id INTEGER REFERENCES sites(id),
+    job TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    status TEXT NOT NULL DEFAULT 'running',
+    requests INTEGER NOT NULL DEFAULT 0,
+    not_modified INTEGER NOT NULL DEFAULT 0,
+    new_posts INTEGER NOT NULL DEFAULT 0,
+    new_versions INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0,
+    failures_json TEXT NOT NULL DEFAULT '{}'
+)""",
+    """
+CREATE TABLE threads (
+    id INTEGER PRIMARY KEY,
+    site_id INTEGER NOT NULL REFERENCES sites(id),
+    tid INTEGER,
+    thread_key TEXT NOT NULL,
+    title TEXT,
+    url TEXT,
+    board TEXT,
+    fid INTEGER,
+    replies INTEGER,
+    views INTEGER,
+    page_count INTEGER,
+    last_post_at TEXT,
+    first_seen_at TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL,
+    gone_at TEXT,
+    UNIQUE (site_id, thread_key)
+)""",
+    """
+CREATE TABLE posts (
+    id INTEGER PRIMARY KEY,
+    site_id INTEGER NOT NULL REFERENCES sites(id),
+    thread_id INTEGER NOT NULL REFERENCES threads(id),
+    pid INTEGER,
+    post_key TEXT NOT NULL,
+    floor INTEGER,
+    floor_label TEXT,
+    page INTEGER,
+    author TEXT,
+    author_uid INTEGER,
+    posted_at TEXT,
+    posted_at_raw TEXT,
+    content_text TEXT NOT NULL,
+    content_html TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    quotes_json TEXT NOT NULL DEFAULT '[]',
+    signature TEXT,
+    edit_note TEXT,
+    attachments_json TEXT NOT NULL DEFAULT '[]',
+    status TEXT NOT NULL DEFAULT 'normal',
+    noise_json TEXT NOT NULL DEFAULT '{}',
+    version_count INTEGER NOT NULL DEFAULT 1,
+    first_seen_at TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL,
+    gone_at TEXT,
+    UNIQUE (site_id, post_key)
+)""",
+    "CREATE INDEX idx_posts_thread_floor ON posts (thread_id, floor)",
+    # mark_posts_gone() looks posts up by (thread, page).
+    "CREATE INDEX idx_posts_thread_page ON posts (thread_id, page)",
+    "CREATE INDEX idx_posts_author ON posts (author)",
+    "CREATE INDEX idx_posts_posted_at ON posts (posted_at)",
+    """
+CREATE TABLE post_versions (
+    id INTEGER PRIMARY KEY,
+    post_id INTEGER NOT NULL REFERENCES posts(id),
+    content_hash TEXT NOT NULL,
+    content_text TEXT NOT NULL,
+    content_html TEXT NOT NULL,
+    edit_note TEXT,
+    seen_at TEXT NOT NULL,
+    UNIQUE (post_id, content_hash)
+)""",
+    """
+CREATE TABLE bodies (
+    sha256 TEXT PRIMARY KEY,
+    compression TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    stored_size INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    first_seen_at TEXT NOT NULL
+)""",
+    """
+CREATE TABLE pages (
+    id INTEGER PRIMARY KEY,
+    site_id INTEGER NOT NULL REFERENCES sites(id),
+    url TEXT NOT NULL,
+    url_key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    thread_id INTEGER REFERENCES threads(id),
+    page_no INTEGER,
+    body_sha256 TEXT REFERENCES bodies(sha256),
+    encoding TEXT,
+    replaced_chars INTEGER NOT NULL DEFAULT 0,
+    etag TEXT,
+    last_modified TEXT,
+    extract_hash TEXT,
+    post_count INTEGER,
+    first_fetched_at TEXT NOT NULL,
+    last_fetched_at TEXT NOT NULL,
+    last_changed_at TEXT,
+    UNIQUE (site_id, url_key)
+)""",
+    """
+CREATE TABLE fetches (
+    id INTEGER PRIMARY KEY,
+    site_id INTEGER REFERENCES sites(id),
+    run_id INTEGER REFERENCES runs(id),
+    url TEXT NOT NULL,
+    final_url TEXT,
+    method TEXT NOT NULL DEFAULT 'GET',
+    status INTEGER,
+    reason TEXT,
+    bytes INTEGER,
+    elapsed_ms INTEGER,
+    body_sha256 TEXT REFERENCES bodies(sha256),
+    fetched_at TEXT NOT NULL
+)""",
+    "CREATE INDEX idx_fetches_fetched_at ON fetches (fetched_at)",
+    """
+CREATE TABLE frontier (
+    id INTEGER PRIMARY KEY,
+    site_id INTEGER NOT NULL REFERENCES sites(id),
+    url TEXT NOT NULL,
+    url_key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    host TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending'
+        CHECK (state IN ('pending', 'leased', 'done', 'failed', 'skipped')),
+    reason TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    priority INTEGER NOT NULL DEFAULT 0,
+    depth INTEGER NOT NULL DEFAULT 0,
+    discovered_from TEXT,
+    next_due_at TEXT,
+    leased_until TEXT,
+    added_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (site_id, url_key)
+)""",
+    "CREATE INDEX idx_frontier_state_due ON frontier (state, next_due_at)",
+    """
+CREATE TABLE robots (
+    host TEXT PRIMARY KEY,
+    status INTEGER,
+    body TEXT,
+    reason TEXT,
+    fetched_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+)""",
+    """
+CREATE TABLE parse_failures (
+    id INTEGER PRIMARY KEY,
+    site_id INTEGER REFERENCES sites(id),
+    url TEXT NOT NULL,
+    body_sha256 TEXT REFERENCES bodies(sha256),
+    reason TEXT NOT NULL,
+    detail TEXT,
+    at TEXT NOT NULL
+)""",
+    """
+CREATE TABLE noise_phrases (
+    id INTEGER PRIMARY KEY,
+    site_id INTEGER NOT NULL REFERENCES sites(id),
+    phrase TEXT NOT NULL,
+    post_count INTEGER NOT NULL,
+    status TEXT NOT NULL DEFAULT 'proposed'
+        CHECK (status IN ('proposed', 'confirmed', 'rejected')),
+    proposed_at TEXT NOT NULL,
+    UNIQUE (site_id, phrase)
+)""",
+)
+
+
+def _external_fts(table: str, column: str) -> tuple[str, ...]:
+    """An FTS5 trigram index over one column of `table`, kept in sync by triggers.
+
+    Trigram, because unicode61 treats a run of Chinese characters as one token. External
+    content, so the text is stored once. content="<table>" in double quotes is also the
+    form Datasette looks for to offer its search box on the table.
+    """
+    fts = f"{table}_fts"
+    return (
+        f'CREATE VIRTUAL TABLE {fts} USING fts5({column}, content="{table}", '
+        f'content_rowid="id", tokenize="trigram")',
+        f"""CREATE TRIGGER {fts}_ai AFTER INSERT ON {table} BEGIN
+    INSERT INTO {fts} (rowid, {column}) VALUES (new.id, new.{column});
+END""",
+        f"""CREATE TRIGGER {fts}_ad AFTER DELETE ON {table} BEGIN
+    INSERT INTO {fts} ({fts}, rowid, {column}) VALUES ('delete', old.id, old.{column});
+END""",
+        # Only a change of the indexed column touches the index: re-crawls that merely
+        # move last_seen_at cost no FTS work.
+        f"""CREATE TRIGGER {fts}_au AFTER UPDATE OF {column} ON {table} BEGIN
+    INSERT INTO {fts} ({fts}, rowid, {column}) VALUES ('delete', old.id, old.{column});
+    INSERT INTO {fts} (rowid, {column}) VALUES (new.id, new.{column});
+END""",
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "initial schema",
+        _TABLES_V1 + _external_fts("posts", "content_text") + _external_fts("threads", "title"),
+    ),
+)
+
+
+def current_version(db: sqlite_utils.Database) -> int:
+    """The highest schema version applied to `db`; 0 for a file without a schema."""
+    if not db["schema_version"].exists():
+        return 0
+    row = db.execute("SELECT max(version) FROM schema_version").fetchone()
+    return row[0] or 0
+
+
+def _refuse_newer(version: int, target: int) -> None:
+    if version > target:
+        raise SchemaVersionError(
+            f"the archive has schema version {version}; this software knows versions up to {target}"
+        )
+
+
+def ensure_schema(db: sqlite_utils.Database, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """Bring `db` up to the last of `migrations`, each in its own transaction; idempotent.
+
+    Returns the resulting version. Raises SchemaVersionError when the file is newer than
+    the migrations known here: writing to it could corrupt what a newer version built.
+    """
+    target = migrations[-1].version if migrations else 0
+    version = current_version(db)
+    _refuse_newer(version, target)
+    conn = db.conn
+    for migration in migrations:
+        if migration.version <= version:
+            continue
+        # IMMEDIATE takes the write lock before the version is read again, so two
+        # processes opening a fresh archive at once cannot both apply one migration.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(SCHEMA_VERSION_TABLE)
+            version = current_version(db)
+            _refuse_newer(version, target)
+            if migration.version > version:
+                if migration.version != version + 1:
+                    raise SchemaVersionError(
+                        f"migration {migration.version} cannot follow schema version {version}"
+                    )
+                for statement in migration.statements:
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                    (migration.version, datetime.now(timezone.utc).isoformat(timespec="seconds")),
+                )
+                version = migration.version
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    return current_version(db)
+
+
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "Migration",
+    "SchemaVersionError",
+    "current_version",
+    "ensure_schema",
+]

@@ -1,0 +1,190 @@
+"""storage.db and storage.schema: how the file is opened and what it holds."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from storage.archive import Archive, ReadOnlyArchiveError
+from storage.db import open_db
+from storage.schema import MIGRATIONS, SCHEMA_VERSION, Migration, SchemaVersionError, ensure_schema
+
+# The public contract: users' SQL and the Datasette configuration rely on these names.
+CONTRACT = {
+    "schema_version": ["version", "applied_at"],
+    "sites": ["id", "name", "engine", "base_url", "utc_offset", "config_json", "created_at"],
+    "threads": [
+        "id", "site_id", "tid", "thread_key", "title", "url", "board", "fid", "replies", "views",
+        "page_count", "last_post_at", "first_seen_at", "last_seen_at", "gone_at",
+    ],
+    "posts": [
+        "id", "site_id", "thread_id", "pid", "post_key", "floor", "floor_label", "page", "author",
+        "author_uid", "posted_at", "posted_at_raw", "content_text", "content_html", "content_hash",
+        "quotes_json", "signature", "edit_note", "attachments_json", "status", "noise_json",
+        "version_count", "first_seen_at", "last_seen_at", "gone_at",
+    ],
+    "post_versions": [
+        "id", "post_id", "content_hash", "content_text", "content_html", "edit_note", "seen_at",
+    ],
+    "bodies": ["sha256", "compression", "size", "stored_size", "data", "first_seen_at"],
+    "pages": [
+        "id", "site_id", "url", "url_key", "kind", "thread_id", "page_no", "body_sha256",
+        "encoding", "replaced_chars", "etag", "last_modified", "extract_hash", "post_count",
+        "first_fetched_at", "last_fetched_at", "last_changed_at",
+    ],
+    "fetches": [
+        "id", "site_id", "run_id", "url", "final_url", "method", "status", "reason", "bytes",
+        "elapsed_ms", "body_sha256", "fetched_at",
+    ],
+    "frontier": [
+        "id", "site_id", "url", "url_key", "kind", "host", "state", "reason", "attempts",
+        "priority", "depth", "discovered_from", "next_due_at", "leased_until", "added_at",
+        "updated_at",
+    ],
+    "robots": ["host", "status", "body", "reason", "fetched_at", "expires_at"],
+    "runs": [
+        "id", "site_id", "job", "started_at", "finished_at", "status", "requests", "not_modified",
+        "new_posts", "new_versions", "failures", "failures_json",
+    ],
+    "parse_failures": ["id", "site_id", "url", "body_sha256", "reason", "detail", "at"],
+    "noise_phrases": ["id", "site_id", "phrase", "post_count", "status", "proposed_at"],
+}
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return tmp_path / "archive.db"
+
+
+def pragma(db, name):
+    return db.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+def test_every_contract_table_has_its_columns(db_path):
+    db = open_db(db_path)
+    for table, columns in CONTRACT.items():
+        assert db[table].exists(), table
+        assert [c.name for c in db[table].columns][: len(columns)] == columns, table
+
+
+def test_indexes_and_fts_tables_exist(db_path):
+    db = open_db(db_path)
+    index_columns = {
+        tuple(index.columns) for table in ("posts", "frontier") for index in db[table].indexes
+    }
+    for columns in [("thread_id", "floor"), ("author",), ("posted_at",), ("state", "next_due_at")]:
+        assert columns in index_columns
+    fts_sql = {
+        row[0]: row[1]
+        for row in db.execute("SELECT name, sql FROM sqlite_master WHERE name LIKE '%\\_fts' ESCAPE '\\'")
+    }
+    assert 'content="posts"' in fts_sql["posts_fts"] and "trigram" in fts_sql["posts_fts"]
+    assert 'content="threads"' in fts_sql["threads_fts"] and "trigram" in fts_sql["threads_fts"]
+
+
+def test_opening_twice_is_idempotent_with_one_version_row(db_path):
+    open_db(db_path).close()
+    db = open_db(db_path)
+    rows = db.execute("SELECT version FROM schema_version").fetchall()
+    assert rows == [(SCHEMA_VERSION,)]
+    assert ensure_schema(db) == SCHEMA_VERSION
+    assert db.execute("SELECT count(*) FROM schema_version").fetchone()[0] == 1
+
+
+def test_migrations_are_numbered_one_to_schema_version():
+    assert [m.version for m in MIGRATIONS] == list(range(1, SCHEMA_VERSION + 1))
+
+
+def test_connection_settings(db_path):
+    db = open_db(db_path)
+    assert pragma(db, "journal_mode") == "wal"
+    assert pragma(db, "foreign_keys") == 1
+    assert pragma(db, "busy_timeout") == 5000
+    assert pragma(db, "synchronous") == 1  # NORMAL
+
+
+def test_foreign_keys_are_enforced(db_path):
+    db = open_db(db_path)
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        db.execute(
+            "INSERT INTO threads (site_id, thread_key, first_seen_at, last_seen_at) "
+            "VALUES (42, '1', 'x', 'x')"
+        )
+
+
+def test_frontier_state_is_checked(db_path):
+    db = open_db(db_path)
+    db.execute("INSERT INTO sites (name, engine, created_at) VALUES ('s', 'discuz', 'x')")
+    with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+        db.execute(
+            "INSERT INTO frontier (site_id, url, url_key, kind, host, state, added_at, updated_at)"
+            " VALUES (1, 'u', 'u', 'thread', 'h', 'lost', 'x', 'x')"
+        )
+
+
+def test_a_later_migration_is_applied_once(db_path):
+    open_db(db_path).close()
+    db = open_db(db_path)
+    later = (*MIGRATIONS, Migration(SCHEMA_VERSION + 1, "reading lists", (
+        "CREATE TABLE reading_lists (id INTEGER PRIMARY KEY, name TEXT NOT NULL)",
+    )))
+    assert ensure_schema(db, later) == SCHEMA_VERSION + 1
+    assert ensure_schema(db, later) == SCHEMA_VERSION + 1
+    assert db["reading_lists"].exists()
+    versions = [row[0] for row in db.execute("SELECT version FROM schema_version ORDER BY version")]
+    assert versions == [SCHEMA_VERSION, SCHEMA_VERSION + 1]
+
+
+def test_a_failing_migration_leaves_the_file_at_its_version(db_path):
+    db = open_db(db_path)
+    broken = (*MIGRATIONS, Migration(SCHEMA_VERSION + 1, "broken", (
+        "CREATE TABLE half_done (id INTEGER PRIMARY KEY)",
+        "CREATE TABLE posts (id INTEGER PRIMARY KEY)",  # already exists
+    )))
+    with pytest.raises(sqlite3.OperationalError):
+        ensure_schema(db, broken)
+    assert not db["half_done"].exists()
+    assert db.execute("SELECT max(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_newer_archive_is_refused(db_path):
+    db = open_db(db_path)
+    db.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, 'x')", [SCHEMA_VERSION + 1])
+    db.close()
+    with pytest.raises(SchemaVersionError, match="knows versions up to"):
+        open_db(db_path)
+
+
+def test_readonly_refuses_writes_at_both_levels(db_path):
+    with Archive(db_path) as writer:
+        writer.upsert_site("laomi", engine="discuz")
+    reader = Archive(db_path, readonly=True)
+    assert reader.get_site("laomi")["engine"] == "discuz"
+    with pytest.raises(ReadOnlyArchiveError):
+        reader.upsert_site("other", engine="discuz")
+    with pytest.raises(ReadOnlyArchiveError):
+        reader.store_body(b"<html></html>")
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        reader.db.execute("INSERT INTO sites (name, engine, created_at) VALUES ('x', 'y', 'z')")
+    assert reader.db["sites"].count == 1
+    reader.close()
+
+
+def test_readonly_reader_sees_a_live_writers_commits(db_path):
+    with Archive(db_path) as writer:
+        reader = Archive(db_path, readonly=True)
+        writer.upsert_site("laomi", engine="discuz")
+        assert reader.get_site("laomi") is not None
+        reader.close()
+
+
+def test_readonly_needs_an_existing_file(db_path):
+    with pytest.raises(FileNotFoundError):
+        open_db(db_path, readonly=True)
+    assert not db_path.exists()
+
+
+def test_a_missing_directory_is_reported(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no directory"):
+        open_db(tmp_path / "nowhere" / "archive.db")
