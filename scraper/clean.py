@@ -5,13 +5,20 @@
 3. site phrases: watermark phrases named in a site's config;
 4. learned phrases: recurring phrases proposed from frequency, applied once confirmed.
 
-Everything here is pure: text or a tree in, text or a tree and counts out.
+Everything here is pure: text or a tree in, text or a tree and counts out. The functions that
+take a tree change that tree (the caller parses or clones it for them) and never touch the network.
+Engine-specific selectors come in as data (MarkupSelectors); this module knows no forum software.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
+from urllib.parse import urljoin
+
+import nh3
+from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from scraper import config
 
@@ -30,12 +37,29 @@ class NoiseRules:
     learned: tuple[str, ...] = ()
     text_ads: tuple[str, ...] = ()
 
+
 # Discuz jammer(): chr(32..59) . ' ' . chr(63..126), 5-15 times per line break. Text
 # renderings turn some spaces into U+00A0, including the chr(32) a unit may start with.
 JAMMER_UNIT = r"[\x20-\x3b\xa0][\x20\xa0][\x3f-\x7e]"
 _RUN = rf"(?:{JAMMER_UNIT}){{{config.JAMMER_MIN_UNITS},}}"
 _LEADING_RUN = re.compile(rf"^[\x20\xa0]*{_RUN}")
-_TRAILING_RUN = re.compile(rf"{_RUN}[\x20\xa0]*$")
+# A trailing run is matched on the reversed line, anchored: the same match as
+# rf"{_RUN}[\x20\xa0]*$" (a run cannot end in a space, so its end is fixed and the longest
+# chain of units wins either way), but linear, where an unanchored search from every
+# position is quadratic on a long line of jammer-like characters.
+_REVERSED_UNIT = r"[\x3f-\x7e][\x20\xa0][\x20-\x3b\xa0]"
+_TRAILING_RUN_REVERSED = re.compile(rf"^[\x20\xa0]*(?:{_REVERSED_UNIT}){{{config.JAMMER_MIN_UNITS},}}")
+
+
+def _strip_leading_run(text: str) -> tuple[str, int]:
+    match = _LEADING_RUN.match(text)
+    return (text[match.end() :], 1) if match else (text, 0)
+
+
+def _strip_trailing_run(text: str) -> tuple[str, int]:
+    match = _TRAILING_RUN_REVERSED.match(text[::-1])
+    return (text[: len(text) - match.end()], 1) if match else (text, 0)
+
 
 NOISE_JAMMER_TEXT = "jammer_text_runs"
 NOISE_SITE_PHRASES = "site_phrases"
@@ -48,18 +72,11 @@ def strip_jammer_line(line: str) -> tuple[str, int]:
     Returns the line and the number of runs removed. A line that was nothing but jammer
     comes back empty.
     """
-    removed = 0
-    stripped = _LEADING_RUN.sub("", line, count=1)
-    if stripped != line:
-        removed += 1
-        line = stripped
+    line, leading = _strip_leading_run(line)
     # Two runs can touch (one per neighbouring line break), so a trailing match may remain
     # after a leading one; a whole-line run is already gone.
-    stripped = _TRAILING_RUN.sub("", line, count=1)
-    if stripped != line:
-        removed += 1
-        line = stripped
-    return line, removed
+    line, trailing = _strip_trailing_run(line)
+    return line, leading + trailing
 
 
 def strip_jammer_text(text: str) -> tuple[str, int]:
@@ -101,12 +118,551 @@ def add_counts(total: dict[str, int], name: str, n: int) -> None:
         total[name] = total.get(name, 0) + n
 
 
+# --- parsing ----------------------------------------------------------------------------
+# Lexbor scans the whole stack of open elements for each block start tag, so a page of 100k
+# nested <div>s takes about half a minute to parse. Real forum pages nest a few dozen deep;
+# tags beyond this depth are dropped before parsing (their text is kept).
+MAX_NESTING_DEPTH = 512
+
+# A start or end tag, or a comment opening. "[^<>]*" keeps every scan linear: a tag that
+# never closes costs one scan up to the next "<", not one to the end of the page.
+_TAG_TOKEN = re.compile(r"<!--|<(/?)([a-zA-Z][^\s/<>]*)[^<>]*>")
+# Their content is text, not markup: skip to the end tag (or to the end of the page).
+_RAW_TEXT_END = {
+    name: re.compile(rf"</{name}", re.I)
+    for name in "script style textarea title xmp iframe noembed noframes noscript plaintext".split()
+}
+# Elements that never hold children, or whose end tag HTML lets the parser imply: neither can
+# make a deep stack, so they are not counted.
+_VOID_TAGS = frozenset(
+    "area base basefont bgsound br col embed frame hr img input keygen link meta param source track wbr".split()
+)
+_OPTIONAL_END_TAGS = frozenset(
+    "body caption colgroup dd dt head html li optgroup option p rb rp rt rtc tbody td tfoot th thead tr".split()
+)
+
+
+def limit_nesting(html: str, max_depth: int = MAX_NESTING_DEPTH) -> str:
+    """Drop start and end tags nested deeper than `max_depth`, keeping all text.
+
+    One linear scan over the tags; an ordinary page comes back unchanged (the same object).
+    Used by parse_html to keep pathological pages from stalling the parser.
+    """
+    stack: list[str] = []
+    open_by_name: Counter[str] = Counter()
+    dropped_by_name: Counter[str] = Counter()
+    cuts: list[tuple[int, int]] = []
+    position = 0
+    while (match := _TAG_TOKEN.search(html, position)) is not None:
+        position = match.end()
+        if match.group(2) is None:  # a comment: nothing inside it counts
+            close = html.find("-->", position)
+            if close < 0:
+                break
+            position = close + 3
+            continue
+        name = match.group(2).lower()
+        closing = bool(match.group(1))
+        if name in _RAW_TEXT_END:
+            if not closing:
+                end_tag = _RAW_TEXT_END[name].search(html, position)
+                if end_tag is None:
+                    break
+                position = end_tag.start()
+            continue
+        if name in _VOID_TAGS or name in _OPTIONAL_END_TAGS:
+            continue
+        if closing:
+            if dropped_by_name[name]:
+                dropped_by_name[name] -= 1
+                cuts.append(match.span())
+            elif open_by_name[name]:
+                while stack:  # an end tag closes whatever is still open inside it
+                    top = stack.pop()
+                    open_by_name[top] -= 1
+                    if top == name:
+                        break
+        elif len(stack) >= max_depth:
+            dropped_by_name[name] += 1
+            cuts.append(match.span())
+        else:
+            stack.append(name)
+            open_by_name[name] += 1
+    if not cuts:
+        return html
+    pieces, position = [], 0
+    for start, end in cuts:
+        pieces.append(html[position:start])
+        position = end
+    pieces.append(html[position:])
+    return "".join(pieces)
+
+
+def parse_html(html: str) -> LexborHTMLParser:
+    """Parse decoded page text into a tree, defusing pathological nesting first.
+
+    Takes `str` (never bytes: lexbor's own sniffing reads only 1 KB and misreads GBK).
+    """
+    return LexborHTMLParser(limit_nesting(html))
+
+
+# --- layer 1: markup ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class MarkupSelectors:
+    """CSS selectors of an engine's markup noise; the engine supplies them as data.
+
+    jammer: elements that hold only anti-copy junk (Discuz: "font.jammer").
+    ad_slot: candidate ad containers; a candidate is an ad only when one of its class
+        tokens starts with ad_class_prefix (Discuz: div[class*="a_"] and "a_").
+    Hidden elements (inline display:none), scripts and styles need no selector.
+    """
+
+    jammer: str = ""
+    ad_slot: str = ""
+    ad_class_prefix: str = ""
+
+
+NOISE_JAMMER_ELEMENTS = "jammer_elements"
+NOISE_HIDDEN_ELEMENTS = "hidden_elements"
+NOISE_AD_SLOTS = "ad_slots"
+NOISE_SCRIPTS = "scripts"
+NOISE_STYLES = "styles"
+
+_DISPLAY_NONE = re.compile(r"(?:^|[;\s])display\s*:\s*none\b", re.I)
+
+
+def _has_class_prefix(node: LexborNode, prefix: str) -> bool:
+    classes = node.attributes.get("class") or ""
+    return any(token.startswith(prefix) for token in classes.split())
+
+
+def _markup_noise_ids(node: LexborNode, selectors: MarkupSelectors) -> list[tuple[str, set[int]]]:
+    """For each kind of markup noise, in order of precedence, the ids of matching nodes."""
+    kinds: list[tuple[str, set[int]]] = []
+    if selectors.jammer:
+        kinds.append((NOISE_JAMMER_ELEMENTS, {n.mem_id for n in node.css(selectors.jammer)}))
+    hidden = {n.mem_id for n in node.css("[style]") if _DISPLAY_NONE.search(n.attributes.get("style") or "")}
+    kinds.append((NOISE_HIDDEN_ELEMENTS, hidden))
+    if selectors.ad_slot:
+        ads = {
+            n.mem_id
+            for n in node.css(selectors.ad_slot)
+            if not selectors.ad_class_prefix or _has_class_prefix(n, selectors.ad_class_prefix)
+        }
+        kinds.append((NOISE_AD_SLOTS, ads))
+    kinds.append((NOISE_SCRIPTS, {n.mem_id for n in node.css("script")}))
+    kinds.append((NOISE_STYLES, {n.mem_id for n in node.css("style")}))
+    return kinds
+
+
+def _remove_outermost(node: LexborNode, kinds: list[tuple[str, set[int]]]) -> dict[str, int]:
+    """Decompose every element below `node` whose id is in one of `kinds`; only the outermost
+    of nested matches is removed and counted, under the first kind it matches."""
+    counts: dict[str, int] = {}
+    doomed: list[LexborNode] = []
+    # Walk the tree ourselves and never descend into a doomed subtree: decomposing a node
+    # whose ancestor is already gone would touch freed memory.
+    pending = list(node.iter())
+    while pending:
+        element = pending.pop()
+        kind = next((name for name, ids in kinds if element.mem_id in ids), None)
+        if kind is None:
+            pending.extend(element.iter())
+        else:
+            add_counts(counts, kind, 1)
+            doomed.append(element)
+    for element in doomed:
+        element.decompose()
+    return counts
+
+
+def strip_markup_noise(node: LexborNode, selectors: MarkupSelectors) -> dict[str, int]:
+    """Layer 1: remove jammer elements, display:none elements, ad slots, scripts and styles
+    below `node` (never `node` itself). Returns the count removed per kind.
+
+    Only the outermost match of a nested group is removed and counted, under the first kind
+    it matches in the order above.
+    """
+    return _remove_outermost(node, _markup_noise_ids(node, selectors))
+
+
+def remove_elements(node: LexborNode, selectors: tuple[str, ...] | list[str]) -> int:
+    """Remove every element below `node` matching any of `selectors` (nested matches once)."""
+    ids = {element.mem_id for selector in selectors for element in node.css(selector)}
+    return sum(_remove_outermost(node, [("match", ids)]).values())
+
+
+# --- text layout --------------------------------------------------------------------------
+BLOCK_TAGS = frozenset(
+    "address article aside blockquote caption center dd details dialog div dl dt fieldset figcaption figure "
+    "footer form h1 h2 h3 h4 h5 h6 header hgroup hr li main nav ol p pre section summary table tbody td tfoot "
+    "th thead tr ul".split()
+)
+_NO_TEXT_TAGS = frozenset("script style noscript template head title textarea select option iframe object".split())
+_HTML_SPACE = "\t\n\f\r"
+_SPACES_FOR_HTML_WHITESPACE = str.maketrans({c: " " for c in _HTML_SPACE})
+
+
+def _is_blank_text(node: LexborNode) -> bool:
+    return node.is_comment_node or (node.is_text_node and not (node.text_content or "").strip())
+
+
+def _breaks_line(node: LexborNode | None) -> bool:
+    return node is not None and node.is_element_node and (node.tag == "br" or node.tag in BLOCK_TAGS)
+
+
+def _at_line_edge(text_node: LexborNode, root: LexborNode, *, forward: bool) -> bool:
+    """True when nothing but white space stands between the text node and a line edge (a <br>,
+    a block boundary, or the root's own start or end), on the side given by `forward`."""
+    node = text_node
+    while True:
+        sibling = node.next if forward else node.prev
+        while sibling is not None and _is_blank_text(sibling):
+            sibling = sibling.next if forward else sibling.prev
+        if sibling is not None:
+            return _breaks_line(sibling)
+        parent = node.parent
+        if parent is None or parent.mem_id == root.mem_id or parent.tag in BLOCK_TAGS:
+            return True
+        node = parent
+
+
+def _text_nodes(node: LexborNode) -> list[LexborNode]:
+    return [n for n in node.traverse(include_text=True) if n.is_text_node]
+
+
+def _replace_text(text_node: LexborNode, value: str) -> None:
+    if value:
+        text_node.replace_with(value)
+    else:
+        text_node.decompose()
+
+
+def _layout_lines(node: LexborNode) -> list[str]:
+    """The text below `node` as raw lines: a hard break at each <br> and at newlines inside
+    <pre>, a soft break (only after text) at block edges. White space is left as found."""
+    lines: list[str] = []
+    current: list[str] = []
+    has_text = False
+
+    def end_line(hard: bool) -> None:
+        nonlocal has_text
+        if hard or has_text:
+            lines.append("".join(current))
+            current.clear()
+            has_text = False
+
+    # (node, closing, inside_pre); an explicit stack, since posts can nest very deep.
+    stack = [(child, False, False) for child in reversed(list(node.iter(include_text=True)))]
+    while stack:
+        current_node, closing, in_pre = stack.pop()
+        if closing:
+            end_line(hard=False)
+        elif current_node.is_text_node:
+            value = current_node.text_content or ""
+            if in_pre:
+                first, *rest = value.split("\n")
+                current.append(first)
+                for piece in rest:
+                    end_line(hard=True)
+                    current.append(piece)
+            else:
+                current.append(value.translate(_SPACES_FOR_HTML_WHITESPACE))
+            has_text = has_text or bool(value.strip())
+        elif current_node.is_element_node:
+            tag = current_node.tag
+            if tag in _NO_TEXT_TAGS:
+                continue
+            if tag == "br":
+                end_line(hard=True)
+                continue
+            if tag in BLOCK_TAGS:
+                end_line(hard=False)
+                stack.append((current_node, True, in_pre))
+            inner_pre = in_pre or tag == "pre"
+            stack.extend((child, False, inner_pre) for child in reversed(list(current_node.iter(include_text=True))))
+    if current:
+        lines.append("".join(current))
+    return lines
+
+
+def _finish_lines(lines: list[str]) -> str:
+    """Normalise white space per line, collapse runs of blank lines, trim blank edges."""
+    out: list[str] = []
+    for line in lines:
+        line = normalise_whitespace(line)
+        if line or (out and out[-1]):
+            out.append(line)
+    while out and not out[-1]:
+        out.pop()
+    return "\n".join(out)
+
+
+def html_to_text(node: LexborNode) -> str:
+    """Text of `node` with line breaks at <br> and block edges, white space normalised per
+    line (U+00A0 and U+3000 included), runs of blank lines collapsed to one."""
+    return _finish_lines(_layout_lines(node))
+
+
+# --- layer 2: jammer text inside the tree ---------------------------------------------------
+_LEADING_HTML_SPACE = re.compile(rf"^[{_HTML_SPACE}]*")
+_TRAILING_HTML_SPACE = re.compile(rf"[{_HTML_SPACE}]*$")
+_SHORTEST_RUN_CHARS = 3 * config.JAMMER_MIN_UNITS
+
+
+def _strip_edge_runs(value: str, *, at_start: bool, at_end: bool) -> tuple[str, int]:
+    """Remove a jammer run at the line-start and/or line-end side of a text node's value,
+    keeping the HTML white space (line feeds from the source) around it."""
+    lead = _LEADING_HTML_SPACE.match(value).group()
+    trail = _TRAILING_HTML_SPACE.search(value[len(lead):]).group()
+    core = value[len(lead) : len(value) - len(trail)]
+    leading = trailing = 0
+    if at_start:
+        core, leading = _strip_leading_run(core)
+    if at_end:
+        core, trailing = _strip_trailing_run(core)
+    return lead + core + trail, leading + trailing
+
+
+def strip_jammer_nodes(node: LexborNode) -> int:
+    """Layer 2 inside a tree: remove jammer runs from text nodes that touch a line edge, so a
+    run that arrived without its wrapper element is still caught. Returns the runs removed."""
+    node.merge_text_nodes()  # text split around removed wrappers becomes one node again
+    removed = 0
+    for text_node in _text_nodes(node):
+        value = text_node.text_content or ""
+        if len(value.strip()) < _SHORTEST_RUN_CHARS:
+            continue
+        at_start = _at_line_edge(text_node, node, forward=False)
+        at_end = _at_line_edge(text_node, node, forward=True)
+        if not (at_start or at_end):
+            continue
+        cleaned, n = _strip_edge_runs(value, at_start=at_start, at_end=at_end)
+        if n:
+            removed += n
+            _replace_text(text_node, cleaned)
+    return removed
+
+
+# --- layers 3-4 inside the tree and on text -------------------------------------------------
+def remove_phrases_in_tree(node: LexborNode, phrases: list[str] | tuple[str, ...]) -> int:
+    """Remove each phrase wherever it stands whole inside one text node below `node`."""
+    if not any(phrases):
+        return 0
+    removed = 0
+    for text_node in _text_nodes(node):
+        value = text_node.text_content or ""
+        cleaned, n = remove_phrases(value, phrases)
+        if n:
+            removed += n
+            _replace_text(text_node, cleaned)
+    return removed
+
+
+def clean_node_text(node: LexborNode, noise: NoiseRules) -> tuple[str, dict[str, int]]:
+    """The cleaned text of `node`: layout as html_to_text, then jammer runs at line edges
+    (layer 2), site phrases (3) and confirmed learned phrases (4) removed. Returns the text
+    and the counts removed by each text filter."""
+    counts: dict[str, int] = {}
+    raw, runs = strip_jammer_text("\n".join(_layout_lines(node)))
+    add_counts(counts, NOISE_JAMMER_TEXT, runs)
+    text = _finish_lines(raw.split("\n"))
+    text, n = remove_phrases(text, noise.phrases)
+    add_counts(counts, NOISE_SITE_PHRASES, n)
+    text, n = remove_phrases(text, noise.learned)
+    add_counts(counts, NOISE_LEARNED_PHRASES, n)
+    return _finish_lines(text.split("\n")), counts
+
+
+def clean_tree_phrases(node: LexborNode, noise: NoiseRules) -> dict[str, int]:
+    """Layers 3-4 on the text nodes of a tree (for the HTML rendering of a post)."""
+    counts: dict[str, int] = {}
+    add_counts(counts, NOISE_SITE_PHRASES, remove_phrases_in_tree(node, noise.phrases))
+    add_counts(counts, NOISE_LEARNED_PHRASES, remove_phrases_in_tree(node, noise.learned))
+    return counts
+
+
+def merge_counts(total: dict[str, int], more: dict[str, int]) -> None:
+    """Add every count of `more` into `total`."""
+    for name, n in more.items():
+        add_counts(total, name, n)
+
+
+# --- sanitising ---------------------------------------------------------------------------
+ALLOWED_TAGS = frozenset(
+    "p br div span b strong i em u s strike blockquote ul ol li pre code a img table thead tbody tr td th "
+    "h1 h2 h3 h4 h5 h6 hr".split()
+)
+ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan"},
+}
+# Dropped with everything inside them, so no script text or fallback markup leaks out as text.
+DROPPED_WITH_CONTENT = frozenset(
+    "script style noscript template iframe object embed applet svg math textarea select title xmp noembed "
+    "noframes frameset frame".split()
+)
+ALLOWED_URL_SCHEMES = frozenset({"http", "https"})
+LINK_REL = "nofollow noopener noreferrer"
+# Forums lazy-load images: the real file is in one of these attributes, src holds a placeholder.
+IMAGE_SOURCE_ATTRIBUTES = ("zoomfile", "file", "data-src", "src")
+_URL_ATTRIBUTES = frozenset({"href", "src"})
+
+
+def _keep_http_urls(tag: str, attribute: str, value: str) -> str | None:
+    # Defence in depth behind url_schemes: every URL left is absolute http(s).
+    if attribute in _URL_ATTRIBUTES and not value.strip().lower().startswith(("http://", "https://")):
+        return None
+    return value
+
+
+_CLEANER = nh3.Cleaner(
+    tags=set(ALLOWED_TAGS),
+    clean_content_tags=set(DROPPED_WITH_CONTENT),
+    # "*": nothing on every tag (nh3 would otherwise allow lang and title everywhere).
+    attributes={"*": set(), **{tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()}},
+    attribute_filter=_keep_http_urls,
+    url_schemes=set(ALLOWED_URL_SCHEMES),
+    link_rel=LINK_REL,
+    url_relative="deny",
+    strip_comments=True,
+)
+
+
+def absolute_url(url: str | None, base_url: str) -> str | None:
+    """`url` resolved against `base_url`; None for an empty or unparsable URL."""
+    url = (url or "").strip()
+    if not url:
+        return None
+    try:
+        return urljoin(base_url, url)
+    except ValueError:  # e.g. a malformed IPv6 host: treat as no URL
+        return None
+
+
+def _resolve_urls(html: str, base_url: str) -> str:
+    tree = LexborHTMLParser(limit_nesting(html))
+    body = tree.body
+    if body is None:
+        return ""
+    for img in body.css("img"):
+        attributes = img.attributes
+        source = next((attributes[a] for a in IMAGE_SOURCE_ATTRIBUTES if attributes.get(a)), None)
+        url = absolute_url(source, base_url)
+        if url:
+            img.attrs["src"] = url
+        elif "src" in attributes:
+            del img.attrs["src"]
+    for link in body.css("a"):
+        href = link.attributes.get("href")
+        if href is None:  # no link, or a namespaced one (svg xlink:href) the allowlist drops
+            continue
+        url = absolute_url(href, base_url)
+        if url:
+            link.attrs["href"] = url
+        else:
+            del link.attrs["href"]
+    return body.inner_html
+
+
+def sanitize_html(html: str, base_url: str) -> str:
+    """HTML safe to render: an explicit allowlist of tags and attributes (nh3), links marked
+    nofollow, and only absolute http(s) URLs, relative ones first resolved against
+    `base_url` (an image's real file taken from its lazy-load attribute, e.g. zoomfile)."""
+    return _CLEANER.clean(_resolve_urls(html, base_url))
+
+
+# --- learned phrases ----------------------------------------------------------------------
+def _frequent(counts: Counter[str], min_posts: int) -> dict[str, int]:
+    return {gram: n for gram, n in counts.items() if n >= min_posts}
+
+
+def _worth_proposing(phrase: str, min_chars: int) -> bool:
+    # A run of punctuation or spaces ("……", "------") recurs everywhere and says nothing.
+    return len(phrase) >= min_chars and sum(ch.isalnum() for ch in phrase) >= 2
+
+
+def learn_phrases(
+    texts: list[str],
+    *,
+    min_posts: int = config.LEARNED_PHRASE_MIN_POSTS,
+    min_chars: int = config.LEARNED_PHRASE_MIN_CHARS,
+    max_chars: int = config.LEARNED_PHRASE_MAX_CHARS,
+) -> list[tuple[str, int]]:
+    """Propose watermark phrases: maximal substrings of `min_chars` to `max_chars` characters
+    that occur in at least `min_posts` distinct posts, not always at the same offset.
+
+    Returns (phrase, number of posts) pairs, most widespread first. A phrase that is part of
+    a longer proposed phrase is not proposed on its own; one longer than `max_chars` comes
+    out as overlapping pieces of `max_chars`. Runs in time linear in the total text: n-grams
+    are counted once at `min_chars`, then grown one character at a time only where they
+    were frequent.
+    """
+    if min_chars < 1 or max_chars < min_chars or min_posts < 1:
+        raise ValueError("need 1 <= min_chars <= max_chars and min_posts >= 1")
+    posts = [normalise_whitespace(t) for t in texts if t]
+    size = min_chars
+    counts: Counter[str] = Counter()
+    for post in posts:
+        counts.update({post[i : i + size] for i in range(len(post) - size + 1)})
+    frequent = _frequent(counts, min_posts)
+    # Per post, the start offsets of frequent grams of the current size.
+    starts = [[i for i in range(len(post) - size + 1) if post[i : i + size] in frequent] for post in posts]
+    levels: dict[int, dict[str, int]] = {size: frequent}
+    while frequent and size < max_chars:
+        size += 1
+        counts = Counter()
+        grown_starts = []
+        for post, offsets in zip(posts, starts):
+            present = set(offsets)
+            # A gram one longer can be frequent only if both its shorter halves are.
+            grown = [i for i in offsets if i + 1 in present]
+            grown_starts.append(grown)
+            counts.update({post[i : i + size] for i in grown})
+        frequent = _frequent(counts, min_posts)
+        starts = [[i for i in grown if post[i : i + size] in frequent] for post, grown in zip(posts, grown_starts)]
+        levels[size] = frequent
+    proposals: dict[str, int] = {}
+    inside_longer: set[str] = set()  # grams of the current size that a frequent longer gram contains
+    for size in sorted(levels, reverse=True):
+        for gram, n in levels[size].items():
+            phrase = gram.strip()
+            if gram in inside_longer or not _worth_proposing(phrase, min_chars):
+                continue
+            if _varies_in_position(phrase, posts):
+                proposals[phrase] = max(n, proposals.get(phrase, 0))
+        inside_longer = {part for gram in levels[size] for part in (gram[:-1], gram[1:])}
+    return sorted(proposals.items(), key=lambda item: (-item[1], -len(item[0]), item[0]))
+
+
+def _varies_in_position(phrase: str, posts: list[str]) -> bool:
+    # A watermark lands at random offsets; text every post starts with is a template.
+    offsets = {post.find(phrase) for post in posts if phrase in post}
+    return len(offsets) >= 2
+
+
 __all__ = [
     "JAMMER_UNIT",
+    "MarkupSelectors",
+    "absolute_url",
     "NoiseRules",
     "add_counts",
+    "clean_node_text",
+    "clean_tree_phrases",
+    "html_to_text",
+    "learn_phrases",
+    "limit_nesting",
+    "merge_counts",
     "normalise_whitespace",
+    "parse_html",
+    "remove_elements",
     "remove_phrases",
+    "remove_phrases_in_tree",
+    "sanitize_html",
     "strip_jammer_line",
+    "strip_jammer_nodes",
     "strip_jammer_text",
+    "strip_markup_noise",
 ]

@@ -1,0 +1,919 @@
+"""The Discuz! X engine: classify, and parse thread and board pages of Discuz X3.x forums.
+
+Markup facts come from the Discuz templates (see the project's Discuz notes): viewthread.htm,
+viewthread_node.htm, viewthread_node_body.htm, discuzcode.htm, forumdisplay_list.htm.
+Every selector and marker text is data at the top of this module. Nothing here does I/O:
+functions take a parsed tree (clean.parse_html) and a ParseContext and return the records of
+engines.base. The only exception they raise is ParseError.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qs, urlsplit
+
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from scraper import clean
+from scraper.clean import MarkupSelectors, NoiseRules, absolute_url, normalise_whitespace
+from scraper.engines.base import (
+    Attachment,
+    BoardPage,
+    BoardRow,
+    PageKind,
+    ParseContext,
+    Post,
+    PostStatus,
+    Quote,
+    ThreadPage,
+)
+from scraper.errors import ParseError
+
+
+# --- selectors and marker texts (data) ----------------------------------------------------
+@dataclass(frozen=True)
+class DiscuzSelectors:
+    """CSS selectors for Discuz X3.x pages, default template."""
+
+    # page kinds
+    postlist: str = "div#postlist"
+    post_table: str = 'table[id^="pid"]'  # inside postlist; id must be pid{digits}
+    thread_list: str = "table#threadlisttableid"
+    thread_rows: str = 'tbody[id^="normalthread_"], tbody[id^="stickthread_"]'
+    notice: str = "#messagetext"  # showmessage(): no permission, no such thread...
+    login_box: str = "#messagelogin"  # showmessage() asking the visitor to log in
+    # A login form; the header's quick-login form (#lsform) is on every page for guests.
+    login_form: str = 'form[action*="mod=logging"][action*="action=login"]:not(#lsform)'
+    # thread header
+    subject: str = "#thread_subject"
+    header_counts: str = "div#postlist td.pls div.hm span"  # 查看: N | 回复: N, page 1 only
+    canonical: str = 'link[rel="canonical"]'
+    breadcrumb_links: str = "#pt .z a"
+    pager: str = "div.pg"
+    pager_total: str = "label span[title]"  # title="共 N 页"
+    pager_current: str = "strong"
+    pager_links: str = "a"
+    # one post
+    floor_link: str = 'a[id^="postnum"]'
+    floor_label_any: str = "div.pi strong a"  # deleted floors print the label without an id
+    author_links: tuple[str, ...] = (
+        "div.authi a.xw1",  # authoronleft
+        'div.authi a.xi2[href*="space"]',  # the default: in the post header
+        'div.authi a[href*="uid="]',
+        "div.authi a.xi2",  # javascript:; links of hidden identities
+    )
+    author_header: str = "div.pti div.authi"
+    posted_at: str = 'em[id^="authorposton"]'
+    posted_at_title: str = "span[title]"
+    body: str = '[id^="postmessage_"]'  # td.t_f, or div.t_f on pay threads
+    post_body_box: str = "div.pcb"
+    locked: str = "div.locked"
+    password_input: str = 'input[id^="postpw_"]'
+    pay_button: str = "a.viewpay"
+    signature: str = "div.sign"
+    edit_note: str = "i.pstatus"
+    quote: str = "div.quote"
+    quote_block: str = "blockquote"
+    quote_attribution: str = 'a[href*="findpost"]'
+    # Page furniture inside a post body: "复制代码" buttons, "本帖隐藏的内容" headings,
+    # guest notices, and the lock notices of hidden parts (recorded as a status instead).
+    body_furniture: tuple[str, ...] = (
+        'em[onclick*="copycode"]',
+        "div.showhide > h4",
+        "div.attach_nopermission",
+        "div.locked",
+    )
+    # Attachment listings (file name, size, download count) kept in the HTML but not in the
+    # text: the attachments are their own field.
+    text_furniture: tuple[str, ...] = ("dl.tattl",)
+    unplaced_attachments: str = "div.pattl"
+    image_tip_names: str = 'div[id^="aimg_"][id$="_menu"]'  # hidden tip with the file name
+    attachment_links: str = 'a[href*="mod=attachment"]'
+    # board rows
+    row_title: str = "th a.xst"
+    row_cells_by: str = "td.by"
+    row_cite: str = "cite"
+    row_replies: str = "td.num a"
+    row_views: str = "td.num em"
+    row_last_post: str = "em"
+    board_heading: str = "div.bm_h h1 a, h1.xs2 a"
+
+
+SELECTORS = DiscuzSelectors()
+
+# Layer 1 of the noise filters, for clean.strip_markup_noise.
+MARKUP_NOISE = MarkupSelectors(jammer="font.jammer", ad_slot='div[class*="a_"]', ad_class_prefix="a_")
+
+# Default floor names ($postno, install_var.php); admins may rename them.
+FLOOR_NAMES = {"楼主": 1, "沙发": 2, "板凳": 3, "地板": 4}
+HOT_REPLY_LABELS = frozenset({"推荐"})  # hot replies pulled to the top of page 1 carry no number
+DEFAULT_POSTS_PER_PAGE = 10  # Discuz's setting postperpage, used only when nothing else tells
+POSTED_PREFIX = "发表于"
+BLOCKED_NOTICE_MARK = "屏蔽"  # 作者被禁止或删除 内容自动屏蔽 / 该帖被管理员或版主屏蔽
+THREAD_STARTER_MARKS = ("楼主", "|")  # printed next to the author in the post header
+
+# Page-kind markers. Discuz's antitheft script builds its URL from 1-3 character pieces, so
+# "_dsign" itself may be split; the getName.caller helper it always defines is not.
+ANTISCRAPE_MARKERS = ("_dsign", "getName.caller")
+CHALLENGE_MARKERS = ("cf-chl", "_cf_chl_opt", "cf_chl_")  # Cloudflare challenge, any status
+CHALLENGE_HINTS = ("Just a moment", "challenge-platform", "cf-browser-verification", "Checking your browser")
+CHALLENGE_STATUSES = frozenset({403, 429, 503})
+NEAR_EMPTY_TEXT_CHARS = 200  # visible text of a page that is "only scripts"
+_NO_VISIBLE_TEXT_TAGS = frozenset({"script", "style", "noscript", "template", "title"})
+
+# Images that are page furniture, not content: placeholders, smilies, icons.
+FURNITURE_IMAGE_PATHS = ("static/image/", "/smiley/")
+
+_PID_ID = re.compile(r"pid(\d+)")
+_UID_IN_HREF = re.compile(r"(?:[?&]uid=|space-uid-)(\d+)")
+_AID_ID = re.compile(r"aid(\d+)")
+_PAGES_TOTAL = re.compile(r"共\s*(\d+)\s*页")
+_PRINTED_COUNT = re.compile(r"(\d+(?:\.\d+)?)\s*(万?)")  # 25031, or 4.5万 in user stats
+_DIGITS = re.compile(r"\d+")
+_THREAD_FILE = re.compile(r"(?:^|/)thread-(\d+)-(\d+)-(\d+)\.html$")
+_BOARD_FILE = re.compile(r"(?:^|/)forum-(\d+)-(\d+)\.html$")
+_BOARD_SUMMARY = re.compile(r"forum_(\d+)")
+_QUOTE_ATTRIBUTION = (
+    re.compile(r"^(?P<author>.*?)\s*发表于\s*(?P<time>.+)$"),  # X3.x
+    re.compile(r"^原帖由\s*(?P<author>.*?)\s*于\s*(?P<time>.+?)\s*发表$"),  # Discuz 6/7 posts kept in X
+)
+
+
+# --- times --------------------------------------------------------------------------------
+_ABSOLUTE_TIME = re.compile(
+    r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?\s+(\d{1,2}):(\d{2})(?::(\d{2}))?"
+)
+_UTC_OFFSET = re.compile(r"^([+-])(\d{2}):?(\d{2})$")
+_DAY_CLOCK = re.compile(r"^(今天|昨天|前天)\s*(\d{1,2}):(\d{2})$")
+_DAYS_BACK = {"今天": 0, "昨天": 1, "前天": 2}
+# dgmdate()'s relative forms, as (pattern, how far back from the fetch time).
+_RELATIVE_TIMES = (
+    (re.compile(r"^刚刚$"), lambda m: timedelta(0)),
+    (re.compile(r"^(\d+)\s*秒前$"), lambda m: timedelta(seconds=int(m[1]))),
+    (re.compile(r"^(\d+)\s*分钟前$"), lambda m: timedelta(minutes=int(m[1]))),
+    (re.compile(r"^半小时前$"), lambda m: timedelta(minutes=30)),
+    (re.compile(r"^(\d+)\s*小时前$"), lambda m: timedelta(hours=int(m[1]))),
+    (re.compile(r"^(\d+)\s*天前$"), lambda m: timedelta(days=int(m[1]))),
+)
+
+
+def site_timezone(utc_offset: str) -> timezone:
+    """A fixed-offset timezone from '+08:00' (also '+0800', 'Z', 'UTC')."""
+    text = (utc_offset or "").strip()
+    if text.upper() in ("Z", "UTC"):
+        return timezone.utc
+    match = _UTC_OFFSET.match(text)
+    if not match:
+        raise ParseError(f"utc_offset {utc_offset!r} is not of the form +HH:MM")
+    delta = timedelta(hours=int(match[2]), minutes=int(match[3]))
+    if delta >= timedelta(hours=24):
+        raise ParseError(f"utc_offset {utc_offset!r} is out of range")
+    return timezone(-delta if match[1] == "-" else delta)
+
+
+def fetch_time(fetched_at: str | None, tz: timezone) -> datetime | None:
+    """ctx.fetched_at as an aware datetime in the site's timezone (naive means site-local)."""
+    if not fetched_at:
+        return None
+    try:
+        moment = datetime.fromisoformat(fetched_at.strip())
+    except ValueError as exc:
+        raise ParseError(f"fetched_at {fetched_at!r} is not ISO 8601") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    return moment.astimezone(tz).replace(microsecond=0)
+
+
+def parse_absolute_time(text: str, tz: timezone) -> str | None:
+    """'2012-3-12 14:40:59' or '2018-11-1 23:44' (anywhere in `text`) -> ISO 8601 in `tz`."""
+    match = _ABSOLUTE_TIME.search(text or "")
+    if not match:
+        return None
+    year, month, day, hour, minute = (int(match[i]) for i in range(1, 6))
+    try:
+        moment = datetime(year, month, day, hour, minute, int(match[6] or 0), tzinfo=tz)
+    except ValueError:  # 2012-13-40: printed, but no real time
+        return None
+    return moment.isoformat(timespec="seconds")
+
+
+def parse_post_time(text: str, tz: timezone, fetched: datetime | None) -> str | None:
+    """A Discuz time as printed: absolute, or relative (刚刚, N 分钟前, 昨天 HH:MM, N 天前 ...)
+    resolved against the fetch time. None when it cannot be read or resolved."""
+    text = normalise_whitespace(text or "")
+    absolute = parse_absolute_time(text, tz)
+    if absolute or fetched is None:
+        return absolute
+    match = _DAY_CLOCK.match(text)
+    if match:
+        day = fetched - timedelta(days=_DAYS_BACK[match[1]])
+        try:
+            moment = day.replace(hour=int(match[2]), minute=int(match[3]), second=0)
+        except ValueError:
+            return None
+        return moment.isoformat(timespec="seconds")
+    for pattern, back in _RELATIVE_TIMES:
+        match = pattern.match(text)
+        if match:
+            try:
+                return (fetched - back(match)).isoformat(timespec="seconds")
+            except OverflowError:
+                return None
+    return None
+
+
+# --- URLs -----------------------------------------------------------------------------------
+def _query(url: str) -> tuple[str, dict[str, str]]:
+    parts = urlsplit(url)
+    values = {key: vals[0] for key, vals in parse_qs(parts.query, keep_blank_values=True).items()}
+    return parts.path, values
+
+
+def _page_param(value: str | None) -> int:
+    # Discuz reads page with intval() and clamps to 1.
+    return max(1, int(value)) if value and value.isdigit() else 1
+
+
+def _is_forum_php(path: str) -> bool:
+    return path == "" or path.endswith("forum.php")
+
+
+def thread_ref(url: str) -> tuple[int, int] | None:
+    """(tid, page) of a thread page URL: thread-{tid}-{page}-{x}.html or
+    forum.php?mod=viewthread&tid=&page= (page 1 by default; extra, ordertype, authorid
+    ignored). None for anything else, including the printable view."""
+    try:
+        path, query = _query(url)
+    except ValueError:
+        return None
+    match = _THREAD_FILE.search(path)
+    if match:
+        return int(match[1]), max(1, int(match[2]))
+    if _is_forum_php(path) and query.get("mod") == "viewthread" and "action" not in query:
+        tid = query.get("tid", "")
+        if tid.isdigit() and int(tid) > 0:
+            return int(tid), _page_param(query.get("page"))
+    return None
+
+
+def board_ref(url: str) -> tuple[int, int] | None:
+    """(fid, page) of a board URL: forum-{fid}-{page}.html or forum.php?mod=forumdisplay&fid=&page=."""
+    try:
+        path, query = _query(url)
+    except ValueError:
+        return None
+    match = _BOARD_FILE.search(path)
+    if match:
+        return int(match[1]), max(1, int(match[2]))
+    if _is_forum_php(path) and query.get("mod") == "forumdisplay":
+        fid = query.get("fid", "")
+        if fid.isdigit() and int(fid) > 0:
+            return int(fid), _page_param(query.get("page"))
+    return None
+
+
+def _with_slash(base_url: str) -> str:
+    return base_url if base_url.endswith("/") else base_url + "/"
+
+
+def thread_url(base_url: str, tid: int, page: int = 1) -> str:
+    """The rewritten URL of a thread page: {base}thread-{tid}-{page}-1.html."""
+    return f"{_with_slash(base_url)}thread-{tid}-{page}-1.html"
+
+
+def board_url(base_url: str, fid: int, page: int = 1) -> str:
+    """The rewritten URL of a board page: {base}forum-{fid}-{page}.html."""
+    return f"{_with_slash(base_url)}forum-{fid}-{page}.html"
+
+
+def url_kind(url: str) -> PageKind:
+    """THREAD or BOARD from the shape of a URL, else UNKNOWN."""
+    if thread_ref(url):
+        return PageKind.THREAD
+    if board_ref(url):
+        return PageKind.BOARD
+    return PageKind.UNKNOWN
+
+
+def _tid_from_href(href: str) -> int | None:
+    ref = thread_ref(href)
+    if ref:
+        return ref[0]
+    try:
+        ptid = _query(href)[1].get("ptid", "")
+    except ValueError:
+        return None
+    return int(ptid) if ptid.isdigit() else None
+
+
+# --- small readers --------------------------------------------------------------------------
+def _text(node: LexborNode | None) -> str:
+    return normalise_whitespace(node.text()) if node is not None else ""
+
+
+def _classes(node: LexborNode) -> list[str]:
+    return (node.attributes.get("class") or "").split()
+
+
+def _count(node: LexborNode | None) -> int | None:
+    """A printed count: '25031', '4万' with the exact number in @title, or nothing."""
+    if node is None:
+        return None
+    title = (node.attributes.get("title") or "").strip()
+    if title.isdigit():
+        return int(title)
+    match = _PRINTED_COUNT.fullmatch(_text(node).replace(",", ""))
+    if not match:
+        return None
+    value = float(match[1]) * (10000 if match[2] else 1)
+    return int(value)
+
+
+def _inside(node: LexborNode, root: LexborNode, selector: str) -> bool:
+    """True when an ancestor of `node` below `root` matches `selector`."""
+    parent = node.parent
+    while parent is not None and parent.mem_id != root.mem_id:
+        if parent.css_matches(selector):
+            return True
+        parent = parent.parent
+    return False
+
+
+def _remove_following_breaks(node: LexborNode, limit: int) -> None:
+    """Remove up to `limit` <br> right after `node` (white space between them does not count)."""
+    sibling = node.next
+    while sibling is not None and limit:
+        following = sibling.next
+        if sibling.is_element_node and sibling.tag == "br":
+            sibling.decompose()
+            limit -= 1
+        elif not (sibling.is_comment_node or (sibling.is_text_node and not (sibling.text_content or "").strip())):
+            break
+        sibling = following
+
+
+# --- page kind ------------------------------------------------------------------------------
+def _post_tables(container: LexborNode) -> list[LexborNode]:
+    return [t for t in container.css(SELECTORS.post_table) if _PID_ID.fullmatch(t.id or "")]
+
+
+def _visible_text_chars(tree: LexborHTMLParser) -> int:
+    total = 0
+    for node in tree.root.traverse(include_text=True):
+        if node.is_text_node and (node.parent is None or node.parent.tag not in _NO_VISIBLE_TEXT_TAGS):
+            total += len((node.text_content or "").strip())
+            if total > NEAR_EMPTY_TEXT_CHARS:
+                break
+    return total
+
+
+def page_kind(tree: LexborHTMLParser, status: int = 200) -> PageKind:
+    """Classify a page: THREAD, BOARD, NOTICE, LOGIN, ANTISCRAPE, CHALLENGE or UNKNOWN."""
+    try:
+        return _page_kind(tree, status)
+    except Exception:  # classification must never stop a crawl; an odd tree is just unknown
+        return PageKind.UNKNOWN
+
+
+def _page_kind(tree: LexborHTMLParser, status: int) -> PageKind:
+    s = SELECTORS
+    postlist = tree.css_first(s.postlist)
+    if postlist is not None and _post_tables(postlist):
+        return PageKind.THREAD
+    if tree.css_first(s.thread_list) is not None or tree.css_first(s.thread_rows) is not None:
+        return PageKind.BOARD
+    if tree.css_first(s.login_box) is not None:  # before NOTICE: a login wall shows both
+        return PageKind.LOGIN
+    if tree.css_first(s.notice) is not None:
+        return PageKind.NOTICE
+    if postlist is None and tree.css_first(s.login_form) is not None:
+        return PageKind.LOGIN
+    scripts = [script.text() for script in tree.css("script")]
+    only_scripts = bool(scripts) and _visible_text_chars(tree) <= NEAR_EMPTY_TEXT_CHARS
+    if postlist is None and only_scripts and any(m in js for js in scripts for m in ANTISCRAPE_MARKERS):
+        return PageKind.ANTISCRAPE
+    page = tree.html or ""
+    if any(marker in page for marker in CHALLENGE_MARKERS):
+        return PageKind.CHALLENGE
+    if status in CHALLENGE_STATUSES and (only_scripts or any(hint in page for hint in CHALLENGE_HINTS)):
+        return PageKind.CHALLENGE
+    return PageKind.UNKNOWN
+
+
+# --- pager, header, breadcrumb ----------------------------------------------------------------
+def _find_pager(tree: LexborHTMLParser) -> LexborNode | None:
+    # The first div.pg that shows a current page or a total; comment pagers inside posts
+    # have only a "下一页" link.
+    for pager in tree.css(SELECTORS.pager):
+        if pager.css_first(SELECTORS.pager_current) is not None or pager.css_first(SELECTORS.pager_total):
+            return pager
+    return None
+
+
+def read_pages(tree: LexborHTMLParser, url_page: int | None) -> tuple[int, int]:
+    """(current page, page count) from the pager; a page without a pager is page 1 of 1."""
+    pager = _find_pager(tree)
+    if pager is None:
+        return 1, 1
+    numbers: list[int] = []
+    total = pager.css_first(SELECTORS.pager_total)
+    if total is not None:
+        match = _PAGES_TOTAL.search(total.attributes.get("title") or "")
+        if match:
+            numbers.append(int(match[1]))
+    for link in pager.css(SELECTORS.pager_links):
+        numbers.extend(int(n) for n in _DIGITS.findall(link.text()))
+    current_node = pager.css_first(SELECTORS.pager_current)
+    current_digits = _DIGITS.findall(current_node.text()) if current_node is not None else []
+    current = int(current_digits[0]) if current_digits else (url_page or 1)
+    current = max(1, current)
+    return current, max([current, *numbers])
+
+
+def _header_counts(tree: LexborHTMLParser) -> tuple[int | None, int | None]:
+    """(replies, views) from the page-1 header, read by their labels 回复 and 查看."""
+    label = ""
+    views = replies = None
+    unlabelled: list[int | None] = []
+    for span in tree.css(SELECTORS.header_counts):
+        classes = _classes(span)
+        if "xg1" in classes:
+            label = _text(span)
+        elif "xi1" in classes:
+            value = _count(span)
+            if "查看" in label:
+                views = value
+            elif "回复" in label:
+                replies = value
+            else:
+                unlabelled.append(value)
+            label = ""
+    if views is None and replies is None and len(unlabelled) >= 2:
+        views, replies = unlabelled[0], unlabelled[1]  # the template prints views first
+    return replies, views
+
+
+def _breadcrumb_board(tree: LexborHTMLParser) -> tuple[str | None, int | None]:
+    """(name, fid) of the deepest board linked in the breadcrumb."""
+    found: tuple[str | None, int | None] = (None, None)
+    for link in tree.css(SELECTORS.breadcrumb_links):
+        ref = board_ref(link.attributes.get("href") or "")
+        if ref:
+            found = (_text(link) or None, ref[0])
+    return found
+
+
+def _thread_title(tree: LexborHTMLParser) -> str:
+    title = _text(tree.css_first(SELECTORS.subject))
+    if title:
+        return title
+    # "{subject} - {board} - {site} - Powered by Discuz!"
+    head_title = _text(tree.css_first("title"))
+    return head_title.split(" - ")[0].strip() if " - " in head_title else ""
+
+
+def _thread_tid(ctx: ParseContext, canonical: str | None, tables: list[LexborNode]) -> int | None:
+    for href in (canonical, ctx.url):
+        if href:
+            ref = thread_ref(href)
+            if ref:
+                return ref[0]
+    for table in tables:
+        link = table.css_first(SELECTORS.floor_link)
+        tid = _tid_from_href(link.attributes.get("href") or "") if link is not None else None
+        if tid:
+            return tid
+    return None
+
+
+# --- floors -----------------------------------------------------------------------------------
+def floor_number(label: str) -> int | None:
+    """The floor a printed label names: 楼主/沙发/板凳/地板, '5#', '来自 5#'; None otherwise."""
+    label = normalise_whitespace(label)
+    if label in FLOOR_NAMES:
+        return FLOOR_NAMES[label]
+    digits = _DIGITS.findall(label)
+    return int(digits[-1]) if digits else None
+
+
+def assign_floors(labels: list[str], page: int, page_count: int) -> list[int | None]:
+    """Floors of the posts of one page, in page order.
+
+    A floor is read from its label. Hot replies (推荐) have none. A label that names no
+    number (an admin renamed 沙发, say) takes its number from the nearest readable floor on
+    the page, or, when none is readable, from its position: (page - 1) * posts per page,
+    where posts per page is this page's count unless it is the last page.
+    """
+    floors = [None if label in HOT_REPLY_LABELS else floor_number(label) for label in labels]
+    regular = [i for i, label in enumerate(labels) if label not in HOT_REPLY_LABELS]
+    known = [(rank, floors[i]) for rank, i in enumerate(regular) if floors[i] is not None]
+    per_page = len(regular) if page < page_count else DEFAULT_POSTS_PER_PAGE
+    for rank, i in enumerate(regular):
+        if floors[i] is not None:
+            continue
+        by_neighbour = None
+        if known:
+            near_rank, near_floor = min(known, key=lambda item: abs(item[0] - rank))
+            by_neighbour = near_floor + (rank - near_rank)
+        # A neighbour out of order (floor 1 printed after others) would count below 1.
+        floors[i] = by_neighbour if by_neighbour and by_neighbour >= 1 else (page - 1) * per_page + rank + 1
+    return floors
+
+
+# --- one post ---------------------------------------------------------------------------------
+@dataclass
+class _PostParts:
+    status: PostStatus
+    content_text: str = ""
+    content_html: str = ""
+    quotes: list[Quote] | None = None
+    edit_note: str | None = None
+    attachments: list[Attachment] | None = None
+    noise: dict[str, int] | None = None
+
+
+def _uid(href: str | None) -> int | None:
+    match = _UID_IN_HREF.search(href or "")
+    return int(match[1]) if match else None
+
+
+def _author(table: LexborNode) -> tuple[str | None, int | None]:
+    for selector in SELECTORS.author_links:
+        for link in table.css(selector):
+            name = _text(link)
+            if name:
+                return name, _uid(link.attributes.get("href"))
+    # Anonymous posts and guests: the name stands as bare text before the time.
+    header = table.css_first(SELECTORS.author_header)
+    if header is None:
+        return None, None
+    pieces = []
+    for child in header.iter(include_text=True):
+        if child.is_element_node and child.css_matches(SELECTORS.posted_at):
+            break
+        if child.is_text_node:
+            pieces.append(child.text_content or "")
+    words = [w for w in normalise_whitespace(" ".join(pieces)).split(" ") if w and w not in THREAD_STARTER_MARKS]
+    return (" ".join(words) or None), None
+
+
+def _posted_at(table: LexborNode, tz: timezone, fetched: datetime | None) -> tuple[str | None, str]:
+    em = table.css_first(SELECTORS.posted_at)
+    if em is None:
+        return None, ""
+    raw = _text(em)
+    if raw.startswith(POSTED_PREFIX):
+        raw = raw[len(POSTED_PREFIX) :].strip()
+    titled = em.css_first(SELECTORS.posted_at_title)
+    if titled is not None:
+        exact = parse_absolute_time(titled.attributes.get("title") or "", tz)
+        if exact:
+            return exact, raw
+    return parse_post_time(raw, tz, fetched), raw
+
+
+def _image_names(table: LexborNode) -> dict[str, str]:
+    """aid -> file name from the hidden tips next to inline images (read before layer 1
+    removes them as hidden elements)."""
+    names = {}
+    for tip in table.css(SELECTORS.image_tip_names):
+        aid = (tip.id or "")[len("aimg_") : -len("_menu")]
+        name = _text(tip.css_first("strong"))
+        if aid and name:
+            names[aid] = name
+    return names
+
+
+def _is_furniture_image(img: LexborNode, url: str) -> bool:
+    attributes = img.attributes
+    return "smilieid" in attributes or "smilie" in _classes(img) or any(p in url for p in FURNITURE_IMAGE_PATHS)
+
+
+def _attachments(nodes: list[LexborNode], base_url: str, names: dict[str, str]) -> list[Attachment]:
+    found: dict[tuple[str, str], Attachment] = {}
+    for node in nodes:
+        for img in node.css("img"):
+            if _inside(img, node, SELECTORS.quote):  # the quoted post's image, not this post's
+                continue
+            attributes = img.attributes
+            source = next((attributes[a] for a in clean.IMAGE_SOURCE_ATTRIBUTES if attributes.get(a)), None)
+            url = absolute_url(source, base_url)
+            if not url or _is_furniture_image(img, url):
+                continue
+            aid = (attributes.get("aid") or "").strip() or None
+            name = names.get(aid or "") or attributes.get("alt") or attributes.get("title") or None
+            found.setdefault(("aid", aid) if aid else ("url", url), Attachment(url=url, name=name, aid=aid))
+        for link in node.css(SELECTORS.attachment_links):
+            url = absolute_url(link.attributes.get("href"), base_url)
+            if not url:
+                continue
+            match = _AID_ID.fullmatch(link.id or "")
+            aid = match[1] if match else None
+            name = _text(link) or None
+            key = ("aid", aid) if aid else ("url", url)
+            if key in found:  # the link of an image already found: it only adds the file name
+                if not found[key].name and name:
+                    found[key] = replace(found[key], name=name)
+            else:
+                found[key] = Attachment(url=url, name=name, aid=aid, is_image=False)
+    return list(found.values())
+
+
+def _edit_note(body: LexborNode) -> str | None:
+    for note in body.css(SELECTORS.edit_note):
+        if _inside(note, body, SELECTORS.quote):
+            continue
+        text = _text(note) or None
+        _remove_following_breaks(note, 2)  # the template follows it with <br /><br />
+        note.decompose()
+        return text
+    return None
+
+
+def _split_attribution(text: str) -> tuple[str | None, str | None]:
+    for pattern in _QUOTE_ATTRIBUTION:
+        match = pattern.match(text)
+        if match:
+            return match["author"].strip() or None, match["time"].strip() or None
+    return None, None
+
+
+def _take_quotes(body: LexborNode, noise: NoiseRules, counts: dict[str, int]) -> list[Quote]:
+    """Read every outermost quote into a Quote and remove it from `body`."""
+    outermost = [q for q in body.css(SELECTORS.quote) if not _inside(q, body, SELECTORS.quote)]
+    quotes = []
+    for quote in outermost:
+        block = quote.css_first(SELECTORS.quote_block) or quote
+        author = posted_raw = pid = None
+        link = block.css_first(SELECTORS.quote_attribution)
+        if link is not None:
+            author, posted_raw = _split_attribution(_text(link))
+            pid_value = _query(link.attributes.get("href") or "")[1].get("pid", "")
+            pid = int(pid_value) if pid_value.isdigit() else None
+            # The attribution is <font size=2><a ...><font color=...>X 发表于 T</font></a></font><br />.
+            wrapper = link
+            while wrapper.parent is not None and wrapper.parent.mem_id != block.mem_id and wrapper.parent.tag == "font":
+                wrapper = wrapper.parent
+            _remove_following_breaks(wrapper, 1)
+            wrapper.decompose()
+        text, text_counts = clean.clean_node_text(block, noise)
+        clean.merge_counts(counts, text_counts)
+        quotes.append(Quote(text=text, author=author, posted_at_raw=posted_raw, pid=pid))
+    for quote in outermost:
+        quote.decompose()
+    return quotes
+
+
+def _status_without_body(table: LexborNode) -> PostStatus:
+    if "plhin" not in _classes(table):
+        return PostStatus.DELETED  # 无效楼层，该帖已经被删除
+    if table.css_first(SELECTORS.password_input) is not None:
+        return PostStatus.HIDDEN
+    notices = " ".join(_text(n) for n in table.css(SELECTORS.locked))
+    return PostStatus.BLOCKED if BLOCKED_NOTICE_MARK in notices else PostStatus.HIDDEN
+
+
+def _post_parts(table: LexborNode, ctx: ParseContext) -> _PostParts:
+    body = table.css_first(SELECTORS.body)
+    if body is None:
+        return _PostParts(status=_status_without_body(table))
+    box = table.css_first(SELECTORS.post_body_box) or table
+    hidden_part = (
+        body.css_first(SELECTORS.locked) is not None
+        or box.css_first(SELECTORS.password_input) is not None
+        or box.css_first(SELECTORS.pay_button) is not None
+    )
+    names = _image_names(table)
+    counts = clean.strip_markup_noise(body, MARKUP_NOISE)
+    clean.add_counts(counts, clean.NOISE_JAMMER_TEXT, clean.strip_jammer_nodes(body))
+    clean.remove_elements(body, SELECTORS.body_furniture)
+    edit_note = _edit_note(body)
+    clean.merge_counts(counts, clean.clean_tree_phrases(body, ctx.noise))
+    content_html = clean.sanitize_html(body.inner_html, ctx.url)  # quotes stay in the HTML
+    unplaced = table.css_first(SELECTORS.unplaced_attachments)
+    if unplaced is not None:
+        clean.strip_markup_noise(unplaced, MARKUP_NOISE)  # page furniture, not post noise: not counted
+    attachments = _attachments([body] + ([unplaced] if unplaced is not None else []), ctx.url, names)
+    quotes = _take_quotes(body, ctx.noise, counts)
+    clean.remove_elements(body, SELECTORS.text_furniture)
+    content_text, text_counts = clean.clean_node_text(body, ctx.noise)
+    clean.merge_counts(counts, text_counts)
+    return _PostParts(
+        status=PostStatus.HIDDEN if hidden_part else PostStatus.NORMAL,
+        content_text=content_text,
+        content_html=content_html,
+        quotes=quotes,
+        edit_note=edit_note,
+        attachments=attachments,
+        noise=counts,
+    )
+
+
+def _signature(table: LexborNode) -> str | None:
+    sign = table.css_first(SELECTORS.signature)
+    if sign is None:
+        return None
+    clean.strip_markup_noise(sign, MARKUP_NOISE)
+    return clean.html_to_text(sign) or None
+
+
+def _floor_label(table: LexborNode) -> str:
+    link = table.css_first(SELECTORS.floor_link) or table.css_first(SELECTORS.floor_label_any)
+    return _text(link)
+
+
+def _parse_post(
+    table: LexborNode, ctx: ParseContext, tz: timezone, fetched: datetime | None, floor: int | None
+) -> Post:
+    author, author_uid = _author(table)
+    posted_at, posted_raw = _posted_at(table, tz, fetched)
+    parts = _post_parts(table, ctx)
+    return Post(
+        pid=int(_PID_ID.fullmatch(table.id)[1]),
+        floor=floor,
+        floor_label=_floor_label(table),
+        author=author,
+        author_uid=author_uid,
+        posted_at=posted_at,
+        posted_at_raw=posted_raw,
+        content_text=parts.content_text,
+        content_html=parts.content_html,
+        quotes=parts.quotes or [],
+        signature=_signature(table) if parts.status is not PostStatus.DELETED else None,
+        edit_note=parts.edit_note,
+        attachments=parts.attachments or [],
+        status=parts.status,
+        noise_removed=parts.noise or {},
+    )
+
+
+# --- pages ------------------------------------------------------------------------------------
+def _guarded(what: str, ctx: ParseContext, parse, tree: LexborHTMLParser):
+    try:
+        return parse(tree.clone(), ctx)  # a clone: the caller's tree stays as it was
+    except ParseError:
+        raise
+    except Exception as exc:  # anything else is malformed input we did not foresee
+        raise ParseError(f"cannot read {what} page {ctx.url}: {type(exc).__name__}: {exc}") from exc
+
+
+def parse_thread(tree: LexborHTMLParser, ctx: ParseContext) -> ThreadPage:
+    """Parse a Discuz thread page (viewthread) into a ThreadPage. Raises only ParseError."""
+    return _guarded("thread", ctx, _parse_thread, tree)
+
+
+def _parse_thread(tree: LexborHTMLParser, ctx: ParseContext) -> ThreadPage:
+    tz = site_timezone(ctx.utc_offset)
+    fetched = fetch_time(ctx.fetched_at, tz)
+    postlist = tree.css_first(SELECTORS.postlist)
+    tables = _post_tables(postlist) if postlist is not None else []
+    title = _thread_title(tree)
+    if not tables:
+        raise ParseError(f"no posts (div#postlist > table#pid…) on thread page {ctx.url}")
+    if not title:
+        raise ParseError(f"no thread title (#thread_subject or <title>) on thread page {ctx.url}")
+    url_ref = thread_ref(ctx.url)
+    page, page_count = read_pages(tree, url_ref[1] if url_ref else None)
+    canonical_node = tree.css_first(SELECTORS.canonical)
+    canonical = absolute_url(canonical_node.attributes.get("href"), ctx.url) if canonical_node is not None else None
+    replies, views = _header_counts(tree)
+    board, fid = _breadcrumb_board(tree)
+    floors = assign_floors([_floor_label(t) for t in tables], page, page_count)
+    posts = [_parse_post(t, ctx, tz, fetched, floor) for t, floor in zip(tables, floors)]
+    return ThreadPage(
+        tid=_thread_tid(ctx, canonical, tables),
+        title=title,
+        page=page,
+        page_count=page_count,
+        posts=posts,
+        board=board,
+        fid=fid,
+        replies=replies,
+        views=views,
+        canonical_url=canonical,
+    )
+
+
+def parse_board(tree: LexborHTMLParser, ctx: ParseContext) -> BoardPage:
+    """Parse a Discuz board page (forumdisplay) into a BoardPage. Raises only ParseError."""
+    return _guarded("board", ctx, _parse_board, tree)
+
+
+def _board_row(row: LexborNode, ctx: ParseContext, tz: timezone, fetched: datetime | None) -> BoardRow | None:
+    row_id = row.id or ""
+    link = row.css_first(SELECTORS.row_title)
+    if link is None:
+        return None
+    href = link.attributes.get("href") or ""
+    # A moved thread keeps its old id on the row and links to where it lives now.
+    tid = _tid_from_href(href) or next((int(d) for d in _DIGITS.findall(row_id)), None)
+    url = absolute_url(href, ctx.url)
+    if not tid or not url:
+        return None
+    by_cells = row.css(SELECTORS.row_cells_by)
+    author = _text(by_cells[0].css_first(SELECTORS.row_cite)) if by_cells else ""
+    last_raw = None
+    last_at = None
+    if len(by_cells) >= 2:
+        last = by_cells[-1].css_first(SELECTORS.row_last_post)
+        if last is not None:
+            last_raw = _text(last) or None
+            titled = last.css_first(SELECTORS.posted_at_title)
+            if titled is not None:
+                last_at = parse_absolute_time(titled.attributes.get("title") or "", tz)
+            last_at = last_at or parse_post_time(last_raw or "", tz, fetched)
+    return BoardRow(
+        tid=tid,
+        title=_text(link),
+        url=url,
+        replies=_count(row.css_first(SELECTORS.row_replies)),
+        views=_count(row.css_first(SELECTORS.row_views)),
+        author=author or None,
+        last_post_at=last_at,
+        last_post_raw=last_raw,
+        sticky=row_id.startswith("stickthread_"),
+    )
+
+
+def _parse_board(tree: LexborHTMLParser, ctx: ParseContext) -> BoardPage:
+    tz = site_timezone(ctx.utc_offset)
+    fetched = fetch_time(ctx.fetched_at, tz)
+    table = tree.css_first(SELECTORS.thread_list)
+    row_nodes = tree.css(SELECTORS.thread_rows)
+    if table is None and not row_nodes:
+        raise ParseError(f"no thread list (table#threadlisttableid) on board page {ctx.url}")
+    rows = [row for row in (_board_row(node, ctx, tz, fetched) for node in row_nodes) if row is not None]
+    url_ref = board_ref(ctx.url)
+    page, page_count = read_pages(tree, url_ref[1] if url_ref else None)
+    name, fid = _breadcrumb_board(tree)
+    if fid is None and url_ref:
+        fid = url_ref[0]
+    if fid is None and table is not None:
+        match = _BOARD_SUMMARY.fullmatch(table.attributes.get("summary") or "")
+        fid = int(match[1]) if match else None
+    name = name or _text(tree.css_first(SELECTORS.board_heading)) or None
+    return BoardPage(fid=fid, name=name, page=page, page_count=page_count, rows=rows)
+
+
+class DiscuzEngine:
+    """The Engine of Discuz! X3.x forums (engines.base.Engine); every method is pure."""
+
+    name = "discuz"
+
+    def page_kind(self, tree: LexborHTMLParser, status: int = 200) -> PageKind:
+        """Classify a page before parsing it: thread, board, or a page never to be stored."""
+        return page_kind(tree, status)
+
+    def parse_thread(self, tree: LexborHTMLParser, ctx: ParseContext) -> ThreadPage:
+        """Parse a thread page. Raises only ParseError."""
+        return parse_thread(tree, ctx)
+
+    def parse_board(self, tree: LexborHTMLParser, ctx: ParseContext) -> BoardPage:
+        """Parse a board (thread list) page. Raises only ParseError."""
+        return parse_board(tree, ctx)
+
+    def url_kind(self, url: str) -> PageKind:
+        """What a URL points at, from its shape alone (THREAD, BOARD or UNKNOWN)."""
+        return url_kind(url)
+
+    def thread_ref(self, url: str) -> tuple[int, int] | None:
+        """(tid, page) for a thread URL in any of Discuz's URL forms, else None."""
+        return thread_ref(url)
+
+    def board_ref(self, url: str) -> tuple[int, int] | None:
+        """(fid, page) for a board URL in any of Discuz's URL forms, else None."""
+        return board_ref(url)
+
+    def thread_url(self, base_url: str, tid: int, page: int = 1) -> str:
+        """The canonical URL of page `page` of thread `tid`."""
+        return thread_url(base_url, tid, page)
+
+    def board_url(self, base_url: str, fid: int, page: int = 1) -> str:
+        """The canonical URL of page `page` of board `fid`."""
+        return board_url(base_url, fid, page)
+
+
+__all__ = [
+    "DEFAULT_POSTS_PER_PAGE",
+    "DiscuzEngine",
+    "DiscuzSelectors",
+    "MARKUP_NOISE",
+    "SELECTORS",
+    "assign_floors",
+    "board_ref",
+    "board_url",
+    "fetch_time",
+    "floor_number",
+    "page_kind",
+    "parse_absolute_time",
+    "parse_board",
+    "parse_post_time",
+    "parse_thread",
+    "read_pages",
+    "site_timezone",
+    "thread_ref",
+    "thread_url",
+    "url_kind",
+]

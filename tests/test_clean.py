@@ -1,0 +1,332 @@
+"""The noise filters of scraper.clean: markup (layer 1), jammer text in trees and text
+(layer 2), phrases (layers 3-4), the HTML sanitiser, text layout, learned phrases and the
+parse guard against pathological nesting."""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from selectolax.lexbor import LexborHTMLParser
+
+from scraper import clean
+from scraper.clean import MarkupSelectors, NoiseRules
+
+DISCUZ_MARKUP = MarkupSelectors(jammer="font.jammer", ad_slot='div[class*="a_"]', ad_class_prefix="a_")
+JAMMER_RUN = re.compile(rf"(?:{clean.JAMMER_UNIT}){{5}}")
+BASE = "http://bbs.example.cn/forum/"
+
+
+def fragment(html: str):
+    """The <div id="root"> of a freshly parsed fragment."""
+    return LexborHTMLParser(f'<div id="root">{html}</div>').css_first("#root")
+
+
+# --- layer 1 --------------------------------------------------------------------------------
+def test_strip_markup_noise_removes_each_kind_and_counts_it():
+    root = fragment(
+        '<div class="a_pr"><a href="#">广告</a></div>'
+        "正文<font class=\"jammer\">, M0 J# x0 L/ B- S</font><br>"
+        '<span style="display:none">3 a) Q+ z</span>第二行'
+        '<p style="COLOR:red; Display : None ;">藏</p>'
+        "<script>alert(1)</script><style>.x{}</style>"
+    )
+    counts = clean.strip_markup_noise(root, DISCUZ_MARKUP)
+    assert counts == {"ad_slots": 1, "jammer_elements": 1, "hidden_elements": 2, "scripts": 1, "styles": 1}
+    assert clean.html_to_text(root) == "正文\n第二行"
+
+
+def test_ad_slots_match_class_tokens_that_start_with_the_prefix_only():
+    root = fragment(
+        '<div class="pstl a_pb">广告一</div><div class="a_fl a_cb">广告二</div>'
+        '<div class="data_a">数据</div><div class="pa_pr">保留</div><span class="a_pr">行内</span>'
+    )
+    assert clean.strip_markup_noise(root, DISCUZ_MARKUP) == {"ad_slots": 2}
+    assert clean.html_to_text(root) == "数据\n保留\n行内"
+
+
+def test_nested_noise_is_removed_once_under_its_outermost_kind():
+    root = fragment(
+        '<div style="display:none"><font class="jammer">1 a2 b3 c4 d5 e</font><script>x</script></div>'
+        '<div class="a_pt"><span style="display:none">y</span></div>留下'
+    )
+    assert clean.strip_markup_noise(root, DISCUZ_MARKUP) == {"hidden_elements": 1, "ad_slots": 1}
+    assert root.html == '<div id="root">留下</div>'
+
+
+def test_the_node_itself_is_never_removed():
+    tree = LexborHTMLParser('<div id="root" style="display:none" class="a_pr">内容</div>')
+    root = tree.css_first("#root")
+    assert clean.strip_markup_noise(root, DISCUZ_MARKUP) == {}
+    assert clean.html_to_text(root) == "内容"
+
+
+def test_remove_elements_handles_nested_matches():
+    root = fragment('<div class="attach_nopermission"><span class="atips_close">x</span>提示</div>正文')
+    assert clean.remove_elements(root, ("div.attach_nopermission", "span.atips_close")) == 1
+    assert clean.html_to_text(root) == "正文"
+
+
+# --- layer 2 --------------------------------------------------------------------------------
+def test_jammer_runs_without_wrappers_are_removed_at_line_edges_only():
+    root = fragment(
+        "第一行, M0 J# x0 L/ B- S\n<br>\n"  # end of a line, before <br>
+        "<!-- c -->' N- Q6 ~$ V* q2 `! _第二行<br>"  # start of a line, after <br> and a comment
+        "<p>& Z; k9 @. o1 ]: |段落</p>"  # start of a block
+        "中间1 a2 b3 c4 d5 e<b>粗</b>不动"  # mid-line: inline element follows, not a line edge
+    )
+    assert clean.strip_jammer_nodes(root) == 3
+    assert clean.html_to_text(root) == "第一行\n第二行\n段落\n中间1 a2 b3 c4 d5 e粗不动"
+
+
+def test_jammer_run_shorter_than_five_units_is_text():
+    root = fragment("答案是1 a2 b3 c4 d<br>下一行")
+    assert clean.strip_jammer_nodes(root) == 0
+    assert clean.html_to_text(root) == "答案是1 a2 b3 c4 d\n下一行"
+
+
+def test_two_touching_runs_and_whole_line_runs():
+    root = fragment("1 a2 b3 c4 d5 e正文6 f7 g8 h9 i0 j<br>, M0 J# x0 L/ B- S<br>尾")
+    assert clean.strip_jammer_nodes(root) == 3
+    assert clean.html_to_text(root) == "正文\n\n尾"
+
+
+_ORIGINAL_TRAILING_RUN = re.compile(rf"(?:{clean.JAMMER_UNIT}){{5,}}[\x20\xa0]*$")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(list(" \xa0!#,.09:;?@AZaz{~中") + ["1 a", ", M", "5 e"]), max_size=40).map("".join))
+def test_linear_trailing_match_agrees_with_the_plain_regex(text):
+    expected = _ORIGINAL_TRAILING_RUN.sub("", text, count=1)
+    assert clean._strip_trailing_run(text)[0] == expected
+
+
+def test_trailing_strip_is_linear_on_long_jammer_like_lines():
+    line = "中" + "1 a" * 200_000 + "中"
+    started = time.monotonic()
+    assert clean.strip_jammer_line(line) == (line, 0)
+    assert time.monotonic() - started < 1.0
+
+
+def test_existing_text_filters_keep_their_behaviour():
+    assert clean.strip_jammer_line(": b- \\) u# m  i    1、党员意识") == ("    1、党员意识", 1)
+    assert clean.strip_jammer_line("强化十种意识做好办公室工作! l0 z8 O; z+ x9 Y7 q  H! Z") == ("强化十种意识做好办公室工作", 1)
+    text, n = clean.strip_jammer_text("甲\n, [0 K\" W! K- T2 M, Y- O. }3 y\n乙")
+    assert (text, n) == ("甲\n乙", 1)
+    assert clean.remove_phrases("本文由老秘网推荐,正文本文由老秘网推荐,", ["本文由老秘网推荐,"]) == ("正文", 2)
+
+
+# --- layers 3-4 and text ------------------------------------------------------------------------
+def test_clean_node_text_counts_phrases_and_jammer_left_in_text():
+    root = fragment("开头本文由老秘网推荐,正文<br>学习强国水印结尾<br><b>1 a2 </b>b3 c4 d5 e末行")
+    text, counts = clean.clean_node_text(root, NoiseRules(phrases=("本文由老秘网推荐,",), learned=("学习强国水印",)))
+    assert text == "开头正文\n结尾\n末行"
+    assert counts == {"site_phrases": 1, "learned_phrases": 1, "jammer_text_runs": 1}
+
+
+def test_clean_tree_phrases_edits_text_nodes_and_escapes_nothing():
+    root = fragment("<p>a &lt;b&gt; 本文由老秘网推荐,c</p>")
+    assert clean.clean_tree_phrases(root, NoiseRules(phrases=("本文由老秘网推荐,",))) == {"site_phrases": 1}
+    assert root.css_first("p").inner_html == "a &lt;b&gt; c"
+
+
+def test_html_to_text_layout():
+    root = fragment(
+        "<div>块一</div><div>块二</div>行&nbsp;&nbsp;内\u3000空白<br><br><br><br>隔行"
+        "<pre>  代码\n  第二行</pre><ul><li>甲</li><li>乙</li></ul>"
+        "<script>var hidden = 1;</script><style>.x{}</style><table><tr><td>格</td><td>子</td></tr></table>"
+    )
+    assert clean.html_to_text(root) == "块一\n块二\n行 内 空白\n\n隔行\n代码\n第二行\n甲\n乙\n格\n子"
+
+
+def test_html_to_text_of_deep_tree_does_not_recurse():
+    tree = LexborHTMLParser("<span>" * 50_000 + "深" + "</span>" * 50_000)
+    assert clean.html_to_text(tree.body) == "深"
+
+
+# --- sanitiser --------------------------------------------------------------------------------
+FORBIDDEN_TAGS = "script, style, iframe, object, embed, svg, math, noscript, template, form, input, base, meta, link"
+
+PAYLOADS = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    "<svg onload=alert(1)><circle r=1 /></svg>",
+    "<svg><a xlink:href=\"javascript:alert(1)\"><text>x</text></a></svg>",
+    '<a href="javascript:alert(1)">x</a>',
+    '<a href="JaVaScRiPt:alert(1)">x</a>',
+    '<a href="java\nscript:alert(1)">x</a>',
+    '<a href="  javascript:alert(1)">x</a>',
+    '<a href="&#106;avascript:alert(1)">x</a>',
+    '<a href="vbscript:msgbox(1)">x</a>',
+    '<a href="data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==">x</a>',
+    '<img src="data:image/svg+xml,<svg onload=alert(1)>">',
+    '<img zoomfile="javascript:alert(1)" src="static/image/common/none.gif">',
+    "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)></style></mglyph></table></mtext></math>",
+    '<noscript><p title="</noscript><img src=x onerror=alert(1)>"></noscript>',
+    '<div style="background:url(javascript:alert(1))">x</div>',
+    '<p style="width: expression(alert(1))">x</p>',
+    '<iframe src="http://evil.example/"></iframe>',
+    '<object data="http://evil.example/x.swf"></object><embed src="http://evil.example/x.swf">',
+    '<form action="http://evil.example/"><input onfocus=alert(1) autofocus></form>',
+    '<base href="javascript:/">',
+    '<meta http-equiv="refresh" content="0;url=javascript:alert(1)">',
+    "<template><script>alert(1)</script></template>",
+    '<table background="javascript:alert(1)"><tr><td onmouseover="alert(1)">x</td></tr></table>',
+    "<img src=x:alert(alt) onerror=eval(src) alt=0>",
+    '<a href="http://ok.example/" onclick="alert(1)">ok</a>',
+    '<style>@import "http://evil.example/x.css";</style>',
+    "<select><option><svg onload=alert(1)></option></select>",
+    "<textarea></textarea><img src=x onerror=alert(1)></textarea>",
+    "<!--<img src=x onerror=alert(1)>-->",
+    "<xmp><img src=x onerror=alert(1)></xmp>",
+    '<a href="//evil.example/p">protocol-relative</a>',
+]
+
+
+def assert_safe(html: str) -> None:
+    tree = LexborHTMLParser(html)
+    assert tree.css(FORBIDDEN_TAGS) == [], html
+    for element in tree.body.css("*"):
+        if element.mem_id == tree.body.mem_id:
+            continue
+        for name, value in element.attributes.items():
+            assert not name.lower().startswith("on"), html
+            assert name in clean.ALLOWED_ATTRIBUTES.get(element.tag, set()) | {"rel"}, html
+            if name in ("href", "src"):
+                assert re.match(r"https?://", value or ""), html
+        assert element.tag in clean.ALLOWED_TAGS, html
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_sanitiser_neutralises_payload(payload):
+    out = clean.sanitize_html(payload, BASE)
+    assert_safe(out)
+    assert_safe(clean.sanitize_html(out, BASE))  # and stays safe when cleaned again
+
+
+def test_sanitiser_keeps_content_resolves_urls_and_marks_links():
+    out = clean.sanitize_html(
+        '<font color="red">红字</font><a href="thread-88-1-1.html" title="t" class="x">链接</a>'
+        '<img src="static/image/common/none.gif" zoomfile="data/attachment/a.jpg" file="data/attachment/a_t.jpg" width="600" onclick="zoom()">'
+        '<table><tr><td colspan="2" style="color:red">格</td></tr></table>',
+        BASE,
+    )
+    assert out == (
+        '红字<a href="http://bbs.example.cn/forum/thread-88-1-1.html" title="t" rel="nofollow noopener noreferrer">链接</a>'
+        '<img src="http://bbs.example.cn/forum/data/attachment/a.jpg" width="600">'
+        '<table><tbody><tr><td colspan="2">格</td></tr></tbody></table>'
+    )
+
+
+_TAGS = st.sampled_from(
+    ["div", "p", "a", "img", "script", "style", "svg", "math", "iframe", "object", "embed", "noscript", "td",
+     "table", "b", "font", "template", "textarea", "blockquote", "form", "select", "mtext", "mglyph", "title"]
+)
+_ATTRIBUTE_NAMES = st.sampled_from(["href", "src", "zoomfile", "file", "onerror", "onload", "style", "title", "xlink:href", "colspan", "ONCLICK"])
+_ATTRIBUTE_VALUES = st.sampled_from(
+    ["javascript:alert(1)", " JAVASCRIPT:x", "data:text/html,x", "http://ok.example/a", "x.html", "//evil/x",
+     "\" onerror=\"alert(1)", "expression(x)", "<img src=x onerror=alert(1)>", "vbscript:x", "&#106;avascript:x"]
+)
+
+
+@st.composite
+def html_documents(draw, depth=0):
+    parts = []
+    for _ in range(draw(st.integers(0, 4))):
+        if depth < 4 and draw(st.booleans()):
+            tag = draw(_TAGS)
+            attributes = "".join(
+                f' {draw(_ATTRIBUTE_NAMES)}="{draw(_ATTRIBUTE_VALUES)}"' for _ in range(draw(st.integers(0, 3)))
+            )
+            inner = draw(html_documents(depth=depth + 1))
+            closing = f"</{tag}>" if draw(st.booleans()) else ""
+            parts.append(f"<{tag}{attributes}>{inner}{closing}")
+        else:
+            parts.append(draw(st.text(alphabet=st.sampled_from(list("ab<>\"'=/ &;!-中")), max_size=12)))
+    return "".join(parts)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(html_documents())
+def test_sanitiser_output_is_safe_for_generated_html(html):
+    assert_safe(clean.sanitize_html(html, BASE))
+
+
+# --- learned phrases ----------------------------------------------------------------------------
+def random_post(rng: random.Random, length: int) -> str:
+    return "".join(chr(rng.randint(0x4E00, 0x4E00 + 3000)) for _ in range(length))
+
+
+def test_learn_phrases_finds_a_planted_watermark():
+    rng = random.Random(7)
+    posts = []
+    for _ in range(20):
+        body = random_post(rng, rng.randint(60, 300))
+        cut = rng.randint(0, len(body))
+        posts.append(body[:cut] + "本文由老秘网推荐" + body[cut:])
+    assert clean.learn_phrases(posts) == [("本文由老秘网推荐", 20)]
+
+
+def test_learn_phrases_proposes_nothing_from_unrelated_posts():
+    rng = random.Random(8)
+    assert clean.learn_phrases([random_post(rng, rng.randint(60, 300)) for _ in range(20)]) == []
+
+
+def test_learn_phrases_needs_enough_posts_and_varying_positions():
+    rng = random.Random(9)
+    few = [random_post(rng, 50) + "只出现四次的句子" for _ in range(4)] + [random_post(rng, 50) for _ in range(16)]
+    assert clean.learn_phrases(few) == []
+    # The same opening in every post is a template, not a watermark at random positions.
+    fixed = ["每帖固定开头文字" + random_post(rng, 80) for _ in range(20)]
+    assert clean.learn_phrases(fixed) == []
+
+
+def test_learn_phrases_keeps_only_maximal_phrases():
+    rng = random.Random(10)
+    posts = []
+    for i in range(20):
+        body = random_post(rng, 120)
+        cut = rng.randint(0, 120)
+        mark = "来自老秘网手机客户端" if i < 10 else "老秘网手机"
+        posts.append(body[:cut] + mark + body[cut:])
+    # "老秘网手机" recurs in all 20 posts, but it is part of the longer proposal: not proposed.
+    assert clean.learn_phrases(posts, min_chars=5) == [("来自老秘网手机客户端", 10)]
+
+
+def test_learn_phrases_is_fast_on_thousands_of_posts():
+    rng = random.Random(11)
+    posts = [random_post(rng, 300) for _ in range(2000)]
+    for i in range(0, 2000, 40):
+        cut = 20 + i % 250
+        posts[i] = posts[i][:cut] + "欢迎访问老秘网获取更多" + posts[i][cut:]
+    started = time.monotonic()
+    proposals = clean.learn_phrases(posts)
+    assert proposals == [("欢迎访问老秘网获取更多", 50)]
+    assert time.monotonic() - started < 10
+
+
+# --- parsing guard ------------------------------------------------------------------------------
+def test_hundred_thousand_nested_divs_parse_in_seconds_and_keep_their_text():
+    html = "<p>前</p>" + "<div>" * 100_000 + "最深处" + "</div>" * 100_000 + "<p>后</p>"
+    started = time.monotonic()
+    tree = clean.parse_html(html)
+    assert clean.html_to_text(tree.body) == "前\n最深处\n后"
+    assert time.monotonic() - started < 5
+    assert len(tree.css("div")) == clean.MAX_NESTING_DEPTH
+
+
+def test_limit_nesting_leaves_ordinary_pages_alone():
+    page = "<html><body><div><p>a<p>b<ul><li>c<li>d</ul><table><tr><td>e</table><!-- <div> --></div>" \
+           "<script>if (a < b) document.write('<div>')</script></body></html>"
+    assert clean.limit_nesting(page, max_depth=4) is page
+
+
+def test_limit_nesting_is_linear_on_unclosed_markup():
+    started = time.monotonic()
+    for junk in ("<a" * 100_000, "<script>" * 100_000, "<!--" * 100_000, "<b title='<'>" * 50_000):
+        clean.limit_nesting(junk)
+    assert time.monotonic() - started < 3

@@ -1,0 +1,543 @@
+"""The Discuz! X engine against hand-written fixture pages (tests/fixtures/discuz/): page
+kinds, every field of thread and board pages, noise kept out of the text, URL forms, and
+robustness: mutated pages raise only ParseError, pathological nesting stays fast."""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from selectolax.lexbor import LexborHTMLParser
+
+from scraper import clean
+from scraper.clean import NoiseRules
+from scraper.engines import get_engine
+from scraper.engines.base import Attachment, PageKind, ParseContext, PostStatus, Quote, ThreadPage
+from scraper.engines.discuz import (
+    DiscuzEngine,
+    assign_floors,
+    floor_number,
+    parse_post_time,
+    site_timezone,
+)
+from scraper.errors import ParseError
+from tests.test_clean import assert_safe
+
+FIXTURES = Path(__file__).parent / "fixtures" / "discuz"
+JAMMER_RUN = re.compile(rf"(?:{clean.JAMMER_UNIT}){{5}}")
+FETCHED_AT = "2024-03-05T10:00:00+08:00"
+SITE_NOISE = NoiseRules(phrases=("本文由老秘网推荐,",))
+ENGINE = DiscuzEngine()
+
+PAGE1_URL = "http://bbs.example.cn/thread-88-1-1.html"
+PAGE2_URL = "http://bbs.example.cn/forum.php?mod=viewthread&tid=88&page=2"
+BOARD_URL = "http://bbs.example.cn/forum-2-1.html"
+
+
+def fixture(name: str) -> str:
+    return (FIXTURES / f"{name}.html").read_text(encoding="utf-8")
+
+
+def thread(html: str, url: str = PAGE1_URL, **ctx):
+    ctx.setdefault("fetched_at", FETCHED_AT)
+    ctx.setdefault("noise", SITE_NOISE)
+    return ENGINE.parse_thread(clean.parse_html(html), ParseContext(url=url, **ctx))
+
+
+def board(html: str, url: str = BOARD_URL, **ctx):
+    ctx.setdefault("fetched_at", FETCHED_AT)
+    return ENGINE.parse_board(clean.parse_html(html), ParseContext(url=url, **ctx))
+
+
+@pytest.fixture(scope="module")
+def page1():
+    return thread(fixture("thread_page1"))
+
+
+@pytest.fixture(scope="module")
+def page2():
+    return thread(fixture("thread_page2"), PAGE2_URL)
+
+
+def by_pid(page, pid):
+    return next(post for post in page.posts if post.pid == pid)
+
+
+# --- page kinds -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "status", "kind"),
+    [
+        ("thread_page1", 200, PageKind.THREAD),
+        ("thread_page2", 200, PageKind.THREAD),
+        ("board_page", 200, PageKind.BOARD),
+        ("notice", 200, PageKind.NOTICE),
+        ("login", 200, PageKind.LOGIN),
+        ("antiscrape", 200, PageKind.ANTISCRAPE),
+        ("challenge", 403, PageKind.CHALLENGE),
+        ("challenge", 503, PageKind.CHALLENGE),
+    ],
+)
+def test_page_kind_of_fixtures(name, status, kind):
+    assert ENGINE.page_kind(clean.parse_html(fixture(name)), status) is kind
+
+
+@pytest.mark.parametrize(
+    ("html", "status", "kind"),
+    [
+        # showmessage() for guests: the notice and an Ajax login box; a login wall wins.
+        ('<div id="messagetext" class="alert_info"><p>抱歉，您尚未登录，没有权限访问该版块</p></div>'
+         '<div id="messagelogin"></div><script>ajaxget("member.php?mod=logging&action=login&infloat=yes", "messagelogin");</script>',
+         200, PageKind.LOGIN),
+        ("<script>location.href='/forum.php?mod=viewthread&tid=1&_dsign=1a2b3c4d';</script>", 200, PageKind.ANTISCRAPE),
+        ("<html><head><script src='/js/check.js'></script></head><body><script>go()</script></body></html>", 503,
+         PageKind.CHALLENGE),
+        ("<html><head><script src='/js/check.js'></script></head><body><script>go()</script></body></html>", 429,
+         PageKind.CHALLENGE),
+        ("<html><head><script src='/js/check.js'></script></head><body><script>go()</script></body></html>", 200,
+         PageKind.UNKNOWN),
+        ("<html><head><title>Just a moment...</title></head><body><p>请稍候</p></body></html>", 403, PageKind.CHALLENGE),
+        ("<html><body><h1>论坛首页</h1><p>" + "欢迎" * 200 + "</p></body></html>", 403, PageKind.UNKNOWN),
+        ("", 200, PageKind.UNKNOWN),
+        ('<div id="postlist"></div>', 200, PageKind.UNKNOWN),
+    ],
+)
+def test_page_kind_of_variants(html, status, kind):
+    assert ENGINE.page_kind(LexborHTMLParser(html), status) is kind
+
+
+def test_engine_is_registered():
+    assert isinstance(get_engine("discuz"), DiscuzEngine)
+    assert get_engine("discuz").name == "discuz"
+
+
+# --- thread page 1 ------------------------------------------------------------------------------
+def test_thread_header(page1):
+    assert (page1.tid, page1.title, page1.page, page1.page_count) == (88, "基层党委办公室应强化的十种意识", 1, 3)
+    assert (page1.replies, page1.views) == (25, 1234)
+    assert (page1.board, page1.fid) == ("公文写作", 2)
+    assert page1.canonical_url == "http://bbs.example.cn/thread-88-1-1.html"
+
+
+def test_posts_in_page_order_with_floors_authors_and_times(page1):
+    rows = [
+        (p.pid, p.floor, p.floor_label, p.author, p.author_uid, p.posted_at, p.posted_at_raw, p.status)
+        for p in page1.posts
+    ]
+    assert rows == [
+        (1001, 1, "楼主", "张三", 7, "2024-03-02T10:05:11+08:00", "3 天前", PostStatus.NORMAL),
+        (1017, None, "推荐", "王五", 9, "2024-03-04T08:00:00+08:00", "2024-3-4 08:00:00", PostStatus.NORMAL),
+        (1002, 2, "沙发", "禁言用户", 8, "2024-03-02T10:07:00+08:00", "2024-3-2 10:07:00", PostStatus.BLOCKED),
+        (1003, 3, "板凳", "李四", 10, "2024-03-02T10:09:00+08:00", "2024-3-2 10:09", PostStatus.NORMAL),
+        (1004, 4, "地板", None, None, None, "", PostStatus.DELETED),
+        (1005, 5, "5#", "匿名", None, "2024-03-04T12:30:00+08:00", "昨天 12:30", PostStatus.NORMAL),
+    ]
+
+
+def test_opening_post_content_and_its_separate_fields(page1):
+    post = by_pid(page1, 1001)
+    assert post.content_text == '第一行\n第二行继续\n第三行\nprint("hi")\nx = 1\n\n末行'
+    assert post.edit_note == "本帖最后由 张三 于 2024-3-2 11:00 编辑"
+    assert post.quotes == [Quote(text="引用的话\n引用第二行", author="李四", posted_at_raw="2024-3-1 09:00", pid=999)]
+    assert post.signature == "签名档文字 我的博客"
+    assert post.attachments == [
+        Attachment(url="http://bbs.example.cn/data/attachment/forum/202403/02/abc.jpg", name="photo.jpg", aid="55"),
+        Attachment(url="http://bbs.example.cn/forum.php?mod=attachment&aid=NTZ8ZGVm", name="资料.zip", aid="56",
+                   is_image=False),
+    ]
+    assert post.noise_removed == {
+        "ad_slots": 1,  # a_pr inside the body (a_pt and a_pb sit outside it)
+        "jammer_elements": 3,  # font.jammer in the quote, on line 1, in the code block
+        "hidden_elements": 3,  # the display:none run and two hidden attachment tips
+        "scripts": 1,
+        "jammer_text_runs": 1,  # the run whose wrapper was lost
+        "site_phrases": 1,
+    }
+
+
+def test_opening_post_html_is_sanitised_and_keeps_the_quote(page1):
+    html = by_pid(page1, 1001).content_html
+    tree = LexborHTMLParser(html)
+    assert [b.text(strip=True) for b in tree.css("blockquote")] == ["李四 发表于 2024-3-1 09:00引用的话引用第二行"]
+    assert tree.css_first("img").attributes["src"] == "http://bbs.example.cn/data/attachment/forum/202403/02/abc.jpg"
+    assert tree.css("script, style, font, i.pstatus") == []
+    assert "本帖最后由" not in html and "复制代码" not in html and "公文写作百法例讲" not in html
+    assert "本文由老秘网推荐" not in html
+
+
+def test_other_posts(page1):
+    blocked = by_pid(page1, 1002)
+    assert (blocked.content_text, blocked.content_html, blocked.signature) == ("", "", "签名被屏蔽")
+    assert "屏蔽" not in blocked.content_text
+    reply = by_pid(page1, 1003)
+    assert reply.content_text == "一句话回复"
+    assert reply.attachments == [
+        Attachment(url="http://bbs.example.cn/data/attachment/forum/202403/02/ghi.png", name="现场.png", aid="57"),
+        Attachment(url="http://bbs.example.cn/forum.php?mod=attachment&aid=NTh8amts", name="通知.doc", aid="58",
+                   is_image=False),
+    ]
+    deleted = by_pid(page1, 1004)
+    assert (deleted.content_text, deleted.content_html, deleted.attachments, deleted.quotes) == ("", "", [], [])
+    assert by_pid(page1, 1005).content_text == "匿名的话\n\n隔了几行"
+    assert by_pid(page1, 1017).content_text == "精彩回复内容"
+
+
+# --- thread page 2 ------------------------------------------------------------------------------
+def test_later_page(page2):
+    assert (page2.tid, page2.page, page2.page_count, page2.replies, page2.views) == (88, 2, 3, None, None)
+    assert (page2.board, page2.fid) == ("公文写作", 2)
+    rows = [(p.pid, p.floor, p.floor_label, p.author, p.author_uid, p.posted_at, p.status) for p in page2.posts]
+    assert rows == [
+        (1011, 6, "6#", "赵六", 11, "2024-03-05T07:00:00+08:00", PostStatus.NORMAL),
+        (1012, 7, "7#", "孙七", 12, "2019-01-05T08:03:22+08:00", PostStatus.HIDDEN),
+        (1013, 8, "8#", "周八", 13, "2024-03-05T09:30:00+08:00", PostStatus.HIDDEN),
+    ]
+    first = page2.posts[0]
+    assert first.content_text == "第六楼\n\n同意楼主"
+    assert first.quotes == [Quote(text="第一行", author="张三", posted_at_raw="2024-3-2 10:05", pid=1001)]
+    assert first.noise_removed == {"hidden_elements": 1}
+    assert page2.posts[1].content_text == "可见部分"  # the hidden part's notice is not content
+    assert page2.posts[2].content_text == ""
+
+
+# --- noise never leaks ----------------------------------------------------------------------------
+LEAKS = ["公文写作百法例讲", "专业写文章", "老秘网虚拟稿费", "本帖最后由", "签名档", "引用的话", "李四 发表于",
+         "本文由老秘网推荐", "复制代码", "如果您要查看本帖隐藏内容", "12.5 KB", "下载次数", "精彩评论"]
+
+
+@pytest.mark.parametrize("page_fixture", ["page1", "page2"])
+def test_no_jammer_ads_notes_quotes_or_signatures_in_content(page_fixture, request):
+    page = request.getfixturevalue(page_fixture)
+    for post in page.posts:
+        assert not JAMMER_RUN.search(post.content_text), post.pid
+        assert not JAMMER_RUN.search(post.content_html), post.pid
+        for quote in post.quotes:
+            assert not JAMMER_RUN.search(quote.text)
+        for leak in LEAKS:
+            assert leak not in post.content_text, (post.pid, leak)
+
+
+def test_pay_thread_keeps_its_free_part_and_is_hidden():
+    # viewthread_pay.htm: the free part in div.t_f, then a lock notice with the pay button.
+    locked = re.search(r'<div class="locked">本帖为密码帖.*?</div>', fixture("thread_page2"), re.S)[0]
+    pay = ('<div id="postmessage_1013" class="t_f">免费部分</div><div class="locked">'
+           '<a href="javascript:;" class="y viewpay" title="购买主题">购买主题</a>本主题需向作者支付 5 金钱 才能浏览</div>')
+    post = by_pid(thread(fixture("thread_page2").replace(locked, pay), PAGE2_URL), 1013)
+    assert (post.status, post.content_text) == (PostStatus.HIDDEN, "免费部分")
+
+
+def test_learned_phrases_are_removed_and_counted():
+    page = thread(fixture("thread_page1"), noise=NoiseRules(phrases=("本文由老秘网推荐,",), learned=("一句话",)))
+    post = by_pid(page, 1003)
+    assert (post.content_text, post.content_html, post.noise_removed) == ("回复", "回复", {"learned_phrases": 1})
+
+
+def test_parse_does_not_change_the_callers_tree():
+    tree = clean.parse_html(fixture("thread_page1"))
+    before = tree.html
+    ENGINE.parse_thread(tree, ParseContext(url=PAGE1_URL))
+    assert tree.html == before
+
+
+def test_without_fetch_time_relative_times_without_title_stay_unresolved():
+    page = thread(fixture("thread_page1"), fetched_at=None)
+    anonymous = by_pid(page, 1005)
+    assert (anonymous.posted_at, anonymous.posted_at_raw) == (None, "昨天 12:30")
+    assert by_pid(page, 1001).posted_at == "2024-03-02T10:05:11+08:00"  # the title needs no fetch time
+
+
+def test_site_offset_applies_to_every_time():
+    page = thread(fixture("thread_page1"), utc_offset="-05:00", fetched_at="2024-03-05T02:00:00Z")
+    # 02:00 UTC is 21:00 on March 4 at -05:00, so 昨天 is March 3.
+    assert by_pid(page, 1005).posted_at == "2024-03-03T12:30:00-05:00"
+    assert by_pid(page, 1003).posted_at == "2024-03-02T10:09:00-05:00"
+
+
+def test_renamed_floor_label_is_recorded_and_numbered_from_its_neighbours():
+    page = thread(fixture("thread_page1").replace(">沙发<", ">前排<"))
+    post = by_pid(page, 1002)
+    assert (post.floor, post.floor_label) == (2, "前排")
+
+
+def test_authoronleft_off_and_xw1_missing_falls_back_to_header_link():
+    html = fixture("thread_page1").replace('class="xw1">张三</a>', '>张三</a>')
+    post = by_pid(thread(html), 1001)
+    # No a.xw1 and no header a.xi2: the left column's plain uid link is the author.
+    assert (post.author, post.author_uid) == ("张三", 7)
+
+
+# --- board ----------------------------------------------------------------------------------------
+def test_board_page():
+    page = board(fixture("board_page"))
+    assert (page.fid, page.name, page.page, page.page_count) == (2, "公文写作", 1, 5)
+    rows = [(r.tid, r.title, r.url, r.replies, r.views, r.author, r.last_post_at, r.last_post_raw, r.sticky)
+            for r in page.rows]
+    assert rows == [
+        (90, "版规", "http://bbs.example.cn/thread-90-1-1.html", 3, 1500, "版主", "2024-03-01T12:00:00+08:00",
+         "2024-3-1 12:00", True),
+        (88, "基层党委办公室应强化的十种意识", "http://bbs.example.cn/forum.php?mod=viewthread&tid=88&extra=page%3D1",
+         25, 1234, "张三", "2024-03-04T08:00:00+08:00", "昨天 08:00", False),
+        (91, "新人报到", "http://bbs.example.cn/thread-91-1-1.html", 0, 12, "匿名", "2024-03-05T09:30:00+08:00",
+         "半小时前", False),
+        (95, "旧帖已移走", "http://bbs.example.cn/forum.php?mod=viewthread&tid=95&extra=page%3D1", None, None, "吴九",
+         "2023-12-01T09:15:00+08:00", "2023-12-1 09:15", False),
+    ]
+
+
+def test_board_fid_from_url_or_table_when_breadcrumb_is_missing():
+    html = re.sub(r'<div id="pt".*?</div></div>', "", fixture("board_page"), flags=re.S)
+    assert board(html, "http://bbs.example.cn/forum.php?mod=forumdisplay&fid=7&page=3").fid == 7
+    page = board(html, "http://bbs.example.cn/somewhere.html")
+    assert (page.fid, page.name) == (2, "公文写作")
+
+
+# --- errors ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["notice", "login", "antiscrape", "challenge", "board_page"])
+def test_parse_thread_of_other_pages_raises_parse_error(name):
+    with pytest.raises(ParseError, match="no posts"):
+        thread(fixture(name))
+
+
+@pytest.mark.parametrize("name", ["notice", "thread_page1", "antiscrape"])
+def test_parse_board_of_other_pages_raises_parse_error(name):
+    with pytest.raises(ParseError, match="no thread list"):
+        board(fixture(name))
+
+
+def test_thread_without_title_raises_parse_error():
+    html = fixture("thread_page2").replace('<span id="thread_subject">基层党委办公室应强化的十种意识</span>', "")
+    html = re.sub(r"<title>.*?</title>", "<title></title>", html)
+    with pytest.raises(ParseError, match="no thread title"):
+        thread(html, PAGE2_URL)
+
+
+def test_bad_context_raises_parse_error():
+    with pytest.raises(ParseError, match="utc_offset"):
+        thread(fixture("thread_page2"), PAGE2_URL, utc_offset="Beijing")
+    with pytest.raises(ParseError, match="fetched_at"):
+        thread(fixture("thread_page2"), PAGE2_URL, fetched_at="yesterday")
+
+
+# --- floors and times -----------------------------------------------------------------------------
+def test_floor_number():
+    assert [floor_number(x) for x in ["楼主", "沙发", "板凳", "地板", "12#", "来自 3#", "前排", ""]] == \
+        [1, 2, 3, 4, 12, 3, None, None]
+
+
+def test_assign_floors():
+    assert assign_floors(["楼主", "推荐", "沙发", "板凳"], 1, 1) == [1, None, 2, 3]
+    # Renamed labels take their number from the nearest readable floor.
+    assert assign_floors(["头条", "前排", "板凳", "4#"], 1, 2) == [1, 2, 3, 4]
+    # No number anywhere: the position, with this page's size on a page that is not the last.
+    assert assign_floors(["甲", "乙", "丙"], 3, 5) == [7, 8, 9]
+    # ... and Discuz's default of 10 per page on the last page.
+    assert assign_floors(["甲", "乙"], 2, 2) == [11, 12]
+    # A neighbour that would number a post below 1 is not trusted.
+    assert assign_floors(["甲", "乙", "楼主"], 1, 1) == [1, 2, 1]
+
+
+@pytest.mark.parametrize(
+    ("printed", "expected"),
+    [
+        ("2012-3-12 14:40:59", "2012-03-12T14:40:59+08:00"),
+        ("2018-11-1 23:44", "2018-11-01T23:44:00+08:00"),
+        ("2018/11/01 23:44", "2018-11-01T23:44:00+08:00"),
+        ("刚刚", "2024-03-05T10:00:00+08:00"),
+        ("25 秒前", "2024-03-05T09:59:35+08:00"),
+        ("5 分钟前", "2024-03-05T09:55:00+08:00"),
+        ("半小时前", "2024-03-05T09:30:00+08:00"),
+        ("3\xa0小时前", "2024-03-05T07:00:00+08:00"),
+        ("昨天 23:10", "2024-03-04T23:10:00+08:00"),
+        ("前天\xa008:05", "2024-03-03T08:05:00+08:00"),
+        ("4 天前", "2024-03-01T10:00:00+08:00"),
+        ("2012-13-40 10:00", None),
+        ("很久以前", None),
+    ],
+)
+def test_post_times(printed, expected):
+    tz = site_timezone("+08:00")
+    fetched = datetime.fromisoformat(FETCHED_AT)
+    assert parse_post_time(printed, tz, fetched) == expected
+
+
+# --- URLs -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("url", "ref"),
+    [
+        ("http://bbs.example.cn/thread-88-2-1.html", (88, 2)),
+        ("thread-88-1-3.html", (88, 1)),
+        ("http://bbs.example.cn/bbs/forum.php?mod=viewthread&tid=88", (88, 1)),
+        ("forum.php?mod=viewthread&tid=88&page=3&extra=page%3D1&ordertype=1&authorid=7", (88, 3)),
+        ("forum.php?mod=viewthread&tid=88&page=abc", (88, 1)),
+        ("forum.php?mod=viewthread&action=printable&tid=88", None),
+        ("forum.php?mod=redirect&goto=findpost&ptid=88&pid=1002", None),
+        ("forum-2-1.html", None),
+        ("http://[broken/thread-1-1-1.html", None),
+    ],
+)
+def test_thread_ref(url, ref):
+    assert ENGINE.thread_ref(url) == ref
+
+
+@pytest.mark.parametrize(
+    ("url", "ref"),
+    [
+        ("http://bbs.example.cn/forum-2-1.html", (2, 1)),
+        ("forum.php?mod=forumdisplay&fid=2&page=4", (2, 4)),
+        ("forum.php?mod=forumdisplay&fid=2&filter=typeid&typeid=5", (2, 1)),
+        ("thread-88-1-1.html", None),
+        ("forum.php?gid=1", None),
+    ],
+)
+def test_board_ref(url, ref):
+    assert ENGINE.board_ref(url) == ref
+
+
+def test_url_kind_and_builders():
+    assert ENGINE.url_kind("http://x/thread-1-1-1.html") is PageKind.THREAD
+    assert ENGINE.url_kind("http://x/forum-1-1.html") is PageKind.BOARD
+    assert ENGINE.url_kind("http://x/home.php?mod=space&uid=1") is PageKind.UNKNOWN
+    assert ENGINE.thread_url("http://bbs.example.cn/", 88, 2) == "http://bbs.example.cn/thread-88-2-1.html"
+    assert ENGINE.thread_url("http://bbs.example.cn/bbs", 88) == "http://bbs.example.cn/bbs/thread-88-1-1.html"
+    assert ENGINE.board_url("http://bbs.example.cn/", 2, 3) == "http://bbs.example.cn/forum-2-3.html"
+    assert ENGINE.thread_ref(ENGINE.thread_url("http://a/", 5, 7)) == (5, 7)
+    assert ENGINE.board_ref(ENGINE.board_url("http://a/", 5, 7)) == (5, 7)
+
+
+# --- robustness -----------------------------------------------------------------------------------
+MUTATED_FIXTURES = ["thread_page1", "thread_page2", "board_page", "notice"]
+
+
+ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}")
+
+
+def assert_sound(result) -> None:
+    """What holds for any page a parser accepts, however mangled."""
+    assert 1 <= result.page <= result.page_count
+    if isinstance(result, ThreadPage):
+        assert result.title and result.posts
+        for post in result.posts:
+            assert post.pid > 0 and (post.floor is None or post.floor >= 1)
+            assert post.posted_at is None or ISO_TIME.fullmatch(post.posted_at)
+            assert_safe(post.content_html)
+            for attachment in post.attachments:
+                assert attachment.url.startswith("http://")
+    else:
+        for row in result.rows:
+            assert row.tid > 0 and row.url.startswith("http://")
+            assert row.last_post_at is None or ISO_TIME.fullmatch(row.last_post_at)
+
+
+def parse_both(html: str) -> None:
+    """Both parsers on `html` through both tree builders: each returns a sound page or raises
+    ParseError, never anything else."""
+    ctx = ParseContext(url=PAGE1_URL, fetched_at=FETCHED_AT, noise=SITE_NOISE)
+    for tree in (LexborHTMLParser(html), clean.parse_html(html)):
+        assert isinstance(ENGINE.page_kind(tree, 200), PageKind)
+        for parse in (ENGINE.parse_thread, ENGINE.parse_board):
+            try:
+                result = parse(tree, ctx)
+            except ParseError:
+                continue
+            assert_sound(result)
+
+
+def delete_elements(html: str, seed: int, count: int) -> str:
+    rng = random.Random(seed)
+    tree = LexborHTMLParser(html)
+    for _ in range(count):
+        elements = tree.body.css("*")[1:]  # never the body itself
+        if not elements:
+            break
+        rng.choice(elements).decompose()
+    return tree.html
+
+
+def inject(html: str, seed: int, payload: str) -> str:
+    positions = [m.end() - 1 for m in re.finditer(r"<[a-zA-Z][^<>]*>", html)]
+    at = random.Random(seed).choice(positions)
+    return html[:at] + payload + html[at:]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.sampled_from(MUTATED_FIXTURES), seed=st.integers(0, 2**32), count=st.integers(1, 12))
+def test_pages_with_elements_deleted(name, seed, count):
+    parse_both(delete_elements(fixture(name), seed, count))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.sampled_from(MUTATED_FIXTURES), fraction=st.floats(0, 1))
+def test_pages_truncated_at_any_byte(name, fraction):
+    data = fixture(name).encode("utf-8")
+    parse_both(data[: int(len(data) * fraction)].decode("utf-8", errors="replace"))
+
+
+@pytest.mark.parametrize("name", MUTATED_FIXTURES)
+def test_pages_read_with_the_wrong_encoding(name):
+    # GB18030 bytes read as UTF-8: every CJK character turns into replacement characters.
+    parse_both(fixture(name).encode("gb18030").decode("utf-8", errors="replace"))
+    parse_both(fixture(name).encode("utf-8").decode("gb18030", errors="replace"))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=st.sampled_from(MUTATED_FIXTURES),
+    seed=st.integers(0, 2**32),
+    payload=st.sampled_from([
+        ' data-x="' + "A" * 200_000 + '"',
+        ' style="' + "display:none;" * 20_000 + '"',
+        ' class="' + " ".join(f"a_{i}" for i in range(20_000)) + '"',
+        ' id="pid' + "9" * 5_000 + '"',
+        ' href="' + "http://x/" + "%" * 100_000 + '"',
+        ' title="' + "共 999999999999 页" + '"',
+    ]),
+)
+def test_pages_with_huge_attributes(name, seed, payload):
+    parse_both(inject(fixture(name), seed, payload))
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=st.sampled_from(MUTATED_FIXTURES),
+    seed=st.integers(0, 2**32),
+    tag=st.sampled_from(["div", "blockquote", "font", "table", "span", "a"]),
+    depth=st.integers(100, 3000),
+)
+def test_pages_with_deep_nesting(name, seed, tag, depth):
+    html = fixture(name)
+    at = random.Random(seed).randrange(len(html))
+    parse_both(html[:at] + f"<{tag}>" * depth + html[at:])
+
+
+def test_hundred_thousand_nested_divs_in_a_post_parse_within_seconds():
+    deep = "<div>" * 100_000 + "最深处" + "</div>" * 100_000
+    html = fixture("thread_page1").replace("精彩回复内容", deep)
+    started = time.monotonic()
+    page = thread(html)
+    assert time.monotonic() - started < 5
+    assert by_pid(page, 1017).content_text == "最深处"
+
+
+def test_hundred_thousand_nested_divs_alone_are_not_a_thread():
+    html = "<div>" * 100_000 + "x" + "</div>" * 100_000
+    started = time.monotonic()
+    tree = clean.parse_html(html)
+    assert ENGINE.page_kind(tree) is PageKind.UNKNOWN
+    with pytest.raises(ParseError):
+        ENGINE.parse_thread(tree, ParseContext(url=PAGE1_URL))
+    assert time.monotonic() - started < 5
+
+
+def test_deep_tree_built_without_the_guard_is_still_handled():
+    # A caller that builds the tree itself gets no depth guard; parsing must not recurse.
+    deep = "<div>" * 15_000 + "深" + "</div>" * 15_000
+    tree = LexborHTMLParser(fixture("thread_page1").replace("精彩回复内容", deep))
+    started = time.monotonic()
+    page = ENGINE.parse_thread(tree, ParseContext(url=PAGE1_URL))
+    assert by_pid(page, 1017).content_text == "深"
+    assert time.monotonic() - started < 10
