@@ -289,6 +289,19 @@ def test_board_page():
     ]
 
 
+def test_board_row_without_a_thread_link_gets_the_plain_thread_url():
+    html = fixture("board_page").replace('<a href="thread-91-1-1.html" onclick="atarget(this)" class="s xst">',
+                                         '<a href="javascript:;" class="s xst">')
+    row = next(r for r in board(html).rows if r.title == "新人报到")
+    assert (row.tid, row.url) == (91, "http://bbs.example.cn/forum.php?mod=viewthread&tid=91")
+
+
+def test_images_that_are_not_web_files_are_not_attachments():
+    html = fixture("thread_page1").replace("精彩回复内容", '<img src="data:image/png;base64,AAAA" /><img src="javascript:x" />正文')
+    post = by_pid(thread(html), 1017)
+    assert (post.attachments, post.content_text) == ([], "正文")
+
+
 def test_board_fid_from_url_or_table_when_breadcrumb_is_missing():
     html = re.sub(r'<div id="pt".*?</div></div>', "", fixture("board_page"), flags=re.S)
     assert board(html, "http://bbs.example.cn/forum.php?mod=forumdisplay&fid=7&page=3").fid == 7
@@ -325,8 +338,8 @@ def test_bad_context_raises_parse_error():
 
 # --- floors and times -----------------------------------------------------------------------------
 def test_floor_number():
-    assert [floor_number(x) for x in ["楼主", "沙发", "板凳", "地板", "12#", "来自 3#", "前排", ""]] == \
-        [1, 2, 3, 4, 12, 3, None, None]
+    assert [floor_number(x) for x in ["楼主", "沙发", "板凳", "地板", "12#", "来自 3#", "前排", "", "0#"]] == \
+        [1, 2, 3, 4, 12, 3, None, None, None]
 
 
 def test_assign_floors():
@@ -413,6 +426,7 @@ def test_url_kind_and_builders():
 MUTATED_FIXTURES = ["thread_page1", "thread_page2", "board_page", "notice"]
 
 
+WEB_URL = re.compile(r"https?://", re.I)
 ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}")
 
 
@@ -426,10 +440,10 @@ def assert_sound(result) -> None:
             assert post.posted_at is None or ISO_TIME.fullmatch(post.posted_at)
             assert_safe(post.content_html)
             for attachment in post.attachments:
-                assert attachment.url.startswith("http://")
+                assert WEB_URL.match(attachment.url)
     else:
         for row in result.rows:
-            assert row.tid > 0 and row.url.startswith("http://")
+            assert row.tid > 0 and WEB_URL.match(row.url)
             assert row.last_post_at is None or ISO_TIME.fullmatch(row.last_post_at)
 
 

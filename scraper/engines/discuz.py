@@ -249,7 +249,7 @@ def thread_ref(url: str) -> tuple[int, int] | None:
     except ValueError:
         return None
     match = _THREAD_FILE.search(path)
-    if match:
+    if match and int(match[1]) > 0:
         return int(match[1]), max(1, int(match[2]))
     if _is_forum_php(path) and query.get("mod") == "viewthread" and "action" not in query:
         tid = query.get("tid", "")
@@ -265,7 +265,7 @@ def board_ref(url: str) -> tuple[int, int] | None:
     except ValueError:
         return None
     match = _BOARD_FILE.search(path)
-    if match:
+    if match and int(match[1]) > 0:
         return int(match[1]), max(1, int(match[2]))
     if _is_forum_php(path) and query.get("mod") == "forumdisplay":
         fid = query.get("fid", "")
@@ -305,7 +305,7 @@ def _tid_from_href(href: str) -> int | None:
         ptid = _query(href)[1].get("ptid", "")
     except ValueError:
         return None
-    return int(ptid) if ptid.isdigit() else None
+    return int(ptid) if ptid.isdigit() and int(ptid) > 0 else None
 
 
 # --- small readers --------------------------------------------------------------------------
@@ -495,7 +495,8 @@ def floor_number(label: str) -> int | None:
     if label in FLOOR_NAMES:
         return FLOOR_NAMES[label]
     digits = _DIGITS.findall(label)
-    return int(digits[-1]) if digits else None
+    number = int(digits[-1]) if digits else 0
+    return number if number >= 1 else None  # floors count from 1
 
 
 def assign_floors(labels: list[str], page: int, page_count: int) -> list[int | None]:
@@ -586,6 +587,10 @@ def _image_names(table: LexborNode) -> dict[str, str]:
     return names
 
 
+def _is_web_url(url: str | None) -> bool:
+    return bool(url) and url.lower().startswith(("http://", "https://"))
+
+
 def _is_furniture_image(img: LexborNode, url: str) -> bool:
     attributes = img.attributes
     return "smilieid" in attributes or "smilie" in _classes(img) or any(p in url for p in FURNITURE_IMAGE_PATHS)
@@ -600,14 +605,14 @@ def _attachments(nodes: list[LexborNode], base_url: str, names: dict[str, str]) 
             attributes = img.attributes
             source = next((attributes[a] for a in clean.IMAGE_SOURCE_ATTRIBUTES if attributes.get(a)), None)
             url = absolute_url(source, base_url)
-            if not url or _is_furniture_image(img, url):
+            if not _is_web_url(url) or _is_furniture_image(img, url):
                 continue
             aid = (attributes.get("aid") or "").strip() or None
             name = names.get(aid or "") or attributes.get("alt") or attributes.get("title") or None
             found.setdefault(("aid", aid) if aid else ("url", url), Attachment(url=url, name=name, aid=aid))
         for link in node.css(SELECTORS.attachment_links):
             url = absolute_url(link.attributes.get("href"), base_url)
-            if not url:
+            if not _is_web_url(url):
                 continue
             match = _AID_ID.fullmatch(link.id or "")
             aid = match[1] if match else None
@@ -806,12 +811,14 @@ def _board_row(row: LexborNode, ctx: ParseContext, tz: timezone, fetched: dateti
     link = row.css_first(SELECTORS.row_title)
     if link is None:
         return None
-    href = link.attributes.get("href") or ""
+    url = absolute_url(link.attributes.get("href"), ctx.url)
+    ref = thread_ref(url) if _is_web_url(url) else None
     # A moved thread keeps its old id on the row and links to where it lives now.
-    tid = _tid_from_href(href) or next((int(d) for d in _DIGITS.findall(row_id)), None)
-    url = absolute_url(href, ctx.url)
-    if not tid or not url:
+    tid = ref[0] if ref else next((int(d) for d in _DIGITS.findall(row_id) if int(d) > 0), None)
+    if tid is None:
         return None
+    if ref is None:  # no usable link: the URL form every Discuz site answers
+        url = absolute_url(f"forum.php?mod=viewthread&tid={tid}", ctx.url)
     by_cells = row.css(SELECTORS.row_cells_by)
     author = _text(by_cells[0].css_first(SELECTORS.row_cite)) if by_cells else ""
     last_raw = None
