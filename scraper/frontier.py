@@ -25,23 +25,25 @@ IGNORED_PARAMS = frozenset({
 _REPEATED_SEGMENT = re.compile(r"(/[^/]+)\1{2,}")  # /a/a/a: a path that keeps repeating
 
 
-def canonicalize(url: str) -> str:
+def canonicalize(url: str, *, sort_params: bool = True) -> str:
     """Normal form of a URL: lower-case scheme and host, no default port, no fragment, no
-    ignored parameters, parameters sorted."""
+    ignored parameters, parameters sorted (for keys; the URL fetched keeps the site's order,
+    which robots.txt rules such as /forum.php?mod=redirect are written against)."""
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
     port = parts.port
     if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
         host = f"{host}:{port}"
-    query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                   if k.lower() not in IGNORED_PARAMS)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() not in IGNORED_PARAMS]
+    if sort_params:
+        query.sort()
     return urlunsplit((scheme, host, parts.path or "/", urlencode(query), ""))
 
 
 @dataclass(frozen=True)
 class FrontierEntry:
-    url: str  # the URL to fetch (canonical form, keeping the site's own URL style)
+    url: str  # the URL to fetch: cleaned, in the site's own URL style and parameter order
     key: str  # the identity of the content: thread:T:P, board:F:P or url:<canonical>
     kind: PageKind
 
@@ -49,6 +51,7 @@ class FrontierEntry:
 def entry_for(url: str, engine: Engine) -> FrontierEntry:
     """Classify and key a URL, refusing the shapes that trap crawlers."""
     canonical = canonicalize(url)
+    fetch_url = canonicalize(url, sort_params=False)
     if len(canonical) > config.MAX_URL_LENGTH:
         raise TrapDetected("url_length", f"URL longer than {config.MAX_URL_LENGTH} characters")
     if _REPEATED_SEGMENT.search(urlsplit(canonical).path):
@@ -58,14 +61,14 @@ def entry_for(url: str, engine: Engine) -> FrontierEntry:
         tid, page = thread
         if page > config.MAX_PAGES_PER_THREAD:
             raise TrapDetected("page_ceiling", f"page {page} of thread {tid}")
-        return FrontierEntry(canonical, f"thread:{tid}:{page}", PageKind.THREAD)
+        return FrontierEntry(fetch_url, f"thread:{tid}:{page}", PageKind.THREAD)
     board = engine.board_ref(canonical)
     if board:
         fid, page = board
         if page > config.MAX_PAGES_PER_THREAD:
             raise TrapDetected("page_ceiling", f"page {page} of board {fid}")
-        return FrontierEntry(canonical, f"board:{fid}:{page}", PageKind.BOARD)
-    return FrontierEntry(canonical, f"url:{canonical}", engine.url_kind(canonical))
+        return FrontierEntry(fetch_url, f"board:{fid}:{page}", PageKind.BOARD)
+    return FrontierEntry(fetch_url, f"url:{canonical}", engine.url_kind(canonical))
 
 
 def sibling_page_url(url: str, engine: Engine, page: int) -> str:
@@ -80,4 +83,4 @@ def sibling_page_url(url: str, engine: Engine, page: int) -> str:
         return urlunsplit((parts.scheme, parts.netloc, folder + name, "", ""))
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "page"]
     query.append(("page", str(page)))
-    return canonicalize(urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), "")))
+    return canonicalize(urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), "")), sort_params=False)

@@ -1,0 +1,27 @@
+# The two commands of the README's quick start: `make demo` and `make test`.
+# Both create .venv and install the project into it first.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install demo test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Starts the demo forum, crawls it into data/demo.db, then serves the archive on :8001.
+demo: install
+	$(BIN)/forum-archiver demo --db data/demo.db
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .hypothesis

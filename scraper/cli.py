@@ -1,0 +1,141 @@
+"""The forum-archiver command line: each command is a few lines over library calls."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import click
+
+from scraper import __version__, config
+from scraper.errors import ArchiverError, ConfigError
+from scraper.sites import Site, load_site, site_for_url, site_from_dict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+def _resolve_site(archive, urls: list[str], config_path: str | None, site_name: str | None) -> Site:
+    """The site a command works on: a config file, a site already in the archive, or the
+    first URL's host."""
+    if config_path:
+        site = load_site(config_path)
+    elif site_name and (stored := archive.db.execute(
+            "select config_json from sites where name = ?", [site_name]).fetchone()):
+        site = site_from_dict(json.loads(stored[0]) or {"name": site_name, "base_url": urls[0]})
+    elif urls:
+        site = site_for_url(urls[0], name=site_name)
+    else:
+        raise ConfigError("name a site config (--config) or give a URL")
+    if urls and urlsplit(urls[0]).hostname != site.host:
+        # The operator pointed the site at another address (e.g. the demo forum on a free port).
+        parts = urlsplit(urls[0])
+        raw = dict(site.raw, base_url=f"{parts.scheme}://{parts.netloc}{urlsplit(site.base_url).path}")
+        site = site_from_dict(raw)
+    return site
+
+
+@click.group()
+@click.version_option(__version__, prog_name="forum-archiver")
+@click.option("-v", "--verbose", is_flag=True, help="Log every request.")
+def main(verbose: bool) -> None:
+    """Archive forum threads politely into SQLite, and publish them with Datasette."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.argument("urls", nargs=-1, required=True)
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False), help="The archive (SQLite file).")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="A site config (TOML).")
+@click.option("--site", "site_name", help="The site's name in the archive (default: from the URL's host).")
+@click.option("--delay", "delay_s", type=click.FloatRange(min=0), help="Seconds between requests to the host.")
+@click.option("--allow-private", is_flag=True,
+              help="Allow loopback/private addresses, only for the hosts of the URLs given here.")
+@click.option("--max-requests", type=click.IntRange(min=1), help="Stop after this many requests.")
+def crawl(urls, db_path, config_path, site_name, delay_s, allow_private, max_requests) -> None:
+    """Crawl board or thread URLS once: follow board rows and thread pages, store everything."""
+    from scraper.crawl import CrawlOptions, Crawler
+    from storage.archive import Archive
+
+    with Archive(db_path) as archive:
+        try:
+            site = _resolve_site(archive, list(urls), config_path, site_name)
+        except ConfigError as exc:
+            _fail(str(exc))
+        hosts = frozenset(urlsplit(u).hostname.lower() for u in urls if urlsplit(u).hostname)
+        options = CrawlOptions(delay_s=delay_s, allow_private_hosts=hosts if allow_private else frozenset(),
+                               max_requests=max_requests)
+        report = asyncio.run(Crawler(archive, site, options=options).run(list(urls)))
+    failures = ", ".join(f"{k} {v}" for k, v in sorted(report.failures.items())) or "none"
+    click.echo(f"{report.requests} requests, {report.pages_saved} pages saved, {report.new_posts} new posts, "
+               f"{report.new_versions} new versions, {report.not_modified} not modified; failures: {failures}")
+
+
+@main.command("import-text")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False), help="The archive (SQLite file).")
+@click.option("--site", "site_name", default="text", show_default=True, help="The site's name in the archive.")
+@click.option("--url", help="The page's original URL (gives the thread id and page number).")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+              help="A site config (TOML) whose noise rules apply.")
+def import_text(file, db_path, site_name, url, config_path) -> None:
+    """Import a text rendering of a Discuz thread page (as a browser copies it)."""
+    from scraper.textimport import import_text_file
+    from storage.archive import Archive
+
+    with Archive(db_path) as archive:
+        try:
+            result = import_text_file(archive, Path(file), site_name=site_name, url=url, config_path=config_path)
+        except ArchiverError as exc:
+            _fail(f"{file}: {exc}")
+    click.echo(f"{result.posts} posts ({result.new_posts} new, {result.new_versions} new versions) "
+               f"from {file}: {result.title}")
+
+
+@main.command()
+@click.option("--db", "db_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=config.DEMO_DATASETTE_PORT, show_default=True, type=int)
+@click.option("--immutable", is_flag=True, help="Serve a snapshot that nothing writes to (faster, cacheable).")
+def serve(db_path, host, port, immutable) -> None:
+    """Serve the archive read-only with Datasette."""
+    from scraper.publish import datasette_command
+    import subprocess
+
+    sys.exit(subprocess.call(datasette_command(db_path, host=host, port=port, immutable=immutable)))
+
+
+@main.command("demo-forum")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=config.DEMO_PORT, show_default=True, type=int)
+def demo_forum(host, port) -> None:
+    """Run the local demo forum (Discuz! X3.4-style pages built from seeds/)."""
+    from scraper.demo.server import serve_forever
+
+    click.echo(f"demo forum on http://{host}:{port}/")
+    serve_forever(host, port)
+
+
+@main.command()
+@click.option("--db", "db_path", default="data/demo.db", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--port", default=config.DEMO_DATASETTE_PORT, show_default=True, type=int,
+              help="Datasette's port.")
+@click.option("--forum-port", default=0, type=int, help="The demo forum's port (default: any free port).")
+@click.option("--no-serve", is_flag=True, help="Crawl the demo forum, then exit without serving.")
+def demo(db_path, port, forum_port, no_serve) -> None:
+    """Start the demo forum, crawl it into an archive, then serve the archive."""
+    from scraper.demo_run import run_demo
+
+    run_demo(Path(db_path), datasette_port=port, forum_port=forum_port, serve=not no_serve, echo=click.echo)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

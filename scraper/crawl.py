@@ -1,0 +1,393 @@
+"""The one place that chains fetch -> record -> parse -> clean -> save -> enqueue.
+
+A Crawler works through one site's frontier: it leases a due URL, asks robots.txt, fetches
+it through the host's pacing slot, and then, in ONE archive transaction, records the fetch,
+stores the raw body, saves what the page holds, finishes the frontier row and enqueues what
+the page links to. A crash between two pages loses at most the page in hand; a crash inside
+the transaction loses nothing that was committed before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from scraper import config
+from scraper.clean import NoiseRules, parse_html
+from scraper.decode import decode_html
+from scraper.engines import get_engine
+from scraper.engines.base import BLOCK_KINDS, Engine, PageKind, ParseContext
+from scraper.errors import BlockedAddress, FetchError, ParseError, TrapDetected, UnsupportedScheme
+from scraper.frontier import FrontierEntry, entry_for, sibling_page_url
+from scraper.net import AddressGuard, Fetcher, FetchResult
+from scraper.politeness import HostPacer, RobotsRules, expiry, host_of, retry_after_s, robots_from_fetch, robots_url
+from scraper.politeness import utc_now_iso as _utc_now_iso
+from scraper.sites import Site
+from storage.archive import Archive
+
+log = logging.getLogger(__name__)
+
+# How long a one-shot run waits for a retry that is due soon before leaving it for the next run.
+RETRY_WAIT_MAX_S = 120.0
+
+
+@dataclass
+class CrawlOptions:
+    """What the operator chose for this run (the CLI's flags)."""
+
+    delay_s: float | None = None  # overrides the site's delay (the operator's word)
+    allow_private_hosts: frozenset[str] = frozenset()
+    max_requests: int | None = None  # request budget for the run
+    follow_boards: bool = True  # enqueue the threads a board lists
+    max_board_pages: int = 50
+
+
+@dataclass
+class CrawlReport:
+    run_id: int
+    requests: int = 0
+    not_modified: int = 0
+    pages_saved: int = 0
+    new_posts: int = 0
+    new_versions: int = 0
+    failures: Counter = field(default_factory=Counter)
+    skipped: Counter = field(default_factory=Counter)
+
+
+class Crawler:
+    """Crawls one site. Build it, then `await crawler.run(seed_urls)`."""
+
+    def __init__(
+        self,
+        archive: Archive,
+        site: Site,
+        *,
+        options: CrawlOptions | None = None,
+        fetcher: Fetcher | None = None,
+        pacer: HostPacer | None = None,
+        now: Callable[[], str] = _utc_now_iso,
+        engine: Engine | None = None,
+    ):
+        self.archive = archive
+        self.site = site
+        self.options = options or CrawlOptions()
+        self.engine = engine or get_engine(site.engine)
+        self.now = now
+        delay_s = self.options.delay_s if self.options.delay_s is not None else site.politeness.delay_s
+        self.pacer = pacer or HostPacer(delay_s=delay_s)
+        self._own_fetcher = fetcher is None
+        self.fetcher = fetcher or Fetcher(
+            user_agent=config.user_agent(site.contact_url),
+            guard=AddressGuard(allowed_hosts=self.options.allow_private_hosts),
+        )
+        self.site_id = archive.upsert_site(site.name, engine=site.engine, base_url=site.base_url,
+                                           utc_offset=site.utc_offset, config=site.raw)
+        self._robots: dict[str, RobotsRules] = {}
+        self._visited: set[str] = set()  # frontier keys queued in this run: each is visited once
+        self.report: CrawlReport | None = None
+
+    # --- the run ----------------------------------------------------------------------
+    async def run(self, seeds: list[str], *, job: str = "crawl") -> CrawlReport:
+        """Enqueue `seeds` (board or thread URLs) and crawl until nothing is due."""
+        run_id = self.archive.start_run(self.site_id, job, now=self.now())
+        self.report = report = CrawlReport(run_id=run_id)
+        status = "failed"
+        try:
+            self.archive.release_expired_leases(self.now())
+            for url in seeds:
+                self.enqueue(url, discovered_from=None, depth=0, priority=10)
+            await self._drain()
+            status = "finished"
+        except asyncio.CancelledError:
+            status = "interrupted"
+            raise
+        finally:
+            self.archive.finish_run(run_id, status=status, requests=report.requests,
+                                    not_modified=report.not_modified, new_posts=report.new_posts,
+                                    new_versions=report.new_versions, failures=dict(report.failures),
+                                    now=self.now())
+            if self._own_fetcher:
+                await self.fetcher.aclose()
+        return report
+
+    async def _drain(self) -> None:
+        while True:
+            if self.options.max_requests is not None and self.report.requests >= self.options.max_requests:
+                log.info("request budget of %d reached", self.options.max_requests)
+                return
+            row = self.archive.lease_next(self.site_id, now=self.now(), lease_s=config.LEASE_S)
+            if row is None:
+                wait = self._seconds_to_next_retry()
+                if wait is None or wait > RETRY_WAIT_MAX_S:
+                    return
+                await asyncio.sleep(max(wait, 0.05))
+                continue
+            await self.process(row)
+
+    def _seconds_to_next_retry(self) -> float | None:
+        due = self.archive.db.execute(
+            "select min(next_due_at) from frontier where site_id = ? and state = 'pending'", [self.site_id]
+        ).fetchone()[0]
+        if due is None:
+            return None
+        return (datetime.fromisoformat(due) - datetime.fromisoformat(self.now())).total_seconds()
+
+    # --- one frontier row -------------------------------------------------------------
+    async def process(self, row: dict) -> None:
+        """Fetch one leased URL and carry it to a terminal (or retry) state."""
+        url, host = row["url"], row["host"]
+        rules = await self._robots_for(url)
+        if isinstance(rules, FetchError):
+            self._record_failure(row, url, rules, record=False)
+            return
+        if not rules.allows(url):
+            self._finish(row, "skipped", "robots_disallowed")
+            return
+        state = self.archive.page_state(self.site_id, row["url_key"]) or {}
+        headers = {}
+        if state.get("etag"):
+            headers["If-None-Match"] = state["etag"]
+        if state.get("last_modified"):
+            headers["If-Modified-Since"] = state["last_modified"]
+        result = await self._fetch(url, host, headers=headers)
+        if isinstance(result, FetchError):
+            self._record_failure(row, url, result)
+            return
+        if result.status == 304:
+            with self.archive.transaction():
+                self._record_fetch(result)
+                self.archive.finish(row["id"], "done", now=self.now())
+            self.report.not_modified += 1
+            return
+        if result.status != 200:
+            self._handle_status(row, result)
+            return
+        self._handle_page(row, result)
+
+    async def _fetch(self, url: str, host: str, *, headers: dict, accept=config.ACCEPTED_CONTENT_TYPES,
+                     max_bytes: int | None = None, max_redirects: int | None = None) -> FetchResult | FetchError:
+        async with self.pacer.slot(host):
+            self.report.requests += 1
+            try:
+                return await self.fetcher.get(url, headers=headers, accept_types=accept, max_bytes=max_bytes,
+                                              max_redirects=max_redirects)
+            except FetchError as exc:
+                return exc
+
+    def _handle_status(self, row: dict, result: FetchResult) -> None:
+        status = result.status
+        reason = f"http_{status}"
+        if status in (429, 503):
+            pause = retry_after_s(result.headers.get("retry-after"))
+            self.pacer.pause(row["host"], pause if pause is not None else self._backoff_s(row["attempts"]))
+        retryable = status in (408, 429) or status >= 500
+        with self.archive.transaction():
+            self._record_fetch(result, reason=reason)
+            self._retry_or_fail(row, reason, retryable)
+        self.report.failures[reason] += 1
+
+    def _handle_page(self, row: dict, result: FetchResult) -> None:
+        decoded = decode_html(result.body, result.content_type, self.site.encoding)
+        tree = parse_html(decoded.text)  # nesting capped: lexbor slows badly on pathological depth
+        kind = self.engine.page_kind(tree, result.status)
+        ctx = ParseContext(url=result.final_url, utc_offset=self.site.utc_offset, fetched_at=self.now(),
+                           noise=self._noise_rules())
+        if kind in BLOCK_KINDS:
+            self._save_unparsed(row, result, f"blocked:{kind}", state="failed")
+            # A forum that shows us a block page wants us gone for a while.
+            self.pacer.pause(row["host"], self._backoff_s(row["attempts"]) * 10)
+            return
+        parsers = {PageKind.THREAD: (self.engine.parse_thread, self._save_thread),
+                   PageKind.BOARD: (self.engine.parse_board, self._save_board)}
+        if kind in parsers:
+            parse, save = parsers[kind]
+            try:
+                parsed = parse(tree, ctx)
+            except ParseError as exc:
+                # The raw body is kept, so the page can be parsed again once the parser is fixed.
+                self._save_unparsed(row, result, exc.reason, state="failed", detail=str(exc), parse_failure=True)
+                return
+            save(row, result, parsed, decoded)
+        else:
+            self._save_unparsed(row, result, "unknown_page", state="skipped")
+
+    def _save_thread(self, row, result, page, decoded) -> None:
+        requested_page = _page_from_key(row["url_key"])
+        if requested_page is not None and page.page < requested_page:
+            # Discuz serves its last page for numbers past the end: nothing new here.
+            self._save_unparsed(row, result, "trap:past_end", state="skipped")
+            return
+        with self.archive.transaction():
+            sha = self.archive.store_body(result.body, now=self.now())
+            self._record_fetch(result, body_sha256=sha)
+            saved = self.archive.save_thread_page(
+                self.site_id, page, url=result.final_url, url_key=row["url_key"], body_sha256=sha,
+                encoding=decoded.encoding, replaced_chars=decoded.replaced, etag=result.headers.get("etag"),
+                last_modified=result.headers.get("last-modified"), now=self.now())
+            self.archive.finish(row["id"], "done", now=self.now())
+            last_page = min(page.page_count, config.MAX_PAGES_PER_THREAD)
+            if page.page < last_page:
+                self.enqueue(sibling_page_url(row["url"], self.engine, page.page + 1),
+                             discovered_from=row["url"], depth=row["depth"] + 1, priority=5)
+        self.report.pages_saved += 1
+        self.report.new_posts += saved.new_posts
+        self.report.new_versions += saved.new_versions
+
+    def _save_board(self, row, result, board, decoded) -> None:
+        with self.archive.transaction():
+            sha = self.archive.store_body(result.body, now=self.now())
+            self._record_fetch(result, body_sha256=sha)
+            self.archive.save_board_page(
+                self.site_id, board, url=result.final_url, url_key=row["url_key"], body_sha256=sha,
+                encoding=decoded.encoding, replaced_chars=decoded.replaced, etag=result.headers.get("etag"),
+                last_modified=result.headers.get("last-modified"), now=self.now())
+            self.archive.finish(row["id"], "done", now=self.now())
+            if self.options.follow_boards:
+                for board_row in board.rows:
+                    self.enqueue(board_row.url, discovered_from=row["url"], depth=row["depth"] + 1, priority=1)
+            if board.page < min(board.page_count, self.options.max_board_pages):
+                self.enqueue(sibling_page_url(row["url"], self.engine, board.page + 1),
+                             discovered_from=row["url"], depth=row["depth"] + 1, priority=3)
+        self.report.pages_saved += 1
+
+    def _save_unparsed(self, row, result, reason, *, state, detail=None, parse_failure=False) -> None:
+        """Keep the raw body (it can be re-parsed later) and record why it holds no content."""
+        with self.archive.transaction():
+            sha = self.archive.store_body(result.body, now=self.now()) if result.body else None
+            self._record_fetch(result, reason=reason, body_sha256=sha)
+            if parse_failure:
+                self.archive.record_parse_failure(url=result.final_url, reason=reason, detail=detail,
+                                                  body_sha256=sha, site_id=self.site_id, now=self.now())
+            self.archive.finish(row["id"], state, reason, now=self.now())
+        counter = self.report.skipped if state == "skipped" else self.report.failures
+        counter[reason] += 1
+
+    def _record_failure(self, row: dict, url: str, exc: FetchError, *, record: bool = True) -> None:
+        """A URL that got no usable response; `record=False` when its attempt is already a fetch row."""
+        with self.archive.transaction():
+            if record:
+                self.archive.record_fetch(url=url, reason=exc.reason, site_id=self.site_id,
+                                          run_id=self.report.run_id, now=self.now())
+            self._retry_or_fail(row, exc.reason, exc.retryable)
+        self.report.failures[exc.reason] += 1
+
+    def _retry_or_fail(self, row: dict, reason: str, retryable: bool) -> None:
+        max_tries = self.site.politeness.max_tries
+        if retryable and row["attempts"] < max_tries:
+            due = _plus_seconds(self.now(), self._backoff_s(row["attempts"]))
+            self.archive.finish(row["id"], "pending", reason, next_due_at=due, now=self.now())
+        else:
+            self.archive.finish(row["id"], "failed", reason, now=self.now())
+
+    @staticmethod
+    def _backoff_s(attempts: int) -> float:
+        base = config.BACKOFF_BASE_S * (2 ** max(attempts - 1, 0))
+        return min(base * (1 + random.random() * 0.5), config.BACKOFF_CAP_S)
+
+    def _record_fetch(self, result: FetchResult, *, reason: str | None = None, body_sha256: str | None = None):
+        return self.archive.record_fetch(
+            url=result.url, final_url=result.final_url, status=result.status, reason=reason,
+            nbytes=len(result.body), elapsed_ms=result.elapsed_ms, body_sha256=body_sha256,
+            site_id=self.site_id, run_id=self.report.run_id, now=self.now())
+
+    # --- frontier ---------------------------------------------------------------------
+    def enqueue(self, url: str, *, discovered_from: str | None, depth: int, priority: int = 0) -> bool:
+        """Queue a URL of this site once per run; a URL finished in an earlier run is queued again."""
+        if host_of(url) != self.site.host:
+            return False  # the archive keeps one site's pages; links elsewhere are not followed
+        try:
+            entry = entry_for(url, self.engine)
+        except TrapDetected as exc:
+            self._record_trap(url, exc, discovered_from, depth)
+            return False
+        if entry.key in self._visited:
+            return False
+        self._visited.add(entry.key)
+        kind = str(entry.kind)
+        added = self.archive.enqueue(self.site_id, url=entry.url, url_key=entry.key, kind=kind,
+                                     host=host_of(entry.url), priority=priority, depth=depth,
+                                     discovered_from=discovered_from, now=self.now())
+        if not added:
+            self.archive.requeue(self.site_id, entry.key, next_due_at=self.now(), now=self.now())
+        return True
+
+    def _record_trap(self, url: str, exc: TrapDetected, discovered_from: str | None, depth: int) -> None:
+        key = f"trap:{url[:200]}"
+        if key in self._visited:
+            return
+        self._visited.add(key)
+        with self.archive.transaction():
+            if self.archive.enqueue(self.site_id, url=url[: config.MAX_URL_LENGTH], url_key=key, kind="unknown",
+                                    host=host_of(url), depth=depth, discovered_from=discovered_from,
+                                    now=self.now()):
+                row = self.archive.lease_by_key(self.site_id, key, now=self.now())
+                self.archive.finish(row["id"], "skipped", exc.reason, now=self.now())
+        self.report.skipped[exc.reason] += 1
+
+    # --- robots.txt -------------------------------------------------------------------
+    async def _robots_for(self, url: str) -> RobotsRules | FetchError:
+        """The host's robots.txt rules, from memory, the archive's cache, or a fetch.
+
+        An address the guard refuses is not "robots.txt unreachable": the URL itself can
+        never be fetched, so that error is returned for the URL to fail with.
+        """
+        host = host_of(url)
+        rules = self._robots.get(host)
+        if rules is not None:
+            return rules
+        cached = self.archive.get_robots(host)
+        if cached and cached["expires_at"] > self.now():
+            rules = RobotsRules(cached["status"], cached["body"], cached["reason"])
+        else:
+            target = robots_url(url)
+            result = await self._fetch(target, host, headers={}, accept=None, max_bytes=config.ROBOTS_MAX_BYTES * 4,
+                                       max_redirects=config.ROBOTS_MAX_REDIRECTS)
+            if isinstance(result, FetchError):
+                self.archive.record_fetch(url=target, reason=result.reason, site_id=self.site_id,
+                                          run_id=self.report.run_id, now=self.now())
+                if isinstance(result, (BlockedAddress, UnsupportedScheme)):
+                    return result
+                rules, ttl = robots_from_fetch(None, None)
+            else:
+                rules, ttl = robots_from_fetch(result.status, result.body)
+                self._record_fetch(result, reason=rules.reason)
+            self.archive.put_robots(host, status=rules.status, body=rules.body, reason=rules.reason,
+                                    fetched_at=self.now(), expires_at=expiry(self.now(), ttl))
+        self._robots[host] = rules
+        self.pacer.set_min_gap(host, rules.min_gap_s())
+        return rules
+
+    def _noise_rules(self) -> NoiseRules:
+        confirmed = tuple(self.archive.confirmed_phrases(self.site_id))
+        noise = self.site.noise
+        return NoiseRules(phrases=noise.phrases, learned=noise.learned + confirmed, text_ads=noise.text_ads)
+
+    def _finish(self, row: dict, state: str, reason: str) -> None:
+        self.archive.finish(row["id"], state, reason, now=self.now())
+        self.report.skipped[reason] += 1
+
+
+def _page_from_key(key: str) -> int | None:
+    parts = key.split(":")
+    if len(parts) == 3 and parts[0] in ("thread", "board") and parts[2].isdigit():
+        return int(parts[2])
+    return None
+
+
+def _plus_seconds(now_iso: str, seconds: float) -> str:
+    return (datetime.fromisoformat(now_iso) + timedelta(seconds=seconds)).isoformat(timespec="seconds")
+
+
+async def crawl_urls(archive: Archive, site: Site, urls: list[str], options: CrawlOptions | None = None,
+                     **kwargs) -> CrawlReport:
+    """Crawl `urls` of one site into `archive` (the library form of `forum-archiver crawl`)."""
+    crawler = Crawler(archive, site, options=options, **kwargs)
+    return await crawler.run(urls)
+
+
+__all__ = ["CrawlOptions", "CrawlReport", "Crawler", "FrontierEntry", "crawl_urls"]

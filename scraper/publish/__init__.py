@@ -1,0 +1,63 @@
+"""Publishing the archive with Datasette, read-only.
+
+datasette.yaml describes the archive under the database name `archive`; the archive file
+may be called anything, so serve() maps that block onto the file's own database name.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DATASETTE_YAML = REPO_ROOT / "datasette.yaml"
+METADATA_YAML = REPO_ROOT / "metadata.yaml"
+TEMPLATE_DB_NAME = "archive"
+
+
+def _database_name(db_path: str | Path) -> str:
+    return Path(db_path).stem
+
+
+def _retarget(document: dict[str, Any], db_name: str) -> dict[str, Any]:
+    databases = document.get("databases") or {}
+    if TEMPLATE_DB_NAME in databases and db_name != TEMPLATE_DB_NAME:
+        databases = dict(databases)
+        databases[db_name] = databases.pop(TEMPLATE_DB_NAME)
+        document = dict(document, databases=databases)
+    return document
+
+
+def load_config(db_path: str | Path) -> dict[str, Any]:
+    """datasette.yaml with its `archive` block aimed at `db_path`'s database."""
+    return _retarget(yaml.safe_load(DATASETTE_YAML.read_text(encoding="utf-8")), _database_name(db_path))
+
+
+def load_metadata(db_path: str | Path) -> dict[str, Any]:
+    """metadata.yaml with its `archive` block aimed at `db_path`'s database."""
+    return _retarget(yaml.safe_load(METADATA_YAML.read_text(encoding="utf-8")), _database_name(db_path))
+
+
+def make_datasette(db_path: str | Path, *, immutable: bool = False):
+    """An in-process Datasette over the archive, configured as `forum-archiver serve` runs it."""
+    from datasette.app import Datasette
+
+    files = [] if immutable else [str(db_path)]
+    immutables = [str(db_path)] if immutable else []
+    return Datasette(files, immutables=immutables, config=load_config(db_path), metadata=load_metadata(db_path))
+
+
+def datasette_command(db_path: str | Path, *, host: str, port: int, immutable: bool = False) -> list[str]:
+    """The `datasette serve` command line for the archive (config files retargeted in a temp dir)."""
+    workdir = Path(tempfile.mkdtemp(prefix="forum-archiver-datasette-"))
+    config_file = workdir / "datasette.yaml"
+    metadata_file = workdir / "metadata.yaml"
+    config_file.write_text(yaml.safe_dump(load_config(db_path), allow_unicode=True), encoding="utf-8")
+    metadata_file.write_text(yaml.safe_dump(load_metadata(db_path), allow_unicode=True), encoding="utf-8")
+    db_args = ["-i", str(db_path)] if immutable else [str(db_path)]
+    return [sys.executable, "-m", "datasette", "serve", *db_args, "-c", str(config_file), "-m", str(metadata_file),
+            "--host", host, "--port", str(port)]

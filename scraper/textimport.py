@@ -1,0 +1,62 @@
+"""Import a text rendering of a thread page (what a browser copies) into the archive.
+
+The text goes through the same records and the same archive writer as crawled pages, so
+an imported thread is searched, versioned and published like any other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from scraper.engines.base import ParseContext
+from scraper.engines.discuz_text import parse_text_page
+from scraper.errors import ConfigError
+from scraper.politeness import utc_now_iso
+from scraper.sites import Site, load_site, site_from_dict
+from storage.archive import Archive
+
+
+@dataclass
+class ImportResult:
+    title: str
+    posts: int
+    new_posts: int
+    new_versions: int
+    thread_id: int
+
+
+def _site_for_import(archive: Archive, site_name: str, config_path: str | Path | None) -> Site:
+    if config_path:
+        return load_site(config_path)
+    row = archive.db.execute("select config_json, base_url from sites where name = ?", [site_name]).fetchone()
+    if row and row[0] and json.loads(row[0]):
+        return site_from_dict(json.loads(row[0]))
+    return site_from_dict({"name": site_name, "base_url": "http://text-import.invalid/"})
+
+
+def import_text_file(archive: Archive, path: Path, *, site_name: str = "text", url: str | None = None,
+                     config_path: str | Path | None = None, now: str | None = None) -> ImportResult:
+    """Parse `path` as a text rendering of a Discuz thread page and save it in one transaction."""
+    try:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text") from None
+    site = _site_for_import(archive, site_name, config_path)
+    now = now or utc_now_iso()
+    source = url or f"file:{path.name}"
+    ctx = ParseContext(url=source, utc_offset=site.utc_offset, fetched_at=now, noise=site.noise)
+    page = parse_text_page(text, ctx)
+    site_id = archive.upsert_site(site.name, engine=site.engine, base_url=site.base_url,
+                                  utc_offset=site.utc_offset, config=site.raw)
+    # A text rendering has no URL of its own unless the operator gives one: key it by content.
+    url_key = f"text:{hashlib.sha256(raw).hexdigest()[:16]}" if url is None else f"text:{url}"
+    with archive.transaction():
+        sha = archive.store_body(raw, now=now)
+        saved = archive.save_thread_page(site_id, page, url=source, url_key=url_key, body_sha256=sha,
+                                         encoding="utf-8", now=now)
+    return ImportResult(title=page.title, posts=len(page.posts), new_posts=saved.new_posts,
+                        new_versions=saved.new_versions, thread_id=saved.thread_id)

@@ -1,0 +1,128 @@
+"""One test per command, through click's runner or as the real process a user starts."""
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from scraper.cli import main
+from storage.archive import Archive
+
+REPO = Path(__file__).resolve().parent.parent
+SEED = REPO / "seeds" / "000_742c7f89ba496aaa.txt"
+DEMO_CONFIG = REPO / "seeds" / "sites" / "demo.toml"
+CLI = [sys.executable, "-m", "scraper.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, timeout_s: float = 30.0) -> httpx.Response:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            resp = httpx.get(url, timeout=2.0)
+            if resp.status_code == 200:
+                return resp
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} did not answer within {timeout_s} s")
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def process():
+    started = []
+
+    def start(*args):
+        proc = subprocess.Popen([*CLI, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_import_text(tmp_path):
+    db = tmp_path / "a.db"
+    result = CliRunner().invoke(main, ["import-text", str(SEED), "--db", str(db), "--config", str(DEMO_CONFIG)])
+    assert result.exit_code == 0, result.output
+    assert "8 posts (8 new" in result.output
+    with Archive(db, readonly=True) as archive:
+        assert archive.db.execute("select count(*) from posts").fetchone()[0] == 8
+
+
+def test_import_text_refuses_a_file_that_is_not_a_thread(tmp_path):
+    junk = tmp_path / "junk.txt"
+    junk.write_text("nothing to see here\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["import-text", str(junk), "--db", str(tmp_path / "a.db")])
+    assert result.exit_code == 1
+    assert "junk.txt" in result.output and "Error" in result.output
+
+
+def test_crawl(demo_forum, tmp_path):
+    db = tmp_path / "a.db"
+    args = ["crawl", f"{demo_forum.base_url}forum-1-1.html", "--db", str(db), "--config", str(DEMO_CONFIG),
+            "--delay", "0", "--allow-private"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "failures: none" in result.output
+    with Archive(db, readonly=True) as archive:
+        assert archive.db.execute("select count(*) from threads where title = '基层党委办公室应强化的十种意识'"
+                                  ).fetchone()[0] == 1
+
+
+def test_crawl_without_allow_private_refuses_loopback(demo_forum, tmp_path):
+    result = CliRunner().invoke(main, ["crawl", f"{demo_forum.base_url}forum-1-1.html", "--db",
+                                       str(tmp_path / "a.db"), "--delay", "0"])
+    assert result.exit_code == 0
+    assert "blocked_address" in result.output
+    assert demo_forum.requests == []
+
+
+def test_crawl_with_a_bad_config_names_the_key(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\nbase_url = "http://127.0.0.1/"\nutc_offset = "8"\n', encoding="utf-8")
+    result = CliRunner().invoke(main, ["crawl", "http://127.0.0.1/forum-1-1.html", "--db", str(tmp_path / "a.db"),
+                                       "--config", str(bad)])
+    assert result.exit_code == 1
+    assert "utc_offset" in result.output
+
+
+def test_demo_forum_command(process):
+    port = free_port()
+    process("demo-forum", "--port", str(port))
+    page = wait_for(f"http://127.0.0.1:{port}/forum-1-1.html")
+    assert "normalthread_" in page.text
+
+
+def test_serve(tmp_path, process):
+    db = tmp_path / "mine.db"
+    assert CliRunner().invoke(main, ["import-text", str(SEED), "--db", str(db), "--config",
+                                     str(DEMO_CONFIG)]).exit_code == 0
+    port = free_port()
+    process("serve", "--db", str(db), "--port", str(port))
+    resp = wait_for(f"http://127.0.0.1:{port}/mine/thread_posts.json?thread_id=1&_shape=array")
+    assert [row["floor"] for row in resp.json()] == list(range(1, 9))
+
+
+def test_demo_crawls_then_serves(tmp_path, process):
+    port = free_port()
+    proc = process("demo", "--db", str(tmp_path / "demo.db"), "--port", str(port))
+    resp = wait_for(f"http://127.0.0.1:{port}/demo/search.json?q=忧患意识&_shape=array", timeout_s=60)
+    assert {row["title"] for row in resp.json()} == {"基层党委办公室应强化的十种意识"}
+    assert proc.poll() is None  # still serving

@@ -1,0 +1,132 @@
+"""End to end: crawl the demo forum over real HTTP into a real SQLite archive."""
+
+import asyncio
+import re
+from pathlib import Path
+
+import pytest
+
+from scraper.clean import JAMMER_UNIT, normalise_whitespace
+from scraper.crawl import CrawlOptions, Crawler
+from scraper.sites import load_site, site_from_dict
+from scraper.textimport import import_text_file
+from storage.archive import Archive
+
+REPO = Path(__file__).resolve().parent.parent
+SEED = REPO / "seeds" / "000_742c7f89ba496aaa.txt"
+DEMO_CONFIG = REPO / "seeds" / "sites" / "demo.toml"
+SEED_TITLE = "基层党委办公室应强化的十种意识"
+JAMMER_RUN = re.compile(f"(?:{JAMMER_UNIT}){{5}}")
+CONTENT_TABLES = ["sites", "threads", "posts", "post_versions", "pages", "bodies", "frontier", "parse_failures",
+                  "robots"]
+
+
+def demo_site(base_url):
+    site = load_site(DEMO_CONFIG)
+    return site_from_dict(dict(site.raw, base_url=base_url))
+
+
+def crawl(archive, base_url, urls=None):
+    site = demo_site(base_url)
+    options = CrawlOptions(delay_s=0, allow_private_hosts=frozenset({"127.0.0.1"}))
+    urls = urls or [f"{base_url}forum-{fid}-1.html" for fid in site.boards]
+    return asyncio.run(Crawler(archive, site, options=options).run(urls))
+
+
+def counts(archive):
+    return {t: archive.db.execute(f"select count(*) from {t}").fetchone()[0] for t in CONTENT_TABLES + ["fetches"]}
+
+
+def seed_posts(archive, thread_id):
+    return archive.db.execute(
+        "select floor, author, posted_at, content_text, content_html from posts where thread_id = ? order by floor",
+        [thread_id]).fetchall()
+
+
+@pytest.fixture
+def crawled(demo_forum, tmp_path):
+    archive = Archive(tmp_path / "archive.db")
+    report = crawl(archive, demo_forum.base_url)
+    yield archive, report
+    archive.close()
+
+
+def test_crawl_stores_the_seed_thread_in_both_encodings_like_the_text_import(crawled, tmp_path):
+    archive, report = crawled
+    assert not report.failures, report.failures
+    threads = archive.db.execute("select id, tid, url from threads where title = ?", [SEED_TITLE]).fetchall()
+    assert len(threads) == 2, "the UTF-8 board and the GBK board each list a copy of the seed thread"
+    encodings = {row[0] for row in archive.db.execute(
+        "select distinct encoding from pages where thread_id in (?, ?)", [threads[0][0], threads[1][0]])}
+    assert encodings == {"utf-8", "gb18030"}
+
+    with Archive(tmp_path / "text.db") as text_archive:
+        imported = import_text_file(text_archive, SEED, site_name="demo", config_path=DEMO_CONFIG)
+        expected = seed_posts(text_archive, imported.thread_id)
+    assert [e[0] for e in expected] == list(range(1, 9))
+
+    for thread_id, _, _ in threads:
+        got = seed_posts(archive, thread_id)
+        assert [g[:3] for g in got] == [e[:3] for e in expected]
+        for g, e in zip(got, expected, strict=True):
+            assert normalise_whitespace(g[3]) == normalise_whitespace(e[3]), f"floor {g[0]}"
+            assert not JAMMER_RUN.search(g[3]) and not JAMMER_RUN.search(g[4])
+            assert "本文由老秘网推荐" not in g[3]
+        assert not any(ad in g[3] for g in got for ad in ("公文写作百法例讲", "老秘网虚拟稿费", "专业写文章"))
+
+
+def test_no_jammer_run_anywhere_in_the_archive(crawled):
+    archive, _ = crawled
+    for text, html in archive.db.execute("select content_text, content_html from posts"):
+        assert not JAMMER_RUN.search(text)
+        assert not JAMMER_RUN.search(html)
+
+
+def test_recrawl_adds_only_fetches_and_an_edit_adds_one_version(demo_forum, crawled):
+    archive, first = crawled
+    before = counts(archive)
+    second = crawl(archive, demo_forum.base_url)
+    after = counts(archive)
+    assert second.new_posts == 0 and second.new_versions == 0
+    assert {t: after[t] for t in CONTENT_TABLES} == {t: before[t] for t in CONTENT_TABLES}
+    assert after["fetches"] > before["fetches"]
+
+    pid = archive.db.execute(
+        "select pid from posts join threads on threads.id = posts.thread_id "
+        "where threads.title = ? and posts.floor = 8 order by threads.id limit 1", [SEED_TITLE]).fetchone()[0]
+    demo_forum.forum.edit_post(pid, "做好党办工作,还真得具备以上十种意识。")
+    third = crawl(archive, demo_forum.base_url)
+    final = counts(archive)
+    assert third.new_versions == 1 and third.new_posts == 0
+    changed = {t: final[t] - after[t] for t in CONTENT_TABLES if final[t] != after[t]}
+    # The edited page is a new raw body; everything else stays as it was.
+    assert changed == {"post_versions": 1, "bodies": 1}
+    row = archive.db.execute("select content_text, version_count from posts where pid = ?", [pid]).fetchone()
+    assert "十种意识" in row[0] and row[1] == 2
+
+
+def test_every_request_is_one_fetch_row(demo_forum, crawled):
+    archive, report = crawled
+    fetch_rows = archive.db.execute("select count(*) from fetches").fetchone()[0]
+    assert fetch_rows == report.requests
+    assert fetch_rows == len([r for r in demo_forum.requests if r[0] == "GET"])
+
+
+def test_robots_txt_is_obeyed(demo_forum, tmp_path):
+    with Archive(tmp_path / "a.db") as archive:
+        report = crawl(archive, demo_forum.base_url, [f"{demo_forum.base_url}forum.php?mod=redirect&goto=lastpost"])
+        row = archive.db.execute("select state, reason from frontier where url like '%redirect%'").fetchone()
+    assert row == ("skipped", "robots_disallowed")
+    assert not any("mod=redirect" in r[1] for r in demo_forum.requests)
+    assert report.skipped["robots_disallowed"] == 1
+
+
+def test_loopback_is_refused_without_allow_private(demo_forum, tmp_path):
+    site = demo_site(demo_forum.base_url)
+    with Archive(tmp_path / "a.db") as archive:
+        report = asyncio.run(Crawler(archive, site, options=CrawlOptions(delay_s=0)).run(
+            [f"{demo_forum.base_url}forum-1-1.html"]))
+        reasons = [r[0] for r in archive.db.execute("select reason from fetches")]
+    assert demo_forum.requests == []
+    assert reasons and set(reasons) == {"blocked_address"}
+    assert report.failures["blocked_address"] >= 1

@@ -1,0 +1,56 @@
+"""Frontier keys: one key per content, trap shapes refused."""
+
+import pytest
+
+from scraper.engines.base import PageKind
+from scraper.engines.discuz import DiscuzEngine
+from scraper.errors import TrapDetected
+from scraper.frontier import canonicalize, entry_for, sibling_page_url
+
+ENGINE = DiscuzEngine()
+
+
+def test_both_discuz_thread_forms_share_one_key():
+    a = entry_for("http://bbs.example.cn/thread-88-2-1.html", ENGINE)
+    b = entry_for("http://bbs.example.cn/forum.php?page=2&tid=88&mod=viewthread&extra=page%3D1", ENGINE)
+    assert a.key == b.key == "thread:88:2"
+    assert a.kind is PageKind.THREAD
+
+
+def test_board_forms_share_one_key():
+    a = entry_for("http://bbs.example.cn/forum-7-3.html", ENGINE)
+    b = entry_for("http://bbs.example.cn/forum.php?mod=forumdisplay&fid=7&page=3", ENGINE)
+    assert a.key == b.key == "board:7:3"
+
+
+def test_session_ids_and_order_do_not_make_new_urls():
+    urls = {canonicalize(f"HTTP://BBS.Example.cn:80/home.php?sid=s{i}&b=2&a=1#frag") for i in range(1000)}
+    assert urls == {"http://bbs.example.cn/home.php?a=1&b=2"}
+
+
+@pytest.mark.parametrize(
+    ("url", "rule"),
+    [
+        ("http://bbs.example.cn/" + "a" * 3000, "url_length"),
+        ("http://bbs.example.cn/x/x/x/x/page.html", "repeated_path"),
+        ("http://bbs.example.cn/thread-1-999999-1.html", "page_ceiling"),
+    ],
+)
+def test_trap_shapes_are_refused_with_their_rule(url, rule):
+    with pytest.raises(TrapDetected) as info:
+        entry_for(url, ENGINE)
+    assert info.value.reason == f"trap:{rule}"
+
+
+def test_next_page_keeps_the_sites_url_style():
+    assert sibling_page_url("http://h/bbs/thread-5-1-1.html", ENGINE, 2) == "http://h/bbs/thread-5-2-1.html"
+    assert sibling_page_url("http://h/forum.php?mod=viewthread&tid=5", ENGINE, 3) == \
+        "http://h/forum.php?mod=viewthread&tid=5&page=3"
+
+
+def test_fetched_url_keeps_the_sites_parameter_order():
+    # robots.txt rules like "Disallow: /forum.php?mod=redirect" are prefix matches on this order.
+    entry = entry_for("http://h/forum.php?mod=redirect&goto=lastpost&sid=abc", ENGINE)
+    assert entry.url == "http://h/forum.php?mod=redirect&goto=lastpost"
+    assert entry.key == "url:http://h/forum.php?goto=lastpost&mod=redirect"
+    assert sibling_page_url("http://h/forum-2-1.html", ENGINE, 2) == "http://h/forum-2-2.html"
