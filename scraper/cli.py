@@ -100,6 +100,63 @@ def import_text(file, db_path, site_name, url, config_path) -> None:
                f"from {file}: {result.title}")
 
 
+@main.group()
+def phrases() -> None:
+    """Watermark phrases learned from a site's posts: propose, then confirm or reject."""
+
+
+def _site_id(archive, site_name: str) -> int:
+    site = archive.get_site(site_name)
+    if site is None:
+        _fail(f"no site named {site_name!r} in the archive")
+    return site["id"]
+
+
+@phrases.command("propose")
+@click.option("--db", "db_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--site", "site_name", required=True, help="The site's name in the archive.")
+@click.option("--min-posts", default=config.LEARNED_PHRASE_MIN_POSTS, show_default=True, type=click.IntRange(2))
+def phrases_propose(db_path, site_name, min_posts) -> None:
+    """Find phrases that recur across many posts at varying places, and record them as proposals."""
+    from scraper.phrases import propose
+    from storage.archive import Archive
+
+    with Archive(db_path) as archive:
+        found = propose(archive, _site_id(archive, site_name), min_posts=min_posts)
+    for phrase, count in found:
+        click.echo(f"{count:6d}  {phrase}")
+    click.echo(f"{len(found)} phrases proposed; confirm one with: forum-archiver phrases confirm --db {db_path} "
+               f"--site {site_name} PHRASE")
+
+
+@phrases.command("list")
+@click.option("--db", "db_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--site", "site_name", required=True)
+def phrases_list(db_path, site_name) -> None:
+    """List the site's phrases with their status."""
+    from scraper.phrases import listing
+    from storage.archive import Archive
+
+    with Archive(db_path, readonly=True) as archive:
+        for phrase, count, status in listing(archive, _site_id(archive, site_name)):
+            click.echo(f"{status:9s} {count:6d}  {phrase}")
+
+
+@phrases.command("confirm")
+@click.option("--db", "db_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--site", "site_name", required=True)
+@click.option("--reject", is_flag=True, help="Reject the phrase instead: it is real content.")
+@click.argument("phrase")
+def phrases_confirm(db_path, site_name, reject, phrase) -> None:
+    """Confirm PHRASE as a watermark (removed from pages parsed from now on), or --reject it."""
+    from storage.archive import Archive
+
+    with Archive(db_path) as archive:
+        if not archive.set_phrase_status(_site_id(archive, site_name), phrase, "rejected" if reject else "confirmed"):
+            _fail(f"{phrase!r} is not a proposed phrase of {site_name}; see `forum-archiver phrases list`")
+    click.echo(f"{'rejected' if reject else 'confirmed'}: {phrase}")
+
+
 @main.command()
 @click.option("--db", "db_path", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--host", default="127.0.0.1", show_default=True)
