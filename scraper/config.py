@@ -20,14 +20,16 @@ def user_agent(contact_url: str | None = None) -> str:
 
 
 # --- politeness -----------------------------------------------------------------------
-DELAY_S = 3.0  # minimum gap between two requests to one host
+DELAY_S = 3.0  # minimum gap between two requests to one host (one request in flight per host, always)
 JITTER_MAX_FACTOR = 1.5  # jitter only lengthens a gap, up to this factor
-MAX_IN_FLIGHT_PER_HOST = 1
 CRAWL_DELAY_CAP_S = 60.0  # robots.txt Crawl-delay / Request-rate honoured up to this
 RETRY_AFTER_CAP_S = 3600.0  # Retry-After honoured up to one hour
 MAX_TRIES_PER_RUN = 3  # tries of one URL within one run
 BACKOFF_BASE_S = 2.0  # first retry waits about this long, doubling after
 BACKOFF_CAP_S = 300.0
+BLOCK_PAUSE_S = 60.0  # a block page (notice, login wall, challenge) holds the host this long
+CIRCUIT_FAILURES = 5  # consecutive failures that open a host's circuit
+CIRCUIT_COOLDOWN_S = 600.0  # an open circuit half-opens (lets one request through) after this
 
 # --- robots.txt (RFC 9309) ------------------------------------------------------------
 ROBOTS_CACHE_S = 24 * 3600  # a fetched robots.txt is trusted for 24 h

@@ -25,7 +25,16 @@ from scraper.engines.base import BLOCK_KINDS, Engine, PageKind, ParseContext
 from scraper.errors import BlockedAddress, FetchError, ParseError, TrapDetected, UnsupportedScheme
 from scraper.frontier import FrontierEntry, entry_for, sibling_page_url
 from scraper.net import AddressGuard, Fetcher, FetchResult
-from scraper.politeness import HostPacer, RobotsRules, expiry, host_of, retry_after_s, robots_from_fetch, robots_url
+from scraper.politeness import (
+    CircuitBreaker,
+    HostPacer,
+    RobotsRules,
+    expiry,
+    host_of,
+    retry_after_s,
+    robots_from_fetch,
+    robots_url,
+)
 from scraper.politeness import utc_now_iso as _utc_now_iso
 from scraper.sites import Site
 from storage.archive import Archive
@@ -45,6 +54,9 @@ class CrawlOptions:
     max_requests: int | None = None  # request budget for the run
     follow_boards: bool = True  # enqueue the threads a board lists
     max_board_pages: int = 50
+    backoff_base_s: float = config.BACKOFF_BASE_S  # first retry after about this, doubling
+    block_pause_s: float = config.BLOCK_PAUSE_S  # how long a block page holds the host
+    deadline_s: float = config.FETCH_DEADLINE_S  # total time one fetch may take
 
 
 @dataclass
@@ -70,6 +82,7 @@ class Crawler:
         options: CrawlOptions | None = None,
         fetcher: Fetcher | None = None,
         pacer: HostPacer | None = None,
+        circuit: CircuitBreaker | None = None,
         now: Callable[[], str] = _utc_now_iso,
         engine: Engine | None = None,
     ):
@@ -80,15 +93,18 @@ class Crawler:
         self.now = now
         delay_s = self.options.delay_s if self.options.delay_s is not None else site.politeness.delay_s
         self.pacer = pacer or HostPacer(delay_s=delay_s)
+        self.circuit = circuit or CircuitBreaker()
         self._own_fetcher = fetcher is None
         self.fetcher = fetcher or Fetcher(
             user_agent=config.user_agent(site.contact_url),
             guard=AddressGuard(allowed_hosts=self.options.allow_private_hosts),
+            deadline_s=self.options.deadline_s,
         )
         self.site_id = archive.upsert_site(site.name, engine=site.engine, base_url=site.base_url,
                                            utc_offset=site.utc_offset, config=site.raw)
         self._robots: dict[str, RobotsRules] = {}
         self._visited: set[str] = set()  # frontier keys queued in this run: each is visited once
+        self._printed_pages: dict[int, int] = {}  # tid -> page count printed on its first page
         self.report: CrawlReport | None = None
 
     # --- the run ----------------------------------------------------------------------
@@ -141,6 +157,13 @@ class Crawler:
     async def process(self, row: dict) -> None:
         """Fetch one leased URL and carry it to a terminal (or retry) state."""
         url, host = row["url"], row["host"]
+        wait = self.circuit.retry_in(host)
+        if wait > 0:
+            # The host keeps failing: leave the URL for when the circuit half-opens.
+            self.archive.finish(row["id"], "pending", "circuit_open", next_due_at=_plus_seconds(self.now(), wait),
+                                now=self.now())
+            self.report.skipped["circuit_open"] += 1
+            return
         rules = await self._robots_for(url)
         if isinstance(rules, FetchError):
             self._record_failure(row, url, rules, record=False)
@@ -174,22 +197,40 @@ class Crawler:
         async with self.pacer.slot(host):
             self.report.requests += 1
             try:
-                return await self.fetcher.get(url, headers=headers, accept_types=accept, max_bytes=max_bytes,
-                                              max_redirects=max_redirects)
+                result = await self.fetcher.get(url, headers=headers, accept_types=accept, max_bytes=max_bytes,
+                                                max_redirects=max_redirects)
             except FetchError as exc:
+                if exc.retryable:  # the host is struggling or unreachable, not the URL at fault
+                    self.circuit.failure(host)
                 return exc
+        if result.status >= 500 or result.status == 429:
+            self.circuit.failure(host)
+        else:
+            self.circuit.success(host)
+        return result
 
     def _handle_status(self, row: dict, result: FetchResult) -> None:
         status = result.status
         reason = f"http_{status}"
+        wait_s = None
         if status in (429, 503):
-            pause = retry_after_s(result.headers.get("retry-after"))
-            self.pacer.pause(row["host"], pause if pause is not None else self._backoff_s(row["attempts"]))
+            wait_s = retry_after_s(result.headers.get("retry-after"))
+            self.pacer.pause(row["host"], wait_s if wait_s is not None else self._backoff_s(row["attempts"]))
         retryable = status in (408, 429) or status >= 500
         with self.archive.transaction():
             self._record_fetch(result, reason=reason)
-            self._retry_or_fail(row, reason, retryable)
+            self._retry_or_fail(row, reason, retryable, wait_s=wait_s)
+            if status in (404, 410) and row["kind"] == PageKind.THREAD:
+                self._mark_thread_gone(row["url_key"])
         self.report.failures[reason] += 1
+
+    def _mark_thread_gone(self, url_key: str) -> None:
+        """A thread the forum answers 404/410 for is gone; its posts stay in the archive."""
+        tid = url_key.split(":")[1]
+        row = self.archive.db.execute("select id from threads where site_id = ? and thread_key = ?",
+                                      [self.site_id, tid]).fetchone()
+        if row:
+            self.archive.mark_thread_gone(row[0], now=self.now())
 
     def _handle_page(self, row: dict, result: FetchResult) -> None:
         decoded = decode_html(result.body, result.content_type, self.site.encoding)
@@ -200,7 +241,7 @@ class Crawler:
         if kind in BLOCK_KINDS:
             self._save_unparsed(row, result, f"blocked:{kind}", state="failed")
             # A forum that shows us a block page wants us gone for a while.
-            self.pacer.pause(row["host"], self._backoff_s(row["attempts"]) * 10)
+            self.pacer.pause(row["host"], self.options.block_pause_s)
             return
         parsers = {PageKind.THREAD: (self.engine.parse_thread, self._save_thread),
                    PageKind.BOARD: (self.engine.parse_board, self._save_board)}
@@ -230,13 +271,29 @@ class Crawler:
                 encoding=decoded.encoding, replaced_chars=decoded.replaced, etag=result.headers.get("etag"),
                 last_modified=result.headers.get("last-modified"), now=self.now())
             self.archive.finish(row["id"], "done", now=self.now())
-            last_page = min(page.page_count, config.MAX_PAGES_PER_THREAD)
-            if page.page < last_page:
-                self.enqueue(sibling_page_url(row["url"], self.engine, page.page + 1),
-                             discovered_from=row["url"], depth=row["depth"] + 1, priority=5)
+            if page.page < page.page_count:
+                self._enqueue_next_page(row, page)
         self.report.pages_saved += 1
         self.report.new_posts += saved.new_posts
         self.report.new_versions += saved.new_versions
+
+    def _enqueue_next_page(self, row: dict, page) -> None:
+        """Follow the pager, but no further than the page count printed on page 1 plus a
+        margin: a pager that keeps claiming one more page is a trap, not a thread."""
+        if page.tid is not None and page.page == 1:
+            self._printed_pages[page.tid] = page.page_count
+        printed = self._printed_pages.get(page.tid) if page.tid is not None else None
+        if printed is None and page.tid is not None:
+            stored = self.archive.db.execute("select page_count from threads where site_id = ? and thread_key = ?",
+                                             [self.site_id, str(page.tid)]).fetchone()
+            printed = stored[0] if stored and stored[0] else page.page_count
+        limit = min((printed or page.page_count) + config.PAGE_COUNT_MARGIN, config.MAX_PAGES_PER_THREAD)
+        next_url = sibling_page_url(row["url"], self.engine, page.page + 1)
+        if page.page + 1 > limit:
+            self._record_trap(next_url, TrapDetected("page_count", f"page {page.page + 1} past {limit}"),
+                              row["url"], row["depth"] + 1)
+            return
+        self.enqueue(next_url, discovered_from=row["url"], depth=row["depth"] + 1, priority=5)
 
     def _save_board(self, row, result, board, decoded) -> None:
         with self.archive.transaction():
@@ -276,17 +333,18 @@ class Crawler:
             self._retry_or_fail(row, exc.reason, exc.retryable)
         self.report.failures[exc.reason] += 1
 
-    def _retry_or_fail(self, row: dict, reason: str, retryable: bool) -> None:
+    def _retry_or_fail(self, row: dict, reason: str, retryable: bool, *, wait_s: float | None = None) -> None:
+        """Retry later (after the server's Retry-After, or backoff) while tries remain; else fail."""
         max_tries = self.site.politeness.max_tries
         if retryable and row["attempts"] < max_tries:
-            due = _plus_seconds(self.now(), self._backoff_s(row["attempts"]))
+            due = _plus_seconds(self.now(), max(wait_s or 0.0, self._backoff_s(row["attempts"])))
             self.archive.finish(row["id"], "pending", reason, next_due_at=due, now=self.now())
         else:
             self.archive.finish(row["id"], "failed", reason, now=self.now())
 
-    @staticmethod
-    def _backoff_s(attempts: int) -> float:
-        base = config.BACKOFF_BASE_S * (2 ** max(attempts - 1, 0))
+    def _backoff_s(self, attempts: int) -> float:
+        """Exponential backoff with jitter that only lengthens it."""
+        base = self.options.backoff_base_s * (2 ** max(attempts - 1, 0))
         return min(base * (1 + random.random() * 0.5), config.BACKOFF_CAP_S)
 
     def _record_fetch(self, result: FetchResult, *, reason: str | None = None, body_sha256: str | None = None):

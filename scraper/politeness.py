@@ -46,8 +46,10 @@ class HostPacer:
     """Per-host gaps and exclusivity. Clock, sleep and randomness are injectable for tests."""
 
     def __init__(self, *, delay_s: float = config.DELAY_S, clock: Clock = time.monotonic,
-                 sleep: Sleep = asyncio.sleep, rng: Callable[[], float] = random.random):
+                 sleep: Sleep = asyncio.sleep, rng: Callable[[], float] = random.random,
+                 slowdown_factor: float = SLOWDOWN_FACTOR):
         self.delay_s = delay_s
+        self.slowdown_factor = slowdown_factor
         self.clock = clock
         self.sleep = sleep
         self.rng = rng
@@ -95,9 +97,37 @@ class HostPacer:
                 yield
             finally:
                 elapsed = self.clock() - started
-                gap = max(self.gap_for(host), min(SLOWDOWN_FACTOR * elapsed, SLOWDOWN_CAP_S))
+                gap = max(self.gap_for(host), min(self.slowdown_factor * elapsed, SLOWDOWN_CAP_S))
                 gap *= 1.0 + (config.JITTER_MAX_FACTOR - 1.0) * self.rng()
                 state.next_start = max(state.next_start, self.clock() + gap)
+
+
+class CircuitBreaker:
+    """Stops asking a host that keeps failing. After `threshold` consecutive failures the
+    circuit opens for `cooldown_s`; then it half-opens: one request goes through, and its
+    outcome closes the circuit or opens it again."""
+
+    def __init__(self, *, threshold: int = config.CIRCUIT_FAILURES, cooldown_s: float = config.CIRCUIT_COOLDOWN_S,
+                 clock: Clock = time.monotonic):
+        self.threshold = threshold
+        self.cooldown_s = cooldown_s
+        self.clock = clock
+        self._failures: dict[str, int] = {}
+        self._open_until: dict[str, float] = {}
+
+    def retry_in(self, host: str) -> float:
+        """0 when a request to `host` may go out now, else seconds until the circuit half-opens."""
+        return max(0.0, self._open_until.get(host, 0.0) - self.clock())
+
+    def success(self, host: str) -> None:
+        self._failures.pop(host, None)
+        self._open_until.pop(host, None)
+
+    def failure(self, host: str) -> None:
+        count = self._failures.get(host, 0) + 1
+        self._failures[host] = count
+        if count >= self.threshold:
+            self._open_until[host] = self.clock() + self.cooldown_s
 
 
 # --- robots.txt -----------------------------------------------------------------------
@@ -179,4 +209,4 @@ def retry_after_s(value: str | None, now: datetime | None = None) -> float | Non
     return min(max(delta, 0.0), config.RETRY_AFTER_CAP_S)
 
 
-__all__ = ["HostPacer", "RobotsRules", "host_of", "retry_after_s", "robots_from_fetch", "robots_url"]
+__all__ = ["CircuitBreaker", "HostPacer", "RobotsRules", "host_of", "retry_after_s", "robots_from_fetch", "robots_url"]

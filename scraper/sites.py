@@ -25,7 +25,6 @@ KNOWN_ENGINES = ("discuz",)
 @dataclass(frozen=True)
 class Politeness:
     delay_s: float = config.DELAY_S
-    max_in_flight: int = config.MAX_IN_FLIGHT_PER_HOST
     max_tries: int = config.MAX_TRIES_PER_RUN
 
 
@@ -93,14 +92,11 @@ def site_from_dict(data: dict[str, Any], *, source: str = "site config") -> Site
 
     pol = data.get("politeness", {})
     _expect(isinstance(pol, dict), "politeness", "a table", pol)
-    unknown = sorted(set(pol) - {"delay_s", "max_in_flight", "max_tries"})
+    unknown = sorted(set(pol) - {"delay_s", "max_tries"})
     if unknown:
-        raise ConfigError(f"{source}: unknown key politeness.{unknown[0]}; known: delay_s, max_in_flight, max_tries")
+        raise ConfigError(f"{source}: unknown key politeness.{unknown[0]}; known: delay_s, max_tries")
     delay_s = pol.get("delay_s", config.DELAY_S)
     _expect(isinstance(delay_s, (int, float)) and delay_s >= 0, "politeness.delay_s", "seconds >= 0", delay_s)
-    max_in_flight = pol.get("max_in_flight", config.MAX_IN_FLIGHT_PER_HOST)
-    _expect(isinstance(max_in_flight, int) and 1 <= max_in_flight <= 8, "politeness.max_in_flight",
-            "an integer from 1 to 8", max_in_flight)
     max_tries = pol.get("max_tries", config.MAX_TRIES_PER_RUN)
     _expect(isinstance(max_tries, int) and 1 <= max_tries <= config.MAX_TRIES_PER_RUN, "politeness.max_tries",
             f"an integer from 1 to {config.MAX_TRIES_PER_RUN}", max_tries)
@@ -122,7 +118,7 @@ def site_from_dict(data: dict[str, Any], *, source: str = "site config") -> Site
     return Site(
         name=name, engine=engine, base_url=base_url, utc_offset=utc_offset, encoding=encoding,
         boards=tuple(boards), contact_url=contact,
-        politeness=Politeness(delay_s=float(delay_s), max_in_flight=max_in_flight, max_tries=max_tries),
+        politeness=Politeness(delay_s=float(delay_s), max_tries=max_tries),
         noise=rules, every_s=float(every_s), raw=data,
     )
 

@@ -14,11 +14,13 @@ Routes (all on 127.0.0.x):
   /bomb/gzip-in-gzip         two stacked gzip layers
   /bomb/gzip-members         1 GiB as a thousand concatenated gzip members
   /status/N                  answers status N (Retry-After from ?retry_after=)
+  /thread-9-N-1.html         a Discuz thread page whose pager always claims one more page
 """
 
 from __future__ import annotations
 
 import gzip
+import re
 import threading
 import time
 import zlib
@@ -76,6 +78,26 @@ class _Bombs:
             return cls._cache[kind]
 
 
+ENDLESS_THREAD = re.compile(r"^/thread-9-(\d+)-1\.html$")
+
+
+def endless_thread_page(page: int) -> bytes:
+    """Page `page` of a thread whose pager always says there is one page more."""
+    pid = 9000 + page
+    return f"""<html><head><meta charset="utf-8"><title>无尽的帖子</title></head><body>
+<div id="pgt" class="pgs"><div class="pg"><strong>{page}</strong><a href="thread-9-{page + 1}-1.html">{page + 1}</a>
+<label><span title="共 {page + 1} 页"> / {page + 1} 页</span></label>
+<a href="thread-9-{page + 1}-1.html" class="nxt">下一页</a></div></div>
+<div id="postlist" class="pl bm"><table><tr><td class="plc ptm pbn vwthd"><h1 class="ts">
+<span id="thread_subject">无尽的帖子</span></h1></td></tr></table>
+<div id="post_{pid}"><table id="pid{pid}" class="plhin" summary="pid{pid}"><tr><td class="pls" rowspan="2"></td>
+<td class="plc"><div class="pi"><strong><a href="thread-9-1-1.html" id="postnum{pid}"><em>{page}</em><sup>#</sup></a></strong>
+<div class="pti"><div class="authi"><a href="home.php?mod=space&amp;uid=7" class="xi2">陷阱</a>
+<em id="authorposton{pid}">发表于 2024-3-2 10:05:11</em></div></div></div>
+<div class="pct"><div class="pcb"><div class="t_fsz"><table><tr><td class="t_f" id="postmessage_{pid}">第{page}页</td></tr>
+</table></div></div></div></td></tr></table></div></div></body></html>""".encode()
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # else ~40 ms per keep-alive response
@@ -86,6 +108,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802 (stdlib naming)
         self.server.hits.append(self.path)
+        self.server.hit_times.append(time.monotonic())
         parts = urlsplit(self.path)
         query = parse_qs(parts.query)
         path = parts.path
@@ -122,6 +145,8 @@ class Handler(BaseHTTPRequestHandler):
             self._headers(200, length=len(body), extra={"Content-Encoding": encoding})
             self.wfile.write(body)
             return None
+        if m := ENDLESS_THREAD.match(path):
+            return self._send(200, endless_thread_page(int(m[1])))
         if path.startswith("/status/"):
             status = int(path.rsplit("/", 1)[1])
             extra = {"Retry-After": query["retry_after"][0]} if "retry_after" in query else {}
@@ -179,6 +204,7 @@ class MisbehavingServer:
     def __init__(self, host: str = "127.0.0.1"):
         self.httpd = _QuietServer((host, 0), Handler)
         self.httpd.hits = []
+        self.httpd.hit_times = []
         self.host = host
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

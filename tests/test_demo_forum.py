@@ -420,7 +420,7 @@ def test_the_request_log_records_every_request(demo_forum):
         client.head(demo_forum.base_url + "thread-1-1-1.html")
     assert [(r.method, r.path) for r in demo_forum.requests] == [("GET", "/robots.txt"),
                                                                  ("HEAD", "/thread-1-1-1.html")]
-    method, path, headers = demo_forum.requests[0]
+    method, path, headers, _ = demo_forum.requests[0]
     assert headers["User-Agent"] == "forum-archiver/test"
 
 

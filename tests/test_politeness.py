@@ -7,7 +7,7 @@ from email.utils import format_datetime
 import pytest
 
 from scraper import config
-from scraper.politeness import HostPacer, RobotsRules, retry_after_s, robots_from_fetch
+from scraper.politeness import CircuitBreaker, HostPacer, RobotsRules, retry_after_s, robots_from_fetch
 
 
 class FakeClock:
@@ -61,7 +61,7 @@ async def test_crawl_delay_raises_the_floor_and_is_capped():
     assert pacer.gap_for("slow") == config.CRAWL_DELAY_CAP_S
 
 
-async def test_slow_responses_lengthen_the_gap():
+async def test_slow_responses_lengthen_the_gap():  # 5 x the response time, as Heritrix does
     clock = FakeClock()
     pacer = HostPacer(delay_s=1.0, clock=clock, sleep=clock.sleep, rng=lambda: 0.0)
     await _request(pacer, clock, "h", duration_s=2.0)  # 5 x 2 s = 10 s gap
@@ -134,3 +134,21 @@ def test_robots_rules_round_trip_as_stored():
     rules, _ = robots_from_fetch(200, ROBOTS)
     again = RobotsRules(rules.status, rules.body, rules.reason)
     assert again.allows("http://h/private/open") and not again.allows("http://h/private/x")
+
+
+def test_circuit_opens_then_half_opens():
+    clock = FakeClock()
+    circuit = CircuitBreaker(threshold=3, cooldown_s=600, clock=clock)
+    for _ in range(2):
+        circuit.failure("h")
+    assert circuit.retry_in("h") == 0
+    circuit.failure("h")
+    assert circuit.retry_in("h") == 600
+    clock.now += 600
+    assert circuit.retry_in("h") == 0  # half-open: one request may go
+    circuit.failure("h")  # it failed: open again at once
+    assert circuit.retry_in("h") == 600
+    clock.now += 600
+    circuit.success("h")
+    circuit.failure("h")
+    assert circuit.retry_in("h") == 0  # closed: counting starts over

@@ -17,6 +17,7 @@ import binascii
 import hashlib
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import formatdate, parsedate_to_datetime
@@ -44,6 +45,7 @@ class RequestRecord(NamedTuple):
     method: str
     path: str
     headers: dict[str, str]
+    at: float = 0.0  # time.monotonic() when the request arrived, for pacing checks
 
 
 @dataclass
@@ -197,8 +199,13 @@ class DemoHandler(BaseHTTPRequestHandler):
         self._answer(send_body=False)
 
     def _answer(self, *, send_body: bool) -> None:
-        self.server.requests.append(RequestRecord(self.command, self.path, dict(self.headers.items())))
+        self.server.requests.append(RequestRecord(self.command, self.path, dict(self.headers.items()),
+                                                  time.monotonic()))
         forum = self.server.forum
+        injected = self.server.take_fault(self.path)
+        if injected is not None:
+            self._send(injected, send_body=send_body)
+            return
         host = self.headers.get("Host")
         site_url = f"http://{host}/" if host else self.server.base_url
         try:
@@ -211,6 +218,9 @@ class DemoHandler(BaseHTTPRequestHandler):
             response.headers["Last-Modified"] = formatdate(response.last_modified.timestamp(), usegmt=True)
             if not_modified(response, self.headers.get("If-None-Match"), self.headers.get("If-Modified-Since")):
                 response = Response(304, b"", response.content_type, response.headers)
+        self._send(response, send_body=send_body)
+
+    def _send(self, response: Response, *, send_body: bool) -> None:
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         for name, value in response.headers.items():
@@ -230,8 +240,23 @@ class DemoHTTPServer(ThreadingHTTPServer):
         super().__init__(address, DemoHandler)
         self.forum = forum
         self.requests: list[RequestRecord] = []
+        self._faults: dict[str, list[Response]] = {}
+        self._faults_lock = threading.Lock()
         host, port = self.server_address[:2]
         self.base_url = f"http://{host}:{port}/"
+
+    def inject(self, path: str, status: int, *, headers: dict[str, str] | None = None, body: bytes = b"",
+               content_type: str = "text/html; charset=utf-8", times: int = 1) -> None:
+        """Answer the next `times` requests for `path` (path and query, exact) with `status`:
+        a misbehaving forum for politeness tests (503 with Retry-After, robots.txt 500, 404)."""
+        with self._faults_lock:
+            self._faults.setdefault(path, []).extend(
+                Response(status, body, content_type, dict(headers or {})) for _ in range(times))
+
+    def take_fault(self, path: str) -> Response | None:
+        with self._faults_lock:
+            queue = self._faults.get(path)
+            return queue.pop(0) if queue else None
 
 
 class DemoServer:
@@ -254,6 +279,10 @@ class DemoServer:
     @property
     def requests(self) -> list[RequestRecord]:
         return self._httpd.requests
+
+    def inject(self, path: str, status: int, **kwargs) -> None:
+        """See DemoHTTPServer.inject: misbehave on purpose for the next requests of `path`."""
+        self._httpd.inject(path, status, **kwargs)
 
     def shutdown(self) -> None:
         """Stop serving and close the listening socket."""

@@ -1,0 +1,166 @@
+"""Politeness and fault handling of whole crawls, read off the servers' own request logs."""
+
+import asyncio
+import time
+from urllib.parse import unquote
+
+import pytest
+
+from scraper.crawl import CrawlOptions, Crawler
+from scraper.demo.forum import DemoForum
+from scraper.demo.server import start
+from scraper.politeness import CircuitBreaker, HostPacer
+from scraper.sites import site_for_url, site_from_dict
+from storage.archive import Archive
+from tests.misbehaving import MisbehavingServer
+from tests.test_crawl_demo import CONTENT_TABLES, counts, demo_site
+
+LOCAL = frozenset({"127.0.0.1"})
+
+
+def run(archive, site, urls, *, crawler_args=None, **options):
+    opts = CrawlOptions(allow_private_hosts=LOCAL, **{"delay_s": 0, "backoff_base_s": 0.05, **options})
+    return asyncio.run(Crawler(archive, site, options=opts, **(crawler_args or {})).run(urls))
+
+
+def gets(server, path=None):
+    return [r for r in server.requests if r.method == "GET" and (path is None or r.path == path)]
+
+
+def test_no_two_requests_closer_than_the_delay(demo_forum, tmp_path):
+    with Archive(tmp_path / "a.db") as archive:
+        run(archive, demo_site(demo_forum.base_url), [f"{demo_forum.base_url}forum-1-1.html"], delay_s=0.3)
+    times = [r.at for r in gets(demo_forum)]
+    assert len(times) > 5
+    assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= 0.3
+
+
+def test_retry_after_is_honoured_to_the_second(demo_forum, tmp_path):
+    demo_forum.inject("/forum-1-1.html", 503, headers={"Retry-After": "2"})
+    with Archive(tmp_path / "a.db") as archive:
+        report = run(archive, demo_site(demo_forum.base_url), [f"{demo_forum.base_url}forum-1-1.html"])
+        statuses = [r[0] for r in archive.db.execute("select status from fetches where url like '%forum-1-1%'")]
+    board = gets(demo_forum, "/forum-1-1.html")
+    assert len(board) == 2 and statuses == [503, 200]
+    assert board[1].at - board[0].at >= 2.0
+    # Nothing else was asked of the host while it had said to wait.
+    during = [r for r in gets(demo_forum) if board[0].at < r.at < board[1].at]
+    assert during == []
+    assert report.pages_saved > 1
+
+
+def test_robots_txt_answering_500_means_nothing_else_is_fetched(demo_forum, tmp_path):
+    demo_forum.inject("/robots.txt", 500)
+    with Archive(tmp_path / "a.db") as archive:
+        report = run(archive, demo_site(demo_forum.base_url), [f"{demo_forum.base_url}forum-1-1.html"])
+        robots = archive.get_robots("127.0.0.1")
+    assert [r.path for r in gets(demo_forum)] == ["/robots.txt"]
+    assert report.skipped["robots_disallowed"] == 1
+    assert robots["reason"] == "unreachable"
+
+
+def test_robots_txt_answering_404_means_the_crawl_proceeds(demo_forum, tmp_path):
+    demo_forum.inject("/robots.txt", 404)
+    with Archive(tmp_path / "a.db") as archive:
+        report = run(archive, demo_site(demo_forum.base_url), [f"{demo_forum.base_url}forum-1-1.html"])
+    assert report.pages_saved > 1 and not report.failures
+
+
+def test_recrawl_with_validators_is_all_304_and_adds_only_fetches(tmp_path):
+    with start("127.0.0.1", 0, DemoForum(validators=True)) as server, Archive(tmp_path / "a.db") as archive:
+        site = demo_site(server.base_url)
+        boards = [f"{server.base_url}forum-{fid}-1.html" for fid in site.boards]
+        run(archive, site, boards)
+        before, first_run_requests = counts(archive), len(server.requests)
+        second = run(archive, site, boards)
+        after = counts(archive)
+        recrawl = server.requests[first_run_requests:]
+    assert recrawl and all("If-None-Match" in r.headers for r in recrawl)
+    assert second.not_modified == len(recrawl) == second.requests
+    assert {t: after[t] for t in CONTENT_TABLES} == {t: before[t] for t in CONTENT_TABLES}
+    assert after["fetches"] == before["fetches"] + len(recrawl)
+
+
+def test_a_block_page_is_not_stored_and_holds_the_host(demo_forum, tmp_path):
+    urls = [f"{demo_forum.base_url}thread-999-1-1.html", f"{demo_forum.base_url}thread-4-1-1.html"]
+    with Archive(tmp_path / "a.db") as archive:
+        report = run(archive, demo_site(demo_forum.base_url), urls, block_pause_s=1.0)
+        reasons = dict(archive.db.execute("select url, reason from fetches where url like '%thread-%'").fetchall())
+        tids = [r[0] for r in archive.db.execute("select tid from threads")]
+    assert reasons[urls[0]] == "blocked:notice"
+    assert tids == [4]
+    assert report.failures["blocked:notice"] == 1
+    notice, after = gets(demo_forum, "/thread-999-1-1.html")[0], gets(demo_forum, "/thread-4-1-1.html")[0]
+    assert after.at - notice.at >= 1.0
+
+
+def test_a_thread_answering_404_is_marked_gone_and_kept(demo_forum, tmp_path):
+    url = f"{demo_forum.base_url}thread-4-1-1.html"
+    with Archive(tmp_path / "a.db") as archive:
+        site = demo_site(demo_forum.base_url)
+        run(archive, site, [url])
+        demo_forum.inject("/thread-4-1-1.html", 404)
+        run(archive, site, [url])
+        gone, posts = archive.db.execute(
+            "select gone_at, (select count(*) from posts where thread_id = threads.id) from threads where tid = 4"
+        ).fetchone()
+    assert gone is not None and posts == 1
+
+
+def test_faults_end_with_their_own_reason_and_the_crawl_carries_on(tmp_path):
+    with MisbehavingServer("127.0.0.1") as srv, MisbehavingServer("127.0.0.2") as forbidden:
+        paths = {
+            "/drip": "deadline",
+            "/hang-after-headers": "deadline",
+            "/huge-chunked": "too_large",
+            "/wrong-content-length": "protocol_error",
+            "/bomb/gzip": "too_large",
+            "/loop-a": "redirect_loop",
+            "/chain/0": "too_many_redirects",
+            f"/redirect?to=http://127.0.0.2:{forbidden.port}/ok": "blocked_address",
+            f"/redirect?to=http://[::ffff:127.0.0.1]:{forbidden.port}/ok": "blocked_address",
+            f"/redirect?to=http://2130706433:{forbidden.port}/ok": "blocked_address",
+            "/redirect?to=http://169.254.169.254/latest/meta-data/": "blocked_address",
+            "/redirect?to=file:///etc/passwd": "unsupported_scheme",
+        }
+        site = site_for_url(srv.url("/"))
+        site = site_from_dict(dict(site.raw, politeness={"max_tries": 2}))
+        started = time.monotonic()
+        with Archive(tmp_path / "a.db") as archive:
+            # Slow faults would (rightly) lengthen the host's gap and could open its circuit;
+            # both are tested elsewhere, and here only stretch the test.
+            crawler_args = {"pacer": HostPacer(delay_s=0, slowdown_factor=0),
+                            "circuit": CircuitBreaker(threshold=1000)}
+            report = run(archive, site, [srv.url(p) for p in paths] + [srv.url("/thread-9-1-1.html")],
+                         deadline_s=1.0, crawler_args=crawler_args)
+            states = {unquote(r[0]): r[1:] for r in archive.db.execute("select url, state, reason from frontier")}
+            fetch_rows = archive.db.execute("select count(*) from fetches").fetchone()[0]
+        elapsed = time.monotonic() - started
+    for path, reason in paths.items():
+        assert states[srv.url(path)] == ("failed", reason), path
+    assert forbidden.hits == []
+    # The good thread was crawled despite everything around it.
+    assert states[srv.url("/thread-9-1-1.html")] == ("done", None)
+    assert fetch_rows == report.requests
+    # Three faults are retryable and slow: each of their two tries ends within the deadline + 1 s.
+    assert elapsed < 3 * 2 * (1.0 + 1.0) + 5
+
+
+def test_endless_pagination_is_cut_at_the_printed_count_plus_margin(tmp_path):
+    with MisbehavingServer() as srv, Archive(tmp_path / "a.db") as archive:
+        report = run(archive, site_for_url(srv.url("/")), [srv.url("/thread-9-1-1.html")])
+        pages = [r[0] for r in archive.db.execute("select page from posts order by page")]
+        trapped = archive.db.execute("select url, state, reason from frontier where state = 'skipped'").fetchall()
+    assert pages == [1, 2, 3, 4]  # page 1 printed 2 pages; the margin allows 2 more
+    assert trapped == [(srv.url("/thread-9-5-1.html"), "skipped", "trap:page_count")]
+    assert report.skipped["trap:page_count"] == 1
+
+
+def test_the_circuit_opens_after_repeated_failures(tmp_path):
+    with MisbehavingServer() as srv, Archive(tmp_path / "a.db") as archive:
+        site = site_from_dict(dict(site_for_url(srv.url("/")).raw, politeness={"max_tries": 1}))
+        report = run(archive, site, [srv.url(f"/status/500?i={i}") for i in range(12)])
+        pending = archive.db.execute("select count(*) from frontier where state = 'pending' and reason = "
+                                     "'circuit_open'").fetchone()[0]
+    assert [h for h in srv.hits if h.startswith("/status/")] == [f"/status/500?i={i}" for i in range(5)]
+    assert pending == 7 and report.skipped["circuit_open"] == 7
