@@ -37,7 +37,7 @@ from scraper.politeness import (
 )
 from scraper.politeness import utc_now_iso as _utc_now_iso
 from scraper.sites import Site
-from storage.archive import Archive
+from storage.archive import Archive, thread_page_extract_hash
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,7 @@ class CrawlReport:
     pages_saved: int = 0
     new_posts: int = 0
     new_versions: int = 0
+    unchanged_pages: int = 0  # fetched, but holding exactly what the archive has: nothing written
     failures: Counter = field(default_factory=Counter)
     skipped: Counter = field(default_factory=Counter)
 
@@ -262,6 +263,18 @@ class Crawler:
         if requested_page is not None and page.page < requested_page:
             # Discuz serves its last page for numbers past the end: nothing new here.
             self._save_unparsed(row, result, "trap:past_end", state="skipped")
+            return
+        known = self.archive.page_state(self.site_id, row["url_key"])
+        if known and known.get("extract_hash") == thread_page_extract_hash(page):
+            # Discuz seldom sends validators: this is our 304. Only the fetch is recorded
+            # (its row says the page was seen then); the raw body, whose counters and ads
+            # change on every view, is not kept again.
+            with self.archive.transaction():
+                self._record_fetch(result)
+                self.archive.finish(row["id"], "done", now=self.now())
+                if page.page < page.page_count:
+                    self._enqueue_next_page(row, page)
+            self.report.unchanged_pages += 1
             return
         with self.archive.transaction():
             sha = self.archive.store_body(result.body, now=self.now())

@@ -165,6 +165,17 @@ def _distinct_posts(key_of_thread: str, posts: Sequence[PostRecord]) -> dict[str
     return chosen
 
 
+def thread_page_extract_hash(page: Any) -> str:
+    """The extract hash save_thread_page stores for `page`: equal hashes mean the page
+    holds the same posts with the same content, so saving it again would change nothing."""
+    posts = _distinct_posts(thread_key(page.tid, page.title), page.posts)
+    return _extract_of({key: _post_values(post) for key, post in posts.items()})
+
+
+def _extract_of(values: Mapping[str, dict]) -> str:
+    return extract_hash((key, v["content_hash"]) for key, v in values.items())
+
+
 class Archive:
     """The archive file, opened for writing (the default) or read-only.
 
@@ -422,7 +433,7 @@ class Archive:
             url_key=url_key,
             thread_id=thread_id,
             page_no=page.page,
-            extract=extract_hash((key, v["content_hash"]) for key, v in values.items()),
+            extract=_extract_of(values),
             item_count=len(values),
             fetch_meta=fetch_meta,
             now=stamp,

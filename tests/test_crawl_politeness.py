@@ -164,3 +164,25 @@ def test_the_circuit_opens_after_repeated_failures(tmp_path):
                                      "'circuit_open'").fetchone()[0]
     assert [h for h in srv.hits if h.startswith("/status/")] == [f"/status/500?i={i}" for i in range(5)]
     assert pending == 7 and report.skipped["circuit_open"] == 7
+
+
+def test_an_unchanged_page_without_validators_writes_nothing_but_its_fetch(demo_forum, tmp_path):
+    def snapshot(archive):
+        return {t: archive.db.execute(f"select * from {t} order by 1").fetchall()
+                for t in ("threads", "posts", "post_versions", "pages", "bodies")}
+
+    with Archive(tmp_path / "a.db") as archive:
+        site = demo_site(demo_forum.base_url)
+        boards = [f"{demo_forum.base_url}forum-{fid}-1.html" for fid in site.boards]
+        first = run(archive, site, boards)
+        before = snapshot(archive)
+        second = run(archive, site, boards)
+        after = snapshot(archive)
+        thread_pages = archive.db.execute("select count(*) from pages where kind = 'thread'").fetchone()[0]
+    # Board pages carry view counters that change, so only thread pages are compared here.
+    assert second.unchanged_pages == thread_pages
+    for table in ("posts", "post_versions", "bodies"):
+        assert after[table] == before[table], table
+    thread_rows = [r for r in after["pages"] if r[4] == "thread"]
+    assert thread_rows == [r for r in before["pages"] if r[4] == "thread"]
+    assert first.pages_saved > second.pages_saved
