@@ -186,3 +186,14 @@ def test_an_unchanged_page_without_validators_writes_nothing_but_its_fetch(demo_
     thread_rows = [r for r in after["pages"] if r[4] == "thread"]
     assert thread_rows == [r for r in before["pages"] if r[4] == "thread"]
     assert first.pages_saved > second.pages_saved
+
+
+def test_every_request_names_the_project_and_a_contact(demo_forum, tmp_path):
+    site = demo_site(demo_forum.base_url)
+    site = site_from_dict(dict(site.raw, contact_url="https://archive.example.org/contact"))
+    with Archive(tmp_path / "a.db") as archive:
+        run(archive, site, [f"{demo_forum.base_url}forum-1-1.html"])
+    agents = {r.headers.get("User-Agent") for r in demo_forum.requests}
+    assert len(agents) == 1
+    agent = agents.pop()
+    assert agent.startswith("forum-archiver/") and "+https://archive.example.org/contact" in agent
