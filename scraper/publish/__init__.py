@@ -17,6 +17,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DATASETTE_YAML = REPO_ROOT / "datasette.yaml"
 METADATA_YAML = REPO_ROOT / "metadata.yaml"
 TEMPLATE_DB_NAME = "archive"
+PLUGINS_DIR = Path(__file__).resolve().parent / "plugins"  # the thread reader, search box, links
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
 
 def _database_name(db_path: str | Path) -> str:
@@ -42,13 +44,18 @@ def load_metadata(db_path: str | Path) -> dict[str, Any]:
     return _retarget(yaml.safe_load(METADATA_YAML.read_text(encoding="utf-8")), _database_name(db_path))
 
 
-def make_datasette(db_path: str | Path, *, immutable: bool = False):
-    """An in-process Datasette over the archive, configured as `forum-archiver serve` runs it."""
+def make_datasette(db_path: str | Path, *, immutable: bool = False, settings: dict[str, Any] | None = None):
+    """An in-process Datasette over the archive, configured as `forum-archiver serve` runs it;
+    `settings` override datasette.yaml's (e.g. {"default_allow_sql": False})."""
     from datasette.app import Datasette
 
     files = [] if immutable else [str(db_path)]
     immutables = [str(db_path)] if immutable else []
-    return Datasette(files, immutables=immutables, config=load_config(db_path), metadata=load_metadata(db_path))
+    config = load_config(db_path)
+    if settings:
+        config = dict(config, settings={**config.get("settings", {}), **settings})
+    return Datasette(files, immutables=immutables, config=config, metadata=load_metadata(db_path),
+                     plugins_dir=str(PLUGINS_DIR), template_dir=str(TEMPLATES_DIR))
 
 
 def datasette_command(db_path: str | Path, *, host: str, port: int, immutable: bool = False) -> list[str]:
@@ -60,4 +67,4 @@ def datasette_command(db_path: str | Path, *, host: str, port: int, immutable: b
     metadata_file.write_text(yaml.safe_dump(load_metadata(db_path), allow_unicode=True), encoding="utf-8")
     db_args = ["-i", str(db_path)] if immutable else [str(db_path)]
     return [sys.executable, "-m", "datasette", "serve", *db_args, "-c", str(config_file), "-m", str(metadata_file),
-            "--host", host, "--port", str(port)]
+            "--plugins-dir", str(PLUGINS_DIR), "--template-dir", str(TEMPLATES_DIR), "--host", host, "--port", str(port)]

@@ -1,0 +1,125 @@
+"""Datasette hooks for the archive: the thread reader route, the home page search box, and
+links from thread rows and post rows (search hits included) to the reader.
+
+Loaded from this directory with Datasette's plugins_dir (`--plugins-dir`); the rendering
+itself lives in scraper.publish.reader.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote, urlencode
+
+from datasette import hookimpl
+from datasette.utils.asgi import Response
+from markupsafe import Markup, escape
+
+from scraper.publish import reader
+
+PLUGIN_NAME = "forum-archiver"
+THREAD_ROUTE = r"^/-/thread/(?P<thread_id>[0-9]{1,18})$"
+
+
+def _archive(datasette):
+    return datasette.get_database()
+
+
+def _cell_value(value):
+    # Table views hand expanded foreign keys over as {"value": ..., "label": ...}.
+    return value.get("value") if isinstance(value, dict) else value
+
+
+def _thread_path(datasette, thread_id, post_id=None) -> str:
+    thread_id, post_id = _cell_value(thread_id), _cell_value(post_id)
+    path = datasette.urls.path(f"/-/thread/{int(thread_id)}")
+    if post_id is None:
+        return path
+    return f"{path}?{urlencode({'post': int(post_id)})}#post-{int(post_id)}"
+
+
+def _plugin_setting(datasette, name: str, default):
+    return (datasette.plugin_config(PLUGIN_NAME) or {}).get(name, default)
+
+
+async def _bad_request(datasette, request, message: str):
+    html = await datasette.render_template("error.html", {"ok": False, "error": message, "status": 400,
+                                                          "title": "Bad request"}, request=request)
+    return Response.html(html, status=400)
+
+
+async def thread_page(datasette, request):
+    """GET /-/thread/{thread_id}[?page=N | ?post=ID]: one page of a thread, as the forum showed it."""
+    db = _archive(datasette)
+    thread_id = int(request.url_vars["thread_id"])
+    per_page = int(_plugin_setting(datasette, "posts_per_page", reader.POSTS_PER_PAGE))
+    try:
+        page = reader.parse_positive_int(request.args.get("page"), "page", default=1)
+        post_id = reader.parse_positive_int(request.args.get("post"), "post")
+    except reader.ReaderInputError as error:
+        return await _bad_request(datasette, request, str(error))
+    thread = (await db.execute(reader.THREAD_SQL, {"thread_id": thread_id})).first()
+    if thread is None:
+        return Response.html("thread not found", status=404)
+    thread = dict(thread)
+    post_count = (await db.execute(reader.POST_COUNT_SQL, {"thread_id": thread_id})).first()[0]
+    if post_id is not None:
+        found = (await db.execute(reader.POST_POSITION_SQL, {"thread_id": thread_id, "post_id": post_id})).first()
+        if found is not None:
+            page = reader.page_of_position(found[0], per_page)
+    pages = reader.page_count(post_count, per_page)
+    if page > pages:
+        return Response.html("no such page", status=404)
+    rows = await db.execute(reader.THREAD_POSTS_SQL,
+                            {"thread_id": thread_id, "limit": per_page, "offset": (page - 1) * per_page})
+    thread_url = reader.web_url(thread["url"])
+    base_url = thread_url or reader.web_url(thread["base_url"]) or "https://invalid.example/"
+    hotlink = bool(_plugin_setting(datasette, "hotlink_images", False))
+    posts = [reader.post_view(dict(row), base_url, thread_url, hotlink_images=hotlink) for row in rows]
+    html = await datasette.render_template("forum_thread.html", {
+        "thread": thread,
+        "thread_url": thread_url,
+        "posts": posts,
+        "page": page,
+        "pages": pages,
+        "post_count": post_count,
+        "hotlink_images": hotlink,
+        "database": db.name,
+        "page_path": lambda n: f"{_thread_path(datasette, thread_id)}?page={int(n)}",
+        "history_path": lambda pid: datasette.urls.path(
+            f"/{quote(db.name)}/post_history?{urlencode({'post_id': int(pid)})}"),
+        "markup": Markup,
+    }, request=request)
+    return Response.html(html)
+
+
+@hookimpl
+def register_routes(datasette):
+    return [(THREAD_ROUTE, thread_page)]
+
+
+@hookimpl
+def top_homepage(datasette, request):
+    action = datasette.urls.path(f"/{quote(_archive(datasette).name)}/search")
+    return Markup(
+        '<form class="archive-search" action="{}" method="get" role="search">'
+        '<label for="archive-q">Search posts (中文 works: one character or more)</label> '
+        '<input type="search" id="archive-q" name="q" required> '
+        '<input type="submit" value="Search"></form>'
+    ).format(action)
+
+
+@hookimpl
+def render_cell(row, value, column, table, database, datasette, request):
+    if value is None or database != _archive(datasette).name:
+        return None
+    keys = row.keys() if hasattr(row, "keys") else ()
+    # Titles and floors, not ids: an id cell keeps Datasette's own link to the row page.
+    if table == "threads" and column == "title" and "id" in keys:
+        return Markup('<a href="{}">{}</a>').format(_thread_path(datasette, row["id"]), value)
+    if table == "posts" and column == "floor" and {"id", "thread_id"} <= set(keys):
+        return Markup('<a href="{}">{}</a>').format(_thread_path(datasette, row["thread_id"], row["id"]), value)
+    if table is None and column in ("post_id", "snippet") and {"post_id", "thread_id"} <= set(keys):
+        if row["post_id"] is None or row["thread_id"] is None:
+            return None
+        return Markup('<a href="{}">{}</a>').format(
+            _thread_path(datasette, row["thread_id"], row["post_id"]), escape(value))
+    return None

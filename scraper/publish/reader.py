@@ -1,0 +1,184 @@
+"""The thread reader: one archived thread shown as the forum showed it, page by page.
+
+Everything a post carries came from a stranger. Stored HTML is sanitised again here, at
+render time (never trusted from the database), and every other field reaches the page
+through the template's autoescaping.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from html import escape
+from typing import Any
+
+from selectolax.lexbor import LexborHTMLParser
+
+from scraper.clean import sanitize_html
+
+POSTS_PER_PAGE = 50  # a Discuz thread page shows 10-20 floors; 50 keeps long threads short to page
+HTTP_SCHEMES = ("http://", "https://")
+IMAGE_LINK_TEXT = "[图片]"  # what replaces an image that may not be hot-linked
+
+
+class ReaderInputError(ValueError):
+    """A thread page request that names no page or post the reader can show."""
+
+
+@dataclass(frozen=True)
+class Quote:
+    text: str
+    author: str | None
+    posted_at_raw: str | None
+
+
+@dataclass(frozen=True)
+class FileLink:
+    url: str
+    name: str
+    is_image: bool
+
+
+@dataclass
+class PostView:
+    """One post, ready for the template: `body_html` is sanitised, everything else is text."""
+
+    post_id: int
+    floor: int | None
+    floor_label: str | None
+    author: str | None
+    posted_at: str
+    body_html: str
+    quotes: list[Quote] = field(default_factory=list)
+    signature: str | None = None
+    edit_note: str | None = None
+    attachments: list[FileLink] = field(default_factory=list)
+    status: str = "normal"
+    version_count: int = 1
+    gone_at: str | None = None
+    original_url: str | None = None
+
+
+def parse_positive_int(raw: str | None, name: str, *, default: int | None = None) -> int | None:
+    """`raw` as an integer of at least 1; `default` when absent; ReaderInputError otherwise."""
+    if raw is None or raw == "":
+        return default
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18 or int(raw) < 1:
+        raise ReaderInputError(f"{name} must be a whole number of at least 1")
+    return int(raw)
+
+
+def web_url(url: str | None) -> str | None:
+    """`url` when it is an absolute http(s) URL, else None (file: and text-import keys are not links)."""
+    if url and url.strip().lower().startswith(HTTP_SCHEMES):
+        return url.strip()
+    return None
+
+
+def local_time(posted_at: str | None, posted_at_raw: str | None) -> str:
+    """The site-local time as the forum printed it, with its UTC offset:
+    '2012-03-12T14:40:59+08:00' -> '2012-03-12 14:40:59 (UTC+08:00)'."""
+    if posted_at and len(posted_at) >= 19 and posted_at[10] == "T":
+        offset = posted_at[19:]
+        return f"{posted_at[:10]} {posted_at[11:19]}" + (f" (UTC{offset})" if offset else "")
+    return posted_at_raw or posted_at or ""
+
+
+def _images_to_links(safe_html: str) -> str:
+    # An <img> would make every reader's browser fetch from the forum (hot-linking); a
+    # link leaves that choice to the reader.
+    tree = LexborHTMLParser(safe_html)
+    body = tree.body
+    if body is None or not body.css_first("img"):
+        return safe_html
+    for img in body.css("img"):
+        src = web_url(img.attributes.get("src"))
+        replacement = f'<a href="{escape(src)}">{IMAGE_LINK_TEXT}</a>' if src else IMAGE_LINK_TEXT
+        img.replace_with(LexborHTMLParser(replacement).body.child or IMAGE_LINK_TEXT)
+    return body.inner_html
+
+
+def render_body(stored_html: str, base_url: str, *, hotlink_images: bool) -> str:
+    """A post's stored HTML made safe to put in a page: sanitised with nh3 (allowlisted tags
+    and attributes, http(s) URLs only, nofollow links), images turned into links unless
+    `hotlink_images`. The result is always the output of sanitize_html."""
+    safe = sanitize_html(stored_html or "", base_url)
+    if hotlink_images:
+        return safe
+    return sanitize_html(_images_to_links(safe), base_url)
+
+
+def _json_list(raw: str | None) -> list[dict[str, Any]]:
+    try:
+        value = json.loads(raw or "[]")
+    except ValueError:
+        return []
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _quotes(raw: str | None) -> list[Quote]:
+    return [Quote(str(q.get("text") or ""), q.get("author"), q.get("posted_at_raw")) for q in _json_list(raw)]
+
+
+def _attachments(raw: str | None) -> list[FileLink]:
+    links = []
+    for item in _json_list(raw):
+        url = web_url(item.get("url"))
+        if url:
+            links.append(FileLink(url, str(item.get("name") or url.rsplit("/", 1)[-1]), bool(item.get("is_image"))))
+    return links
+
+
+def post_view(row: dict[str, Any], base_url: str, thread_url: str | None, *, hotlink_images: bool) -> PostView:
+    """A posts row (as THREAD_POSTS_SQL selects it) turned into what the template shows."""
+    original = f"{thread_url}#pid{row['pid']}" if thread_url and row.get("pid") else thread_url
+    return PostView(
+        post_id=row["id"],
+        floor=row["floor"],
+        floor_label=row["floor_label"],
+        author=row["author"],
+        posted_at=local_time(row["posted_at"], row["posted_at_raw"]),
+        body_html=render_body(row["content_html"], base_url, hotlink_images=hotlink_images),
+        quotes=_quotes(row["quotes_json"]),
+        signature=row["signature"],
+        edit_note=row["edit_note"],
+        attachments=_attachments(row["attachments_json"]),
+        status=row["status"],
+        version_count=row["version_count"],
+        gone_at=row["gone_at"],
+        original_url=original,
+    )
+
+
+THREAD_SQL = """
+select threads.id, threads.title, threads.url, threads.board, threads.replies, threads.views,
+    threads.gone_at, sites.name as site_name, sites.base_url, sites.utc_offset
+from threads join sites on sites.id = threads.site_id
+where threads.id = :thread_id
+"""
+# The same order as the thread_posts stored query: floors first, unnumbered posts last.
+_POST_ORDER = "floor is null, floor, posted_at, id"
+THREAD_POSTS_SQL = f"""
+select id, pid, floor, floor_label, author, posted_at, posted_at_raw, content_html, quotes_json,
+    signature, edit_note, attachments_json, status, version_count, gone_at
+from posts where thread_id = :thread_id
+order by {_POST_ORDER}
+limit :limit offset :offset
+"""
+POST_COUNT_SQL = "select count(*) from posts where thread_id = :thread_id"
+POST_POSITION_SQL = f"""
+select position from (
+    select id, row_number() over (order by {_POST_ORDER}) as position
+    from posts where thread_id = :thread_id
+) where id = :post_id
+"""
+
+
+def page_count(post_count: int, per_page: int = POSTS_PER_PAGE) -> int:
+    """Pages needed for `post_count` posts; an empty thread still has its one page."""
+    return max(1, -(-post_count // per_page))
+
+
+def page_of_position(position: int, per_page: int = POSTS_PER_PAGE) -> int:
+    """The page (from 1) holding the post at `position` (from 1) in thread order."""
+    return (position - 1) // per_page + 1
