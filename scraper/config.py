@@ -55,6 +55,15 @@ PAGE_COUNT_MARGIN = 2  # follow at most page_count + margin pages of a thread
 MAX_PAGES_PER_THREAD = 5000  # hard ceiling whatever a page claims
 LEASE_S = 300  # a leased frontier row returns to pending after this
 
+# --- the daemon -----------------------------------------------------------------------
+REVISIT_MIN_S = 3600  # an active thread is looked at again after this
+REVISIT_MAX_S = 30 * 24 * 3600  # a quiet thread's interval doubles per quiet visit, up to this
+REVISIT_BATCH_THREADS = 200  # due threads one refresh job takes at most
+VERIFY_BUDGET_REQUESTS = 20  # requests per site per run spent re-reading the oldest-verified pages
+SCHEDULE_EVERY_S = 3600  # how often a site's job runs
+MISFIRE_GRACE_S = 600  # a job late by more than this waits for its next time (coalesced to one run)
+STOP_GRACE_S = 10  # after SIGTERM/SIGINT the page in hand may take this long to finish
+
 # --- time -----------------------------------------------------------------------------
 DEFAULT_UTC_OFFSET = "+08:00"  # Discuz prints site-local time; most Discuz sites are UTC+8
 

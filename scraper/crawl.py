@@ -57,6 +57,12 @@ class CrawlOptions:
     backoff_base_s: float = config.BACKOFF_BASE_S  # first retry after about this, doubling
     block_pause_s: float = config.BLOCK_PAUSE_S  # how long a block page holds the host
     deadline_s: float = config.FETCH_DEADLINE_S  # total time one fetch may take
+    # Incremental (the daemon): board rows decide which threads are fetched, and from which
+    # page; threads whose revisit time has come are looked at again. Off, every listed thread
+    # is fetched whole (an explicit crawl).
+    incremental: bool = False
+    revisit_min_s: float = config.REVISIT_MIN_S
+    revisit_max_s: float = config.REVISIT_MAX_S
 
 
 @dataclass
@@ -106,6 +112,7 @@ class Crawler:
         self._robots: dict[str, RobotsRules] = {}
         self._visited: set[str] = set()  # frontier keys queued in this run: each is visited once
         self._printed_pages: dict[int, int] = {}  # tid -> page count printed on its first page
+        self._active_threads: set[int] = set()  # thread ids that gained posts or versions in this run
         self.report: CrawlReport | None = None
 
     # --- the run ----------------------------------------------------------------------
@@ -118,6 +125,8 @@ class Crawler:
             self.archive.release_expired_leases(self.now())
             for url in seeds:
                 self.enqueue(url, discovered_from=None, depth=0, priority=10)
+            if self.options.incremental:
+                self.enqueue_due_threads()
             await self._drain()
             status = "finished"
         except asyncio.CancelledError:
@@ -272,6 +281,7 @@ class Crawler:
             with self.archive.transaction():
                 self._record_fetch(result)
                 self.archive.finish(row["id"], "done", now=self.now())
+                self._schedule_revisit(known.get("thread_id"), page)
                 if page.page < page.page_count:
                     self._enqueue_next_page(row, page)
             self.report.unchanged_pages += 1
@@ -284,11 +294,47 @@ class Crawler:
                 encoding=decoded.encoding, replaced_chars=decoded.replaced, etag=result.headers.get("etag"),
                 last_modified=result.headers.get("last-modified"), now=self.now())
             self.archive.finish(row["id"], "done", now=self.now())
+            if saved.new_posts or saved.new_versions:
+                self._active_threads.add(saved.thread_id)
+            self._schedule_revisit(saved.thread_id, page)
             if page.page < page.page_count:
                 self._enqueue_next_page(row, page)
         self.report.pages_saved += 1
         self.report.new_posts += saved.new_posts
         self.report.new_versions += saved.new_versions
+
+    def _schedule_revisit(self, thread_id: int | None, page) -> None:
+        """After a thread's last page: next due soon if the thread changed in this run, else later."""
+        if thread_id is None or page.page < page.page_count:
+            return
+        self.archive.schedule_revisit(thread_id, active=thread_id in self._active_threads,
+                                      min_s=self.options.revisit_min_s, max_s=self.options.revisit_max_s,
+                                      now=self.now())
+
+    def enqueue_due_threads(self, limit: int = config.REVISIT_BATCH_THREADS) -> int:
+        """Queue the last known page of each thread whose revisit time has come; returns how many."""
+        queued = 0
+        for thread in self.archive.due_threads(self.site_id, self.now(), limit):
+            url = _last_known_page_url(thread, self.engine)
+            queued += self.enqueue(url, discovered_from=None, depth=1, priority=2)
+        return queued
+
+    def _changed_threads(self, board) -> list[str]:
+        """URLs to fetch for a board's rows: new threads whole; threads whose replies or last post
+        time moved (or whose revisit is due) from their last known page; nothing for the rest."""
+        states = self.archive.thread_states(self.site_id, [str(r.tid) for r in board.rows])
+        urls = []
+        for board_row in board.rows:
+            known = states.get(str(board_row.tid))
+            if known is None or not known["page_count"]:
+                urls.append(board_row.url)  # never fetched: crawled whole
+                continue
+            moved = board_row.replies != known["replies"] or (
+                board_row.last_post_at is not None and board_row.last_post_at != known["last_post_at"])
+            due = known["next_due_at"] is not None and known["next_due_at"] <= self.now()
+            if moved or due or known["gone_at"]:
+                urls.append(_last_known_page_url(dict(known, url=known["url"] or board_row.url), self.engine))
+        return urls
 
     def _enqueue_next_page(self, row: dict, page) -> None:
         """Follow the pager, but no further than the page count printed on page 1 plus a
@@ -309,6 +355,11 @@ class Crawler:
         self.enqueue(next_url, discovered_from=row["url"], depth=row["depth"] + 1, priority=5)
 
     def _save_board(self, row, result, board, decoded) -> None:
+        # Compared before the save: saving overwrites the counts the comparison needs.
+        if self.options.incremental:
+            thread_urls = self._changed_threads(board)
+        else:
+            thread_urls = [board_row.url for board_row in board.rows]
         with self.archive.transaction():
             sha = self.archive.store_body(result.body, now=self.now())
             self._record_fetch(result, body_sha256=sha)
@@ -318,8 +369,8 @@ class Crawler:
                 last_modified=result.headers.get("last-modified"), now=self.now())
             self.archive.finish(row["id"], "done", now=self.now())
             if self.options.follow_boards:
-                for board_row in board.rows:
-                    self.enqueue(board_row.url, discovered_from=row["url"], depth=row["depth"] + 1, priority=1)
+                for url in thread_urls:
+                    self.enqueue(url, discovered_from=row["url"], depth=row["depth"] + 1, priority=1)
             if board.page < min(board.page_count, self.options.max_board_pages):
                 self.enqueue(sibling_page_url(row["url"], self.engine, board.page + 1),
                              discovered_from=row["url"], depth=row["depth"] + 1, priority=3)
@@ -448,6 +499,11 @@ def _page_from_key(key: str) -> int | None:
     if len(parts) == 3 and parts[0] in ("thread", "board") and parts[2].isdigit():
         return int(parts[2])
     return None
+
+
+def _last_known_page_url(thread: dict, engine: Engine) -> str:
+    """The thread's last page as the archive last saw it: where new replies appear."""
+    return sibling_page_url(thread["url"], engine, max(thread["page_count"] or 1, 1))
 
 
 def _plus_seconds(now_iso: str, seconds: float) -> str:

@@ -963,6 +963,47 @@ class Archive:
             counts[row["state"]] = row["n"]
         return counts
 
+    # --- adaptive revisits ------------------------------------------------------------
+    def thread_states(self, site_id: int, thread_keys: Iterable[str]) -> dict[str, dict]:
+        """What the archive knows of these threads, by thread_key: counts, pages, next due time."""
+        keys = list(thread_keys)
+        if not keys:
+            return {}
+        rows = self._all(
+            """SELECT id, thread_key, url, replies, last_post_at, page_count, next_due_at, quiet_visits, gone_at
+            FROM threads WHERE site_id = ? AND thread_key IN (SELECT value FROM json_each(?))""",
+            [site_id, _json(keys)],
+        )
+        return {row["thread_key"]: row for row in rows}
+
+    @_writes
+    def schedule_revisit(
+        self, thread_id: int, *, active: bool, min_s: float, max_s: float, now: str | None = None
+    ) -> str:
+        """Set when a thread is next due: soon after activity; after a quiet visit, twice the
+        previous interval up to `max_s`. Returns the new next_due_at."""
+        stamp = _stamp(now)
+        row = self._one("SELECT quiet_visits FROM threads WHERE id = ?", [thread_id])
+        if row is None:
+            raise LookupError(f"no thread {thread_id}")
+        quiet = 0 if active else row["quiet_visits"] + 1
+        interval_s = min(min_s * (2**quiet), max_s)
+        due = (datetime.fromisoformat(stamp) + timedelta(seconds=interval_s)).isoformat(timespec="seconds")
+        self.db.execute(
+            "UPDATE threads SET next_due_at = ?, quiet_visits = ? WHERE id = ?", [due, quiet, thread_id]
+        )
+        return due
+
+    def due_threads(self, site_id: int, now: str, limit: int) -> list[dict]:
+        """Threads still on the forum whose next due time has passed, most overdue first."""
+        return self._all(
+            """SELECT id, thread_key, url, page_count, next_due_at FROM threads
+            WHERE site_id = ? AND gone_at IS NULL AND url IS NOT NULL
+                AND next_due_at IS NOT NULL AND next_due_at <= ?
+            ORDER BY next_due_at LIMIT ?""",
+            [site_id, now, limit],
+        )
+
     # --- runs -------------------------------------------------------------------------
     @_writes
     def start_run(self, site_id: int | None, job: str, now: str | None = None) -> int:

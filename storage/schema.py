@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 import sqlite_utils
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class SchemaVersionError(RuntimeError):
@@ -258,6 +258,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         1,
         "initial schema",
         _TABLES_V1 + _external_fts("posts", "content_text") + _external_fts("threads", "title"),
+    ),
+    Migration(
+        2,
+        "adaptive revisits: when each thread is next due, and how many visits found it quiet",
+        (
+            "ALTER TABLE threads ADD COLUMN next_due_at TEXT",
+            "ALTER TABLE threads ADD COLUMN quiet_visits INTEGER NOT NULL DEFAULT 0",
+            "CREATE INDEX idx_threads_site_due ON threads (site_id, next_due_at)",
+        ),
     ),
 )
 
