@@ -1,0 +1,189 @@
+"""Extraction benchmark: parse + clean + extract of ~100 KB Discuz thread pages (10 posts,
+jammer on), against the floor (selectolax parsing the same text, nothing else) and against
+the same extraction written with BeautifulSoup (forum-dl's choice) and with parsel (a Scrapy
+spider's). All four run in one process, on the same pages, in the same run.
+
+Each extractor returns (pid, author, time, text) per post; the script checks the three
+extractors agree on post count, pids and authors before it prints a single figure.
+
+    .venv/bin/python -m benchmarks.bench_extract [--pages 40] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import re
+import statistics
+import time
+from collections.abc import Callable
+
+from bs4 import BeautifulSoup
+from parsel import Selector
+from selectolax.lexbor import LexborHTMLParser
+
+from benchmarks.corpus import command, machine, thread_pages
+from scraper.clean import parse_html, strip_jammer_text
+from scraper.engines.base import ParseContext
+from scraper.engines.discuz import DiscuzEngine
+
+TARGET_OURS_OVER_FLOOR = 5.0  # at most
+TARGET_BS4_OVER_OURS = 20.0  # at least
+
+# What a hand-written spider removes from a Discuz post body before taking its text:
+# jammer runs (font.jammer, display:none spans), the ad slot, the edit note and quotes.
+NOISE_CSS = ('font.jammer', 'span[style*="display:none"]', 'div.a_pr', 'i.pstatus', 'div.quote')
+NOISE_XPATH = ('.//font[@class="jammer"]', './/span[contains(@style,"display:none")]',
+               './/div[contains(@class,"a_pr")]', './/i[contains(@class,"pstatus")]',
+               './/div[contains(@class,"quote")]')
+PID_ID = re.compile(r"^pid(\d+)$")
+TIME_PREFIX = "发表于"
+
+Row = tuple[int, str, str, str]  # pid, author, time as printed, text
+
+
+def _lines_text(pieces: list[str]) -> str:
+    # Join text pieces, then drop jammer runs left at line edges, as our text layer does.
+    text = "".join(pieces).replace("\r", "")
+    text = "\n".join(line.strip() for line in text.split("\n"))
+    text, _ = strip_jammer_text(text)
+    return "\n".join(line for line in text.split("\n") if line)
+
+
+# --- the four contestants --------------------------------------------------------------------
+def floor_parse(html: str, url: str) -> int:
+    """The floor: selectolax (lexbor) parses the text and nothing else."""
+    return LexborHTMLParser(html).root is not None
+
+
+def ours(html: str, url: str) -> list[Row]:
+    """The archiver: parse, markup/jammer/phrase cleaning and full post extraction."""
+    page = ENGINE.parse_thread(parse_html(html), ParseContext(url=url))
+    return [(p.pid, p.author, p.posted_at_raw, p.content_text) for p in page.posts]
+
+
+def with_bs4(html: str, url: str) -> list[Row]:
+    """The same fields with BeautifulSoup over lxml, the way forum-dl's extractors work."""
+    soup = BeautifulSoup(html, "lxml")
+    rows = []
+    for table in soup.select('div#postlist table[id^="pid"]'):
+        match = PID_ID.match(table["id"])
+        if not match:
+            continue
+        author = table.select_one('div.authi a.xi2[href*="space"]')
+        posted = table.select_one('em[id^="authorposton"]')
+        titled = posted.select_one("span[title]")
+        body = table.select_one('[id^="postmessage_"]')
+        for noise in body.select(", ".join(NOISE_CSS)):
+            noise.decompose()
+        for br in body.find_all("br"):
+            br.replace_with("\n")
+        time_text = titled.get_text() if titled else posted.get_text().replace(TIME_PREFIX, "").strip()
+        rows.append((int(match[1]), author.get_text(strip=True), time_text, _lines_text([body.get_text()])))
+    return rows
+
+
+def with_parsel(html: str, url: str) -> list[Row]:
+    """The same fields with parsel (lxml + XPath), the way a Scrapy spider would write them."""
+    selector = Selector(text=html)
+    rows = []
+    for table in selector.css('div#postlist table[id^="pid"]'):
+        match = PID_ID.match(table.attrib["id"])
+        if not match:
+            continue
+        author = table.css('div.authi a.xi2[href*="space"]::text').get()
+        posted = table.css('em[id^="authorposton"]')
+        time_text = posted.css("span[title]::text").get() or posted.xpath("string()").get().replace(
+            TIME_PREFIX, "").strip()
+        body = table.css('[id^="postmessage_"]')[0]
+        for xpath in NOISE_XPATH:
+            for noise in body.xpath(xpath):
+                noise.drop()
+        rows.append((int(match[1]), author.strip(), time_text, _lines_text(_texts_with_breaks(body))))
+    return rows
+
+
+def _texts_with_breaks(body: Selector) -> list[str]:
+    pieces = []
+    for node in body.xpath(".//text() | .//br"):
+        root = node.root
+        pieces.append("\n" if getattr(root, "tag", None) == "br" else str(root))
+    return pieces
+
+
+ENGINE = DiscuzEngine()
+CONTESTANTS: dict[str, Callable[[str, str], object]] = {
+    "floor (selectolax parse only)": floor_parse,
+    "ours (parse+clean+extract)": ours,
+    "BeautifulSoup 4 + lxml": with_bs4,
+    "parsel (Scrapy)": with_parsel,
+}
+
+
+# --- checks and timing ----------------------------------------------------------------------
+def check_agreement(pages: list[tuple[str, str]]) -> dict[str, int]:
+    """Fail unless the three extractors agree on post count, pids and authors on every page.
+    Returns, per competitor, how many posts' texts equal ours once whitespace is ignored."""
+    same_text = {"bs4": 0, "parsel": 0}
+    for url, html in pages:
+        reference = ours(html, url)
+        for name, rows in (("bs4", with_bs4(html, url)), ("parsel", with_parsel(html, url))):
+            if len(rows) != len(reference):
+                raise SystemExit(f"{name}: {len(rows)} posts on {url}, ours found {len(reference)}")
+            for theirs, mine in zip(rows, reference):
+                if theirs[:2] != mine[:2]:
+                    raise SystemExit(f"{name}: post {theirs[:2]} on {url}, ours read {mine[:2]}")
+                same_text[name] += _squeezed(theirs[3]) == _squeezed(mine[3])
+    return same_text
+
+
+def _squeezed(text: str) -> str:
+    return "".join(text.split())
+
+
+def time_per_page_ms(extract: Callable[[str, str], object], pages: list[tuple[str, str]], rounds: int) -> float:
+    """Best of `rounds` passes over all pages, in ms per page (best: least disturbed by the OS)."""
+    passes = []
+    for _ in range(rounds):
+        gc.collect()
+        start = time.perf_counter()
+        for url, html in pages:
+            extract(html, url)
+        passes.append((time.perf_counter() - start) * 1000 / len(pages))
+    return min(passes)
+
+
+def main() -> None:
+    """Build the pages, check agreement, time each contestant and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pages", type=int, default=40, help="distinct thread pages (default 40)")
+    parser.add_argument("--rounds", type=int, default=5, help="timed passes per contestant; best is kept")
+    args = parser.parse_args()
+
+    pages = thread_pages(args.pages)
+    sizes = [len(html.encode("utf-8")) for _, html in pages]
+    posts = sum(len(ours(html, url)) for url, html in pages)
+    same_text = check_agreement(pages)
+    print(f"command: {command()}")
+    print(f"machine: {machine()}")
+    print(f"pages: {len(pages)}, {posts} posts, mean {statistics.mean(sizes) / 1000:.1f} KB "
+          f"(min {min(sizes) / 1000:.1f}, max {max(sizes) / 1000:.1f}), jammer on")
+    print("agreement: post count, pids and authors equal on every page; text equal (whitespace "
+          f"ignored): bs4 {same_text['bs4']}/{posts}, parsel {same_text['parsel']}/{posts}")
+
+    ms = {name: time_per_page_ms(fn, pages, args.rounds) for name, fn in CONTESTANTS.items()}
+    for name, value in ms.items():
+        print(f"  {name:32s} {value:8.2f} ms/page")
+    floor, mine = ms["floor (selectolax parse only)"], ms["ours (parse+clean+extract)"]
+    ours_over_floor = mine / floor
+    bs4_over_ours = ms["BeautifulSoup 4 + lxml"] / mine
+    parsel_over_ours = ms["parsel (Scrapy)"] / mine
+    print(f"ours/floor   = {ours_over_floor:6.2f}x  (target <= {TARGET_OURS_OVER_FLOOR:g}x: "
+          f"{'met' if ours_over_floor <= TARGET_OURS_OVER_FLOOR else 'MISSED'})")
+    print(f"bs4/ours     = {bs4_over_ours:6.2f}x  (target >= {TARGET_BS4_OVER_OURS:g}x: "
+          f"{'met' if bs4_over_ours >= TARGET_BS4_OVER_OURS else 'MISSED'})")
+    print(f"parsel/ours  = {parsel_over_ours:6.2f}x  (no target)")
+
+
+if __name__ == "__main__":
+    main()
