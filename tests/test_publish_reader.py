@@ -1,0 +1,289 @@
+"""The published archive in process: every stored query, the thread reader, hostile posts and
+hostile parameters, and the read-only guarantees."""
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from datasette.app import Datasette
+from selectolax.lexbor import LexborHTMLParser
+
+from scraper.publish import PLUGINS_DIR, TEMPLATES_DIR, load_config, load_metadata, make_datasette
+from scraper.textimport import import_text_file
+from storage.archive import Archive
+
+REPO = Path(__file__).resolve().parent.parent
+SEED = REPO / "seeds" / "000_742c7f89ba496aaa.txt"
+DEMO_CONFIG = REPO / "seeds" / "sites" / "demo.toml"
+SEED_AUTHORS = ["仲伯间"] * 6 + ["xg0101", "绝世赢贼"]
+MARK = "1337"  # every payload calls alert(1337): finding it live in a page means it got through
+XSS_CORPUS = [
+    f"<script>alert({MARK})</script>",
+    f'<img src=x onerror="alert({MARK})">',
+    f"<svg onload=alert({MARK})><circle r=1></circle></svg>",
+    f'<a href="javascript:alert({MARK})">click</a>',
+    f'<a href="data:text/html,&lt;script&gt;alert({MARK})&lt;/script&gt;">data</a>',
+    f'<a href="JaVaScRiPt&#58;alert({MARK})">entity</a>',
+    f"<noscript><p title=\"</noscript><img src=x onerror=alert({MARK})>\"></noscript>",
+    f"<svg></p><style><a id=\"</style><img src=1 onerror=alert({MARK})>\">",
+    f"<math><mtext><table><mglyph><style><!--</style><img title=\"--&gt;&lt;/mglyph&gt;&lt;img&Tab;src=1&Tab;onerror=alert({MARK})&gt;\">",
+    f"<form><math><mtext></form><form><mglyph><style></math><img src onerror=alert({MARK})>",
+    f'<iframe srcdoc="<script>alert({MARK})</script>"></iframe>',
+    f'<p style="background:url(javascript:alert({MARK}))">styled</p>',
+]
+# 60 000 characters: the longest query string the HTTP client will send.
+HOSTILE_VALUES = ["'; DROP TABLE posts;--", '" OR 1=1 --', "NEAR(", '"', "党员 OR *", "-1", "0",
+                  "99999999999999999999999", "1e309", "x" * 60_000, "%_\\", "\x00"]
+QUERIES = {  # stored query -> its parameters
+    "thread_posts": ["thread_id", "page"],
+    "latest_posts": [],
+    "search": ["q", "limit", "offset"],
+    "author_posts": ["author"],
+    "active_threads": [],
+    "post_history": ["post_id"],
+    "crawl_health": [],
+}
+
+
+@pytest.fixture
+def archive_path(tmp_path):
+    path = tmp_path / "forum.db"
+    with Archive(path) as archive:
+        import_text_file(archive, SEED, site_name="demo", config_path=DEMO_CONFIG)
+    return path
+
+
+def add_post(path, floor, *, html, text=None, author="访客", **columns):
+    """A post stored straight into the archive file, as a hostile forum could have served it."""
+    values = {"site_id": 1, "thread_id": 1, "post_key": f"test:{floor}", "floor": floor,
+              "floor_label": f"{floor}#", "page": 1, "author": author,
+              "posted_at": "2020-01-02T03:04:05+08:00", "content_text": text if text is not None else html,
+              "content_html": html, "content_hash": f"h{floor}", "first_seen_at": "2026-01-01T00:00:00+00:00",
+              "last_seen_at": "2026-01-01T00:00:00+00:00", **columns}
+    with sqlite3.connect(path) as conn:
+        cursor = conn.execute(f"insert into posts ({', '.join(values)}) values ({', '.join('?' * len(values))})",
+                              list(values.values()))
+        conn.execute("insert into post_versions (post_id, content_hash, content_text, content_html, seen_at) "
+                     "values (?, ?, ?, ?, ?)", [cursor.lastrowid, values["content_hash"], values["content_text"],
+                                               html, values["first_seen_at"]])
+        return cursor.lastrowid
+
+
+def datasette_with(path, **plugin_settings):
+    config = load_config(path)
+    config["plugins"]["forum-archiver"].update(plugin_settings)
+    return Datasette([str(path)], config=config, metadata=load_metadata(path),
+                     plugins_dir=str(PLUGINS_DIR), template_dir=str(TEMPLATES_DIR))
+
+
+def snapshot(path):
+    """Everything a write could change: the schema and every table's rows."""
+    with sqlite3.connect(path) as conn:
+        tables = [r[0] for r in conn.execute("select name from sqlite_master where type = 'table' "
+                                             "and name not like '%fts%' order by name")]
+        return (list(conn.execute("select type, name, sql from sqlite_master order by name")),
+                {t: list(conn.execute(f"select * from [{t}] order by rowid")) for t in tables})
+
+
+def live_payloads(html):
+    """Places where a payload would run in a browser: script text, event handlers, script URLs."""
+    tree = LexborHTMLParser(html)
+    found = [f"script: {s.text()[:60]}" for s in tree.css("script") if MARK in s.text()]
+    for node in tree.css("*"):
+        for name, value in node.attributes.items():
+            value = (value or "").strip().lower()
+            if name.lower().startswith("on") and MARK in value:
+                found.append(f"{node.tag} {name}")
+            if name.lower() in ("href", "src", "action", "formaction", "xlink:href") and value.startswith(
+                    ("javascript:", "data:", "vbscript:")) or name.lower() in ("srcdoc", "style") and MARK in value:
+                found.append(f"{node.tag} {name}={value[:60]}")
+        if node.tag in ("iframe", "object", "embed", "math", "svg", "style") and MARK in node.html:
+            found.append(node.tag)
+    return found
+
+
+# --- stored queries ---------------------------------------------------------------------
+async def test_metadata_describes_every_visible_table_and_column(archive_path):
+    client = make_datasette(archive_path).client
+    tables = (await client.get("/forum.json")).json()["tables"]
+    described = load_metadata(archive_path)["databases"]["forum"]["tables"]
+    with sqlite3.connect(archive_path) as conn:
+        for table in (t["name"] for t in tables if not t["hidden"]):
+            columns = [r[1] for r in conn.execute(f"pragma table_info([{table}])")]
+            assert described[table]["description"], table
+            assert set(columns) <= set(described[table]["columns"]), table
+
+
+async def test_every_stored_query_answers_for_the_seed_thread(archive_path):
+    with sqlite3.connect(archive_path) as conn:
+        conn.execute("insert into runs (site_id, job, started_at, status, failures) "
+                     "values (1, 'crawl', '2026-01-01T00:00:00+00:00', 'partial', 1)")
+        conn.execute("insert into fetches (site_id, url, status, reason, fetched_at) values "
+                     "(1, 'http://bbs.example.cn/x', 503, 'http_5xx', strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'))")
+    client = make_datasette(archive_path).client
+    params = {"thread_id": "1", "author": "xg0101", "post_id": "3", "q": "党员"}
+
+    async def rows(name):
+        resp = await client.get(f"/forum/{name}.json", params={**params, "_shape": "array"})
+        assert resp.status_code == 200, (name, resp.text[:300])
+        return resp.json()
+
+    assert set(QUERIES) <= set(load_config(archive_path)["databases"]["forum"]["queries"])
+    assert [r["author"] for r in await rows("thread_posts")] == SEED_AUTHORS
+    assert [r["floor"] for r in await rows("latest_posts")] == [8, 7, 6, 5, 4, 3, 2, 1]
+    assert [(r["floor"], r["excerpt"]) for r in await rows("author_posts")] == [(7, "总结的都很精辟,很不错的")]
+    assert [(r["thread_id"], r["posts"], r["authors"]) for r in await rows("active_threads")] == [(1, 8, 3)]
+    history = await rows("post_history")
+    assert [(r["post_id"], r["floor"]) for r in history] == [(3, 3)]
+    assert history[0]["content_text"].startswith("要做好办公室工作")
+    health = await rows("crawl_health")
+    assert [(r["kind"], r["job"], r["failures"]) for r in health][-2:] == [
+        ("run", "crawl", 1), ("fetch failures", "http_5xx", 1)]
+    assert {r["floor"] for r in await rows("search")} == {1, 6}
+
+
+async def test_post_history_lists_every_version_oldest_first(archive_path):
+    post_id = add_post(archive_path, 9, html="<p>第二版</p>", text="第二版", version_count=2)
+    with sqlite3.connect(archive_path) as conn:
+        conn.execute("insert into post_versions (post_id, content_hash, content_text, content_html, seen_at) "
+                     "values (?, 'h0', '第一版', '<p>第一版</p>', '2025-01-01T00:00:00+00:00')", [post_id])
+    client = make_datasette(archive_path).client
+    resp = await client.get("/forum/post_history.json", params={"post_id": post_id, "_shape": "array"})
+    assert [r["content_text"] for r in resp.json()] == ["第一版", "第二版"]
+
+
+# --- the thread reader ------------------------------------------------------------------
+async def test_thread_page_shows_the_seed_thread_as_the_forum_did(archive_path):
+    client = make_datasette(archive_path).client
+    resp = await client.get("/-/thread/1")
+    assert resp.status_code == 200
+    tree = LexborHTMLParser(resp.text)
+    posts = tree.css("article.thread-post")
+    assert [p.css_first(".author").text() for p in posts] == SEED_AUTHORS
+    assert [p.css_first(".floor").text() for p in posts][:3] == ["楼主", "沙发", "板凳"]
+    assert posts[0].css_first("time").text() == "2012-03-12 14:40:59 (UTC+08:00)"
+    assert "总结的都很精辟,很不错的" in posts[6].css_first(".post-body").text()
+    assert posts[2].css_first('a[href="/forum/post_history?post_id=3"]') is not None
+    assert tree.css_first("h1").text() == "基层党委办公室应强化的十种意识"
+
+
+async def test_thread_rows_and_search_hits_link_to_the_reader(archive_path):
+    client = make_datasette(archive_path).client
+    threads = LexborHTMLParser((await client.get("/forum/threads")).text)
+    assert threads.css_first('td.col-title a[href="/-/thread/1"]') is not None
+    home = LexborHTMLParser((await client.get("/")).text)
+    form = home.css_first("form.archive-search")
+    assert form.attributes["action"] == "/forum/search" and form.css_first('input[name="q"]')
+    hits = LexborHTMLParser((await client.get("/forum/search", params={"q": "党员"})).text)
+    links = {a.attributes["href"] for a in hits.css("td.col-post_id a")}
+    assert links == {"/-/thread/1?post=1#post-1", "/-/thread/1?post=6#post-6"}
+    target = LexborHTMLParser((await client.get("/-/thread/1", params={"post": "6"})).text)
+    assert target.css_first("#post-6 .author").text() == "仲伯间"
+
+
+async def test_long_threads_are_paged_and_a_post_link_finds_its_page(archive_path):
+    client = datasette_with(archive_path, posts_per_page=3).client
+    pages = []
+    for page in (1, 2, 3):
+        tree = LexborHTMLParser((await client.get("/-/thread/1", params={"page": page})).text)
+        pages.append([p.css_first(".floor").text() for p in tree.css("article.thread-post")])
+        assert tree.css_first("nav.thread-pages") is not None
+    assert pages == [["楼主", "沙发", "板凳"], ["地板", "5#", "6#"], ["7#", "8#"]]
+    assert (await client.get("/-/thread/1", params={"page": 4})).status_code == 404
+    found = LexborHTMLParser((await client.get("/-/thread/1", params={"post": "8"})).text)
+    assert found.css_first("#post-8") is not None and found.css_first("#post-1") is None
+
+
+async def test_quotes_edit_notes_signatures_and_images(archive_path):
+    add_post(archive_path, 9, author="引用者", html='<p>正文<img src="http://bbs.example.cn/data/attachment/a.jpg"></p>',
+             quotes_json=json.dumps([{"text": "被引用的话", "author": "仲伯间", "posted_at_raw": "2012-3-12 14:40"}]),
+             signature="我的签名档", edit_note="本帖最后由 引用者 于 2020-1-2 03:05 编辑",
+             attachments_json=json.dumps([{"url": "http://bbs.example.cn/b.png", "name": "b.png", "is_image": True},
+                                          {"url": "javascript:alert(1)", "name": "bad", "is_image": False}]))
+    page = LexborHTMLParser((await make_datasette(archive_path).client.get("/-/thread/1")).text)
+    post = page.css("article.thread-post")[-1]
+    assert "被引用的话" in post.css_first("blockquote").text()
+    assert post.css_first(".edit-note").text().startswith("本帖最后由")
+    assert post.css_first("details.signature").text().endswith("我的签名档")
+    assert post.css_first("img") is None, "images are not hot-linked by default"
+    assert post.css_first('a[href="http://bbs.example.cn/data/attachment/a.jpg"]') is not None
+    assert [a.text() for a in post.css(".attachments a")] == ["b.png"]
+    hotlinked = LexborHTMLParser((await datasette_with(archive_path, hotlink_images=True).client.get(
+        "/-/thread/1")).text).css("article.thread-post")[-1]
+    assert {i.attributes["src"] for i in hotlinked.css("img")} == {
+        "http://bbs.example.cn/data/attachment/a.jpg", "http://bbs.example.cn/b.png"}
+
+
+# --- hostile content and parameters -----------------------------------------------------
+async def test_stored_xss_never_reaches_a_page_unescaped(archive_path):
+    post_ids = [add_post(archive_path, 10 + i, html=payload, author=payload, signature=payload, edit_note=payload,
+                         quotes_json=json.dumps([{"text": payload, "author": payload}]))
+                for i, payload in enumerate(XSS_CORPUS)]
+    with sqlite3.connect(archive_path) as conn:
+        conn.execute("update threads set title = ?, board = ? where id = 1", [XSS_CORPUS[0], XSS_CORPUS[1]])
+    client = make_datasette(archive_path).client
+    pages = ["/-/thread/1", "/forum/posts", "/forum/post_versions", "/forum/threads", "/forum/latest_posts",
+             "/forum/thread_posts?thread_id=1", "/forum/search?q=alert", "/forum/search?q=al",
+             f"/forum/author_posts?author={XSS_CORPUS[1]}", "/forum/active_threads",
+             *[f"/forum/posts/{i}" for i in post_ids], *[f"/forum/post_history?post_id={i}" for i in post_ids]]
+    for path in pages:
+        resp = await client.get(path)
+        assert resp.status_code == 200, path
+        assert MARK in resp.text, f"{path} should show the payloads, as text"
+        assert live_payloads(resp.text) == [], path
+
+
+async def test_hostile_parameters_give_200_or_400_and_change_nothing(archive_path):
+    client = make_datasette(archive_path).client
+    before = snapshot(archive_path)
+    for name, parameters in QUERIES.items():
+        for parameter in parameters:
+            for value in HOSTILE_VALUES:
+                resp = await client.get(f"/forum/{name}.json", params={"thread_id": "1", "q": "党员", parameter: value})
+                assert resp.status_code in (200, 400), (name, parameter, value[:30], resp.text[:300])
+    for parameter in ("page", "post"):
+        for value in HOSTILE_VALUES:
+            resp = await client.get("/-/thread/1", params={parameter: value})
+            assert resp.status_code in (200, 400, 404), (parameter, value[:30])
+    assert (await client.get("/-/thread/1'%20or%201=1")).status_code in (302, 404)
+    assert snapshot(archive_path) == before
+
+
+@pytest.mark.parametrize("sql", [
+    "delete from posts",
+    "update posts set author = 'x'",
+    "insert into posts (id) values (999)",
+    "drop table posts",
+    "attach database '/tmp/elsewhere.db' as elsewhere",
+    "pragma writable_schema = 1",
+    "select 1; delete from posts",
+    "with gone as (delete from posts returning id) select * from gone",
+])
+async def test_write_sql_is_refused(archive_path, sql):
+    client = make_datasette(archive_path).client
+    before = snapshot(archive_path)
+    resp = await client.get("/forum/-/query.json", params={"sql": sql})
+    assert resp.status_code in (400, 403), resp.text[:300]
+    assert snapshot(archive_path) == before
+
+
+async def test_a_runaway_query_is_cut_at_the_time_limit(archive_path):
+    limit_ms = load_config(archive_path)["settings"]["sql_time_limit_ms"]
+    client = make_datasette(archive_path).client
+    started = time.monotonic()
+    resp = await client.get("/forum/-/query.json", params={
+        "sql": "with recursive n(i) as (select 1 union all select i + 1 from n) select count(*) from n"})
+    elapsed_ms = (time.monotonic() - started) * 1000
+    assert resp.status_code == 400 and "took too long" in resp.text
+    assert limit_ms <= elapsed_ms < limit_ms + 2000
+
+
+async def test_one_setting_turns_arbitrary_sql_off(archive_path):
+    open_client = make_datasette(archive_path).client
+    assert (await open_client.get("/forum/-/query.json", params={"sql": "select count(*) from posts"})).status_code == 200
+    closed = make_datasette(archive_path, settings={"default_allow_sql": False}).client
+    assert (await closed.get("/forum/-/query.json", params={"sql": "select count(*) from posts"})).status_code == 403
+    assert (await closed.get("/forum/search.json", params={"q": "党员"})).status_code == 200
+    assert (await closed.get("/-/thread/1")).status_code == 200
