@@ -10,10 +10,14 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from dataclasses import replace
 from datetime import datetime
 
+from scraper.clean import parse_html
 from scraper.demo.forum import DemoForum
 from scraper.demo.render import render_thread_page
+from scraper.engines.base import ParseContext, ThreadPage
+from scraper.engines.discuz import DiscuzEngine
 
 SITE_URL = "http://127.0.0.1:8765/"
 POSTS_PER_PAGE = 10
@@ -85,3 +89,17 @@ def machine() -> str:
 def command() -> str:
     """The command line that ran this script, to print beside its figures."""
     return " ".join(sys.orig_argv)
+
+
+def parsed_pages(page_count: int) -> list[ThreadPage]:
+    """`page_count` thread pages as the engine returns them (parsed once, from real renders)."""
+    engine = DiscuzEngine()
+    return [engine.parse_thread(parse_html(html), ParseContext(url=url)) for url, html in thread_pages(page_count)]
+
+
+def page_variant(template: ThreadPage, n: int) -> ThreadPage:
+    """Page `n` of a synthetic archive: a distinct thread (tid n) whose 10 posts have distinct
+    pids and distinct texts, so every row is new to dedup, versions and FTS."""
+    posts = [replace(post, pid=n * POSTS_PER_PAGE + i, content_text=f"{n}-{i} {post.content_text}")
+             for i, post in enumerate(template.posts)]
+    return replace(template, tid=n, title=f"{template.title} #{n}", posts=posts)

@@ -1,0 +1,145 @@
+"""Write benchmark: posts per second through Archive.save_thread_page (dedup check, edit
+versions, FTS triggers; 10 posts a page, one transaction per page as the crawler does)
+against raw sqlite3 executemany of the same rows into a plain table with the posts table's
+columns, also one transaction per page. Both run in one process, on the same records, into
+fresh SQLite files with the archive's pragmas (WAL, synchronous=NORMAL).
+
+    .venv/bin/python -m benchmarks.bench_writes [--pages 2000] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.corpus import SITE_URL, command, machine, page_variant, parsed_pages
+from storage.archive import Archive, _post_values
+
+TARGET_RATIO = 0.40  # archive posts/s over raw posts/s, at least
+TEMPLATES = 20  # distinct parsed pages the synthetic pages are varied from
+
+# The posts table's columns a page fills, plus the ones the archive adds per row.
+RAW_TABLE = """CREATE TABLE posts_plain (
+    id INTEGER PRIMARY KEY, site_id INTEGER, thread_id INTEGER, pid INTEGER, post_key TEXT, floor INTEGER,
+    floor_label TEXT, page INTEGER, author TEXT, author_uid INTEGER, posted_at TEXT, posted_at_raw TEXT,
+    content_text TEXT, content_html TEXT, content_hash TEXT, quotes_json TEXT, signature TEXT, edit_note TEXT,
+    attachments_json TEXT, status TEXT, noise_json TEXT, version_count INTEGER, first_seen_at TEXT,
+    last_seen_at TEXT, gone_at TEXT)"""
+RAW_COLUMNS = ("site_id", "thread_id", "pid", "post_key", "floor", "floor_label", "page", "author", "author_uid",
+               "posted_at", "posted_at_raw", "content_text", "content_html", "content_hash", "quotes_json",
+               "signature", "edit_note", "attachments_json", "status", "noise_json", "version_count",
+               "first_seen_at", "last_seen_at")
+RAW_INSERT = (f"INSERT INTO posts_plain ({', '.join(RAW_COLUMNS)}) "
+              f"VALUES ({', '.join('?' for _ in RAW_COLUMNS)})")
+# The archive's FTS index on the plain table: attributes the gap between the two writers.
+RAW_FTS = (
+    'CREATE VIRTUAL TABLE posts_plain_fts USING fts5(content_text, content="posts_plain", '
+    'content_rowid="id", tokenize="trigram")',
+    """CREATE TRIGGER posts_plain_fts_ai AFTER INSERT ON posts_plain BEGIN
+        INSERT INTO posts_plain_fts (rowid, content_text) VALUES (new.id, new.content_text); END""",
+)
+NOW = "2026-01-15T04:00:00+00:00"
+
+
+def page_url(tid: int) -> tuple[str, str]:
+    """(url, url_key) of page 1 of thread `tid`."""
+    url = f"{SITE_URL}thread-{tid}-1-1.html"
+    return url, url
+
+
+def raw_rows(pages: list) -> list[list[tuple]]:
+    """Each page's rows for the plain table, computed before timing (hashes included), so the
+    raw side measures SQLite alone."""
+    out = []
+    for n, page in enumerate(pages):
+        rows = []
+        for post in page.posts:
+            values = _post_values(post)
+            values |= {"site_id": 1, "thread_id": n + 1, "post_key": f"pid:{post.pid}", "page": page.page,
+                       "version_count": 1, "first_seen_at": NOW, "last_seen_at": NOW}
+            rows.append(tuple(values[c] for c in RAW_COLUMNS))
+        out.append(rows)
+    return out
+
+
+def write_raw(path: Path, rows_by_page: list[list[tuple]], *, with_fts: bool = False) -> float:
+    """Seconds to write every page's rows with executemany, one transaction per page."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    for statement in (RAW_TABLE, *(RAW_FTS if with_fts else ())):
+        conn.execute(statement)
+    start = time.perf_counter()
+    for rows in rows_by_page:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(RAW_INSERT, rows)
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return elapsed
+
+
+def write_archive(path: Path, pages: list) -> float:
+    """Seconds to save every page through the archive, one transaction per page."""
+    archive = Archive(path)
+    site_id = archive.upsert_site("bench", engine="discuz", base_url=SITE_URL)
+    start = time.perf_counter()
+    for page in pages:
+        url, url_key = page_url(page.tid)
+        with archive.transaction():
+            archive.save_thread_page(site_id, page, url=url, url_key=url_key)
+    elapsed = time.perf_counter() - start
+    archive.close()
+    return elapsed
+
+
+def main() -> None:
+    """Build the records, time both writers on fresh files, print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pages", type=int, default=2000, help="pages to write (10 posts each)")
+    parser.add_argument("--profile", action="store_true", help="also profile the archive writer (pyinstrument)")
+    args = parser.parse_args()
+
+    templates = parsed_pages(TEMPLATES)
+    pages = [page_variant(templates[n % TEMPLATES], n + 1) for n in range(args.pages)]
+    posts = sum(len(p.posts) for p in pages)
+    rows_by_page = raw_rows(pages)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        raw_s = write_raw(Path(tmp) / "raw.db", rows_by_page)
+        raw_fts_s = write_raw(Path(tmp) / "raw_fts.db", rows_by_page, with_fts=True)
+        archive_s = write_archive(Path(tmp) / "archive.db", pages)
+        stored = sqlite3.connect(Path(tmp) / "archive.db").execute("SELECT count(*) FROM posts").fetchone()[0]
+        if stored != posts:
+            raise SystemExit(f"the archive holds {stored} posts, {posts} were written")
+        profile = None
+        if args.profile:
+            from pyinstrument import Profiler
+
+            profiler = Profiler(interval=0.0005)
+            profiler.start()
+            write_archive(Path(tmp) / "profiled.db", pages)
+            profiler.stop()
+            profile = profiler.output_text(unicode=False, color=False)
+
+    raw_rate, archive_rate = posts / raw_s, posts / archive_s
+    ratio = archive_rate / raw_rate
+    print(f"command: {command()}")
+    print(f"machine: {machine()}")
+    print(f"records: {args.pages} pages x 10 posts = {posts} posts, mean text "
+          f"{sum(len(p.content_text) for pg in pages for p in pg.posts) // posts} chars, "
+          "one transaction per page")
+    print(f"  raw sqlite3 executemany      {raw_rate:10.0f} posts/s  ({raw_s:.2f} s)")
+    print(f"  raw + FTS5 trigram trigger   {posts / raw_fts_s:10.0f} posts/s  ({raw_fts_s:.2f} s)  "
+          "(not a target: shows what the FTS index alone costs)")
+    print(f"  Archive.save_thread_page     {archive_rate:10.0f} posts/s  ({archive_s:.2f} s)")
+    print(f"archive/raw = {ratio:.1%}  (target >= {TARGET_RATIO:.0%}: {'met' if ratio >= TARGET_RATIO else 'MISSED'})")
+    if profile:
+        print(profile)
+
+
+if __name__ == "__main__":
+    main()
