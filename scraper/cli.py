@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -77,6 +78,73 @@ def crawl(urls, db_path, config_path, site_name, delay_s, allow_private, max_req
     failures = ", ".join(f"{k} {v}" for k, v in sorted(report.failures.items())) or "none"
     click.echo(f"{report.requests} requests, {report.pages_saved} pages saved, {report.new_posts} new posts, "
                f"{report.new_versions} new versions, {report.not_modified} not modified; failures: {failures}")
+
+
+def _daemon_sites(config_paths: tuple[str, ...], board_urls: tuple[str, ...]) -> list[Site]:
+    """The sites `run` keeps current: one per config file, and one per host of the board URLs."""
+    from scraper.engines import get_engine
+
+    sites = [load_site(path) for path in config_paths]
+    boards_of: dict[str, tuple[Site, set[int]]] = {}
+    for url in board_urls:
+        ref = get_engine("discuz").board_ref(url)
+        if ref is None:
+            raise ConfigError(f"{url!r} is not a board URL (forum-FID-PAGE.html or forum.php?mod=forumdisplay&fid=)")
+        site = site_for_url(url)
+        boards_of.setdefault(site.base_url, (site, set()))[1].add(ref[0])
+    for site, fids in boards_of.values():
+        sites.append(site_from_dict(dict(site.raw, boards=sorted(fids))))
+    names = [site.name for site in sites]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"two sites share a name: {sorted(n for n in names if names.count(n) > 1)}")
+    return sites
+
+
+@main.command()
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False), help="The archive (SQLite file).")
+@click.option("--config", "config_paths", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A site config (TOML); repeat for more sites.")
+@click.option("--site", "board_urls", multiple=True, help="A board URL to keep current; repeat for more boards.")
+@click.option("--every", "every_s", type=click.FloatRange(min=60), help="Seconds between runs of each site's job.")
+@click.option("--delay", "delay_s", type=click.FloatRange(min=0), help="Seconds between requests to a host.")
+@click.option("--allow-private", is_flag=True, help="Allow loopback/private addresses for the sites named here.")
+@click.option("--once", is_flag=True, help="Run every site's job once, then exit (for cron).")
+def run(db_path, config_paths, board_urls, every_s, delay_s, allow_private, once) -> None:
+    """Keep the archive current: each site's boards, then its due threads, on a schedule.
+
+    SIGTERM or SIGINT lets the page in hand finish, then stops.
+    """
+    import signal
+
+    from scraper import schedule
+
+    if not config_paths and not board_urls:
+        _fail("name at least one site: --config FILE or --site BOARD_URL")
+    try:
+        sites = _daemon_sites(config_paths, board_urls)
+    except ConfigError as exc:
+        _fail(str(exc))
+    specs = [schedule.site_job(db_path, site, delay_s=delay_s, allow_private=allow_private, every_s=every_s)
+             for site in sites]
+
+    def request_stop(signum, _frame):
+        logging.getLogger(__name__).warning("signal %d: finishing the page in hand, then stopping", signum)
+        schedule.STOP.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    if once:
+        schedule.run_once(specs)
+        return
+    scheduler = schedule.build_scheduler(schedule.jobs_path_for(db_path), max_workers=len(specs))
+    for spec in specs:
+        # The first run starts now; later ones follow the interval.
+        schedule.add_job(scheduler, spec, next_run_time=datetime.now(timezone.utc))
+    scheduler.start()
+    click.echo(f"running {len(specs)} site job(s); stop with SIGTERM or Ctrl-C")
+    while not schedule.STOP.wait(1.0):
+        pass
+    scheduler.shutdown(wait=True)
 
 
 @main.command("import-text")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -92,12 +93,14 @@ class Crawler:
         circuit: CircuitBreaker | None = None,
         now: Callable[[], str] = _utc_now_iso,
         engine: Engine | None = None,
+        stop: threading.Event | None = None,
     ):
         self.archive = archive
         self.site = site
         self.options = options or CrawlOptions()
         self.engine = engine or get_engine(site.engine)
         self.now = now
+        self.stop = stop  # set from a signal handler: finish the page in hand, then return
         delay_s = self.options.delay_s if self.options.delay_s is not None else site.politeness.delay_s
         self.pacer = pacer or HostPacer(delay_s=delay_s)
         self.circuit = circuit or CircuitBreaker()
@@ -128,7 +131,7 @@ class Crawler:
             if self.options.incremental:
                 self.enqueue_due_threads()
             await self._drain()
-            status = "finished"
+            status = "interrupted" if self._stopping() else "finished"
         except asyncio.CancelledError:
             status = "interrupted"
             raise
@@ -142,7 +145,7 @@ class Crawler:
         return report
 
     async def _drain(self) -> None:
-        while True:
+        while not self._stopping():
             if self.options.max_requests is not None and self.report.requests >= self.options.max_requests:
                 log.info("request budget of %d reached", self.options.max_requests)
                 return
@@ -151,9 +154,13 @@ class Crawler:
                 wait = self._seconds_to_next_retry()
                 if wait is None or wait > RETRY_WAIT_MAX_S:
                     return
-                await asyncio.sleep(max(wait, 0.05))
+                # In short steps, so a stop request is noticed within a second.
+                await asyncio.sleep(min(max(wait, 0.05), 1.0))
                 continue
             await self.process(row)
+
+    def _stopping(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
 
     def _seconds_to_next_retry(self) -> float | None:
         due = self.archive.db.execute(
