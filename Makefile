@@ -23,5 +23,12 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
+# Benchmarks print measured figures (see docs/benchmarks.md); never part of `make test`.
+bench: install
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m benchmarks.bench_extract
+	$(BIN)/python -m benchmarks.bench_writes
+	$(BIN)/python -m benchmarks.bench_scale
+
 clean:
 	rm -rf $(VENV) data .pytest_cache .hypothesis
