@@ -287,3 +287,12 @@ async def test_one_setting_turns_arbitrary_sql_off(archive_path):
     assert (await closed.get("/forum/-/query.json", params={"sql": "select count(*) from posts"})).status_code == 403
     assert (await closed.get("/forum/search.json", params={"q": "党员"})).status_code == 200
     assert (await closed.get("/-/thread/1")).status_code == 200
+
+
+async def test_the_reader_is_closed_to_whoever_may_not_see_posts(archive_path):
+    config = load_config(archive_path)
+    config["databases"]["forum"]["tables"]["posts"]["allow"] = {"id": "root"}
+    closed = Datasette([str(archive_path)], config=config, metadata=load_metadata(archive_path),
+                       plugins_dir=str(PLUGINS_DIR), template_dir=str(TEMPLATES_DIR)).client
+    assert (await closed.get("/forum/posts")).status_code == 403
+    assert (await closed.get("/-/thread/1")).status_code == 403

@@ -10,6 +10,7 @@ from __future__ import annotations
 from urllib.parse import quote, urlencode
 
 from datasette import hookimpl
+from datasette.resources import TableResource
 from datasette.utils.asgi import Response
 from markupsafe import Markup, escape
 
@@ -49,6 +50,9 @@ async def _bad_request(datasette, request, message: str):
 async def thread_page(datasette, request):
     """GET /-/thread/{thread_id}[?page=N | ?post=ID]: one page of a thread, as the forum showed it."""
     db = _archive(datasette)
+    # The reader shows rows of posts: it is open to whoever may see that table, no one else.
+    await datasette.ensure_permission(action="view-table", resource=TableResource(db.name, "posts"),
+                                      actor=request.actor)
     thread_id = int(request.url_vars["thread_id"])
     per_page = int(_plugin_setting(datasette, "posts_per_page", reader.POSTS_PER_PAGE))
     try:
