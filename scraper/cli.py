@@ -147,6 +147,17 @@ def run(db_path, config_paths, board_urls, every_s, delay_s, allow_private, once
     scheduler.shutdown(wait=True)
 
 
+@main.command()
+@click.option("--db", "db_path", required=True, type=click.Path(exists=True, dir_okay=False))
+def status(db_path) -> None:
+    """Show each site's threads, queue by state, last runs, failures by reason and next due times."""
+    from scraper.status import format_status, site_status
+    from storage.archive import Archive
+
+    with Archive(db_path, readonly=True) as archive:
+        click.echo(format_status(site_status(archive)))
+
+
 @main.command("import-text")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False), help="The archive (SQLite file).")

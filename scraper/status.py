@@ -1,0 +1,85 @@
+"""The operator's view of an archive: sites, queue, last runs, failures, next due times.
+
+`site_status` reads (it never writes, so it is safe beside a running daemon); `format_status`
+turns what it read into the text `forum-archiver status` prints.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from storage.archive import Archive
+
+LAST_RUNS = 5
+NEXT_DUE_THREADS = 5
+
+
+@dataclass
+class SiteStatus:
+    name: str
+    base_url: str | None
+    threads: int
+    posts: int
+    queue: dict[str, int]  # frontier rows by state
+    runs: list[dict]  # the latest runs, newest first
+    failures: dict[str, int]  # reason -> count, over the frontier rows that ended failed
+    next_due: list[dict] = field(default_factory=list)  # the soonest due threads
+
+
+def _rows(archive: Archive, sql: str, params: list) -> list[dict]:
+    cursor = archive.db.execute(sql, params)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def site_status(archive: Archive) -> list[SiteStatus]:
+    """What the archive holds and does, per site."""
+    report = []
+    for site in _rows(archive, "select id, name, base_url from sites order by name", []):
+        sid = site["id"]
+        count = lambda sql: archive.db.execute(sql, [sid]).fetchone()[0]  # noqa: E731
+        runs = _rows(archive, """select id, job, status, started_at, finished_at, requests, not_modified,
+                new_posts, new_versions, failures, failures_json from runs where site_id = ?
+                order by id desc limit ?""", [sid, LAST_RUNS])
+        for run in runs:
+            run["failures_by_reason"] = json.loads(run.pop("failures_json") or "{}")
+        failures = {r["reason"] or "unknown": r["n"] for r in _rows(
+            archive, """select reason, count(*) as n from frontier where site_id = ? and state = 'failed'
+                group by reason order by n desc, reason""", [sid])}
+        report.append(SiteStatus(
+            name=site["name"], base_url=site["base_url"],
+            threads=count("select count(*) from threads where site_id = ?"),
+            posts=count("select count(*) from posts where site_id = ?"),
+            queue=archive.frontier_counts(sid), runs=runs, failures=failures,
+            next_due=_rows(archive, """select tid, title, next_due_at, quiet_visits from threads
+                where site_id = ? and next_due_at is not null and gone_at is null
+                order by next_due_at limit ?""", [sid, NEXT_DUE_THREADS])))
+    return report
+
+
+def format_status(sites: list[SiteStatus]) -> str:
+    """Plain text for a terminal or a log: one block per site."""
+    if not sites:
+        return "the archive holds no sites yet"
+    lines = []
+    for site in sites:
+        lines.append(f"site {site.name} ({site.base_url}): {site.threads} threads, {site.posts} posts")
+        lines.append("  queue: " + ", ".join(f"{state} {n}" for state, n in site.queue.items()))
+        for run in site.runs:
+            failed = ", ".join(f"{k} {v}" for k, v in sorted(run["failures_by_reason"].items())) or "none"
+            lines.append(f"  run {run['id']} {run['job']} {run['status']} {run['started_at']} -> "
+                         f"{run['finished_at'] or '...'}: {run['requests']} requests, {run['not_modified']} "
+                         f"not modified, {run['new_posts']} new posts, {run['new_versions']} new versions; "
+                         f"failures: {failed}")
+        if not site.runs:
+            lines.append("  no runs yet")
+        lines.append("  failed URLs by reason: " + (
+            ", ".join(f"{reason} {n}" for reason, n in site.failures.items()) or "none"))
+        for thread in site.next_due:
+            lines.append(f"  next due {thread['next_due_at']}: thread {thread['tid']} {thread['title'] or ''} "
+                         f"(quiet visits {thread['quiet_visits']})")
+    return "\n".join(lines)
+
+
+__all__ = ["SiteStatus", "format_status", "site_status"]

@@ -1,0 +1,83 @@
+"""`forum-archiver status`, and the daemon stopping cleanly on SIGTERM/SIGINT."""
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from scraper.cli import main
+from scraper.status import site_status
+from storage.archive import Archive
+from tests.test_crawl_demo import DEMO_CONFIG, REPO
+
+
+def demo_config(tmp_path, base_url):
+    path = tmp_path / "demo.toml"
+    path.write_text(DEMO_CONFIG.read_text(encoding="utf-8").replace("http://127.0.0.1:8765/", base_url),
+                    encoding="utf-8")
+    return path
+
+
+def test_status_shows_sites_queue_runs_failures_and_next_due(demo_forum, tmp_path):
+    db = tmp_path / "a.db"
+    tid = min(demo_forum.forum.threads)
+    demo_forum.inject(f"/thread-{tid}-1-1.html", 404, times=10)
+    args = ["run", "--db", str(db), "--config", str(demo_config(tmp_path, demo_forum.base_url)), "--delay", "0",
+            "--allow-private", "--once"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    with Archive(db, readonly=True) as archive:
+        [site] = site_status(archive)
+        stored_posts = archive.db.execute("select count(*) from posts").fetchone()[0]
+    assert site.name == "demo" and site.posts == stored_posts > 0
+    assert site.queue["failed"] == 1 and site.failures == {"http_404": 1}
+    assert site.queue["pending"] == site.queue["leased"] == 0
+    [run] = site.runs
+    assert run["status"] == "finished" and run["failures_by_reason"] == {"http_404": 1}
+    assert site.next_due and site.next_due[0]["next_due_at"] is not None
+
+    result = CliRunner().invoke(main, ["status", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert "site demo" in result.output and "failed 1" in result.output and "http_404 1" in result.output
+    assert f"run {run['id']} refresh finished" in result.output and "next due" in result.output
+
+
+def test_status_of_an_empty_archive_says_so(tmp_path):
+    Archive(tmp_path / "a.db").close()
+    result = CliRunner().invoke(main, ["status", "--db", str(tmp_path / "a.db")])
+    assert result.exit_code == 0 and "no sites" in result.output
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_finishes_the_page_in_hand_and_stops_within_seconds(demo_forum, tmp_path, signum):
+    db = tmp_path / "a.db"
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "scraper.cli", "run", "--db", str(db), "--config",
+         str(demo_config(tmp_path, demo_forum.base_url)), "--delay", "0.2", "--allow-private"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while len(demo_forum.requests) < 8 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(demo_forum.requests) >= 8, "the daemon started crawling"
+        daemon.send_signal(signum)
+        sent = time.monotonic()
+        rc = daemon.wait(timeout=10)
+        took = time.monotonic() - sent
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    assert rc == 0, daemon.stderr.read()
+    assert took < 5
+    db_conn = sqlite3.connect(db)
+    runs = db_conn.execute("select status from runs").fetchall()
+    leased = db_conn.execute("select count(*) from frontier where state = 'leased'").fetchone()[0]
+    fetches = db_conn.execute("select count(*) from fetches").fetchone()[0]
+    db_conn.close()
+    assert runs == [("interrupted",)]
+    assert leased == 0, "the page in hand was finished, not left leased"
+    gets = [r for r in demo_forum.requests if r.method == "GET"]
+    assert fetches == len(gets), "every request the forum answered is recorded"
