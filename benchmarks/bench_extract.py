@@ -6,7 +6,7 @@ spider's). All four run in one process, on the same pages, in the same run.
 Each extractor returns (pid, author, time, text) per post; the script checks the three
 extractors agree on post count, pids and authors before it prints a single figure.
 
-    .venv/bin/python -m benchmarks.bench_extract [--pages 40] [--rounds 5]
+    .venv/bin/python -m benchmarks.bench_extract [--pages 40] [--rounds 5] [--profile]
 """
 
 from __future__ import annotations
@@ -158,6 +158,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", type=int, default=40, help="distinct thread pages (default 40)")
     parser.add_argument("--rounds", type=int, default=5, help="timed passes per contestant; best is kept")
+    parser.add_argument("--profile", action="store_true", help="also profile ours over the pages (pyinstrument)")
     args = parser.parse_args()
 
     pages = thread_pages(args.pages)
@@ -183,6 +184,21 @@ def main() -> None:
     print(f"bs4/ours     = {bs4_over_ours:6.2f}x  (target >= {TARGET_BS4_OVER_OURS:g}x: "
           f"{'met' if bs4_over_ours >= TARGET_BS4_OVER_OURS else 'MISSED'})")
     print(f"parsel/ours  = {parsel_over_ours:6.2f}x  (no target)")
+    if args.profile:
+        print(profile_ours(pages, args.rounds))
+
+
+def profile_ours(pages: list[tuple[str, str]], rounds: int) -> str:
+    """pyinstrument's text report of `rounds` passes of ours over the pages."""
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.0005)
+    profiler.start()
+    for _ in range(rounds):
+        for url, html in pages:
+            ours(html, url)
+    profiler.stop()
+    return profiler.output_text(unicode=False, color=False)
 
 
 if __name__ == "__main__":
