@@ -51,7 +51,7 @@ def _lines_text(pieces: list[str]) -> str:
 
 
 # --- the four contestants --------------------------------------------------------------------
-def floor_parse(html: str, url: str) -> int:
+def floor_parse(html: str, url: str) -> bool:
     """The floor: selectolax (lexbor) parses the text and nothing else."""
     return LexborHTMLParser(html).root is not None
 
