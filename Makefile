@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench screenshot clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ bench: install
 	$(BIN)/python -m benchmarks.bench_extract
 	$(BIN)/python -m benchmarks.bench_writes
 	$(BIN)/python -m benchmarks.bench_scale
+
+# Refreshes docs/thread-page.png (the README's screenshot) from a real headless Chromium.
+screenshot: install
+	FORUM_ARCHIVER_UPDATE_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/test_browser.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .hypothesis
