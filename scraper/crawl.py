@@ -64,6 +64,9 @@ class CrawlOptions:
     incremental: bool = False
     revisit_min_s: float = config.REVISIT_MIN_S
     revisit_max_s: float = config.REVISIT_MAX_S
+    # Set by a caller holding the site's lock: leases left by a killed worker are taken back now
+    # instead of when they expire.
+    reclaim_leases: bool = False
 
 
 @dataclass
@@ -126,6 +129,8 @@ class Crawler:
         status = "failed"
         try:
             self.archive.release_expired_leases(self.now())
+            if self.options.reclaim_leases:
+                self.archive.release_site_leases(self.site_id, self.now())
             for url in seeds:
                 self.enqueue(url, discovered_from=None, depth=0, priority=10)
             if self.options.incremental:

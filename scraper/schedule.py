@@ -10,9 +10,12 @@ module-level and take str arguments only: the job store pickles references, not 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -85,13 +88,36 @@ def refresh_site(db_path: str, site_json: str, options_json: str) -> dict:
         delay_s=options.get("delay_s"),
         allow_private_hosts=frozenset({site.host}) if options.get("allow_private") else frozenset(),
         incremental=True,
+        reclaim_leases=True,
     )
     boards = board_urls(site)
-    with Archive(db_path) as archive:
-        report = asyncio.run(Crawler(archive, site, options=crawl_options, stop=STOP).run(boards, job="refresh"))
+    with site_lock(db_path, site.name) as held:
+        if not held:
+            log.warning("%s: another process is refreshing this site; skipped", site.name)
+            return {"run_id": None, "requests": 0, "new_posts": 0}
+        with Archive(db_path) as archive:
+            report = asyncio.run(Crawler(archive, site, options=crawl_options, stop=STOP).run(boards,
+                                                                                              job="refresh"))
     log.info("%s: %d requests, %d new posts, %d new versions, failures %s", site.name, report.requests,
              report.new_posts, report.new_versions, dict(report.failures) or "none")
     return {"run_id": report.run_id, "requests": report.requests, "new_posts": report.new_posts}
+
+
+@contextmanager
+def site_lock(db_path: str | Path, site_name: str) -> Iterator[bool]:
+    """An exclusive, non-blocking lock on one site of one archive, across processes; yields
+    whether it was taken. The kernel drops it when the holder dies, even by kill -9."""
+    path = Path(f"{db_path}.{site_name}.lock")
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def board_urls(site: Site) -> list[str]:
@@ -117,4 +143,4 @@ def _resolve(ref: str):
 
 
 __all__ = ["STOP", "JobSpec", "add_job", "board_urls", "build_scheduler", "jobs_path_for", "refresh_site",
-           "run_once", "site_job"]
+           "run_once", "site_job", "site_lock"]

@@ -952,6 +952,17 @@ class Archive:
         )
         return cursor.rowcount
 
+    @_writes
+    def release_site_leases(self, site_id: int, now: str) -> int:
+        """Return every leased row of a site to pending, expired or not: for a worker that
+        holds the site's lock, any lease is a dead worker's. Returns how many."""
+        cursor = self.db.execute(
+            """UPDATE frontier SET state = 'pending', leased_until = NULL, updated_at = :now
+            WHERE site_id = :site_id AND state = 'leased'""",
+            {"now": normalise_time(now), "site_id": site_id},
+        )
+        return cursor.rowcount
+
     def frontier_counts(self, site_id: int | None = None) -> dict[str, int]:
         """Rows per frontier state (every state present, zeros included)."""
         counts = dict.fromkeys(FRONTIER_STATES, 0)
