@@ -67,6 +67,8 @@ class CrawlOptions:
     # Set by a caller holding the site's lock: leases left by a killed worker are taken back now
     # instead of when they expire.
     reclaim_leases: bool = False
+    # Requests an incremental run may spend re-reading the least recently verified thread pages.
+    verify_budget_requests: int = 0
 
 
 @dataclass
@@ -124,7 +126,8 @@ class Crawler:
     # --- the run ----------------------------------------------------------------------
     async def run(self, seeds: list[str], *, job: str = "crawl") -> CrawlReport:
         """Enqueue `seeds` (board or thread URLs) and crawl until nothing is due."""
-        run_id = self.archive.start_run(self.site_id, job, now=self.now())
+        started_at = self.now()
+        run_id = self.archive.start_run(self.site_id, job, now=started_at)
         self.report = report = CrawlReport(run_id=run_id)
         status = "failed"
         try:
@@ -136,6 +139,8 @@ class Crawler:
             if self.options.incremental:
                 self.enqueue_due_threads()
             await self._drain()
+            if self.options.incremental and self.options.verify_budget_requests:
+                await self._verify(started_at)
             status = "interrupted" if self._stopping() else "finished"
         except asyncio.CancelledError:
             status = "interrupted"
@@ -149,10 +154,20 @@ class Crawler:
                 await self.fetcher.aclose()
         return report
 
-    async def _drain(self) -> None:
+    async def _verify(self, started_at: str) -> None:
+        """Re-read the thread pages verified longest ago (not those fetched in this run), within
+        the verify budget: edits and deletions change no board row, so only this catches them."""
+        budget = self.options.verify_budget_requests
+        for page in self.archive.least_recently_verified_pages(self.site_id, started_at, budget):
+            self.enqueue(page["url"], discovered_from=None, depth=1, priority=0)
+        await self._drain(until_requests=self.report.requests + budget)
+
+    async def _drain(self, until_requests: int | None = None) -> None:
         while not self._stopping():
             if self.options.max_requests is not None and self.report.requests >= self.options.max_requests:
                 log.info("request budget of %d reached", self.options.max_requests)
+                return
+            if until_requests is not None and self.report.requests >= until_requests:
                 return
             row = self.archive.lease_next(self.site_id, now=self.now(), lease_s=config.LEASE_S)
             if row is None:

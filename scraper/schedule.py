@@ -89,6 +89,7 @@ def refresh_site(db_path: str, site_json: str, options_json: str) -> dict:
         allow_private_hosts=frozenset({site.host}) if options.get("allow_private") else frozenset(),
         incremental=True,
         reclaim_leases=True,
+        verify_budget_requests=config.VERIFY_BUDGET_REQUESTS,
     )
     boards = board_urls(site)
     with site_lock(db_path, site.name) as held:

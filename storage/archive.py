@@ -1015,6 +1015,17 @@ class Archive:
             [site_id, now, limit],
         )
 
+    def least_recently_verified_pages(self, site_id: int, before: str, limit: int) -> list[dict]:
+        """Thread pages whose last request is oldest and earlier than `before`: what a verify
+        pass re-reads to catch edits and deletions the boards do not show."""
+        return self._all(
+            """SELECT p.url, p.url_key, coalesce(max(f.fetched_at), p.last_fetched_at) AS verified_at
+            FROM pages p LEFT JOIN fetches f ON f.site_id = p.site_id AND f.url = p.url
+            WHERE p.site_id = ? AND p.kind = 'thread'
+            GROUP BY p.id HAVING verified_at < ? ORDER BY verified_at, p.id LIMIT ?""",
+            [site_id, normalise_time(before), limit],
+        )
+
     # --- runs -------------------------------------------------------------------------
     @_writes
     def start_run(self, site_id: int | None, job: str, now: str | None = None) -> int:
