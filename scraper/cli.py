@@ -64,6 +64,7 @@ def main(verbose: bool) -> None:
 def crawl(urls, db_path, config_path, site_name, delay_s, allow_private, max_requests) -> None:
     """Crawl board or thread URLS once: follow board rows and thread pages, store everything."""
     from scraper.crawl import CrawlOptions, Crawler
+    from scraper.progress import ProgressReporter
     from storage.archive import Archive
 
     with Archive(db_path) as archive:
@@ -74,7 +75,11 @@ def crawl(urls, db_path, config_path, site_name, delay_s, allow_private, max_req
         hosts = frozenset(urlsplit(u).hostname.lower() for u in urls if urlsplit(u).hostname)
         options = CrawlOptions(delay_s=delay_s, allow_private_hosts=hosts if allow_private else frozenset(),
                                max_requests=max_requests)
-        report = asyncio.run(Crawler(archive, site, options=options).run(list(urls)))
+        progress = ProgressReporter(site.name)
+        try:
+            report = asyncio.run(Crawler(archive, site, options=options, on_page=progress).run(list(urls)))
+        finally:
+            progress.close()
     failures = ", ".join(f"{k} {v}" for k, v in sorted(report.failures.items())) or "none"
     click.echo(f"{report.requests} requests, {report.pages_saved} pages saved, {report.new_posts} new posts, "
                f"{report.new_versions} new versions, {report.not_modified} not modified; failures: {failures}")

@@ -99,6 +99,7 @@ class Crawler:
         now: Callable[[], str] = _utc_now_iso,
         engine: Engine | None = None,
         stop: threading.Event | None = None,
+        on_page: Callable[[CrawlReport, dict], None] | None = None,
     ):
         self.archive = archive
         self.site = site
@@ -106,6 +107,7 @@ class Crawler:
         self.engine = engine or get_engine(site.engine)
         self.now = now
         self.stop = stop  # set from a signal handler: finish the page in hand, then return
+        self.on_page = on_page  # progress: called with the run's report after every page
         delay_s = self.options.delay_s if self.options.delay_s is not None else site.politeness.delay_s
         self.pacer = pacer or HostPacer(delay_s=delay_s)
         self.circuit = circuit or CircuitBreaker()
@@ -178,6 +180,8 @@ class Crawler:
                 await asyncio.sleep(min(max(wait, 0.05), 1.0))
                 continue
             await self.process(row)
+            if self.on_page is not None:
+                self.on_page(self.report, row)
 
     def _stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()

@@ -80,6 +80,7 @@ def site_job(db_path: str | Path, site: Site, *, delay_s: float | None = None, a
 def refresh_site(db_path: str, site_json: str, options_json: str) -> dict:
     """Run one incremental crawl of a site (the job function); returns the run's counts."""
     from scraper.crawl import CrawlOptions, Crawler
+    from scraper.progress import ProgressReporter
     from storage.archive import Archive
 
     site = site_from_dict(json.loads(site_json))
@@ -97,8 +98,8 @@ def refresh_site(db_path: str, site_json: str, options_json: str) -> dict:
             log.warning("%s: another process is refreshing this site; skipped", site.name)
             return {"run_id": None, "requests": 0, "new_posts": 0}
         with Archive(db_path) as archive:
-            report = asyncio.run(Crawler(archive, site, options=crawl_options, stop=STOP).run(boards,
-                                                                                              job="refresh"))
+            crawler = Crawler(archive, site, options=crawl_options, stop=STOP, on_page=ProgressReporter(site.name))
+            report = asyncio.run(crawler.run(boards, job="refresh"))
     log.info("%s: %d requests, %d new posts, %d new versions, failures %s", site.name, report.requests,
              report.new_posts, report.new_versions, dict(report.failures) or "none")
     return {"run_id": report.run_id, "requests": report.requests, "new_posts": report.new_posts}
