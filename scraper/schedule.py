@@ -98,6 +98,10 @@ def refresh_site(db_path: str, site_json: str, options_json: str) -> dict:
             log.warning("%s: another process is refreshing this site; skipped", site.name)
             return {"run_id": None, "requests": 0, "new_posts": 0}
         with Archive(db_path) as archive:
+            known = archive.get_site(site.name)
+            if known is not None:
+                # We hold the site's lock: a 'running' refresh left behind was killed mid-run.
+                archive.abandon_runs(known["id"], "refresh")
             crawler = Crawler(archive, site, options=crawl_options, stop=STOP, on_page=ProgressReporter(site.name))
             report = asyncio.run(crawler.run(boards, job="refresh"))
     log.info("%s: %d requests, %d new posts, %d new versions, failures %s", site.name, report.requests,

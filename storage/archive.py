@@ -1033,6 +1033,17 @@ class Archive:
         return self._insert("runs", {"site_id": site_id, "job": job, "started_at": _stamp(now)})
 
     @_writes
+    def abandon_runs(self, site_id: int, job: str, now: str | None = None) -> int:
+        """Close the site's runs of `job` still marked 'running' as 'abandoned': call it only
+        while holding the site's lock, when no such run can be alive (a killed process never
+        got to finish its row)."""
+        cursor = self.db.execute(
+            "UPDATE runs SET status = 'abandoned', finished_at = ? WHERE site_id = ? AND job = ? AND status = 'running'",
+            [_stamp(now), site_id, job],
+        )
+        return cursor.rowcount
+
+    @_writes
     def finish_run(
         self,
         run_id: int,

@@ -95,6 +95,8 @@ def test_kill_9_at_twenty_random_moments_then_restart_converges(demo_forum, tmp_
     conn.close()
     assert unfinished == []
     conn = sqlite3.connect(db)
-    killed_mid_run = conn.execute("select count(*) from runs where status = 'running'").fetchone()[0]
+    killed_mid_run = conn.execute("select count(*) from runs where status = 'abandoned'").fetchone()[0]
+    still_running = conn.execute("select count(*) from runs where status = 'running'").fetchone()[0]
     conn.close()
     assert killed_mid_run >= KILLS // 2, "the kills landed inside crawls, not only before or after them"
+    assert still_running == 0, "each restart closes the runs the kills left open"
