@@ -24,7 +24,7 @@ from scraper.decode import decode_html
 from scraper.engines import get_engine
 from scraper.engines.base import BLOCK_KINDS, Engine, PageKind, ParseContext
 from scraper.errors import BlockedAddress, FetchError, ParseError, TrapDetected, UnsupportedScheme
-from scraper.frontier import FrontierEntry, entry_for, sibling_page_url
+from scraper.frontier import entry_for, sibling_page_url
 from scraper.net import AddressGuard, Fetcher, FetchResult
 from scraper.politeness import (
     CircuitBreaker,
@@ -548,4 +548,4 @@ async def crawl_urls(archive: Archive, site: Site, urls: list[str], options: Cra
     return await crawler.run(urls)
 
 
-__all__ = ["CrawlOptions", "CrawlReport", "Crawler", "FrontierEntry", "crawl_urls"]
+__all__ = ["CrawlOptions", "CrawlReport", "Crawler", "crawl_urls"]

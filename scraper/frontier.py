@@ -56,18 +56,13 @@ def entry_for(url: str, engine: Engine) -> FrontierEntry:
         raise TrapDetected("url_length", f"URL longer than {config.MAX_URL_LENGTH} characters")
     if _REPEATED_SEGMENT.search(urlsplit(canonical).path):
         raise TrapDetected("repeated_path", f"path repeats a segment: {canonical}")
-    thread = engine.thread_ref(canonical)
-    if thread:
-        tid, page = thread
-        if page > config.MAX_PAGES_PER_THREAD:
-            raise TrapDetected("page_ceiling", f"page {page} of thread {tid}")
-        return FrontierEntry(fetch_url, f"thread:{tid}:{page}", PageKind.THREAD)
-    board = engine.board_ref(canonical)
-    if board:
-        fid, page = board
-        if page > config.MAX_PAGES_PER_THREAD:
-            raise TrapDetected("page_ceiling", f"page {page} of board {fid}")
-        return FrontierEntry(fetch_url, f"board:{fid}:{page}", PageKind.BOARD)
+    for kind, ref in ((PageKind.THREAD, engine.thread_ref), (PageKind.BOARD, engine.board_ref)):
+        found = ref(canonical)
+        if found:
+            ident, page = found
+            if page > config.MAX_PAGES_PER_THREAD:
+                raise TrapDetected("page_ceiling", f"page {page} of {kind} {ident}")
+            return FrontierEntry(fetch_url, f"{kind}:{ident}:{page}", kind)
     return FrontierEntry(fetch_url, f"url:{canonical}", engine.url_kind(canonical))
 
 

@@ -190,6 +190,17 @@ def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def parse_http_date(value: str) -> datetime | None:
+    """An HTTP date (RFC 9110) as an aware datetime, or None when it is not one."""
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+
+
 def retry_after_s(value: str | None, now: datetime | None = None) -> float | None:
     """Seconds from a Retry-After header (delta-seconds or an HTTP date), capped at 1 h."""
     if not value:
@@ -197,16 +208,11 @@ def retry_after_s(value: str | None, now: datetime | None = None) -> float | Non
     value = value.strip()
     if value.isdigit():
         return min(float(value), config.RETRY_AFTER_CAP_S)
-    from email.utils import parsedate_to_datetime
-
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    when = parse_http_date(value)
+    if when is None:
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
     delta = (when - (now or datetime.now(UTC))).total_seconds()
     return min(max(delta, 0.0), config.RETRY_AFTER_CAP_S)
 
 
-__all__ = ["CircuitBreaker", "HostPacer", "RobotsRules", "host_of", "retry_after_s", "robots_from_fetch", "robots_url"]
+__all__ = ["CircuitBreaker", "HostPacer", "RobotsRules", "host_of", "parse_http_date", "retry_after_s", "robots_from_fetch", "robots_url"]

@@ -19,8 +19,8 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import formatdate, parsedate_to_datetime
+from datetime import datetime
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import NamedTuple
 from urllib.parse import parse_qs, urlsplit
@@ -28,6 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 from scraper import config
 from scraper.demo import render
 from scraper.demo.forum import DemoForum, DemoPost, DemoThread
+from scraper.politeness import parse_http_date
 
 THREAD_PATH = re.compile(r"^/thread-(\d+)-(\d+)-\d+\.html$")
 BOARD_PATH = re.compile(r"^/forum-(\d+)-(\d+)\.html$")
@@ -170,13 +171,8 @@ def not_modified(response: Response, if_none_match: str | None, if_modified_sinc
         tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
         return "*" in tags or _etag(response.body) in tags
     if if_modified_since and response.last_modified:
-        try:
-            since = parsedate_to_datetime(if_modified_since)
-        except (TypeError, ValueError):
-            return False
-        if since.tzinfo is None:
-            since = since.replace(tzinfo=UTC)
-        return response.last_modified <= since
+        since = parse_http_date(if_modified_since)
+        return since is not None and response.last_modified <= since
     return False
 
 
