@@ -113,9 +113,13 @@ def _daemon_sites(config_paths: tuple[str, ...], board_urls: tuple[str, ...]) ->
 @click.option("--every", "every_s", type=click.FloatRange(min=60), help="Seconds between runs of each site's job.")
 @click.option("--delay", "delay_s", type=click.FloatRange(min=0), help="Seconds between requests to a host.")
 @click.option("--allow-private", is_flag=True, help="Allow loopback/private addresses for the sites named here.")
-@click.option("--once", is_flag=True, help="Run every site's job once, then exit (for cron).")
-def run(db_path, config_paths, board_urls, every_s, delay_s, allow_private, once) -> None:
-    """Keep the archive current: each site's boards, then its due threads, on a schedule.
+@click.option("--verify-budget", "verify_budget", type=click.IntRange(min=0),
+              help="Requests each site's refresh may spend re-reading old pages (default: the site's "
+                   f"[schedule] verify_budget_requests, else {config.VERIFY_BUDGET_REQUESTS}).")
+@click.option("--once", is_flag=True, help="Run every site's jobs once, then exit (for cron).")
+def run(db_path, config_paths, board_urls, every_s, delay_s, allow_private, verify_budget, once) -> None:
+    """Keep the archive current: each site's boards (discover), then its due threads (refresh),
+    on a schedule. Sites on different hosts are crawled at the same time.
 
     SIGTERM or SIGINT lets the page in hand finish, then stops.
     """
@@ -129,8 +133,7 @@ def run(db_path, config_paths, board_urls, every_s, delay_s, allow_private, once
         sites = _daemon_sites(config_paths, board_urls)
     except ConfigError as exc:
         _fail(str(exc))
-    specs = [schedule.site_job(db_path, site, delay_s=delay_s, allow_private=allow_private, every_s=every_s)
-             for site in sites]
+    options = schedule.RunOptions(delay_s=delay_s, allow_private=allow_private, verify_budget_requests=verify_budget)
 
     def request_stop(signum, _frame):
         logging.getLogger(__name__).warning("signal %d: finishing the page in hand, then stopping", signum)
@@ -139,14 +142,21 @@ def run(db_path, config_paths, board_urls, every_s, delay_s, allow_private, once
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     if once:
-        schedule.run_once(specs)
+        schedule.run_once(db_path, sites, options)
         return
-    scheduler = schedule.build_scheduler(schedule.jobs_path_for(db_path), max_workers=len(specs))
+    specs = [spec for site in sites for spec in schedule.site_jobs(db_path, site, options, every_s=every_s)]
+    scheduler = schedule.build_scheduler(schedule.jobs_path_for(db_path),
+                                         max_workers=schedule.executor_workers(len(specs)))
+    scheduler.start(paused=True)
+    wanted = {spec.job_id for spec in specs}
+    for job in scheduler.get_jobs():
+        if job.id not in wanted:
+            job.remove()  # a site no longer configured: its jobs go with it
+    now = datetime.now(timezone.utc)
     for spec in specs:
-        # The first run starts now; later ones follow the interval.
-        schedule.add_job(scheduler, spec, next_run_time=datetime.now(timezone.utc))
-    scheduler.start()
-    click.echo(f"running {len(specs)} site job(s); stop with SIGTERM or Ctrl-C")
+        schedule.add_job(scheduler, spec, next_run_time=now + schedule.first_run_lag(spec))
+    scheduler.resume()
+    click.echo(f"running {len(specs)} jobs for {len(sites)} site(s); stop with SIGTERM or Ctrl-C")
     while not schedule.STOP.wait(1.0):
         pass
     scheduler.shutdown(wait=True)

@@ -61,6 +61,9 @@ REVISIT_MAX_S = 30 * 24 * 3600  # a quiet thread's interval doubles per quiet vi
 REVISIT_BATCH_THREADS = 200  # due threads one refresh job takes at most
 VERIFY_BUDGET_REQUESTS = 20  # requests per site per run spent re-reading the oldest-verified pages
 SCHEDULE_EVERY_S = 3600  # how often a site's job runs
+SITE_LOCK_WAIT_S = 300  # a job finding its site's other job running waits this long, then skips this run
+REFRESH_LAG_S = 10  # on start, a site's refresh job follows its discover job by this much
+DAEMON_MAX_WORKERS = 16  # jobs the daemon runs at once (sites on different hosts crawl in parallel)
 MISFIRE_GRACE_S = 600  # a job late by more than this waits for its next time (coalesced to one run)
 STOP_GRACE_S = 10  # after SIGTERM/SIGINT the page in hand may take this long to finish
 

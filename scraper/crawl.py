@@ -14,7 +14,7 @@ import logging
 import random
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -62,6 +62,7 @@ class CrawlOptions:
     # page; threads whose revisit time has come are looked at again. Off, every listed thread
     # is fetched whole (an explicit crawl).
     incremental: bool = False
+    revisit_due_threads: bool = True  # incremental: also queue the threads whose revisit time has come
     revisit_min_s: float = config.REVISIT_MIN_S
     revisit_max_s: float = config.REVISIT_MAX_S
     # Set by a caller holding the site's lock: leases left by a killed worker are taken back now
@@ -138,7 +139,7 @@ class Crawler:
                 self.archive.release_site_leases(self.site_id, self.now())
             for url in seeds:
                 self.enqueue(url, discovered_from=None, depth=0, priority=10)
-            if self.options.incremental:
+            if self.options.incremental and self.options.revisit_due_threads:
                 self.enqueue_due_threads()
             await self._drain()
             if self.options.incremental and self.options.verify_budget_requests:
@@ -541,6 +542,59 @@ def _plus_seconds(now_iso: str, seconds: float) -> str:
     return (datetime.fromisoformat(now_iso) + timedelta(seconds=seconds)).isoformat(timespec="seconds")
 
 
+@dataclass(frozen=True)
+class SiteTarget:
+    """One site of a many-site crawl: its seeds and, where it differs from the shared one, its options."""
+
+    site: Site
+    seeds: tuple[str, ...]
+    options: CrawlOptions | None = None
+    job: str | None = None  # the runs row's job name, when it differs from the shared one
+
+
+async def crawl_sites(archive: Archive, targets: Iterable[SiteTarget | tuple[Site, Sequence[str]]],
+                      options: CrawlOptions | None = None, *, job: str = "crawl",
+                      stop: threading.Event | None = None,
+                      progress_for: Callable[[Site], Callable[[CrawlReport, dict], None]] | None = None,
+                      ) -> list[CrawlReport | None]:
+    """Crawl several sites at once into one archive; returns the targets' reports in their order
+    (None for a target a stop request kept from starting).
+
+    Sites on different hosts run concurrently in this event loop, so twenty forums take about
+    as long as the slowest one. Sites that share a host run one after another: each Crawler
+    paces only its own requests, and a host must never see two in flight. Sharing the one
+    Archive connection is safe because no archive transaction spans an await: each one
+    begins and commits between two awaits, so transactions of different sites never
+    interleave. Targets of one host run in the order given (a site's discovery before its
+    refresh, say). A site whose crawl raises does not stop the others; once all have finished,
+    the errors are raised together as an ExceptionGroup.
+    """
+    targets = [t if isinstance(t, SiteTarget) else SiteTarget(t[0], tuple(t[1])) for t in targets]
+    reports: list[CrawlReport | None] = [None] * len(targets)
+    errors: list[Exception] = []
+    by_host: dict[str, list[int]] = {}
+    for index, target in enumerate(targets):
+        by_host.setdefault(target.site.host, []).append(index)
+
+    async def crawl_host(indexes: list[int]) -> None:
+        for index in indexes:
+            if stop is not None and stop.is_set():
+                return
+            target = targets[index]
+            try:
+                crawler = Crawler(archive, target.site, options=target.options or options, stop=stop,
+                                  on_page=progress_for(target.site) if progress_for else None)
+                reports[index] = await crawler.run(list(target.seeds), job=target.job or job)
+            except Exception as exc:  # noqa: BLE001 - one forum's failure must not cost the others their run
+                log.exception("%s: the crawl failed", target.site.name)
+                errors.append(exc)
+
+    await asyncio.gather(*(crawl_host(indexes) for indexes in by_host.values()))
+    if errors:
+        raise ExceptionGroup(f"{len(errors)} of {len(targets)} site crawls failed", errors)
+    return reports
+
+
 async def crawl_urls(archive: Archive, site: Site, urls: list[str], options: CrawlOptions | None = None,
                      **kwargs) -> CrawlReport:
     """Crawl `urls` of one site into `archive` (the library form of `forum-archiver crawl`)."""
@@ -548,4 +602,4 @@ async def crawl_urls(archive: Archive, site: Site, urls: list[str], options: Cra
     return await crawler.run(urls)
 
 
-__all__ = ["CrawlOptions", "CrawlReport", "Crawler", "crawl_urls"]
+__all__ = ["CrawlOptions", "CrawlReport", "Crawler", "SiteTarget", "crawl_sites", "crawl_urls"]

@@ -1,10 +1,12 @@
 """The daemon's scheduler: APScheduler 3 wiring, and nothing else.
 
 Jobs live in a SQLite job store beside the archive (`<archive>.jobs.db`), so they survive a
-restart. Each site has one job with a stable id; it is re-registered with replace_existing on
-every start, coalesces missed runs into one, never runs twice at once, and skips a run that is
-later than the misfire grace time (the next one comes soon enough). Job functions are
-module-level and take str arguments only: the job store pickles references, not objects.
+restart. Each site has two jobs with stable ids, `discover:<site>` and `refresh:<site>`; each
+is re-registered with replace_existing on every start, coalesces missed runs into one, never
+runs twice at once, and skips a run that is later than the misfire grace time (the next one
+comes soon enough). The two jobs of a site share the site's frontier, so they take the site's
+lock: one waits (a bounded time) while the other runs. Job functions are module-level and
+take str arguments only: the job store pickles references, not objects.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import fcntl
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -28,10 +32,15 @@ from apscheduler.triggers.interval import IntervalTrigger
 from scraper import config
 from scraper.sites import Site, site_from_dict
 
+if TYPE_CHECKING:
+    from scraper.crawl import CrawlOptions
+
 log = logging.getLogger(__name__)
 
 # Set by the daemon's SIGTERM/SIGINT handler; running crawls finish the page in hand and return.
 STOP = threading.Event()
+JOBS = ("discover", "refresh")  # each site's jobs, in the order `run --once` runs them
+LOCK_POLL_S = 0.2  # how often a job waiting for its site's lock tries again
 
 
 @dataclass(frozen=True)
@@ -44,9 +53,34 @@ class JobSpec:
     every_s: float
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """The operator's flags for a site's jobs (`run`'s options); stored as JSON in the job store."""
+
+    delay_s: float | None = None  # overrides the site's delay
+    allow_private: bool = False  # the site's own host may be a loopback/private address
+    verify_budget_requests: int | None = None  # overrides the site's budget when set
+    lock_wait_s: float = config.SITE_LOCK_WAIT_S  # how long a job waits for the site's other job
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> RunOptions:
+        # Jobs stored by an older version lack the newer keys: they take the defaults.
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in json.loads(text).items() if k in known})
+
+
 def jobs_path_for(db_path: str | Path) -> Path:
     """Where the job store of the archive at `db_path` lives."""
     return Path(f"{db_path}.jobs.db")
+
+
+def executor_workers(job_count: int) -> int:
+    """Threads for the daemon's jobs: one per job, so a slow forum never holds up the others,
+    up to a cap (each running job holds an archive connection and a socket)."""
+    return max(1, min(job_count, config.DAEMON_MAX_WORKERS))
 
 
 def build_scheduler(jobs_path: str | Path, *, max_workers: int = 1) -> BackgroundScheduler:
@@ -68,62 +102,137 @@ def add_job(scheduler, spec: JobSpec, *, misfire_grace_s: float = config.MISFIRE
                       misfire_grace_time=int(misfire_grace_s), **kwargs)
 
 
-def site_job(db_path: str | Path, site: Site, *, delay_s: float | None = None, allow_private: bool = False,
-             every_s: float | None = None) -> JobSpec:
-    """The refresh job of one site: its boards, then its due threads, incrementally."""
-    options = {"delay_s": delay_s, "allow_private": allow_private}
-    return JobSpec(job_id=f"refresh:{site.name}", func=f"{__name__}:refresh_site",
-                   args=(str(db_path), json.dumps(site.raw, ensure_ascii=False), json.dumps(options)),
-                   every_s=every_s or site.every_s)
+def site_jobs(db_path: str | Path, site: Site, options: RunOptions = RunOptions(),
+              every_s: float | None = None) -> list[JobSpec]:
+    """A site's two jobs: `discover:<site>` reads its boards (and guide) and fetches the threads
+    they show changed; `refresh:<site>` revisits its due threads and runs the verify pass."""
+    args = (str(db_path), json.dumps(site.raw, ensure_ascii=False), options.to_json())
+    return [JobSpec(job_id=f"{job}:{site.name}", func=f"{__name__}:{job}_site", args=args,
+                    every_s=every_s or site.every_s) for job in JOBS]
+
+
+def first_run_lag(spec: JobSpec) -> timedelta:
+    """How long after the daemon starts a job first runs: discovery at once, a refresh a little
+    later, so that on a fresh archive the boards are read before the due list is."""
+    return timedelta(seconds=config.REFRESH_LAG_S if spec.job_id.startswith("refresh:") else 0)
+
+
+def crawl_options(site: Site, options: RunOptions, job: str) -> CrawlOptions:
+    """What one job of a site asks of the Crawler. Both are incremental and may reclaim
+    leases: they run only while holding the site's lock."""
+    from scraper.crawl import CrawlOptions
+
+    budget = options.verify_budget_requests
+    return CrawlOptions(
+        delay_s=options.delay_s,
+        allow_private_hosts=frozenset({site.host}) if options.allow_private else frozenset(),
+        incremental=True,
+        reclaim_leases=True,
+        revisit_due_threads=job == "refresh",
+        verify_budget_requests=(budget if budget is not None else site.verify_budget_requests)
+        if job == "refresh" else 0,
+    )
+
+
+def job_seeds(site: Site, job: str) -> list[str]:
+    """Where a job starts: discovery at the site's boards, a refresh at the archive's own due list."""
+    return board_urls(site) if job == "discover" else []
+
+
+def discover_site(db_path: str, site_json: str, options_json: str) -> dict:
+    """The discover job: the site's boards, and the threads they show new or changed."""
+    return _run_site_job(db_path, site_json, options_json, "discover")
 
 
 def refresh_site(db_path: str, site_json: str, options_json: str) -> dict:
-    """Run one incremental crawl of a site (the job function); returns the run's counts."""
-    from scraper.crawl import CrawlOptions, Crawler
+    """The refresh job: the site's due threads, then the verify pass within its budget."""
+    return _run_site_job(db_path, site_json, options_json, "refresh")
+
+
+def _run_site_job(db_path: str, site_json: str, options_json: str, job: str) -> dict:
+    from scraper.crawl import Crawler
     from scraper.progress import ProgressReporter
     from storage.archive import Archive
 
     site = site_from_dict(json.loads(site_json))
-    options = json.loads(options_json)
-    crawl_options = CrawlOptions(
-        delay_s=options.get("delay_s"),
-        allow_private_hosts=frozenset({site.host}) if options.get("allow_private") else frozenset(),
-        incremental=True,
-        reclaim_leases=True,
-        verify_budget_requests=config.VERIFY_BUDGET_REQUESTS,
-    )
-    boards = board_urls(site)
-    with site_lock(db_path, site.name) as held:
+    options = RunOptions.from_json(options_json)
+    with site_lock(db_path, site.name, wait_s=options.lock_wait_s) as held:
         if not held:
-            log.warning("%s: another process is refreshing this site; skipped", site.name)
-            return {"run_id": None, "requests": 0, "new_posts": 0}
+            log.warning("%s: the site's lock stayed taken for %.0f s (another job or process is crawling "
+                        "it); %s skipped until its next time", site.name, options.lock_wait_s, job)
+            return {"run_id": None, "requests": 0, "new_posts": 0, "skipped": True}
         with Archive(db_path) as archive:
-            known = archive.get_site(site.name)
-            if known is not None:
-                # We hold the site's lock: a 'running' refresh left behind was killed mid-run.
-                archive.abandon_runs(known["id"], "refresh")
-            crawler = Crawler(archive, site, options=crawl_options, stop=STOP, on_page=ProgressReporter(site.name))
-            report = asyncio.run(crawler.run(boards, job="refresh"))
-    log.info("%s: %d requests, %d new posts, %d new versions, failures %s", site.name, report.requests,
-             report.new_posts, report.new_versions, dict(report.failures) or "none")
+            _abandon_dead_runs(archive, site)
+            crawler = Crawler(archive, site, options=crawl_options(site, options, job), stop=STOP,
+                              on_page=ProgressReporter(site.name))
+            report = asyncio.run(crawler.run(job_seeds(site, job), job=job))
+    _log_report(site, job, report)
     return {"run_id": report.run_id, "requests": report.requests, "new_posts": report.new_posts}
 
 
-@contextmanager
-def site_lock(db_path: str | Path, site_name: str) -> Iterator[bool]:
-    """An exclusive, non-blocking lock on one site of one archive, across processes; yields
-    whether it was taken. The kernel drops it when the holder dies, even by kill -9."""
-    path = Path(f"{db_path}.{site_name}.lock")
-    with open(path, "a") as handle:
+def _abandon_dead_runs(archive, site: Site) -> None:
+    known = archive.get_site(site.name)
+    if known is not None:
+        # We hold the site's lock: a 'running' run of the site left behind was killed mid-run.
+        for job in JOBS:
+            archive.abandon_runs(known["id"], job)
+
+
+def _log_report(site: Site, job: str, report) -> None:
+    log.info("%s %s: %d requests, %d new posts, %d new versions, failures %s", site.name, job, report.requests,
+             report.new_posts, report.new_versions, dict(report.failures) or "none")
+
+
+class SiteLock:
+    """An exclusive lock on one site of one archive, across threads and processes. The kernel
+    drops it when the holder dies, even by kill -9."""
+
+    def __init__(self, db_path: str | Path, site_name: str):
+        self.path = Path(f"{db_path}.{site_name}.lock")
+        self._handle = None
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free; never blocks."""
+        if self._handle is not None:
+            return True
+        handle = open(self.path, "a")  # noqa: SIM115 - held open for as long as the lock is
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+            return False
+        self._handle = handle
+        return True
+
+    def release(self) -> None:
+        if self._handle is not None:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+            self._handle = None
+
+
+def acquire_all(locks: list[SiteLock], wait_s: float) -> list[SiteLock]:
+    """Take as many of `locks` as free up within `wait_s` seconds (a stop request ends the wait
+    early); returns those taken."""
+    deadline = time.monotonic() + wait_s
+    pending = list(locks)
+    while True:
+        pending = [lock for lock in pending if not lock.try_acquire()]
+        if not pending or time.monotonic() >= deadline or STOP.is_set():
+            return [lock for lock in locks if lock not in pending]
+        time.sleep(LOCK_POLL_S)
+
+
+@contextmanager
+def site_lock(db_path: str | Path, site_name: str, *, wait_s: float = 0.0) -> Iterator[bool]:
+    """Hold the site's lock for the block, waiting up to `wait_s` for it; yields whether it
+    was taken."""
+    lock = SiteLock(db_path, site_name)
+    held = bool(acquire_all([lock], wait_s))
+    try:
+        yield held
+    finally:
+        lock.release()
 
 
 def board_urls(site: Site) -> list[str]:
@@ -134,12 +243,42 @@ def board_urls(site: Site) -> list[str]:
     return [engine.board_url(site.base_url, fid, 1) for fid in site.boards]
 
 
-def run_once(specs: list[JobSpec]) -> None:
-    """Run every job once, one after another, in this thread (`run --once`)."""
-    for spec in specs:
-        if STOP.is_set():
-            return
-        _resolve(spec.func)(*spec.args)
+def run_once(db_path: str | Path, sites: list[Site], options: RunOptions = RunOptions()) -> list:
+    """Run every site's jobs once and return their reports (`run --once`): sites on different
+    hosts at the same time, each site's discovery before its refresh. A site whose lock stays
+    taken (another process is crawling it) is left out, with a warning."""
+    from scraper.crawl import SiteTarget, crawl_sites
+    from scraper.progress import ProgressReporter
+    from storage.archive import Archive
+
+    locks = {site.name: SiteLock(db_path, site.name) for site in sites}
+    held = acquire_all(list(locks.values()), options.lock_wait_s)
+    try:
+        runnable = [site for site in sites if locks[site.name] in held]
+        for site in sites:
+            if site not in runnable:
+                log.warning("%s: the site's lock stayed taken for %.0f s (another process is crawling it); "
+                            "skipped", site.name, options.lock_wait_s)
+        reporters = {site.name: ProgressReporter(site.name) for site in runnable}
+        targets = [SiteTarget(site, tuple(job_seeds(site, job)), crawl_options(site, options, job), job)
+                   for site in runnable for job in JOBS]
+        with Archive(db_path) as archive:
+            for site in runnable:
+                _abandon_dead_runs(archive, site)
+            try:
+                reports = asyncio.run(crawl_sites(archive, targets, stop=STOP,
+                                                  progress_for=lambda site: reporters[site.name]))
+            finally:
+                # The reporters share one stream, and so one status line: end it once.
+                for reporter in list(reporters.values())[:1]:
+                    reporter.close()
+    finally:
+        for lock in held:
+            lock.release()
+    for target, report in zip(targets, reports):
+        if report is not None:
+            _log_report(target.site, target.job, report)
+    return reports
 
 
 def _resolve(ref: str):
@@ -148,5 +287,6 @@ def _resolve(ref: str):
     return ref_to_obj(ref)
 
 
-__all__ = ["STOP", "JobSpec", "add_job", "board_urls", "build_scheduler", "jobs_path_for", "refresh_site",
-           "run_once", "site_job", "site_lock"]
+__all__ = ["JOBS", "STOP", "JobSpec", "RunOptions", "SiteLock", "acquire_all", "add_job", "board_urls",
+           "build_scheduler", "crawl_options", "discover_site", "executor_workers", "first_run_lag", "job_seeds", "jobs_path_for",
+           "refresh_site", "run_once", "site_jobs", "site_lock"]

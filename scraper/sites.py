@@ -39,7 +39,8 @@ class Site:
     contact_url: str | None = None
     politeness: Politeness = field(default_factory=Politeness)
     noise: NoiseRules = field(default_factory=NoiseRules)
-    every_s: float = 3600.0
+    every_s: float = config.SCHEDULE_EVERY_S
+    verify_budget_requests: int = config.VERIFY_BUDGET_REQUESTS
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -113,13 +114,20 @@ def site_from_dict(data: dict[str, Any], *, source: str = "site config") -> Site
     )
     schedule = data.get("schedule", {})
     _expect(isinstance(schedule, dict), "schedule", "a table", schedule)
-    every_s = schedule.get("every_s", 3600)
-    _expect(isinstance(every_s, (int, float)) and every_s >= 60, "schedule.every_s", "seconds >= 60", every_s)
+    unknown = sorted(set(schedule) - {"every_s", "verify_budget_requests"})
+    if unknown:
+        raise ConfigError(f"{source}: unknown key schedule.{unknown[0]}; known: every_s, verify_budget_requests")
+    every_s = schedule.get("every_s", config.SCHEDULE_EVERY_S)
+    _expect(isinstance(every_s, (int, float)) and not isinstance(every_s, bool) and every_s >= 60,
+            "schedule.every_s", "seconds >= 60", every_s)
+    verify_budget = schedule.get("verify_budget_requests", config.VERIFY_BUDGET_REQUESTS)
+    _expect(isinstance(verify_budget, int) and not isinstance(verify_budget, bool) and verify_budget >= 0,
+            "schedule.verify_budget_requests", "an integer >= 0 (requests per refresh run)", verify_budget)
     return Site(
         name=name, engine=engine, base_url=base_url, utc_offset=utc_offset, encoding=encoding,
         boards=tuple(boards), contact_url=contact,
         politeness=Politeness(delay_s=float(delay_s), max_tries=max_tries),
-        noise=rules, every_s=float(every_s), raw=data,
+        noise=rules, every_s=float(every_s), verify_budget_requests=verify_budget, raw=data,
     )
 
 

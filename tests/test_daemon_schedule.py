@@ -114,8 +114,8 @@ def test_run_once_crawls_each_site_once_and_exits(demo_forum, tmp_path):
     with Archive(db, readonly=True) as archive:
         runs = archive.db.execute("select job, status, new_posts from runs order by id").fetchall()
         posts = archive.db.execute("select count(*) from posts").fetchone()[0]
-    assert [r[:2] for r in runs] == [("refresh", "finished")] * 2
-    assert runs[0][2] == posts > 0 and runs[1][2] == 0
+    assert [r[:2] for r in runs] == [("discover", "finished"), ("refresh", "finished")] * 2
+    assert runs[0][2] == posts > 0 and runs[1][2] == runs[2][2] == runs[3][2] == 0
     boards = [p for p in recrawl if p.startswith("/forum-")]
     assert boards and len(recrawl) - len(boards) <= config.VERIFY_BUDGET_REQUESTS, "boards, then the verify pass"
     assert not schedule.jobs_path_for(db).exists(), "--once schedules nothing"

@@ -35,14 +35,16 @@ def test_status_shows_sites_queue_runs_failures_and_next_due(demo_forum, tmp_pat
     assert site.name == "demo" and site.posts == stored_posts > 0
     assert site.queue["failed"] == 1 and site.failures == {"http_404": 1}
     assert site.queue["pending"] == site.queue["leased"] == 0
-    [run] = site.runs
-    assert run["status"] == "finished" and run["failures_by_reason"] == {"http_404": 1}
+    refresh, discover = site.runs  # newest first
+    assert [discover["job"], refresh["job"]] == ["discover", "refresh"]
+    assert {discover["status"], refresh["status"]} == {"finished"}
+    assert discover["failures_by_reason"] == {"http_404": 1}, "the thread the boards list is fetched by discovery"
     assert site.next_due and site.next_due[0]["next_due_at"] is not None
 
     result = CliRunner().invoke(main, ["status", "--db", str(db)])
     assert result.exit_code == 0, result.output
     assert "site demo" in result.output and "failed 1" in result.output and "http_404 1" in result.output
-    assert f"run {run['id']} refresh finished" in result.output and "next due" in result.output
+    assert f"run {discover['id']} discover finished" in result.output and "next due" in result.output
 
 
 def test_status_of_an_empty_archive_says_so(tmp_path):
@@ -73,11 +75,11 @@ def test_a_signal_finishes_the_page_in_hand_and_stops_within_seconds(demo_forum,
     assert rc == 0, daemon.stderr.read()
     assert took < 5
     db_conn = sqlite3.connect(db)
-    runs = db_conn.execute("select status from runs").fetchall()
+    runs = db_conn.execute("select job, status from runs").fetchall()
     leased = db_conn.execute("select count(*) from frontier where state = 'leased'").fetchone()[0]
     fetches = db_conn.execute("select count(*) from fetches").fetchone()[0]
     db_conn.close()
-    assert runs == [("interrupted",)]
+    assert runs == [("discover", "interrupted")], "discovery runs first; the refresh never started"
     assert leased == 0, "the page in hand was finished, not left leased"
     gets = [r for r in demo_forum.requests if r.method == "GET"]
     assert fetches == len(gets), "every request the forum answered is recorded"

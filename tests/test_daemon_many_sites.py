@@ -1,0 +1,110 @@
+"""Many sites at once: forums on different hosts are crawled together, each host still paced."""
+
+import asyncio
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from scraper import config, schedule
+from scraper.cli import main
+from scraper.crawl import CrawlOptions, crawl_sites
+from scraper.demo.server import start
+from scraper.errors import ConfigError
+from scraper.sites import Site, site_from_dict
+from storage.archive import Archive
+from tests.test_crawl_demo import DEMO_CONFIG, demo_site
+
+DELAY_S = 0.1  # long beside a loopback request, so a wait for the other host would show
+
+
+def named_site(name, base_url):
+    return site_from_dict(dict(demo_site(base_url).raw, name=name))
+
+
+def board_seeds(site):
+    return [f"{site.base_url}forum-{fid}-1.html" for fid in site.boards]
+
+
+def timed_crawl(db, sites, hosts):
+    options = CrawlOptions(delay_s=DELAY_S, allow_private_hosts=frozenset(hosts))
+    started = time.monotonic()
+    with Archive(db) as archive:
+        reports = asyncio.run(crawl_sites(archive, [(site, board_seeds(site)) for site in sites], options))
+        posts = dict(archive.db.execute(
+            "select sites.name, count(*) from posts join threads on threads.id = posts.thread_id "
+            "join sites on sites.id = threads.site_id group by sites.name").fetchall())
+    return time.monotonic() - started, reports, posts
+
+
+def arrival_gaps(requests):
+    return [later.at - earlier.at for earlier, later in zip(requests, requests[1:])]
+
+
+def test_two_forums_on_two_hosts_take_about_the_time_of_one(tmp_path):
+    with start("127.0.0.2", 0) as first, start("127.0.0.3", 0) as second:
+        site_a, site_b = named_site("forum-a", first.base_url), named_site("forum-b", second.base_url)
+        alone, [report], posts_alone = timed_crawl(tmp_path / "alone.db", [site_a], {"127.0.0.2"})
+        first.requests.clear()
+        together, reports, posts = timed_crawl(tmp_path / "both.db", [site_a, site_b], {"127.0.0.2", "127.0.0.3"})
+        logs = [list(first.requests), list(second.requests)]
+    assert not report.failures and all(not r.failures for r in reports)
+    assert posts == {"forum-a": posts_alone["forum-a"], "forum-b": posts_alone["forum-a"]}
+    # Pacing alone makes one forum take this long; one after another, two would take twice it.
+    assert alone >= (report.requests - 1) * DELAY_S
+    assert together < 1.5 * alone, (alone, together)
+    for log in logs:
+        assert len(log) == report.requests
+        assert min(arrival_gaps(log)) >= DELAY_S, "a host's gap was undercut"
+
+
+def test_sites_sharing_a_host_are_crawled_one_after_the_other(tmp_path):
+    # Two ports of one address are one host to the pacer: never two requests in flight there.
+    with start("127.0.0.2", 0) as first, start("127.0.0.2", 0) as second:
+        sites = [named_site("port-a", first.base_url), named_site("port-b", second.base_url)]
+        _, reports, posts = timed_crawl(tmp_path / "a.db", sites, {"127.0.0.2"})
+        arrivals = sorted(list(first.requests) + list(second.requests), key=lambda r: r.at)
+        first_done = max(r.at for r in first.requests)
+    assert set(posts) == {"port-a", "port-b"} and all(not r.failures for r in reports)
+    assert all(r.at > first_done for r in second.requests), "the second site waits for the first"
+    assert min(arrival_gaps(arrivals)) >= 0  # sorted: a sanity check on the log itself
+    assert len(arrivals) == sum(r.requests for r in reports)
+
+
+def test_one_site_failing_does_not_cost_the_others_their_crawl(tmp_path, demo_forum):
+    good = named_site("good", demo_forum.base_url)
+    # Built without validation, as a library caller could: its crawl cannot even start.
+    broken = Site(name="broken", engine="vbulletin", base_url="http://127.0.0.9/")
+    with Archive(tmp_path / "a.db") as archive:
+        with pytest.raises(ExceptionGroup) as info:
+            asyncio.run(crawl_sites(archive, [(good, board_seeds(good)), (broken, ["http://127.0.0.9/x"])],
+                                    CrawlOptions(delay_s=0, allow_private_hosts=frozenset({"127.0.0.1"}))))
+        posts = archive.db.execute("select count(*) from posts").fetchone()[0]
+        runs = archive.db.execute("select job, status, new_posts from runs").fetchall()
+    [error] = info.value.exceptions
+    assert isinstance(error, ConfigError) and "vbulletin" in str(error)
+    assert runs == [("crawl", "finished", posts)] and posts > 0
+
+
+def test_run_once_crawls_every_configured_site(tmp_path):
+    db = tmp_path / "a.db"
+    with start("127.0.0.2", 0) as first, start("127.0.0.3", 0) as second:
+        args = ["run", "--db", str(db), "--delay", "0", "--allow-private", "--once"]
+        for name, server in (("forum-a", first), ("forum-b", second)):
+            path = tmp_path / f"{name}.toml"
+            path.write_text(DEMO_CONFIG.read_text(encoding="utf-8").replace(
+                "http://127.0.0.1:8765/", server.base_url).replace('name = "demo"', f'name = "{name}"'),
+                encoding="utf-8")
+            args += ["--config", str(path)]
+        result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    with Archive(db, readonly=True) as archive:
+        runs = archive.db.execute("select sites.name, job, status from runs join sites on sites.id = runs.site_id "
+                                  "order by sites.name, runs.id").fetchall()
+    assert runs == [(name, job, "finished") for name in ("forum-a", "forum-b") for job in schedule.JOBS]
+
+
+def test_the_daemon_has_a_worker_per_job_up_to_the_cap():
+    assert schedule.executor_workers(0) == 1
+    assert schedule.executor_workers(4) == 4
+    assert schedule.executor_workers(1000) == config.DAEMON_MAX_WORKERS
