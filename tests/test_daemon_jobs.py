@@ -1,0 +1,82 @@
+"""A site's two jobs, discover and refresh: stable ids, and the site's lock between them."""
+
+import json
+import logging
+import threading
+import time
+
+from scraper import schedule
+from scraper.schedule import RunOptions, SiteLock
+from storage.archive import Archive
+from tests.test_crawl_demo import demo_site
+
+
+def test_each_site_has_a_discover_and_a_refresh_job_with_stable_ids(tmp_path):
+    site = demo_site("http://127.0.0.1:8765/")
+    specs = schedule.site_jobs(tmp_path / "a.db", site, RunOptions(verify_budget_requests=4), every_s=900)
+    assert [s.job_id for s in specs] == ["discover:demo", "refresh:demo"]
+    assert [s.func for s in specs] == ["scraper.schedule:discover_site", "scraper.schedule:refresh_site"]
+    assert specs == schedule.site_jobs(tmp_path / "a.db", site, RunOptions(verify_budget_requests=4), every_s=900)
+    assert RunOptions.from_json(specs[0].args[2]) == RunOptions(verify_budget_requests=4)
+    # A job stored by an older version carries fewer options: the rest take their defaults.
+    assert RunOptions.from_json('{"delay_s": 1, "allow_private": true}') == RunOptions(delay_s=1, allow_private=True)
+    discover, refresh = (schedule.crawl_options(site, RunOptions(), job) for job in schedule.JOBS)
+    assert (discover.revisit_due_threads, discover.verify_budget_requests) == (False, 0)
+    assert (refresh.revisit_due_threads, refresh.verify_budget_requests) == (True, site.verify_budget_requests)
+
+
+def run_job_in_thread(func, db, site, options):
+    result = {}
+
+    def target():
+        started = time.monotonic()
+        result["value"] = func(str(db), json.dumps(site.raw), options.to_json())
+        result["took"] = time.monotonic() - started
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread, result
+
+
+def test_a_job_waits_for_its_sites_other_job_then_runs(demo_forum, tmp_path):
+    db, site = tmp_path / "a.db", demo_site(demo_forum.base_url)
+    other_job = SiteLock(db, site.name)
+    assert other_job.try_acquire()
+    thread, result = run_job_in_thread(schedule.discover_site, db, site,
+                                       RunOptions(delay_s=0, allow_private=True, lock_wait_s=30))
+    time.sleep(0.5)
+    assert demo_forum.requests == [], "nothing is fetched while the other job holds the site"
+    other_job.release()
+    thread.join(timeout=30)
+    assert result["value"]["requests"] > 0 and result["took"] >= 0.5
+    with Archive(db, readonly=True) as archive:
+        assert archive.db.execute("select job, status from runs").fetchall() == [("discover", "finished")]
+
+
+def test_a_job_that_waits_too_long_skips_this_run_and_says_so(demo_forum, tmp_path, caplog):
+    db, site = tmp_path / "a.db", demo_site(demo_forum.base_url)
+    other_process = SiteLock(db, site.name)
+    assert other_process.try_acquire()
+    try:
+        with caplog.at_level(logging.WARNING, logger="scraper.schedule"):
+            thread, result = run_job_in_thread(schedule.refresh_site, db, site,
+                                               RunOptions(delay_s=0, allow_private=True, lock_wait_s=0.4))
+            thread.join(timeout=10)
+    finally:
+        other_process.release()
+    assert result["value"]["skipped"] and 0.4 <= result["took"] < 5
+    assert demo_forum.requests == []
+    assert "refresh skipped" in caplog.text and site.name in caplog.text
+
+
+def test_a_stop_request_ends_the_wait_for_the_lock(tmp_path):
+    lock = SiteLock(tmp_path / "a.db", "demo")
+    assert lock.try_acquire()
+    schedule.STOP.set()
+    try:
+        started = time.monotonic()
+        assert schedule.acquire_all([SiteLock(tmp_path / "a.db", "demo")], wait_s=30) == []
+        assert time.monotonic() - started < 1
+    finally:
+        schedule.STOP.clear()
+        lock.release()
