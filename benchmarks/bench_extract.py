@@ -85,7 +85,11 @@ def with_bs4(html: str, url: str) -> list[Row]:
 
 def with_parsel(html: str, url: str) -> list[Row]:
     """The same fields with parsel (lxml + XPath), the way a Scrapy spider would write them."""
-    selector = Selector(text=html)
+    return parsel_rows(Selector(text=html))
+
+
+def parsel_rows(selector: Selector) -> list[Row]:
+    """with_parsel's rows from a page already parsed (a Scrapy response's own selector)."""
     rows = []
     for table in selector.css('div#postlist table[id^="pid"]'):
         match = PID_ID.match(table.attrib["id"])

@@ -1,0 +1,124 @@
+"""End to end, politeness delays at zero: the archiver against a Scrapy spider and against the
+floor of our own stack (bare httpx + selectolax + sqlite3), crawling the same forums.
+
+The forums: one generated Discuz forum served on --hosts distinct loopback addresses by a
+server in its own process (benchmarks.forum_hosts). Each contestant runs in a fresh process
+of its own, one after another, starting from each host's board page, one request in flight
+per host. Figures: HTML pages per second of the crawl, CPU seconds per page (user + sys of
+the contestant's process, from os.wait4; also the crawl alone, measured inside it), peak RSS
+(ru_maxrss), and the posts each stored, checked against the forum's own count.
+
+    .venv/bin/python -m benchmarks.bench_e2e [--hosts 20] [--threads 34] [--only archiver,scrapy,floor]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import tempfile
+from pathlib import Path
+
+from benchmarks.contest import ChildRun, run_contestant
+from benchmarks.corpus import command, machine
+from benchmarks.forum_hosts import ForumHosts, ForumShape, is_page, max_in_flight
+
+TARGET_OVER_SCRAPY_RATE = 1.0  # archiver pages/s over Scrapy's, at least (at no more CPU per page)
+TARGET_FLOOR_OVER_OURS = 3.0  # floor pages/s over the archiver's, at most
+
+CONTESTANTS = {
+    "archiver": "benchmarks.archiver_crawl",
+    "scrapy": "benchmarks.scrapy_spider",
+    "floor": "benchmarks.floor_crawler",
+}
+
+
+def stored_posts(db: Path) -> int:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("select count(*) from posts").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def run_one(name: str, forums: ForumHosts, workdir: Path) -> dict:
+    """Run one contestant against the forums; its figures, checked against the server's log."""
+    forums.served()  # start the log afresh
+    db = workdir / f"{name}.db"
+    run: ChildRun = run_contestant(CONTESTANTS[name], db, forums.board_urls())
+    served = forums.served()
+    pages = sum(is_page(record) for record in served)
+    return {
+        "name": name, "pages": pages, "requests": len(served),
+        "robots": sum(record.path == "/robots.txt" for record in served),
+        "errors": sum(record.status >= 400 for record in served),
+        "in_flight": max_in_flight(served),
+        "posts": stored_posts(db), "wall_s": run.result["crawl_wall_s"], "process_wall_s": run.wall_s,
+        "cpu_s": run.cpu_s, "crawl_cpu_s": run.result["crawl_cpu_s"], "rss_mb": run.peak_rss_mb,
+    }
+
+
+def print_table(rows: list[dict]) -> None:
+    print("| contestant | pages | requests (robots) | posts stored | crawl s | pages/s | CPU ms/page "
+          "(process) | CPU ms/page (crawl only) | peak RSS MB | max in flight per host |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['name']} | {r['pages']} | {r['requests']} ({r['robots']}) | {r['posts']} | {r['wall_s']:.1f} "
+              f"| {r['pages'] / r['wall_s']:.1f} | {1000 * r['cpu_s'] / r['pages']:.2f} "
+              f"| {1000 * r['crawl_cpu_s'] / r['pages']:.2f} | {r['rss_mb']:.0f} | {r['in_flight']} |")
+
+
+def verdicts(by_name: dict[str, dict]) -> None:
+    rate = {name: r["pages"] / r["wall_s"] for name, r in by_name.items()}
+    cpu = {name: r["cpu_s"] / r["pages"] for name, r in by_name.items()}
+    if "archiver" in by_name and "scrapy" in by_name:
+        ratio = rate["archiver"] / rate["scrapy"]
+        cpu_ratio = cpu["archiver"] / cpu["scrapy"]
+        met = ratio >= TARGET_OVER_SCRAPY_RATE and cpu_ratio <= 1.0
+        print(f"archiver/scrapy pages/s: {ratio:.2f}x; CPU per page archiver/scrapy: {cpu_ratio:.2f}x "
+              f"(target >= {TARGET_OVER_SCRAPY_RATE:.0f}x at <= 1x CPU): {'met' if met else 'MISSED'}")
+    if "archiver" in by_name and "floor" in by_name:
+        ratio = rate["floor"] / rate["archiver"]
+        print(f"floor/archiver pages/s: {ratio:.2f}x; CPU per page archiver/floor: "
+              f"{cpu['archiver'] / cpu['floor']:.2f}x (target floor/archiver <= {TARGET_FLOOR_OVER_OURS:.0f}x): "
+              f"{'met' if ratio <= TARGET_FLOOR_OVER_OURS else 'MISSED'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=20, help="forum hosts (127.0.0.2 onward)")
+    parser.add_argument("--threads", type=int, default=34, help="threads per forum (1-5 pages each)")
+    parser.add_argument("--only", default=",".join(CONTESTANTS), help="contestants, comma-separated, in order")
+    args = parser.parse_args()
+    names = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = [name for name in names if name not in CONTESTANTS]
+    if unknown:
+        parser.error(f"unknown contestant {unknown[0]!r}; known: {', '.join(CONTESTANTS)}")
+
+    print(f"machine: {machine()}")
+    print(f"command: {command()}")
+    with ForumHosts(ForumShape(host_count=args.hosts, thread_count=args.threads)) as forums, \
+            tempfile.TemporaryDirectory(prefix="bench-e2e-") as workdir:
+        expected_posts = forums.posts * args.hosts
+        print(f"forums: {args.hosts} hosts x ({forums.threads} threads, {forums.thread_pages} thread pages, "
+              f"{forums.board_pages} board pages, {forums.posts} posts) = {forums.thread_pages * args.hosts} "
+              f"thread pages, {expected_posts} posts; pages of ~40 KB, 10 posts each, jammer on")
+        rows = []
+        for name in names:
+            row = run_one(name, forums, Path(workdir))
+            rows.append(row)
+            print(f"  {name}: {row['pages']} pages in {row['wall_s']:.1f} s, {row['posts']} posts", flush=True)
+        print()
+        print_table(rows)
+        print()
+        by_name = {row["name"]: row for row in rows}
+        for row in rows:
+            if row["posts"] != expected_posts or row["errors"]:
+                print(f"CHECK FAILED: {row['name']} stored {row['posts']} posts of {expected_posts} "
+                      f"({row['errors']} error responses)")
+            if row["in_flight"] > 1:
+                print(f"CHECK FAILED: {row['name']} had {row['in_flight']} requests in flight to one host")
+        verdicts(by_name)
+
+
+if __name__ == "__main__":
+    main()
