@@ -330,3 +330,16 @@ def test_limit_nesting_is_linear_on_unclosed_markup():
     for junk in ("<a" * 100_000, "<script>" * 100_000, "<!--" * 100_000, "<b title='<'>" * 50_000):
         clean.limit_nesting(junk)
     assert time.monotonic() - started < 3
+
+
+def test_a_small_page_nested_too_deep_is_capped_after_the_first_parse():
+    html = "<p>前</p>" + "<div>" * 600 + "深处" + "</div>" * 600
+    assert html.count("<") <= clean.UNGUARDED_PARSE_MAX_TAGS
+    tree = clean.parse_html(html)
+    assert len(tree.css("div")) == clean.MAX_NESTING_DEPTH
+    assert clean.html_to_text(tree.body) == "前\n深处"
+
+
+def test_an_ordinary_page_is_parsed_as_it_is():
+    html = "<div><p>甲<b>乙</b></p><ul><li>丙</ul></div>" * 50
+    assert clean.parse_html(html).html == LexborHTMLParser(html).html
