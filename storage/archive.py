@@ -19,6 +19,7 @@ import functools
 import hashlib
 import json
 import re
+import sqlite3
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -31,6 +32,7 @@ from typing import Any, TypeVar
 from storage.db import open_db
 from storage.dedup import classify, content_hash, extract_hash, post_key, thread_key
 from storage.records import BoardPageRecord, PostRecord, ThreadPageRecord
+from storage.schema import INDEXED_THROUGH, SEARCH_INDEX_STATE
 
 FRONTIER_STATES = ("pending", "leased", "done", "failed", "skipped")
 FINISH_STATES = frozenset({"done", "failed", "skipped", "pending"})
@@ -39,6 +41,10 @@ NORMAL_STATUS = "normal"
 DEFAULT_LEASE_S = 300  # matches the crawler's default; storage cannot import its config
 BODY_COMPRESSION = "zlib"
 BODY_COMPRESSION_LEVEL = 6  # zlib's default; level 9 gained nothing on the Discuz fixtures
+# New posts wait for the search index until this many are pending, then go in as one batch:
+# FTS5 indexes a batch several times faster per post than one page at a time, and search
+# finds the posts waiting meanwhile by scanning them (storage.search).
+INDEX_BATCH_POSTS = 2_000
 _UTC_OFFSET = re.compile(r"^[+-](?:0\d|1[0-4]):[0-5]\d$")
 
 T = TypeVar("T")
@@ -183,14 +189,30 @@ class Archive:
     processes may each open their own; WAL and busy_timeout let them take turns.
     """
 
-    def __init__(self, path: str | Path, *, readonly: bool = False):
+    def __init__(
+        self, path: str | Path, *, readonly: bool = False, index_batch_posts: int | None = INDEX_BATCH_POSTS
+    ):
+        """Open the archive at `path`. index_batch_posts: new posts the search index may lag
+        behind before a save indexes them (None: only index_pending, finish_run and close do)."""
+        if index_batch_posts is not None and index_batch_posts < 1:
+            raise ValueError(f"index_batch_posts must be positive or None, got {index_batch_posts!r}")
         self.path = Path(path)
         self.readonly = readonly
+        self.index_batch_posts = index_batch_posts
+        self._posts_since_index = 0
         self.db = open_db(self.path, readonly=readonly)
 
     def close(self) -> None:
-        """Close the connection."""
-        self.db.close()
+        """Index the posts still waiting for the search index, then close the connection."""
+        try:
+            if not self.readonly and not self.db.conn.in_transaction:
+                self.index_pending()
+        except sqlite3.OperationalError:
+            # Another writer holds the lock past busy_timeout: the posts stay pending, and
+            # search still finds them by scanning; the next writer indexes them.
+            pass
+        finally:
+            self.db.close()
 
     def __enter__(self) -> Archive:
         return self
@@ -257,6 +279,51 @@ class Archive:
             return
         if self.db.execute(f"SELECT 1 FROM {table} WHERE {column} = ?", [value]).fetchone() is None:
             raise LookupError(f"no {what} {value!r} in the archive")
+
+    # --- search index -----------------------------------------------------------------
+    def indexed_through(self) -> int:
+        """The highest post id the search index holds: every post up to it is indexed,
+        none above it."""
+        return self.db.execute(f"SELECT {INDEXED_THROUGH}").fetchone()[0]
+
+    def pending_index_count(self) -> int:
+        """How many posts wait for the search index."""
+        return self.db.execute(f"SELECT count(*) FROM posts WHERE id > {INDEXED_THROUGH}").fetchone()[0]
+
+    @_writes
+    def index_pending(self, limit: int | None = None) -> int:
+        """Add the posts above the watermark to the search index (at most `limit`, oldest
+        first; None: all), in one statement, and move the watermark past them. Returns how
+        many were indexed.
+
+        Saving calls this once index_batch_posts posts are pending, finish_run and close call
+        it too; a crash before it runs loses nothing: the posts are committed, search finds
+        them by scanning, and the next call indexes them.
+        """
+        if limit is not None and limit < 1:
+            raise ValueError(f"limit must be positive or None, got {limit!r}")
+        start = self.indexed_through()
+        count, last_id = self.db.execute(
+            "SELECT count(*), max(id) FROM (SELECT id FROM posts WHERE id > ? ORDER BY id LIMIT ?)",
+            [start, -1 if limit is None else limit],
+        ).fetchone()
+        if count:
+            self.db.execute(
+                """INSERT INTO posts_fts (rowid, content_text)
+                SELECT id, content_text FROM posts WHERE id > ? AND id <= ? ORDER BY id""",
+                [start, last_id],
+            )
+            self.db.execute(
+                f"UPDATE {SEARCH_INDEX_STATE} SET indexed_through = ? WHERE fts_table = 'posts_fts'",
+                [last_id],
+            )
+        self._posts_since_index = 0
+        return count
+
+    def _index_when_due(self, new_posts: int) -> None:
+        self._posts_since_index += new_posts
+        if self.index_batch_posts is not None and self._posts_since_index >= self.index_batch_posts:
+            self.index_pending()
 
     # --- sites ------------------------------------------------------------------------
     @_writes
@@ -438,6 +505,7 @@ class Archive:
             fetch_meta=fetch_meta,
             now=stamp,
         )
+        self._index_when_due(verdicts["new"])
         return SaveResult(
             thread_id=thread_id,
             new_posts=verdicts["new"],
@@ -530,7 +598,7 @@ class Archive:
                     "last_seen_at": now,
                 },
             )
-            self._add_version(post_id, values, now)
+            self._add_current_version(post_id, values, now)
             return verdict
         post_id = stored["id"]
         self._touch_post(post_id, thread_id, page_no, values, now)
@@ -601,7 +669,15 @@ class Archive:
         )
 
     def _replace_content(self, post_id: int, values: dict, now: str) -> None:
-        added = self._add_version(post_id, values, now)
+        # The version being superseded gets its text from posts before posts changes.
+        self.db.execute(
+            """UPDATE post_versions SET content_text = p.content_text, content_html = p.content_html
+            FROM posts AS p
+            WHERE p.id = :id AND post_versions.post_id = p.id
+                AND post_versions.content_hash = p.content_hash AND post_versions.content_text IS NULL""",
+            {"id": post_id},
+        )
+        added = self._add_current_version(post_id, values, now)
         self.db.execute(
             """UPDATE posts SET
                 content_text = :content_text,
@@ -616,24 +692,24 @@ class Archive:
             },
         )
 
-    def _add_version(self, post_id: int, values: dict, now: str) -> int:
-        """Add a post_versions row unless this content was seen before (A -> B -> A keeps
-        two rows); returns how many rows were added."""
+    def _add_current_version(self, post_id: int, values: dict, now: str) -> int:
+        """Record `values` as the post's current version: a post_versions row without text
+        (posts holds it) unless this content was seen before (A -> B -> A keeps two rows,
+        and A's row gives its text back to posts). Returns how many rows were added."""
         cursor = self.db.execute(
-            """INSERT INTO post_versions (post_id, content_hash, content_text, content_html,
-                edit_note, seen_at)
-            VALUES (?, ?, ?, ?, ?, ?)
+            """INSERT INTO post_versions (post_id, content_hash, edit_note, seen_at)
+            VALUES (?, ?, ?, ?)
             ON CONFLICT (post_id, content_hash) DO NOTHING""",
-            [
-                post_id,
-                values["content_hash"],
-                values["content_text"],
-                values["content_html"],
-                values["edit_note"],
-                now,
-            ],
+            [post_id, values["content_hash"], values["edit_note"], now],
         )
-        return cursor.rowcount
+        if cursor.rowcount:
+            return 1
+        self.db.execute(
+            """UPDATE post_versions SET content_text = NULL, content_html = NULL
+            WHERE post_id = ? AND content_hash = ?""",
+            [post_id, values["content_hash"]],
+        )
+        return 0
 
     def _upsert_page(
         self,
@@ -706,11 +782,13 @@ class Archive:
         etag: str | None = None,
         last_modified: str | None = None,
         now: str | None = None,
+        kind: str = "board",
     ) -> int:
         """Save one parsed board page: a threads row per listed thread and the pages row.
 
         What a board says (replies, views, last post time, board) updates a thread; a
         title or URL the thread's own pages gave is kept. Returns the number of rows seen.
+        A site-wide list (kind 'guide') names each row's board on the row itself.
         """
         stamp = _stamp(now)
         fetch_meta = self._fetch_meta(site_id, body_sha256, encoding, replaced_chars, etag, last_modified)
@@ -718,7 +796,7 @@ class Archive:
             self._upsert_thread_from_board(site_id, board, row, stamp)
         self._upsert_page(
             site_id,
-            kind="board",
+            kind=kind,
             url=url,
             url_key=url_key,
             thread_id=None,
@@ -756,8 +834,8 @@ class Archive:
                 "key": thread_key(row.tid, row.title),
                 "title": (row.title or "").strip() or None,
                 "url": row.url,
-                "board": board.name,
-                "fid": board.fid,
+                "board": getattr(row, "board", None) or board.name,
+                "fid": getattr(row, "fid", None) or board.fid,
                 "replies": row.replies,
                 "views": row.views,
                 "last_post_at": row.last_post_at,
@@ -792,6 +870,19 @@ class Archive:
             [_stamp(now), thread_id],
         )
         return cursor.rowcount == 1
+
+    def post_versions(self, post_id: int) -> list[dict]:
+        """Every version of a post, oldest first, each with its full text and HTML (the
+        current one's come from posts, where alone they are stored) and is_current."""
+        return self._all(
+            """SELECT v.id AS version_id, v.content_hash,
+                coalesce(v.content_text, p.content_text) AS content_text,
+                coalesce(v.content_html, p.content_html) AS content_html,
+                v.edit_note, v.seen_at, v.content_hash = p.content_hash AS is_current
+            FROM post_versions AS v JOIN posts AS p ON p.id = v.post_id
+            WHERE v.post_id = ? ORDER BY v.seen_at, v.id""",
+            [post_id],
+        )
 
     def page_state(self, site_id: int, url_key: str) -> dict | None:
         """The pages row of a URL (etag, last_modified, extract_hash, body_sha256, ...)."""
@@ -1056,7 +1147,8 @@ class Archive:
         failures: Mapping[str, int],
         now: str | None = None,
     ) -> None:
-        """Close a run with its totals; failures maps reason code -> count."""
+        """Close a run with its totals (failures maps reason code -> count) and index the
+        posts still waiting for the search index."""
         cursor = self.db.execute(
             """UPDATE runs SET finished_at = :now, status = :status, requests = :requests,
                 not_modified = :not_modified, new_posts = :new_posts,
@@ -1076,6 +1168,8 @@ class Archive:
         )
         if cursor.rowcount != 1:
             raise LookupError(f"no run {run_id}")
+        # A run's posts become searchable through the index as the run ends.
+        self.index_pending()
 
     # --- robots.txt cache -------------------------------------------------------------
     @_writes
@@ -1154,6 +1248,7 @@ class Archive:
 
 
 __all__ = [
+    "INDEX_BATCH_POSTS",
     "Archive",
     "ReadOnlyArchiveError",
     "SaveResult",

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 
 import sqlite_utils
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class SchemaVersionError(RuntimeError):
@@ -253,6 +253,70 @@ END""",
     )
 
 
+# Posts are indexed in batches (Archive.index_pending), not by a trigger per insert: the
+# trigram index of a ~2,000-character post costs ~2,000 index entries, and FTS5 pays far
+# less per post when many posts go in one statement. The watermark says which rowids the
+# index holds: every post with id <= indexed_through, and none above.
+SEARCH_INDEX_STATE = "search_index_state"
+INDEXED_THROUGH = (
+    f"(SELECT indexed_through FROM {SEARCH_INDEX_STATE} WHERE fts_table = 'posts_fts')"
+)
+
+
+def _batched_posts_fts() -> tuple[str, ...]:
+    """Migration 3's FTS statements: the watermark table, and triggers that keep the rows
+    already indexed exact (an edit or delete below the watermark), leaving the rest to
+    the next batch."""
+    return (
+        f"""CREATE TABLE {SEARCH_INDEX_STATE} (
+    fts_table TEXT PRIMARY KEY,
+    indexed_through INTEGER NOT NULL
+)""",
+        # Every post of an older archive is indexed already (by the per-insert trigger).
+        f"""INSERT INTO {SEARCH_INDEX_STATE} (fts_table, indexed_through)
+    VALUES ('posts_fts', (SELECT coalesce(max(id), 0) FROM posts))""",
+        "DROP TRIGGER posts_fts_ai",
+        "DROP TRIGGER posts_fts_ad",
+        "DROP TRIGGER posts_fts_au",
+        f"""CREATE TRIGGER posts_fts_ad AFTER DELETE ON posts WHEN old.id <= {INDEXED_THROUGH} BEGIN
+    INSERT INTO posts_fts (posts_fts, rowid, content_text) VALUES ('delete', old.id, old.content_text);
+END""",
+        f"""CREATE TRIGGER posts_fts_au AFTER UPDATE OF content_text ON posts
+WHEN old.id <= {INDEXED_THROUGH} BEGIN
+    INSERT INTO posts_fts (posts_fts, rowid, content_text) VALUES ('delete', old.id, old.content_text);
+    INSERT INTO posts_fts (rowid, content_text) VALUES (new.id, new.content_text);
+END""",
+    )
+
+
+# The current version's text lives in posts alone: post_versions keeps a row per version
+# but fills its text and HTML only once the version is superseded. SQLite cannot drop a
+# NOT NULL constraint in place, so the table is rebuilt with its ids, emptying the
+# copies of current versions on the way.
+_VERSIONS_TEXT_ONCE = (
+    """CREATE TABLE post_versions_v3 (
+    id INTEGER PRIMARY KEY,
+    post_id INTEGER NOT NULL REFERENCES posts(id),
+    content_hash TEXT NOT NULL,
+    content_text TEXT,
+    content_html TEXT,
+    edit_note TEXT,
+    seen_at TEXT NOT NULL,
+    UNIQUE (post_id, content_hash)
+)""",
+    """INSERT INTO post_versions_v3 (id, post_id, content_hash, content_text, content_html,
+    edit_note, seen_at)
+SELECT v.id, v.post_id, v.content_hash,
+    CASE WHEN v.content_hash = p.content_hash THEN NULL ELSE v.content_text END,
+    CASE WHEN v.content_hash = p.content_hash THEN NULL ELSE v.content_html END,
+    v.edit_note, v.seen_at
+FROM post_versions AS v LEFT JOIN posts AS p ON p.id = v.post_id
+ORDER BY v.id""",
+    "DROP TABLE post_versions",
+    "ALTER TABLE post_versions_v3 RENAME TO post_versions",
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -267,6 +331,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE threads ADD COLUMN quiet_visits INTEGER NOT NULL DEFAULT 0",
             "CREATE INDEX idx_threads_site_due ON threads (site_id, next_due_at)",
         ),
+    ),
+    Migration(
+        3,
+        "fast writes: posts indexed for search in batches behind a watermark; each "
+        "version's text stored once (post_versions holds it only once superseded)",
+        _batched_posts_fts() + _VERSIONS_TEXT_ONCE,
     ),
 )
 
@@ -326,8 +396,10 @@ def ensure_schema(db: sqlite_utils.Database, migrations: Sequence[Migration] = M
 
 
 __all__ = [
+    "INDEXED_THROUGH",
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "SEARCH_INDEX_STATE",
     "Migration",
     "SchemaVersionError",
     "current_version",

@@ -5,9 +5,18 @@ indexes posts with the trigram tokenizer: any substring of 3+ characters is foun
 the index. Shorter queries (a 1-2 character Chinese word) cannot match a trigram, so they
 fall back to LIKE over the posts table.
 
+The index is filled in batches (Archive.index_pending) and holds exactly the posts up to a
+watermark; the posts above it, the few written since the last batch, are found by a LIKE
+scan of that tail, so search is complete at every moment.
+
+Order 'rank' ranks a bounded window: the newest RANK_WINDOW matches by bm25 relevance, so
+a frequent phrase costs the same at 10k posts as at 1M. Not-yet-indexed hits (no score yet)
+come first, newest first; matches older than the window follow the ranked ones, newest
+first, so paging still reaches every match.
+
 The user's query is always one literal string: it becomes a single FTS5 phrase with its
 double quotes doubled (so NEAR(, *, AND, a lone " are plain text), or a LIKE pattern with
-%, _ and the escape character escaped. Both routes live in ONE SQL statement, SEARCH_SQL,
+%, _ and the escape character escaped. Every route lives in ONE SQL statement, SEARCH_SQL,
 which Datasette publishes as the `search` stored query; search_posts() runs the same
 statement (or its variant with a site filter or newest-first order).
 """
@@ -19,95 +28,125 @@ from typing import Any, Literal
 
 import sqlite_utils
 
+from storage.schema import INDEXED_THROUGH
+
 Order = Literal["rank", "newest"]
 ORDERS: tuple[Order, ...] = ("rank", "newest")
 
 MIN_TRIGRAM_CHARS = 3  # shorter queries cannot use the trigram index
 DEFAULT_LIMIT = 20
+# Matches ranked by relevance, newest first: bm25 needs every ranked row's phrase
+# positions, so ranking all matches of a frequent phrase grows with the archive.
+RANK_WINDOW = 500
 SNIPPET_OPEN = "«"  # marks a hit in a snippet; rare in forum text, unlike [ ] or 【 】
 SNIPPET_CLOSE = "»"
 SNIPPET_ELLIPSIS = "…"
-SNIPPET_TOKENS = 24  # FTS5 snippet() length; with trigrams one token is about one character
-LIKE_WINDOW_CHARS = 24  # characters of context either side of a short query's hit
+SNIPPET_WINDOW_CHARS = 24  # characters of context either side of the hit
 
 # The query as searched: surrounding white space (ASCII, U+00A0, U+3000) removed.
 _QUERY = "trim(:q, char(32, 9, 10, 13, 160, 12288))"
 # Datasette passes '' for a parameter its form left empty.
-_LIMIT = (
-    f"LIMIT CAST(coalesce(nullif(:limit, ''), {DEFAULT_LIMIT}) AS INTEGER) "
-    "OFFSET CAST(coalesce(nullif(:offset, ''), 0) AS INTEGER)"
-)
+_LIMIT_N = f"CAST(coalesce(nullif(:limit, ''), {DEFAULT_LIMIT}) AS INTEGER)"
+_OFFSET_N = "CAST(coalesce(nullif(:offset, ''), 0) AS INTEGER)"
 _FTS_PHRASE = f"""'"' || replace({_QUERY}, '"', '""') || '"'"""
 _LIKE_PATTERN = (
     f"""'%' || replace(replace(replace({_QUERY}, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%'"""
 )
-_NEWEST = "p.posted_at DESC, p.id DESC"  # DESC puts posts without a time last
+_LONG_QUERY = f"length({_QUERY}) >= {MIN_TRIGRAM_CHARS}"
+_SHORT_QUERY = f"length({_QUERY}) BETWEEN 1 AND {MIN_TRIGRAM_CHARS - 1}"
+_NEWEST = "posted_at DESC, id DESC"  # DESC puts posts without a time last
+_NEWEST_POSTS = "p.posted_at DESC, p.id DESC"
 
 
 def _sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def build_search_sql(order: Order = "rank", *, by_site: bool = False) -> str:
+def _snippet() -> str:
+    """The hit in its context, marked « »; `hit` is where the query starts (0: not found by
+    instr, when the index folded a non-ASCII case that lower() does not)."""
+    open_mark, close_mark, ellipsis = map(_sql_literal, (SNIPPET_OPEN, SNIPPET_CLOSE, SNIPPET_ELLIPSIS))
+    window = SNIPPET_WINDOW_CHARS
+    return f"""CASE WHEN hit = 0 THEN substr(content_text, 1, {2 * window})
+        || CASE WHEN length(content_text) > {2 * window} THEN {ellipsis} ELSE '' END
+    ELSE CASE WHEN hit > {window} + 1 THEN {ellipsis} ELSE '' END
+        || substr(content_text, max(1, hit - {window}), hit - max(1, hit - {window}))
+        || {open_mark} || substr(content_text, hit, length({_QUERY})) || {close_mark}
+        || substr(content_text, hit + length({_QUERY}), {window})
+        || CASE WHEN hit + length({_QUERY}) + {window} <= length(content_text)
+                THEN {ellipsis} ELSE '' END
+    END"""
+
+
+def build_search_sql(order: Order = "rank", *, by_site: bool = False, rank_window: int = RANK_WINDOW) -> str:
     """The search statement: parameters :q, :limit, :offset (and :site_id when by_site).
 
-    order 'rank': queries of 3+ characters by bm25 relevance; 'newest': by posted_at,
-    newest first. Queries of 1-2 characters have no relevance score and always come
-    newest first (the posted_at index then ends the scan after `limit` hits).
+    order 'rank': queries of 3+ characters by bm25 relevance within the newest `rank_window`
+    matches (see the module's docstring); 'newest': by posted_at, newest first. Queries of
+    1-2 characters have no relevance score and always come newest first (the posted_at
+    index then ends the scan after `limit` hits).
     Columns: post_id, thread_id, title, author, floor, posted_at, snippet.
     """
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
-    site_filter = "AND p.site_id = :site_id" if by_site else ""
-    open_mark, close_mark, ellipsis = map(
-        _sql_literal, (SNIPPET_OPEN, SNIPPET_CLOSE, SNIPPET_ELLIPSIS)
-    )
-    window = LIKE_WINDOW_CHARS
+    if rank_window < 1:
+        raise ValueError(f"rank_window must be positive, got {rank_window!r}")
+    site = "AND p.site_id = :site_id" if by_site else ""
+    fts_posts = "posts_fts JOIN posts AS p ON p.id = posts_fts.rowid" if by_site else "posts_fts"
+    wanted = f"{_OFFSET_N} + {_LIMIT_N}"  # no arm needs more rows than the page's end
+    # Each arm is guarded by a constant test of the query's length, which SQLite evaluates
+    # once before the loop: an arm that does not apply costs nothing. Every arm yields
+    # (part, id, score, posted_at): the page is sorted by part, then score, then time.
+    # MATERIALIZED keeps the tail a range scan of the rowids above the watermark.
+    ctes = [
+        f"""unindexed AS MATERIALIZED (
+    SELECT p.id, p.posted_at FROM posts AS p
+    WHERE {_LONG_QUERY} AND p.id > {INDEXED_THROUGH}
+        AND p.content_text LIKE {_LIKE_PATTERN} ESCAPE '\\' {site})"""
+    ]
     if order == "rank":
-        # FTS5 hands rows over in rank order, so only the rows kept get a snippet.
-        fts_rows = f"posts_fts MATCH {_FTS_PHRASE} {site_filter} ORDER BY posts_fts.rank {_LIMIT}"
+        ctes.append(f"""ranked AS MATERIALIZED (
+    SELECT posts_fts.rowid AS id, posts_fts.rank AS score FROM {fts_posts}
+    WHERE {_LONG_QUERY} AND posts_fts MATCH {_FTS_PHRASE} {site}
+    ORDER BY posts_fts.rowid DESC LIMIT {rank_window:d})""")
+        long_arms = f"""SELECT * FROM (SELECT 0, id, NULL, NULL FROM unindexed ORDER BY id DESC LIMIT {wanted})
+    UNION ALL
+    SELECT 1, id, score, NULL FROM ranked
+    UNION ALL
+    SELECT * FROM (
+        SELECT 2, posts_fts.rowid, NULL, NULL FROM {fts_posts}
+        WHERE {_LONG_QUERY} AND (SELECT count(*) FROM ranked) = {rank_window:d}
+            AND posts_fts MATCH {_FTS_PHRASE} {site}
+            AND posts_fts.rowid < (SELECT min(id) FROM ranked)
+        ORDER BY posts_fts.rowid DESC LIMIT {wanted})"""
     else:
-        # Sorting by time would compute a snippet for every match before the LIMIT:
-        # pick the page's ids first, then make snippets for those alone.
-        fts_rows = f"""posts_fts MATCH {_FTS_PHRASE}
-        AND posts_fts.rowid IN (
-            SELECT p.id FROM posts_fts JOIN posts AS p ON p.id = posts_fts.rowid
-            WHERE posts_fts MATCH {_FTS_PHRASE} {site_filter}
-            ORDER BY {_NEWEST}
-            {_LIMIT})
-    ORDER BY {_NEWEST}"""
-    # Each branch is guarded by a constant test of the query's length, which SQLite
-    # evaluates once before the loop: the branch that does not apply costs nothing.
-    return f"""SELECT * FROM (
-    SELECT p.id AS post_id, p.thread_id, t.title, p.author, p.floor, p.posted_at,
-        snippet(posts_fts, 0, {open_mark}, {close_mark}, {ellipsis}, {SNIPPET_TOKENS}) AS snippet
-    FROM posts_fts
-    JOIN posts AS p ON p.id = posts_fts.rowid
-    JOIN threads AS t ON t.id = p.thread_id
-    WHERE length({_QUERY}) >= {MIN_TRIGRAM_CHARS}
-        AND {fts_rows}
-)
-UNION ALL
-SELECT post_id, thread_id, title, author, floor, posted_at,
-    CASE WHEN hit > {window} + 1 THEN {ellipsis} ELSE '' END
-    || substr(content_text, max(1, hit - {window}), hit - max(1, hit - {window}))
-    || {open_mark} || substr(content_text, hit, length({_QUERY})) || {close_mark}
-    || substr(content_text, hit + length({_QUERY}), {window})
-    || CASE WHEN hit + length({_QUERY}) + {window} <= length(content_text)
-            THEN {ellipsis} ELSE '' END AS snippet
+        long_arms = f"""SELECT * FROM (SELECT 0, id, NULL, posted_at FROM unindexed ORDER BY {_NEWEST} LIMIT {wanted})
+    UNION ALL
+    SELECT * FROM (
+        SELECT 0, p.id, NULL, p.posted_at FROM posts_fts JOIN posts AS p ON p.id = posts_fts.rowid
+        WHERE {_LONG_QUERY} AND posts_fts MATCH {_FTS_PHRASE} {site}
+        ORDER BY {_NEWEST_POSTS} LIMIT {wanted})"""
+    ctes.append(f"""hits (part, id, score, posted_at) AS (
+    {long_arms}
+    UNION ALL
+    SELECT * FROM (
+        SELECT 0, p.id, NULL, p.posted_at FROM posts AS p
+        WHERE {_SHORT_QUERY} AND p.content_text LIKE {_LIKE_PATTERN} ESCAPE '\\' {site}
+        ORDER BY {_NEWEST_POSTS} LIMIT {wanted}))""")
+    ctes.append(f"""page AS (
+    SELECT * FROM hits ORDER BY part, score, {_NEWEST} LIMIT {_LIMIT_N} OFFSET {_OFFSET_N})""")
+    return f"""WITH {", ".join(ctes)}
+SELECT post_id, thread_id, title, author, floor, posted_at, {_snippet()} AS snippet
 FROM (
-    SELECT p.id AS post_id, p.thread_id, t.title, p.author, p.floor, p.posted_at,
-        p.content_text,
-        -- lower() folds ASCII only, exactly as LIKE does, so the hit is always found
+    SELECT p.id AS post_id, p.thread_id, t.title, p.author, p.floor, p.posted_at, p.content_text,
+        page.part, page.score, page.posted_at AS sort_time,
+        -- lower() folds ASCII only, exactly as LIKE does
         instr(lower(p.content_text), lower({_QUERY})) AS hit
-    FROM posts AS p
+    FROM page
+    JOIN posts AS p ON p.id = page.id
     JOIN threads AS t ON t.id = p.thread_id
-    WHERE length({_QUERY}) BETWEEN 1 AND {MIN_TRIGRAM_CHARS - 1}
-        AND p.content_text LIKE {_LIKE_PATTERN} ESCAPE '\\'
-        {site_filter}
-    ORDER BY {_NEWEST}
-    {_LIMIT}
-)"""
+)
+ORDER BY part, score, sort_time DESC, post_id DESC"""
 
 
 SEARCH_SQL = build_search_sql("rank")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import zlib
+from pathlib import Path
 
 import pytest
+import yaml
 
 from scraper.engines.base import BoardPage, BoardRow, PostStatus
 from storage.archive import Archive, normalise_time
@@ -26,6 +28,7 @@ from tests.test_storage_support import (  # noqa: F401  (fixtures)
     tally,
 )
 
+REPO = Path(__file__).resolve().parent.parent
 OPENING = "办公室是一个单位的综合办事机构,处在承上启下、联系左右、沟通内外的枢纽地位。"
 REPLY = "一是参谋意识。办公室是一级领导决策的参谋部,办公室的同志都是“参谋长”。"
 REPLY_EDITED = "一是参谋意识。办公室是一级领导决策的参谋部。"
@@ -45,14 +48,7 @@ def post_row(archive, pid):
 
 
 def versions(archive, pid):
-    return [
-        row["content_text"]
-        for row in archive.db.query(
-            "SELECT v.content_text FROM post_versions v JOIN posts p ON p.id = v.post_id "
-            "WHERE p.pid = ? ORDER BY v.id",
-            [pid],
-        )
-    ]
+    return [row["content_text"] for row in archive.post_versions(post_row(archive, pid)["id"])]
 
 
 # --- sites ------------------------------------------------------------------------------
@@ -198,6 +194,39 @@ def test_a_to_b_to_a_keeps_two_versions_and_shows_a(archive, site_id):
     row = post_row(archive, 1002)
     assert row["content_text"] == REPLY and row["content_hash"] == content_hash(REPLY)
     assert row["version_count"] == 2
+
+
+def stored_versions(archive, pid):
+    """post_versions rows as stored: (content_hash, content_text, content_html)."""
+    return archive.db.execute(
+        "SELECT v.content_hash, v.content_text, v.content_html FROM post_versions v "
+        "JOIN posts p ON p.id = v.post_id WHERE p.pid = ? ORDER BY v.id", [pid]).fetchall()
+
+
+def test_each_version_text_is_stored_once_and_history_shows_every_text_exactly(archive, site_id):
+    save(archive, site_id, two_post_page(REPLY), T0)
+    assert stored_versions(archive, 1002) == [(content_hash(REPLY), None, None)]  # posts holds it
+    save(archive, site_id, two_post_page(REPLY_EDITED), T1)
+    # The superseded version got its text in the same transaction as the edit.
+    assert stored_versions(archive, 1002) == [
+        (content_hash(REPLY), REPLY, f"<p>{REPLY}</p>"), (content_hash(REPLY_EDITED), None, None)]
+    history = archive.post_versions(post_row(archive, 1002)["id"])
+    assert [(v["content_text"], v["content_html"], v["seen_at"], v["is_current"]) for v in history] == [
+        (REPLY, f"<p>{REPLY}</p>", T0, 0), (REPLY_EDITED, f"<p>{REPLY_EDITED}</p>", T1, 1)]
+    # Back to the first text: its row hands the text back to posts, the second keeps its own.
+    save(archive, site_id, two_post_page(REPLY), T2)
+    assert stored_versions(archive, 1002) == [
+        (content_hash(REPLY), None, None), (content_hash(REPLY_EDITED), REPLY_EDITED, f"<p>{REPLY_EDITED}</p>")]
+    assert versions(archive, 1002) == [REPLY, REPLY_EDITED]
+
+
+def test_the_post_history_query_shows_every_text(archive, site_id):
+    config = yaml.safe_load((REPO / "datasette.yaml").read_text(encoding="utf-8"))
+    post_history = config["databases"]["archive"]["queries"]["post_history"]["sql"]
+    save(archive, site_id, two_post_page(REPLY), T0)
+    save(archive, site_id, two_post_page(REPLY_EDITED), T1)
+    rows = archive.db.execute(post_history, {"post_id": post_row(archive, 1002)["id"]}).fetchall()
+    assert [(row[5], row[7]) for row in rows] == [(T0, REPLY), (T1, REPLY_EDITED)]
 
 
 def test_a_deleted_rendering_keeps_the_archived_content(archive, site_id):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+import sqlite_utils
 
 from storage.archive import Archive, ReadOnlyArchiveError
 from storage.db import open_db
@@ -188,3 +189,42 @@ def test_readonly_needs_an_existing_file(db_path):
 def test_a_missing_directory_is_reported(tmp_path):
     with pytest.raises(FileNotFoundError, match="no directory"):
         open_db(tmp_path / "nowhere" / "archive.db")
+
+
+def test_migration_3_upgrades_a_version_2_archive_in_place(db_path):
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    v2 = sqlite_utils.Database(conn)
+    assert ensure_schema(v2, MIGRATIONS[:2]) == 2
+    conn.executescript("""
+        INSERT INTO sites (id, name, engine, created_at) VALUES (1, 's', 'discuz', 'x');
+        INSERT INTO threads (id, site_id, thread_key, first_seen_at, last_seen_at) VALUES (1, 1, '88', 'x', 'x');
+        INSERT INTO posts (id, site_id, thread_id, post_key, content_text, content_html, content_hash,
+            version_count, first_seen_at, last_seen_at)
+        VALUES (1, 1, 1, '1', '不想扛红旗的工作人员', '<p>不想扛红旗的工作人员</p>', 'h-new', 2, 'x', 'x'),
+               (2, 1, 1, '2', '办公室的同志都是参谋长', '<p>办公室的同志都是参谋长</p>', 'h-office', 1, 'x', 'x');
+        -- version 2 stored every version's text, the current one twice
+        INSERT INTO post_versions (id, post_id, content_hash, content_text, content_html, seen_at) VALUES
+            (1, 1, 'h-old', '巴顿将军有句名言', '<p>巴顿将军有句名言</p>', 't0'),
+            (2, 2, 'h-office', '办公室的同志都是参谋长', '<p>办公室的同志都是参谋长</p>', 't0'),
+            (3, 1, 'h-new', '不想扛红旗的工作人员', '<p>不想扛红旗的工作人员</p>', 't1');
+    """)
+    conn.close()
+
+    with Archive(db_path, index_batch_posts=None) as archive:
+        assert current_version_of(archive.db) == SCHEMA_VERSION == 3
+        copies = archive.db.execute(
+            "SELECT id, content_text, content_html FROM post_versions ORDER BY id").fetchall()
+        assert copies == [(1, "巴顿将军有句名言", "<p>巴顿将军有句名言</p>"), (2, None, None), (3, None, None)]
+        history = [(v["content_text"], v["is_current"]) for v in archive.post_versions(1)]
+        assert history == [("巴顿将军有句名言", 0), ("不想扛红旗的工作人员", 1)]
+        # The posts version 2 indexed stay indexed: the watermark starts above them.
+        assert archive.indexed_through() == 2 and archive.pending_index_count() == 0
+        hits = archive.db.execute("SELECT rowid FROM posts_fts WHERE posts_fts MATCH '\"参谋长\"'").fetchall()
+        assert hits == [(2,)]
+        archive.db.execute("INSERT INTO posts_fts (posts_fts, rank) VALUES ('integrity-check', 1)")
+        assert archive.db.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert archive.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def current_version_of(db):
+    return db.execute("SELECT max(version) FROM schema_version").fetchone()[0]
