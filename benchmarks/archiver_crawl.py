@@ -1,5 +1,6 @@
-"""The archiver as a benchmark contestant: one Crawler per forum host, all in one event loop
-sharing one Archive, everything on (robots.txt, raw bodies, fetch log, versions, FTS).
+"""The archiver as a benchmark contestant: scraper.crawl.crawl_sites over every forum host (one
+Crawler per host, all in one event loop sharing one Archive), everything on (robots.txt, raw
+bodies, fetch log, versions, FTS).
 
     .venv/bin/python -m benchmarks.archiver_crawl --db archive.db --seeds http://127.0.0.2:PORT/forum-1-1.html ...
 """
@@ -12,7 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from benchmarks.contest import contestant_main
-from scraper.crawl import CrawlOptions, CrawlReport, Crawler
+from scraper.crawl import CrawlOptions, CrawlReport, Crawler, crawl_sites
 from scraper.politeness import HostPacer
 from scraper.sites import Site, site_from_dict
 from storage.archive import Archive
@@ -35,16 +36,17 @@ def crawl_options(seeds: list[str], **overrides) -> CrawlOptions:
 async def crawl_forums(archive: Archive, seeds: list[str], options: CrawlOptions, *,
                        pacer_for: Callable[[], HostPacer] | None = None) -> list[CrawlReport]:
     """Crawl every forum from its board URL, concurrently (one Crawler per host, as
-    scraper.crawl.crawl_sites does); `pacer_for` builds each Crawler's pacer when the
-    default one will not do."""
+    scraper.crawl.crawl_sites does, which takes no pacer); `pacer_for` builds each
+    Crawler's pacer."""
     crawlers = [Crawler(archive, forum_site(url, i), options=options,
                         pacer=pacer_for() if pacer_for else None) for i, url in enumerate(seeds)]
     return list(await asyncio.gather(*(crawler.run([url]) for crawler, url in zip(crawlers, seeds))))
 
 
 def crawl(db: Path, seeds: list[str]) -> dict:
+    targets = [(forum_site(url, i), [url]) for i, url in enumerate(seeds)]
     with Archive(db) as archive:
-        reports = asyncio.run(crawl_forums(archive, seeds, crawl_options(seeds)))
+        reports = asyncio.run(crawl_sites(archive, targets, crawl_options(seeds)))
     failures = sum(sum(report.failures.values()) for report in reports)
     return {"pages": sum(report.pages_saved for report in reports),
             "requests": sum(report.requests for report in reports), "failures": failures}

@@ -9,6 +9,7 @@ the contestant's process, from os.wait4; also the crawl alone, measured inside i
 (ru_maxrss), and the posts each stored, checked against the forum's own count.
 
     .venv/bin/python -m benchmarks.bench_e2e [--hosts 20] [--threads 34] [--only archiver,scrapy,floor]
+                                             [--profile archiver-profile.txt]
 """
 
 from __future__ import annotations
@@ -40,11 +41,11 @@ def stored_posts(db: Path) -> int:
         conn.close()
 
 
-def run_one(name: str, forums: ForumHosts, workdir: Path) -> dict:
+def run_one(name: str, forums: ForumHosts, workdir: Path, profile_to: Path | None = None) -> dict:
     """Run one contestant against the forums; its figures, checked against the server's log."""
     forums.served()  # start the log afresh
     db = workdir / f"{name}.db"
-    run: ChildRun = run_contestant(CONTESTANTS[name], db, forums.board_urls())
+    run: ChildRun = run_contestant(CONTESTANTS[name], db, forums.board_urls(), profile_to=profile_to)
     served = forums.served()
     pages = sum(is_page(record) for record in served)
     return {
@@ -88,6 +89,9 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=20, help="forum hosts (127.0.0.2 onward)")
     parser.add_argument("--threads", type=int, default=34, help="threads per forum (1-5 pages each)")
     parser.add_argument("--only", default=",".join(CONTESTANTS), help="contestants, comma-separated, in order")
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="run the archiver under pyinstrument and write its text report to FILE "
+                             "(its figures then carry the profiler's overhead)")
     args = parser.parse_args()
     names = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = [name for name in names if name not in CONTESTANTS]
@@ -104,7 +108,8 @@ def main() -> None:
               f"thread pages, {expected_posts} posts; pages of ~40 KB, 10 posts each, jammer on")
         rows = []
         for name in names:
-            row = run_one(name, forums, Path(workdir))
+            profile_to = args.profile if name == "archiver" else None
+            row = run_one(name, forums, Path(workdir), profile_to=profile_to)
             rows.append(row)
             print(f"  {name}: {row['pages']} pages in {row['wall_s']:.1f} s, {row['posts']} posts", flush=True)
         print()

@@ -75,12 +75,16 @@ class ChildRun:
     peak_rss_mb: float  # ru_maxrss of the process
 
 
-def run_contestant(module: str, db: Path, seeds: list[str], *, timeout_s: float = 1800.0) -> ChildRun:
-    """Run `python -m module --db db --seeds ...` in a fresh process and reap its usage."""
+def run_contestant(module: str, db: Path, seeds: list[str], *, timeout_s: float = 1800.0,
+                   profile_to: Path | None = None) -> ChildRun:
+    """Run `python -m module --db db --seeds ...` in a fresh process and reap its usage;
+    `profile_to`: run it under pyinstrument (CPU time, text report in that file)."""
     out_path, err_path = db.with_suffix(".out"), db.with_suffix(".err")
+    profiler = ["-m", "pyinstrument", "-r", "text", "-p", "time=percent_of_total", "-o", str(profile_to)] \
+        if profile_to else []
     started = time.perf_counter()
     with open(out_path, "w") as out, open(err_path, "w") as err:
-        child = subprocess.Popen([sys.executable, "-m", module, "--db", str(db), "--seeds", *seeds],
+        child = subprocess.Popen([sys.executable, *profiler, "-m", module, "--db", str(db), "--seeds", *seeds],
                                  stdout=out, stderr=err, cwd=Path(__file__).resolve().parent.parent)
     # os.wait4 (not Popen.wait) reaps the child and hands back its own rusage.
     while True:

@@ -41,7 +41,9 @@ class Served(NamedTuple):
     status: int
     nbytes: int  # body bytes sent
     started: float  # time.monotonic() when the request line and headers were read
-    finished: float  # time.monotonic() when the response was written
+    sending: float  # time.monotonic() just before the response was written: the client's end of
+    # this request comes after it, whatever the delays of the log
+    finished: float  # time.monotonic() once the response was written (may lag the client's end)
 
 
 def thread_page_paths(forum: DemoForum) -> list[str]:
@@ -85,15 +87,16 @@ class LoggingHandler(DemoHandler):
 
     def do_GET(self) -> None:
         started = time.monotonic()
-        self._sent = (0, 0)
+        self._sent = (0, 0, started)
         super().do_GET()
-        status, nbytes = self._sent
+        status, nbytes, sending = self._sent
         self.server.served.append(Served(self.headers.get("Host", "").split(":")[0], self.path, status, nbytes,
-                                         started, time.monotonic()))
+                                         started, sending, time.monotonic()))
 
     def _send(self, response: Response, *, send_body: bool) -> None:
+        sending = time.monotonic()
         super()._send(response, send_body=send_body)
-        self._sent = (response.status, len(response.body) if send_body and response.status != 304 else 0)
+        self._sent = (response.status, len(response.body) if send_body and response.status != 304 else 0, sending)
 
 
 class LoggingServer(DemoHTTPServer):
