@@ -10,19 +10,27 @@ figures are reported, each against the same raw run:
   index        Archive.index_pending() catching up on everything the write path left
   write+index  the archive as shipped: saves index every INDEX_BATCH_POSTS, close() the rest
 
+With --search-rounds N it also times search on the write+index archive (storage's
+search_posts, rank order) against the statement it replaced, which ranked every match
+(ORDER BY rank over the whole match set), and again with a full batch of posts waiting
+above the watermark (the tail search scans).
+
     .venv/bin/python -m benchmarks.bench_writes [--pages 2000] [--index-batch N] [--profile]
+        [--search-rounds N] [--skip-trigger-line]
 """
 
 from __future__ import annotations
 
 import argparse
 import sqlite3
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from benchmarks.corpus import SITE_URL, command, machine, page_variant, parsed_pages
 from storage.archive import INDEX_BATCH_POSTS, Archive, _post_values
+from storage.search import search_posts
 
 TARGET_RATIO = 0.40  # archive posts/s over raw posts/s, at least, for each archive line
 TEMPLATES = 20  # distinct parsed pages the synthetic pages are varied from
@@ -48,6 +56,12 @@ RAW_FTS = (
         INSERT INTO posts_plain_fts (rowid, content_text) VALUES (new.id, new.content_text); END""",
 )
 NOW = "2026-01-15T04:00:00+00:00"
+# Phrases of the demo forum's prose that recur across the corpus (as in bench_scale).
+SEARCH_QUERIES = ("群众满意", "党员意识", "办公室", "实事求是")
+# Version 2's search: FTS5 scores every match of the phrase before taking the first 20.
+UNBOUNDED_RANK_SQL = """SELECT p.id, snippet(posts_fts, 0, '«', '»', '…', 24)
+FROM posts_fts JOIN posts AS p ON p.id = posts_fts.rowid
+WHERE posts_fts MATCH '"' || :q || '"' ORDER BY posts_fts.rank LIMIT 20"""
 
 
 def page_url(tid: int) -> tuple[str, str]:
@@ -121,6 +135,40 @@ def catch_up_index(path: Path) -> tuple[float, int]:
     return elapsed, indexed
 
 
+def search_latencies(path: Path, rounds: int) -> dict[str, tuple[float, float]]:
+    """p50 and p95 milliseconds of each search statement over SEARCH_QUERIES x rounds."""
+    conn = sqlite3.connect(path)
+    samples: dict[str, list[float]] = {"bounded": [], "unbounded": []}
+    for _ in range(rounds):
+        for q in SEARCH_QUERIES:
+            start = time.perf_counter()
+            hits = search_posts(conn, q)
+            samples["bounded"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            old = conn.execute(UNBOUNDED_RANK_SQL, {"q": q}).fetchall()
+            samples["unbounded"].append(time.perf_counter() - start)
+            if len(hits) != len(old):
+                raise SystemExit(f"{q}: {len(hits)} hits against {len(old)} from the unbounded statement")
+    conn.close()
+    return {name: _p50_p95(values) for name, values in samples.items()}
+
+
+def add_pending_tail(path: Path, templates: list, first_tid: int, posts: int) -> None:
+    """Save `posts` more posts without indexing them, as a crawl between batches leaves them."""
+    archive = Archive(path, index_batch_posts=None)
+    site_id = archive.upsert_site("bench", engine="discuz", base_url=SITE_URL)
+    for n in range(first_tid, first_tid + posts // 10):
+        page = page_variant(templates[n % TEMPLATES], n)
+        url, url_key = page_url(page.tid)
+        archive.save_thread_page(site_id, page, url=url, url_key=url_key)
+    archive.db.close()  # leave them pending
+
+
+def _p50_p95(seconds: list[float]) -> tuple[float, float]:
+    ordered = sorted(seconds)
+    return statistics.median(ordered) * 1000, ordered[max(0, round(0.95 * len(ordered)) - 1)] * 1000
+
+
 def _verdict(ratio: float) -> str:
     return f"{ratio:6.1%} of raw  (target >= {TARGET_RATIO:.0%}: {'met' if ratio >= TARGET_RATIO else 'MISSED'})"
 
@@ -133,6 +181,10 @@ def main() -> None:
                         help="FTS5 detail option of the raw+FTS line (the archive uses full)")
     parser.add_argument("--index-batch", type=int, default=INDEX_BATCH_POSTS,
                         help="posts pending before a save indexes them, for the write+index line")
+    parser.add_argument("--search-rounds", type=int, default=0,
+                        help="also time search (3+ characters) this many rounds per query")
+    parser.add_argument("--skip-trigger-line", action="store_true",
+                        help="leave out the raw + FTS trigger line (slow at large --pages)")
     parser.add_argument("--profile", action="store_true",
                         help="also profile the write path and the catch-up indexing (pyinstrument)")
     args = parser.parse_args()
@@ -145,7 +197,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         raw_s = write_raw(tmp_path / "raw.db", rows_by_page)
-        raw_fts_s = write_raw(tmp_path / "raw_fts.db", rows_by_page, with_fts=True, fts_detail=args.fts_detail)
+        raw_fts_s = None if args.skip_trigger_line else write_raw(
+            tmp_path / "raw_fts.db", rows_by_page, with_fts=True, fts_detail=args.fts_detail)
         write_s, _ = write_archive(tmp_path / "deferred.db", pages, index_batch_posts=None)
         # Reopened without indexing: the file holds every post, none indexed yet.
         index_s, indexed = catch_up_index(tmp_path / "deferred.db")
@@ -161,6 +214,11 @@ def main() -> None:
                 raise SystemExit(f"{name} holds {stored} posts ({unindexed} unindexed); {posts} were written")
         if indexed != posts:
             raise SystemExit(f"the catch-up indexed {indexed} posts, {posts} were written")
+        searches = tail_searches = None
+        if args.search_rounds:
+            searches = search_latencies(tmp_path / "combined.db", args.search_rounds)
+            add_pending_tail(tmp_path / "combined.db", templates, args.pages + 1, args.index_batch - 10)
+            tail_searches = search_latencies(tmp_path / "combined.db", args.search_rounds)
         profile = None
         if args.profile:
             from pyinstrument import Profiler
@@ -180,8 +238,9 @@ def main() -> None:
           f"{sum(len(p.content_text) for pg in pages for p in pg.posts) // posts} chars, "
           "one transaction per page")
     print(f"  raw sqlite3 executemany          {raw_rate:10.0f} posts/s  ({raw_s:.2f} s)")
-    print(f"  raw + FTS5 trigram trigger       {posts / raw_fts_s:10.0f} posts/s  ({raw_fts_s:.2f} s)  "
-          f"detail={args.fts_detail} (not a target: what a per-insert index costs)")
+    if raw_fts_s is not None:
+        print(f"  raw + FTS5 trigram trigger       {posts / raw_fts_s:10.0f} posts/s  ({raw_fts_s:.2f} s)  "
+              f"detail={args.fts_detail} (not a target: what a per-insert index costs)")
     print(f"  archive write path (no indexing) {posts / write_s:10.0f} posts/s  ({write_s:.2f} s)  "
           f"{_verdict(raw_s / write_s)}")
     print(f"  archive index catch-up (1 batch) {posts / index_s:10.0f} posts/s  ({index_s:.2f} s)  "
@@ -189,6 +248,13 @@ def main() -> None:
     print(f"  archive write + index, batches of {args.index_batch} posts "
           f"{posts / combined_s:10.0f} posts/s  ({combined_write_s:.2f} s saving + {combined_close_s:.2f} s "
           f"indexing at close)  {_verdict(raw_s / combined_s)}")
+    if searches and tail_searches:
+        print(f"search, 3+ characters, {len(SEARCH_QUERIES)} queries x {args.search_rounds} rounds, "
+              f"p50 / p95 ms, at {posts} posts:")
+        print("  all posts indexed:  search_posts (bounded rank) {:.1f} / {:.1f}   "
+              "unbounded ORDER BY rank {:.1f} / {:.1f}".format(*searches["bounded"], *searches["unbounded"]))
+        print(f"  {args.index_batch - 10} posts pending: search_posts (bounded rank) "
+              "{:.1f} / {:.1f}".format(*tail_searches["bounded"]))
     if profile:
         print(profile)
 

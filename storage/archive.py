@@ -44,7 +44,7 @@ BODY_COMPRESSION_LEVEL = 6  # zlib's default; level 9 gained nothing on the Disc
 # New posts wait for the search index until this many are pending, then go in as one batch:
 # FTS5 indexes a batch several times faster per post than one page at a time, and search
 # finds the posts waiting meanwhile by scanning them (storage.search).
-INDEX_BATCH_POSTS = 2_000
+INDEX_BATCH_POSTS = 1_000
 _UTC_OFFSET = re.compile(r"^[+-](?:0\d|1[0-4]):[0-5]\d$")
 
 T = TypeVar("T")
@@ -90,6 +90,9 @@ def _stamp(now: str | None) -> str:
 
 
 def _json(value: Any) -> str:
+    # Most posts have no quotes, attachments or noise: skip the encoder for those.
+    if isinstance(value, (list, dict)) and not value:
+        return "[]" if isinstance(value, list) else "{}"
     # ensure_ascii=False keeps Chinese readable when the JSON is browsed in Datasette.
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
@@ -489,8 +492,17 @@ class Archive:
         posts = _distinct_posts(key_of_thread, page.posts)
         values = {key: _post_values(post) for key, post in posts.items()}
         thread_id = self._upsert_thread_from_page(site_id, key_of_thread, page, url, stamp)
+        # One lookup for the whole page rather than one per post.
+        stored = {
+            row["post_key"]: row
+            for row in self._all(
+                """SELECT post_key, id, content_hash, status FROM posts
+                WHERE site_id = ? AND post_key IN (SELECT value FROM json_each(?))""",
+                [site_id, _names(values, "post keys")],
+            )
+        }
         verdicts = Counter(
-            self._save_post(site_id, thread_id, page.page, key, post_values, stamp)
+            self._save_post(site_id, thread_id, page.page, key, post_values, stamp, stored.get(key))
             for key, post_values in values.items()
         )
         page_changed = self._upsert_page(
@@ -577,13 +589,11 @@ class Archive:
         return row["id"]
 
     def _save_post(
-        self, site_id: int, thread_id: int, page_no: int, key: str, values: dict, now: str
+        self, site_id: int, thread_id: int, page_no: int, key: str, values: dict, now: str,
+        stored: dict | None,
     ) -> str:
-        """Insert, touch or version one post; returns 'new', 'same' or 'changed'."""
-        stored = self._one(
-            "SELECT id, content_hash, status FROM posts WHERE site_id = ? AND post_key = ?",
-            [site_id, key],
-        )
+        """Insert, touch or version one post (`stored`: its posts row, None when new);
+        returns 'new', 'same' or 'changed'."""
         verdict = classify(stored and stored["content_hash"], values["content_hash"])
         if verdict == "new":
             post_id = self._insert(

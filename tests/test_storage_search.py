@@ -28,8 +28,10 @@ HOSTILE = ["NEAR(", '"', "*", "'; DROP TABLE posts;--", "办公室\" OR \"的", 
            "NEAR(a b)", '""', "content_text:办公", "\\", "%", "_", "％"]
 
 
-@pytest.fixture
-def corpus(archive, site_id):
+@pytest.fixture(params=["pending", "indexed"])
+def corpus(request, archive, site_id):
+    """The two seed threads, either still waiting above the index's watermark (found by the
+    tail scan) or indexed: every search test runs against both."""
     def page(tid, title, rows):
         posts = [make_post(pid, n + 1, text, posted_at=at) for n, (pid, text, at) in enumerate(rows)]
         return make_page(tid, posts, title=title)
@@ -38,6 +40,9 @@ def corpus(archive, site_id):
                              url="t88", url_key="t88", now=T0)
     archive.save_thread_page(site_id, page(89, "Notes on Discuz jammer text", THREAD_89),
                              url="t89", url_key="t89", now=T0)
+    if request.param == "indexed":
+        assert archive.index_pending() == len(THREAD_88 + THREAD_89)
+    assert archive.pending_index_count() == (0 if request.param == "indexed" else 6)
     return archive
 
 
@@ -173,7 +178,10 @@ def test_fts_follows_edits(corpus, site_id):
     # The old text stays in post_versions; the FTS index holds exactly the current text.
     old_versions = "SELECT count(*) FROM post_versions WHERE content_text LIKE '%巴顿%'"
     assert corpus.db.execute(old_versions).fetchone()[0] == 1
-    corpus.db.execute("INSERT INTO posts_fts (posts_fts) VALUES ('integrity-check')")
+    # rank=1 compares the index with posts row by row, so the pending rows go in first.
+    corpus.index_pending()
+    corpus.db.execute("INSERT INTO posts_fts (posts_fts, rank) VALUES ('integrity-check', 1)")
+    assert pids(corpus, search_posts(corpus.db, "扛红旗")) == [1004] and not search_posts(corpus.db, "巴顿将军")
     titles = corpus.db.execute(
         "SELECT rowid FROM threads_fts WHERE threads_fts MATCH ?", ['"的十种意识"']
     ).fetchall()
