@@ -58,6 +58,7 @@ LEASE_S = 300  # a leased frontier row returns to pending after this
 # --- the daemon -----------------------------------------------------------------------
 REVISIT_MIN_S = 3600  # an active thread is looked at again after this
 REVISIT_MAX_S = 30 * 24 * 3600  # a quiet thread's interval doubles per quiet visit, up to this
+GUIDE_MAX_PAGES = 5  # discovery reads the new-threads guide no deeper than this (50 threads a page on Discuz)
 REVISIT_BATCH_THREADS = 200  # due threads one refresh job takes at most
 VERIFY_BUDGET_REQUESTS = 20  # requests per site per run spent re-reading the oldest-verified pages
 SCHEDULE_EVERY_S = 3600  # how often a site's job runs

@@ -55,6 +55,7 @@ class CrawlOptions:
     max_requests: int | None = None  # request budget for the run
     follow_boards: bool = True  # enqueue the threads a board lists
     max_board_pages: int = 50
+    max_guide_pages: int = config.GUIDE_MAX_PAGES
     backoff_base_s: float = config.BACKOFF_BASE_S  # first retry after about this, doubling
     block_pause_s: float = config.BLOCK_PAUSE_S  # how long a block page holds the host
     deadline_s: float = config.FETCH_DEADLINE_S  # total time one fetch may take
@@ -286,7 +287,8 @@ class Crawler:
             self.pacer.pause(row["host"], self.options.block_pause_s)
             return
         parsers = {PageKind.THREAD: (self.engine.parse_thread, self._save_thread),
-                   PageKind.BOARD: (self.engine.parse_board, self._save_board)}
+                   PageKind.BOARD: (self.engine.parse_board, self._save_board),
+                   PageKind.GUIDE: (self.engine.parse_guide, self._save_guide)}
         if kind in parsers:
             parse, save = parsers[kind]
             try:
@@ -351,10 +353,10 @@ class Crawler:
             queued += self.enqueue(url, discovered_from=None, depth=1, priority=2)
         return queued
 
-    def _changed_threads(self, board) -> list[str]:
+    def _changed_threads(self, board, states: dict[str, dict]) -> list[str]:
         """URLs to fetch for a board's rows: new threads whole; threads whose replies or last post
-        time moved (or whose revisit is due) from their last known page; nothing for the rest."""
-        states = self.archive.thread_states(self.site_id, [str(r.tid) for r in board.rows])
+        time moved (or whose revisit is due) from their last known page; nothing for the rest.
+        `states` is what the archive knew of the rows' threads before this page."""
         urls = []
         for board_row in board.rows:
             known = states.get(str(board_row.tid))
@@ -387,24 +389,44 @@ class Crawler:
         self.enqueue(next_url, discovered_from=row["url"], depth=row["depth"] + 1, priority=5)
 
     def _save_board(self, row, result, board, decoded) -> None:
-        # Compared before the save: saving overwrites the counts the comparison needs.
+        more = board.page < min(board.page_count, self.options.max_board_pages)
+        self._save_listing(row, result, board, decoded, kind="board", states=self._listed_states(board),
+                           follow_pager=more)
+
+    def _save_guide(self, row, result, guide, decoded) -> None:
+        # The guide lists the newest threads first. While a page holds only threads never
+        # fetched, more may have been pushed onto the next page; a page showing one already
+        # archived has reached what earlier runs saw, so reading on would cost requests for nothing.
+        states = self._listed_states(guide)
+        all_new = all(not (states.get(str(r.tid)) or {}).get("page_count") for r in guide.rows)
+        more = all_new and guide.page < min(guide.page_count, self.options.max_guide_pages)
+        self._save_listing(row, result, guide, decoded, kind="guide", states=states, follow_pager=more)
+
+    def _listed_states(self, listing) -> dict[str, dict]:
+        # Read before the save: saving overwrites the counts the comparison needs.
+        return self.archive.thread_states(self.site_id, [str(r.tid) for r in listing.rows])
+
+    def _save_listing(self, row, result, listing, decoded, *, kind: str, states: dict[str, dict],
+                      follow_pager: bool) -> None:
+        """Save a board or guide page, queue the threads it shows (in an incremental run only
+        the new and changed ones) and, if `follow_pager`, its next page."""
         if self.options.incremental:
-            thread_urls = self._changed_threads(board)
+            thread_urls = self._changed_threads(listing, states)
         else:
-            thread_urls = [board_row.url for board_row in board.rows]
+            thread_urls = [listed.url for listed in listing.rows]
         with self.archive.transaction():
             sha = self.archive.store_body(result.body, now=self.now())
             self._record_fetch(result, body_sha256=sha)
             self.archive.save_board_page(
-                self.site_id, board, url=result.final_url, url_key=row["url_key"], body_sha256=sha,
+                self.site_id, listing, url=result.final_url, url_key=row["url_key"], body_sha256=sha,
                 encoding=decoded.encoding, replaced_chars=decoded.replaced, etag=result.headers.get("etag"),
-                last_modified=result.headers.get("last-modified"), now=self.now())
+                last_modified=result.headers.get("last-modified"), now=self.now(), kind=kind)
             self.archive.finish(row["id"], "done", now=self.now())
             if self.options.follow_boards:
                 for url in thread_urls:
                     self.enqueue(url, discovered_from=row["url"], depth=row["depth"] + 1, priority=1)
-            if board.page < min(board.page_count, self.options.max_board_pages):
-                self.enqueue(sibling_page_url(row["url"], self.engine, board.page + 1),
+            if follow_pager:
+                self.enqueue(sibling_page_url(row["url"], self.engine, listing.page + 1),
                              discovered_from=row["url"], depth=row["depth"] + 1, priority=3)
         self.report.pages_saved += 1
 

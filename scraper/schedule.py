@@ -135,8 +135,14 @@ def crawl_options(site: Site, options: RunOptions, job: str) -> CrawlOptions:
 
 
 def job_seeds(site: Site, job: str) -> list[str]:
-    """Where a job starts: discovery at the site's boards, a refresh at the archive's own due list."""
-    return board_urls(site) if job == "discover" else []
+    """Where a job starts: discovery at the site's boards (and its guide, which shows new threads
+    on boards the config does not list), a refresh at the archive's own due list."""
+    if job != "discover":
+        return []
+    from scraper.engines import get_engine
+
+    guide = [get_engine(site.engine).guide_url(site.base_url, 1)] if site.guide else []
+    return board_urls(site) + guide
 
 
 def discover_site(db_path: str, site_json: str, options_json: str) -> dict:

@@ -36,6 +36,7 @@ class Site:
     utc_offset: str = config.DEFAULT_UTC_OFFSET
     encoding: str = config.DEFAULT_ENCODING
     boards: tuple[int, ...] = ()
+    guide: bool = False  # discovery also reads the site-wide new-threads guide
     contact_url: str | None = None
     politeness: Politeness = field(default_factory=Politeness)
     noise: NoiseRules = field(default_factory=NoiseRules)
@@ -60,7 +61,7 @@ def _str_list(value: Any, key: str) -> tuple[str, ...]:
 
 def site_from_dict(data: dict[str, Any], *, source: str = "site config") -> Site:
     """Validate a parsed config mapping and build a Site."""
-    known = {"name", "engine", "base_url", "utc_offset", "encoding", "boards", "contact_url",
+    known = {"name", "engine", "base_url", "utc_offset", "encoding", "boards", "guide", "contact_url",
              "politeness", "noise", "schedule"}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -88,6 +89,8 @@ def site_from_dict(data: dict[str, Any], *, source: str = "site config") -> Site
     boards = data.get("boards", [])
     _expect(isinstance(boards, list) and all(isinstance(b, int) and b > 0 for b in boards), "boards",
             "a list of board ids (fid numbers)", boards)
+    guide = data.get("guide", False)
+    _expect(isinstance(guide, bool), "guide", "true or false (read the site's new-threads guide)", guide)
     contact = data.get("contact_url")
     _expect(contact is None or isinstance(contact, str), "contact_url", "a URL string", contact)
 
@@ -125,7 +128,7 @@ def site_from_dict(data: dict[str, Any], *, source: str = "site config") -> Site
             "schedule.verify_budget_requests", "an integer >= 0 (requests per refresh run)", verify_budget)
     return Site(
         name=name, engine=engine, base_url=base_url, utc_offset=utc_offset, encoding=encoding,
-        boards=tuple(boards), contact_url=contact,
+        boards=tuple(boards), guide=guide, contact_url=contact,
         politeness=Politeness(delay_s=float(delay_s), max_tries=max_tries),
         noise=rules, every_s=float(every_s), verify_budget_requests=verify_budget, raw=data,
     )

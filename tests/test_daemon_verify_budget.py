@@ -27,7 +27,7 @@ def with_budget(config_path, budget):
 
 @pytest.mark.parametrize(("site_budget", "flag", "expected"), [(3, (), 3), (3, ("--verify-budget", "5"), 5),
                                                                  (3, ("--verify-budget", "0"), 0)])
-def test_an_unchanged_forum_costs_its_boards_plus_exactly_the_verify_budget(demo_forum, tmp_path, site_budget,
+def test_an_unchanged_forum_costs_its_boards_and_guide_plus_exactly_the_verify_budget(demo_forum, tmp_path, site_budget,
                                                                              flag, expected):
     db = tmp_path / "a.db"
     config_path = with_budget(demo_config(tmp_path, demo_forum.base_url), site_budget)
@@ -37,10 +37,11 @@ def test_an_unchanged_forum_costs_its_boards_plus_exactly_the_verify_budget(demo
     run_once(db, config_path, *flag)
     paths = [r.path for r in demo_forum.requests[mark:]]
     boards = [p for p in paths if p.startswith("/forum-")]
+    guide = [p for p in paths if "mod=guide" in p]
     verified = [p for p in paths if p.startswith("/thread-")]
-    assert len(boards) == len(demo_forum.forum.boards)
+    assert len(boards) == len(demo_forum.forum.boards) and len(guide) == 1
     assert len(verified) == expected and len(set(verified)) == expected
-    assert len(paths) == len(boards) + expected, paths
+    assert len(paths) == len(boards) + len(guide) + expected, paths
 
 
 def test_the_default_budget_lives_in_config():

@@ -25,6 +25,7 @@ _AGO_PART = re.compile(r"(\d+)([dhms])")
 _AGO = re.compile(r"^(?:\d+[dhms])+$")
 _DISCUZ_TIME = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2}) (\d{1,2}):(\d{2})(?::(\d{2}))?$")
 _SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+GUIDE_THREADS_PER_PAGE = 50  # forum_guide.php's fixed $perpage
 # Discuz jammer(): 5-15 units of chr(32..59) + ' ' + chr(63..126) at each line break.
 JAMMER_UNITS = (5, 15)
 
@@ -302,6 +303,13 @@ class DemoForum:
         """A board's threads in Discuz's default order: sticky first, then by last post."""
         threads = [t for t in self.threads.values() if t.fid == fid]
         return sorted(threads, key=lambda t: (not t.sticky, -t.last_post.posted_at.timestamp(), -t.tid))
+
+    def guide_threads(self) -> list[DemoThread]:
+        """The new-threads guide's order: every board's threads, newest opening post first."""
+        return sorted(self.threads.values(), key=lambda t: (-t.opening_post.posted_at.timestamp(), -t.tid))
+
+    def guide_pages(self) -> int:
+        return max(1, ceil(len(self.threads) / GUIDE_THREADS_PER_PAGE))
 
     def user_stats(self, uid: int) -> tuple[int, int]:
         """(threads, posts) a user has in the forum, for the profile column."""

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 from math import ceil
 
-from scraper.demo.forum import DemoBoard, DemoForum, DemoPost, DemoThread, Line
+from scraper.demo.forum import GUIDE_THREADS_PER_PAGE, DemoBoard, DemoForum, DemoPost, DemoThread, Line
 
 GENERATOR = "Discuz! X3.4"
 POSTNO = ("楼主", "沙发", "板凳", "地板")  # Discuz's default floor names for floors 1-4
@@ -482,8 +482,26 @@ def render_thread_page(forum: DemoForum, thread: DemoThread, page: int, site_url
                  description=f"{thread.title} ,{forum.name}")
 
 
+def _icon_cell(thread: DemoThread) -> str:
+    return (f'<td class="icn"><a href="{thread_href(thread.tid)}" title="新窗口打开" target="_blank">'
+            '<img src="static/image/common/folder_common.gif" /></a></td>\n')
+
+
+def _counts_and_last_post_cells(forum: DemoForum, thread: DemoThread) -> str:
+    """A thread row's replies/views cell and last-post cell, and the row's end (board and guide alike)."""
+    last = thread.last_post
+    return (
+        f'<td class="num"><a href="{thread_href(thread.tid)}" class="xi2">{thread.replies}</a><em>{thread.views}</em>'
+        "</td>\n"
+        f'<td class="by">\n<cite><a href="{space_href(last.uid)}" c="1">{esc(last.author)}</a></cite>\n'
+        f'<em><a href="forum.php?mod=redirect&amp;tid={thread.tid}&amp;goto=lastpost#lastpost">'
+        f"{dgmdate_u(last.posted_at, forum.now, seconds=False)}</a></em>\n</td>\n"
+        "</tr>\n</tbody>\n"
+    )
+
+
 def _board_row(forum: DemoForum, thread: DemoThread) -> str:
-    op, last = thread.opening_post, thread.last_post
+    op = thread.opening_post
     kind = "stickthread" if thread.sticky else "normalthread"
     type_link = (f'<em>[<a href="forum.php?mod=forumdisplay&amp;fid={thread.fid}&amp;filter=typeid&amp;'
                  f'typeid={thread.typeid}">{esc(thread.type_name)}</a>]</em> ') if thread.type_name else ""
@@ -493,18 +511,12 @@ def _board_row(forum: DemoForum, thread: DemoThread) -> str:
     date_class = ' class="xi1"' if op.posted_at.date() == forum.now.date() else ""
     return (
         f'<tbody id="{kind}_{thread.tid}">\n<tr>\n'
-        f'<td class="icn"><a href="{thread_href(thread.tid)}" title="新窗口打开" target="_blank">'
-        '<img src="static/image/common/folder_common.gif" /></a></td>\n'
-        f'<th class="common">\n{type_link}<a href="{thread_href(thread.tid)}" onclick="atarget(this)" '
+        + _icon_cell(thread)
+        + f'<th class="common">\n{type_link}<a href="{thread_href(thread.tid)}" onclick="atarget(this)" '
         f'class="s xst">{esc(thread.title)}</a>\n{page_links}</th>\n'
         f'<td class="by">\n<cite><a href="{space_href(op.uid)}" c="1">{esc(op.author)}</a></cite>\n'
         f'<em><span{date_class}>{_ymd(op.posted_at)}</span></em>\n</td>\n'
-        f'<td class="num"><a href="{thread_href(thread.tid)}" class="xi2">{thread.replies}</a><em>{thread.views}</em>'
-        "</td>\n"
-        f'<td class="by">\n<cite><a href="{space_href(last.uid)}" c="1">{esc(last.author)}</a></cite>\n'
-        f'<em><a href="forum.php?mod=redirect&amp;tid={thread.tid}&amp;goto=lastpost#lastpost">'
-        f"{dgmdate_u(last.posted_at, forum.now, seconds=False)}</a></em>\n</td>\n"
-        "</tr>\n</tbody>\n"
+        + _counts_and_last_post_cells(forum, thread)
     )
 
 
@@ -538,6 +550,53 @@ def render_board_page(forum: DemoForum, board: DemoBoard, page: int, site_url: s
     )
     return _page(forum, body_class="pg_forumdisplay", title=f"{board.name} - {forum.name}", charset=charset,
                  site_url=site_url, main=main, canonical=board_href(board.fid), description=board.description)
+
+
+GUIDE_PAGE_PREFIX = "forum.php?mod=guide&amp;view=newthread&amp;page="
+
+
+def guide_href(page: int = 1) -> str:
+    return f"{GUIDE_PAGE_PREFIX}{page}"
+
+
+def _guide_row(forum: DemoForum, thread: DemoThread) -> str:
+    """One row of guide_list_row.htm: the board column comes before the author's."""
+    op, board = thread.opening_post, forum.boards[thread.fid]
+    return (
+        f'<tbody id="normalthread_{thread.tid}">\n<tr>\n'
+        + _icon_cell(thread)
+        + f'<th class="common"><a href="{thread_href(thread.tid)}" target="_blank" class="xst">{esc(thread.title)}</a>'
+        "</th>\n"
+        f'<td class="by"><a href="{board_href(board.fid)}" target="_blank">{esc(board.name)}</a></td>\n'
+        f'<td class="by">\n<cite><a href="{space_href(op.uid)}" c="1">{esc(op.author)}</a></cite>\n'
+        f"<em><span>{_ymd(op.posted_at)}</span></em>\n</td>\n"
+        + _counts_and_last_post_cells(forum, thread)
+    )
+
+
+def render_guide_page(forum: DemoForum, page: int, site_url: str) -> str:
+    """Page `page` (already within range) of the new-threads guide (guide.htm, view=newthread):
+    every board's threads, newest first, GUIDE_THREADS_PER_PAGE to a page."""
+    threads = forum.guide_threads()
+    rows = threads[(page - 1) * GUIDE_THREADS_PER_PAGE: page * GUIDE_THREADS_PER_PAGE]
+    multipage = pager(len(threads), GUIDE_THREADS_PER_PAGE, page, guide_href, GUIDE_PAGE_PREFIX)
+    main = (
+        f'<div id="pt" class="bm cl"><div class="z"><a href="./" class="nvhm" title="首页">{esc(forum.name)}</a>'
+        f' <em>&raquo;</em><a href="forum.php?mod=guide">导读</a> <em>&rsaquo;</em> 最新发表</div></div>\n'
+        '<div id="ct" class="ct2 wp cl">\n<div class="mn">\n'
+        '<div class="bm bw0"><ul class="tb cl"><li><a href="forum.php?mod=guide&amp;view=hot">最新热门</a></li>'
+        f'<li class="a"><a href="{guide_href(1)}">最新发表</a></li></ul></div>\n'
+        '<div id="threadlist" class="tl bm">\n<div class="th"><table cellspacing="0" cellpadding="0"><tr>'
+        '<th colspan="2"><div class="tf">标题</div></th><td class="by">版块</td><td class="by">作者</td>'
+        '<td class="num">回复/查看</td><td class="by">最后发表</td></tr></table></div>\n'
+        '<div class="bm_c">\n<table cellspacing="0" cellpadding="0">\n'
+        + "".join(_guide_row(forum, t) for t in rows)
+        + "</table>\n</div>\n</div>\n"
+        + f'<div class="bm bw0 pgs cl">{multipage}</div>\n'
+        + "</div>\n</div>\n"
+    )
+    return _page(forum, body_class="pg_guide", title=f"最新发表 - 导读 - {forum.name}", charset="utf-8",
+                 site_url=site_url, main=main)
 
 
 def render_index(forum: DemoForum, site_url: str) -> str:

@@ -2,7 +2,8 @@
 
 Routes: /robots.txt (Discuz's stock file), / and /forum.php (index), board pages
 (forum-F-P.html, forum.php?mod=forumdisplay&fid=F&page=P), thread pages
-(thread-T-P-1.html, forum.php?mod=viewthread&tid=T&page=P), attachments, and Discuz's
+(thread-T-P-1.html, forum.php?mod=viewthread&tid=T&page=P), the new-threads guide
+(forum.php?mod=guide&view=newthread&page=P, every board's threads, newest first), attachments, and Discuz's
 notice page (status 200) for a thread or board that does not exist. A page number past the
 end serves the last page. GBK boards are sent GBK-encoded (GB18030 where a page holds
 characters GBK lacks) with no charset in the Content-Type header, only in the <meta>.
@@ -104,6 +105,11 @@ def _board(forum: DemoForum, fid: int, page: int, site_url: str) -> Response:
                  last_modified=changed)
 
 
+def _guide(forum: DemoForum, page: int, site_url: str) -> Response:
+    changed = max((t.changed_at for t in forum.threads.values()), default=None)
+    return _html(render.render_guide_page(forum, min(page, forum.guide_pages()), site_url), last_modified=changed)
+
+
 def _attached(forum: DemoForum) -> list[tuple[DemoThread, DemoPost]]:
     return [(t, p) for t in forum.threads.values() for p in t.posts if p.images or p.attachments]
 
@@ -157,6 +163,8 @@ def route(forum: DemoForum, target: str, site_url: str) -> Response:
         return _board(forum, int(fid), _page_number(query.get("page")), site_url)
     if mod == "attachment":
         return _attachment_by_aid(forum, query.get("aid", ""), site_url)
+    if mod == "guide" and query.get("view") == "newthread":
+        return _guide(forum, _page_number(query.get("page")), site_url)
     # Discuz falls back to the index for any other module.
     return _html(render.render_index(forum, site_url))
 

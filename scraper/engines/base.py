@@ -18,6 +18,7 @@ from scraper.clean import NoiseRules
 class PageKind(StrEnum):
     THREAD = "thread"
     BOARD = "board"
+    GUIDE = "guide"  # a site-wide list of threads across boards (Discuz: the new-threads guide)
     NOTICE = "notice"  # a forum message page (#messagetext): no permission, no such thread...
     LOGIN = "login"  # a login wall
     ANTISCRAPE = "antiscrape"  # Discuz 防采集: a lone script that reloads with &_dsign=
@@ -96,6 +97,10 @@ class BoardRow:
     last_post_at: str | None = None  # ISO 8601 with offset where it could be read
     last_post_raw: str | None = None
     sticky: bool = False
+    # A guide lists threads of every board, so each row names its own (a board page's rows
+    # leave these None: the page names the board).
+    fid: int | None = None
+    board: str | None = None
 
 
 @dataclass
@@ -134,8 +139,13 @@ class Engine(Protocol):
         """Parse a board (thread list) page. Raises only ParseError."""
         ...
 
+    def parse_guide(self, tree: LexborHTMLParser, ctx: ParseContext) -> BoardPage:
+        """Parse a guide page (threads of every board, newest first): a BoardPage without a
+        board of its own, whose rows name theirs. Raises only ParseError."""
+        ...
+
     def url_kind(self, url: str) -> PageKind:
-        """What a URL points at, from its shape alone (THREAD, BOARD or UNKNOWN)."""
+        """What a URL points at, from its shape alone (THREAD, BOARD, GUIDE or UNKNOWN)."""
         ...
 
     def thread_ref(self, url: str) -> tuple[int, int] | None:
@@ -152,4 +162,8 @@ class Engine(Protocol):
 
     def board_url(self, base_url: str, fid: int, page: int = 1) -> str:
         """The canonical URL of page `page` of board `fid`."""
+        ...
+
+    def guide_url(self, base_url: str, page: int = 1) -> str:
+        """The URL of page `page` of the site's new-threads guide."""
         ...

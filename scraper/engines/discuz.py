@@ -1,7 +1,8 @@
 """The Discuz! X engine: classify, and parse thread and board pages of Discuz X3.x forums.
 
 Markup facts come from the Discuz templates (see the project's Discuz notes): viewthread.htm,
-viewthread_node.htm, viewthread_node_body.htm, discuzcode.htm, forumdisplay_list.htm.
+viewthread_node.htm, viewthread_node_body.htm, discuzcode.htm, forumdisplay_list.htm,
+guide.htm and guide_list_row.htm.
 Every selector and marker text is data at the top of this module. Nothing here does I/O:
 functions take a parsed tree (clean.parse_html) and a ParseContext and return the records of
 engines.base. The only exception they raise is ParseError.
@@ -99,6 +100,11 @@ class DiscuzSelectors:
     row_views: str = "td.num em"
     row_last_post: str = "em"
     board_heading: str = "div.bm_h h1 a, h1.xs2 a"
+    # the guide (forum.php?mod=guide, guide.htm + guide_list_row.htm): no threadlisttableid;
+    # each row's first td.by holds a link to the thread's board instead of the author
+    guide_page: str = "body.pg_guide"
+    guide_list: str = "div#threadlist"
+    guide_board_link: str = "a"  # a tag name: the board link is a direct child of the first td.by
 
 
 SELECTORS = DiscuzSelectors()
@@ -135,6 +141,7 @@ _DIGITS = re.compile(r"\d+")
 _THREAD_FILE = re.compile(r"(?:^|/)thread-(\d+)-(\d+)-(\d+)\.html$")
 _BOARD_FILE = re.compile(r"(?:^|/)forum-(\d+)-(\d+)\.html$")
 _BOARD_SUMMARY = re.compile(r"forum_(\d+)")
+GUIDE_NEW_THREADS = "newthread"  # the guide view listing every board's threads, newest first
 _QUOTE_ATTRIBUTION = (
     re.compile(r"^(?P<author>.*?)\s*发表于\s*(?P<time>.+)$"),  # X3.x
     re.compile(r"^原帖由\s*(?P<author>.*?)\s*于\s*(?P<time>.+?)\s*发表$"),  # Discuz 6/7 posts kept in X
@@ -274,6 +281,18 @@ def board_ref(url: str) -> tuple[int, int] | None:
     return None
 
 
+def guide_ref(url: str) -> tuple[str, int] | None:
+    """(view, page) of a guide URL: forum.php?mod=guide&view=&page= (Discuz's default view
+    is 'hot')."""
+    try:
+        path, query = _query(url)
+    except ValueError:
+        return None
+    if _is_forum_php(path) and query.get("mod") == "guide":
+        return query.get("view") or "hot", _page_param(query.get("page"))
+    return None
+
+
 def _with_slash(base_url: str) -> str:
     return base_url if base_url.endswith("/") else base_url + "/"
 
@@ -288,12 +307,19 @@ def board_url(base_url: str, fid: int, page: int = 1) -> str:
     return f"{_with_slash(base_url)}forum-{fid}-{page}.html"
 
 
+def guide_url(base_url: str, page: int = 1) -> str:
+    """Page `page` of the new-threads guide (it has no rewritten form)."""
+    return f"{_with_slash(base_url)}forum.php?mod=guide&view={GUIDE_NEW_THREADS}&page={page}"
+
+
 def url_kind(url: str) -> PageKind:
-    """THREAD or BOARD from the shape of a URL, else UNKNOWN."""
+    """THREAD, BOARD or GUIDE from the shape of a URL, else UNKNOWN."""
     if thread_ref(url):
         return PageKind.THREAD
     if board_ref(url):
         return PageKind.BOARD
+    if guide_ref(url):
+        return PageKind.GUIDE
     return PageKind.UNKNOWN
 
 
@@ -370,7 +396,7 @@ def _visible_text_chars(tree: LexborHTMLParser) -> int:
 
 
 def page_kind(tree: LexborHTMLParser, status: int = 200) -> PageKind:
-    """Classify a page: THREAD, BOARD, NOTICE, LOGIN, ANTISCRAPE, CHALLENGE or UNKNOWN."""
+    """Classify a page: THREAD, BOARD, GUIDE, NOTICE, LOGIN, ANTISCRAPE, CHALLENGE or UNKNOWN."""
     try:
         return _page_kind(tree, status)
     except Exception:  # classification must never stop a crawl; an odd tree is just unknown
@@ -382,6 +408,8 @@ def _page_kind(tree: LexborHTMLParser, status: int) -> PageKind:
     postlist = tree.css_first(s.postlist)
     if postlist is not None and _post_tables(postlist):
         return PageKind.THREAD
+    if tree.css_first(s.guide_page) is not None or _has_board_column(tree):
+        return PageKind.GUIDE
     if tree.css_first(s.thread_list) is not None or tree.css_first(s.thread_rows) is not None:
         return PageKind.BOARD
     if tree.css_first(s.login_box) is not None:  # before NOTICE: a login wall shows both
@@ -400,6 +428,23 @@ def _page_kind(tree: LexborHTMLParser, status: int) -> PageKind:
     if status in CHALLENGE_STATUSES and (only_scripts or any(hint in page for hint in CHALLENGE_HINTS)):
         return PageKind.CHALLENGE
     return PageKind.UNKNOWN
+
+
+def _has_board_column(tree: LexborHTMLParser) -> bool:
+    """A thread list whose rows name their board: a guide, even where its body class differs."""
+    if tree.css_first(SELECTORS.thread_list) is not None:
+        return False
+    row = tree.css_first(SELECTORS.thread_rows)
+    first_by = row.css_first(SELECTORS.row_cells_by) if row is not None else None
+    return first_by is not None and _board_link(first_by) is not None
+
+
+def _board_link(cell: LexborNode) -> LexborNode | None:
+    # The guide's board column: a direct link to forumdisplay (the author column has cite > a).
+    for child in cell.iter():
+        if child.tag == SELECTORS.guide_board_link and board_ref(child.attributes.get("href") or ""):
+            return child
+    return None
 
 
 # --- pager, header, breadcrumb ----------------------------------------------------------------
@@ -696,7 +741,7 @@ def _post_parts(table: LexborNode, ctx: ParseContext) -> _PostParts:
     clean.remove_elements(body, SELECTORS.body_furniture)
     edit_note = _edit_note(body)
     clean.merge_counts(counts, clean.clean_tree_phrases(body, ctx.noise))
-    content_html = clean.sanitize_html(body.inner_html, ctx.url)  # quotes stay in the HTML
+    content_html = clean.sanitize_node(body, ctx.url)  # quotes stay in the HTML
     unplaced = table.css_first(SELECTORS.unplaced_attachments)
     if unplaced is not None:
         clean.strip_markup_noise(unplaced, MARKUP_NOISE)  # page furniture, not post noise: not counted
@@ -806,7 +851,8 @@ def parse_board(tree: LexborHTMLParser, ctx: ParseContext) -> BoardPage:
     return _guarded("board", ctx, _parse_board, tree)
 
 
-def _board_row(row: LexborNode, ctx: ParseContext, tz: timezone, fetched: datetime | None) -> BoardRow | None:
+def _board_row(row: LexborNode, ctx: ParseContext, tz: timezone, fetched: datetime | None, *,
+               board_column: bool = False) -> BoardRow | None:
     row_id = row.id or ""
     link = row.css_first(SELECTORS.row_title)
     if link is None:
@@ -820,6 +866,9 @@ def _board_row(row: LexborNode, ctx: ParseContext, tz: timezone, fetched: dateti
     if ref is None:  # no usable link: the URL form every Discuz site answers
         url = absolute_url(f"forum.php?mod=viewthread&tid={tid}", ctx.url)
     by_cells = row.css(SELECTORS.row_cells_by)
+    board_link = _board_link(by_cells[0]) if board_column and by_cells else None
+    if board_link is not None:
+        by_cells = by_cells[1:]
     author = _text(by_cells[0].css_first(SELECTORS.row_cite)) if by_cells else ""
     last_raw = None
     last_at = None
@@ -831,6 +880,7 @@ def _board_row(row: LexborNode, ctx: ParseContext, tz: timezone, fetched: dateti
             if titled is not None:
                 last_at = parse_absolute_time(titled.attributes.get("title") or "", tz)
             last_at = last_at or parse_post_time(last_raw or "", tz, fetched)
+    row_board = board_ref(board_link.attributes.get("href") or "") if board_link is not None else None
     return BoardRow(
         tid=tid,
         title=_text(link),
@@ -841,6 +891,8 @@ def _board_row(row: LexborNode, ctx: ParseContext, tz: timezone, fetched: dateti
         last_post_at=last_at,
         last_post_raw=last_raw,
         sticky=row_id.startswith("stickthread_"),
+        fid=row_board[0] if row_board else None,
+        board=(_text(board_link) or None) if board_link is not None else None,
     )
 
 
@@ -864,6 +916,25 @@ def _parse_board(tree: LexborHTMLParser, ctx: ParseContext) -> BoardPage:
     return BoardPage(fid=fid, name=name, page=page, page_count=page_count, rows=rows)
 
 
+def parse_guide(tree: LexborHTMLParser, ctx: ParseContext) -> BoardPage:
+    """Parse a Discuz guide page (forum.php?mod=guide) into a BoardPage with no board of its
+    own; each row carries its board's fid and name. Raises only ParseError."""
+    return _guarded("guide", ctx, _parse_guide, tree)
+
+
+def _parse_guide(tree: LexborHTMLParser, ctx: ParseContext) -> BoardPage:
+    tz = site_timezone(ctx.utc_offset)
+    fetched = fetch_time(ctx.fetched_at, tz)
+    row_nodes = tree.css(SELECTORS.thread_rows)
+    if tree.css_first(SELECTORS.guide_list) is None and not row_nodes:
+        raise ParseError(f"no thread list (div#threadlist) on guide page {ctx.url}")
+    rows = [row for row in (_board_row(node, ctx, tz, fetched, board_column=True) for node in row_nodes)
+            if row is not None]
+    url_ref = guide_ref(ctx.url)
+    page, page_count = read_pages(tree, url_ref[1] if url_ref else None)
+    return BoardPage(fid=None, name=None, page=page, page_count=page_count, rows=rows)
+
+
 class DiscuzEngine:
     """The Engine of Discuz! X3.x forums (engines.base.Engine); every method is pure."""
 
@@ -881,8 +952,12 @@ class DiscuzEngine:
         """Parse a board (thread list) page. Raises only ParseError."""
         return parse_board(tree, ctx)
 
+    def parse_guide(self, tree: LexborHTMLParser, ctx: ParseContext) -> BoardPage:
+        """Parse a guide page: rows of every board, each naming its own. Raises only ParseError."""
+        return parse_guide(tree, ctx)
+
     def url_kind(self, url: str) -> PageKind:
-        """What a URL points at, from its shape alone (THREAD, BOARD or UNKNOWN)."""
+        """What a URL points at, from its shape alone (THREAD, BOARD, GUIDE or UNKNOWN)."""
         return url_kind(url)
 
     def thread_ref(self, url: str) -> tuple[int, int] | None:
@@ -901,6 +976,10 @@ class DiscuzEngine:
         """The canonical URL of page `page` of board `fid`."""
         return board_url(base_url, fid, page)
 
+    def guide_url(self, base_url: str, page: int = 1) -> str:
+        """Page `page` of the new-threads guide."""
+        return guide_url(base_url, page)
+
 
 __all__ = [
     "DEFAULT_POSTS_PER_PAGE",
@@ -913,9 +992,12 @@ __all__ = [
     "board_url",
     "fetch_time",
     "floor_number",
+    "guide_ref",
+    "guide_url",
     "page_kind",
     "parse_absolute_time",
     "parse_board",
+    "parse_guide",
     "parse_post_time",
     "parse_thread",
     "read_pages",
