@@ -4,8 +4,8 @@ Jobs live in a SQLite job store beside the archive (`<archive>.jobs.db`), so the
 restart. Each site has two jobs with stable ids, `discover:<site>` and `refresh:<site>`; each
 is re-registered with replace_existing on every start, coalesces missed runs into one, never
 runs twice at once, and skips a run that is later than the misfire grace time (the next one
-comes soon enough). The two jobs of a site share the site's frontier, so they take the site's
-lock: one waits (a bounded time) while the other runs. Job functions are module-level and
+comes soon enough). The two jobs of a site share the site's frontier, so they take the lock of
+the site's host: one waits (a bounded time) while the other runs. Job functions are module-level and
 take str arguments only: the job store pickles references, not objects.
 """
 
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 # Set by the daemon's SIGTERM/SIGINT handler; running crawls finish the page in hand and return.
 STOP = threading.Event()
 JOBS = ("discover", "refresh")  # each site's jobs, in the order `run --once` runs them
-LOCK_POLL_S = 0.2  # how often a job waiting for its site's lock tries again
+LOCK_POLL_S = 0.2  # how often a job waiting for its host's lock tries again
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ def first_run_lag(spec: JobSpec) -> timedelta:
 
 def crawl_options(site: Site, options: RunOptions, job: str) -> CrawlOptions:
     """What one job of a site asks of the Crawler. Both are incremental and may reclaim
-    leases: they run only while holding the site's lock."""
+    leases: they run only while holding the lock of the site's host."""
     from scraper.crawl import CrawlOptions
 
     budget = options.verify_budget_requests
@@ -162,10 +162,10 @@ def _run_site_job(db_path: str, site_json: str, options_json: str, job: str) -> 
 
     site = site_from_dict(json.loads(site_json))
     options = RunOptions.from_json(options_json)
-    with site_lock(db_path, site.name, wait_s=options.lock_wait_s) as held:
+    with host_lock(db_path, site.host, wait_s=options.lock_wait_s) as held:
         if not held:
-            log.warning("%s: the site's lock stayed taken for %.0f s (another job or process is crawling "
-                        "it); %s skipped until its next time", site.name, options.lock_wait_s, job)
+            log.warning("%s: the lock of %s stayed taken for %.0f s (another job or process is crawling "
+                        "that host); %s skipped until its next time", site.name, site.host, options.lock_wait_s, job)
             return {"run_id": None, "requests": 0, "new_posts": 0, "skipped": True}
         with Archive(db_path) as archive:
             _abandon_dead_runs(archive, site)
@@ -179,7 +179,7 @@ def _run_site_job(db_path: str, site_json: str, options_json: str, job: str) -> 
 def _abandon_dead_runs(archive, site: Site) -> None:
     known = archive.get_site(site.name)
     if known is not None:
-        # We hold the site's lock: a 'running' run of the site left behind was killed mid-run.
+        # We hold the lock of the site's host: a 'running' run of the site left behind was killed mid-run.
         for job in JOBS:
             archive.abandon_runs(known["id"], job)
 
@@ -189,12 +189,15 @@ def _log_report(site: Site, job: str, report) -> None:
              report.new_posts, report.new_versions, dict(report.failures) or "none")
 
 
-class SiteLock:
-    """An exclusive lock on one site of one archive, across threads and processes. The kernel
-    drops it when the holder dies, even by kill -9."""
+class HostLock:
+    """An exclusive lock on one host's crawling into one archive, across threads and processes.
+    A job holds its site's host lock for its whole run, which keeps a site's discover and
+    refresh jobs apart (they share the site's queue) and keeps two sites on one host from
+    pacing their requests separately, two in flight at once. The kernel drops the lock when
+    the holder dies, even by kill -9."""
 
-    def __init__(self, db_path: str | Path, site_name: str):
-        self.path = Path(f"{db_path}.{site_name}.lock")
+    def __init__(self, db_path: str | Path, host: str):
+        self.path = Path(f"{db_path}.{host}.lock")
         self._handle = None
 
     def try_acquire(self) -> bool:
@@ -217,7 +220,7 @@ class SiteLock:
             self._handle = None
 
 
-def acquire_all(locks: list[SiteLock], wait_s: float) -> list[SiteLock]:
+def acquire_all(locks: list[HostLock], wait_s: float) -> list[HostLock]:
     """Take as many of `locks` as free up within `wait_s` seconds (a stop request ends the wait
     early); returns those taken."""
     deadline = time.monotonic() + wait_s
@@ -230,10 +233,10 @@ def acquire_all(locks: list[SiteLock], wait_s: float) -> list[SiteLock]:
 
 
 @contextmanager
-def site_lock(db_path: str | Path, site_name: str, *, wait_s: float = 0.0) -> Iterator[bool]:
-    """Hold the site's lock for the block, waiting up to `wait_s` for it; yields whether it
+def host_lock(db_path: str | Path, host: str, *, wait_s: float = 0.0) -> Iterator[bool]:
+    """Hold the host's lock for the block, waiting up to `wait_s` for it; yields whether it
     was taken."""
-    lock = SiteLock(db_path, site_name)
+    lock = HostLock(db_path, host)
     held = bool(acquire_all([lock], wait_s))
     try:
         yield held
@@ -251,20 +254,20 @@ def board_urls(site: Site) -> list[str]:
 
 def run_once(db_path: str | Path, sites: list[Site], options: RunOptions = RunOptions()) -> list:
     """Run every site's jobs once and return their reports (`run --once`): sites on different
-    hosts at the same time, each site's discovery before its refresh. A site whose lock stays
-    taken (another process is crawling it) is left out, with a warning."""
+    hosts at the same time, each site's discovery before its refresh. A site whose host's lock
+    stays taken (another process is crawling that host) is left out, with a warning."""
     from scraper.crawl import SiteTarget, crawl_sites
     from scraper.progress import ProgressReporter
     from storage.archive import Archive
 
-    locks = {site.name: SiteLock(db_path, site.name) for site in sites}
+    locks = {host: HostLock(db_path, host) for host in {site.host for site in sites}}
     held = acquire_all(list(locks.values()), options.lock_wait_s)
     try:
-        runnable = [site for site in sites if locks[site.name] in held]
+        runnable = [site for site in sites if locks[site.host] in held]
         for site in sites:
             if site not in runnable:
-                log.warning("%s: the site's lock stayed taken for %.0f s (another process is crawling it); "
-                            "skipped", site.name, options.lock_wait_s)
+                log.warning("%s: the lock of %s stayed taken for %.0f s (another process is crawling that "
+                            "host); skipped", site.name, site.host, options.lock_wait_s)
         reporters = {site.name: ProgressReporter(site.name) for site in runnable}
         targets = [SiteTarget(site, tuple(job_seeds(site, job)), crawl_options(site, options, job), job)
                    for site in runnable for job in JOBS]
@@ -293,6 +296,6 @@ def _resolve(ref: str):
     return ref_to_obj(ref)
 
 
-__all__ = ["JOBS", "STOP", "JobSpec", "RunOptions", "SiteLock", "acquire_all", "add_job", "board_urls",
+__all__ = ["JOBS", "STOP", "HostLock", "JobSpec", "RunOptions", "acquire_all", "add_job", "board_urls",
            "build_scheduler", "crawl_options", "discover_site", "executor_workers", "first_run_lag", "job_seeds", "jobs_path_for",
-           "refresh_site", "run_once", "site_jobs", "site_lock"]
+           "host_lock", "refresh_site", "run_once", "site_jobs"]

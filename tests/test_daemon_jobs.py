@@ -1,4 +1,4 @@
-"""A site's two jobs, discover and refresh: stable ids, and the site's lock between them."""
+"""A site's two jobs, discover and refresh: stable ids, and the lock of its host between them."""
 
 import json
 import logging
@@ -6,7 +6,9 @@ import threading
 import time
 
 from scraper import schedule
-from scraper.schedule import RunOptions, SiteLock
+from scraper.demo.server import start
+from scraper.schedule import HostLock, RunOptions
+from scraper.sites import site_from_dict
 from storage.archive import Archive
 from tests.test_crawl_demo import demo_site
 
@@ -40,7 +42,7 @@ def run_job_in_thread(func, db, site, options):
 
 def test_a_job_waits_for_its_sites_other_job_then_runs(demo_forum, tmp_path):
     db, site = tmp_path / "a.db", demo_site(demo_forum.base_url)
-    other_job = SiteLock(db, site.name)
+    other_job = HostLock(db, site.host)
     assert other_job.try_acquire()
     thread, result = run_job_in_thread(schedule.discover_site, db, site,
                                        RunOptions(delay_s=0, allow_private=True, lock_wait_s=30))
@@ -55,7 +57,7 @@ def test_a_job_waits_for_its_sites_other_job_then_runs(demo_forum, tmp_path):
 
 def test_a_job_that_waits_too_long_skips_this_run_and_says_so(demo_forum, tmp_path, caplog):
     db, site = tmp_path / "a.db", demo_site(demo_forum.base_url)
-    other_process = SiteLock(db, site.name)
+    other_process = HostLock(db, site.host)
     assert other_process.try_acquire()
     try:
         with caplog.at_level(logging.WARNING, logger="scraper.schedule"):
@@ -70,13 +72,29 @@ def test_a_job_that_waits_too_long_skips_this_run_and_says_so(demo_forum, tmp_pa
 
 
 def test_a_stop_request_ends_the_wait_for_the_lock(tmp_path):
-    lock = SiteLock(tmp_path / "a.db", "demo")
+    lock = HostLock(tmp_path / "a.db", "127.0.0.1")
     assert lock.try_acquire()
     schedule.STOP.set()
     try:
         started = time.monotonic()
-        assert schedule.acquire_all([SiteLock(tmp_path / "a.db", "demo")], wait_s=30) == []
+        assert schedule.acquire_all([HostLock(tmp_path / "a.db", "127.0.0.1")], wait_s=30) == []
         assert time.monotonic() - started < 1
     finally:
         schedule.STOP.clear()
         lock.release()
+
+
+def test_jobs_of_two_sites_on_one_host_take_turns(tmp_path):
+    # Two ports of one address are one host: each job paces only its own requests, so
+    # letting both run at once would put two requests in flight there.
+    db = tmp_path / "a.db"
+    with start("127.0.0.2", 0) as first, start("127.0.0.2", 0) as second:
+        sites = [site_from_dict(dict(demo_site(server.base_url).raw, name=name))
+                 for name, server in (("port-a", first), ("port-b", second))]
+        options = RunOptions(delay_s=0.05, allow_private=True, lock_wait_s=60)
+        jobs = [run_job_in_thread(schedule.discover_site, db, site, options) for site in sites]
+        for thread, _ in jobs:
+            thread.join(timeout=60)
+        spans = sorted((min(r.at for r in s.requests), max(r.at for r in s.requests)) for s in (first, second))
+    assert all(result["value"]["requests"] > 0 for _, result in jobs)
+    assert spans[0][1] < spans[1][0], "the second site's job waited for the first's to end"
