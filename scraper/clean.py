@@ -51,6 +51,17 @@ _REVERSED_UNIT = r"[\x3f-\x7e][\x20\xa0][\x20-\x3b\xa0]"
 _TRAILING_RUN_REVERSED = re.compile(rf"^[\x20\xa0]*(?:{_REVERSED_UNIT}){{{config.JAMMER_MIN_UNITS},}}")
 
 
+# Any run, leading or trailing, holds this many units in a row. The pattern leaves out the
+# first unit's first character: starting at a space, re scans about eight times faster, and
+# a text without this has no run. Fixed length, so the unanchored search stays linear.
+_SHORTEST_RUN = re.compile(rf"[\x20\xa0][\x3f-\x7e](?:{JAMMER_UNIT}){{{config.JAMMER_MIN_UNITS - 1}}}")
+
+
+def could_hold_jammer(text: str) -> bool:
+    """False when `text` holds no jammer run anywhere, so no line of it needs stripping."""
+    return _SHORTEST_RUN.search(text) is not None
+
+
 def _strip_leading_run(text: str) -> tuple[str, int]:
     match = _LEADING_RUN.match(text)
     return (text[match.end() :], 1) if match else (text, 0)
@@ -81,6 +92,8 @@ def strip_jammer_line(line: str) -> tuple[str, int]:
 
 def strip_jammer_text(text: str) -> tuple[str, int]:
     """Apply strip_jammer_line to every line of `text`; drop lines that were only jammer."""
+    if not could_hold_jammer(text):
+        return text, 0
     out: list[str] = []
     removed = 0
     for line in text.split("\n"):
@@ -250,42 +263,49 @@ def _has_class_prefix(node: LexborNode, prefix: str) -> bool:
     return any(token.startswith(prefix) for token in classes.split())
 
 
-def _markup_noise_ids(node: LexborNode, selectors: MarkupSelectors) -> list[tuple[str, set[int]]]:
-    """For each kind of markup noise, in order of precedence, the ids of matching nodes."""
-    kinds: list[tuple[str, set[int]]] = []
+def _markup_noise_kinds(node: LexborNode, selectors: MarkupSelectors) -> list[tuple[str, list[LexborNode]]]:
+    """For each kind of markup noise, in order of precedence, the elements that match it."""
+    kinds: list[tuple[str, list[LexborNode]]] = []
     if selectors.jammer:
-        kinds.append((NOISE_JAMMER_ELEMENTS, {n.mem_id for n in node.css(selectors.jammer)}))
-    hidden = {n.mem_id for n in node.css("[style]") if _DISPLAY_NONE.search(n.attributes.get("style") or "")}
+        kinds.append((NOISE_JAMMER_ELEMENTS, node.css(selectors.jammer)))
+    # The selector narrows the candidates in C; the pattern decides.
+    hidden = [n for n in node.css('[style*="none" i]') if _DISPLAY_NONE.search(n.attributes.get("style") or "")]
     kinds.append((NOISE_HIDDEN_ELEMENTS, hidden))
     if selectors.ad_slot:
-        ads = {
-            n.mem_id
+        ads = [
+            n
             for n in node.css(selectors.ad_slot)
             if not selectors.ad_class_prefix or _has_class_prefix(n, selectors.ad_class_prefix)
-        }
+        ]
         kinds.append((NOISE_AD_SLOTS, ads))
-    kinds.append((NOISE_SCRIPTS, {n.mem_id for n in node.css("script")}))
-    kinds.append((NOISE_STYLES, {n.mem_id for n in node.css("style")}))
+    kinds.append((NOISE_SCRIPTS, node.css("script")))
+    kinds.append((NOISE_STYLES, node.css("style")))
     return kinds
 
 
-def _remove_outermost(node: LexborNode, kinds: list[tuple[str, set[int]]]) -> dict[str, int]:
-    """Decompose every element below `node` whose id is in one of `kinds`; only the outermost
-    of nested matches is removed and counted, under the first kind it matches."""
+def _remove_outermost(node: LexborNode, kinds: list[tuple[str, list[LexborNode]]]) -> dict[str, int]:
+    """Decompose every element below `node` listed in one of `kinds`; only the outermost of
+    nested matches is removed and counted, under the first kind that lists it."""
+    kind_of: dict[int, str] = {}
+    elements: dict[int, LexborNode] = {}
+    for name, matches in reversed(kinds):  # the first kind listing an element wins
+        for element in matches:
+            kind_of[element.mem_id] = name
+            elements[element.mem_id] = element
+    root_id = node.mem_id
+    kind_of.pop(root_id, None)  # css() lists the node itself when it matches; it stays
     counts: dict[str, int] = {}
-    doomed: list[LexborNode] = []
-    # Walk the tree ourselves and never descend into a doomed subtree: decomposing a node
-    # whose ancestor is already gone would touch freed memory.
-    pending = list(node.iter())
-    while pending:
-        element = pending.pop()
-        kind = next((name for name, ids in kinds if element.mem_id in ids), None)
-        if kind is None:
-            pending.extend(element.iter())
-        else:
+    outermost: list[LexborNode] = []
+    for element_id, kind in kind_of.items():
+        # Matches are few and trees shallow: climbing to `node` is cheaper than walking the tree.
+        parent = elements[element_id].parent
+        while parent is not None and parent.mem_id != root_id and parent.mem_id not in kind_of:
+            parent = parent.parent
+        if parent is not None and parent.mem_id == root_id:
             add_counts(counts, kind, 1)
-            doomed.append(element)
-    for element in doomed:
+            outermost.append(elements[element_id])
+    # Outermost matches never contain one another, so no decompose touches freed memory.
+    for element in outermost:
         element.decompose()
     return counts
 
@@ -297,13 +317,14 @@ def strip_markup_noise(node: LexborNode, selectors: MarkupSelectors) -> dict[str
     Only the outermost match of a nested group is removed and counted, under the first kind
     it matches in the order above.
     """
-    return _remove_outermost(node, _markup_noise_ids(node, selectors))
+    return _remove_outermost(node, _markup_noise_kinds(node, selectors))
 
 
 def remove_elements(node: LexborNode, selectors: tuple[str, ...] | list[str]) -> int:
     """Remove every element below `node` matching any of `selectors` (nested matches once)."""
-    ids = {element.mem_id for selector in selectors for element in node.css(selector)}
-    return sum(_remove_outermost(node, [("match", ids)]).values())
+    if not selectors:
+        return 0
+    return sum(_remove_outermost(node, [("match", node.css(", ".join(selectors)))]).values())
 
 
 # --- text layout --------------------------------------------------------------------------
@@ -314,7 +335,7 @@ BLOCK_TAGS = frozenset(
 )
 _NO_TEXT_TAGS = frozenset("script style noscript template head title textarea select option iframe object".split())
 _HTML_SPACE = "\t\n\f\r"
-_SPACES_FOR_HTML_WHITESPACE = str.maketrans({c: " " for c in _HTML_SPACE})
+_HTML_WHITESPACE = re.compile(rf"[{_HTML_SPACE}]")
 
 
 def _is_blank_text(node: LexborNode) -> bool:
@@ -381,7 +402,7 @@ def _layout_lines(node: LexborNode) -> list[str]:
                     end_line(hard=True)
                     current.append(piece)
             else:
-                current.append(value.translate(_SPACES_FOR_HTML_WHITESPACE))
+                current.append(_HTML_WHITESPACE.sub(" ", value))
             has_text = has_text or bool(value.strip())
         elif current_node.is_element_node:
             tag = current_node.tag
@@ -400,22 +421,21 @@ def _layout_lines(node: LexborNode) -> list[str]:
     return lines
 
 
-def _finish_lines(lines: list[str]) -> str:
-    """Normalise white space per line, collapse runs of blank lines, trim blank edges."""
-    out: list[str] = []
-    for line in lines:
-        line = normalise_whitespace(line)
-        if line or (out and out[-1]):
-            out.append(line)
-    while out and not out[-1]:
-        out.pop()
-    return "\n".join(out)
+_BLANK_LINES = re.compile(r"\n{3,}")
+
+
+def _finish_text(text: str) -> str:
+    """Normalise white space per line of `text` (as normalise_whitespace), collapse runs of
+    blank lines into one, trim blank edges."""
+    # str.split() splits on exactly the characters \s matches, several times faster than re.
+    text = "\n".join([" ".join(line.split()) for line in text.split("\n")])
+    return _BLANK_LINES.sub("\n\n", text).strip("\n")
 
 
 def html_to_text(node: LexborNode) -> str:
     """Text of `node` with line breaks at <br> and block edges, white space normalised per
     line (U+00A0 and U+3000 included), runs of blank lines collapsed to one."""
-    return _finish_lines(_layout_lines(node))
+    return _finish_text("\n".join(_layout_lines(node)))
 
 
 # --- layer 2: jammer text inside the tree ---------------------------------------------------
@@ -442,10 +462,12 @@ def strip_jammer_nodes(node: LexborNode) -> int:
     """Layer 2 inside a tree: remove jammer runs from text nodes that touch a line edge, so a
     run that arrived without its wrapper element is still caught. Returns the runs removed."""
     node.merge_text_nodes()  # text split around removed wrappers becomes one node again
+    if not could_hold_jammer(node.text()):  # a run inside a text node is a run in the whole text
+        return 0
     removed = 0
     for text_node in _text_nodes(node):
         value = text_node.text_content or ""
-        if len(value.strip()) < _SHORTEST_RUN_CHARS:
+        if len(value.strip()) < _SHORTEST_RUN_CHARS or not could_hold_jammer(value):
             continue
         at_start = _at_line_edge(text_node, node, forward=False)
         at_end = _at_line_edge(text_node, node, forward=True)
@@ -480,12 +502,12 @@ def clean_node_text(node: LexborNode, noise: NoiseRules) -> tuple[str, dict[str,
     counts: dict[str, int] = {}
     raw, runs = strip_jammer_text("\n".join(_layout_lines(node)))
     add_counts(counts, NOISE_JAMMER_TEXT, runs)
-    text = _finish_lines(raw.split("\n"))
-    text, n = remove_phrases(text, noise.phrases)
-    add_counts(counts, NOISE_SITE_PHRASES, n)
-    text, n = remove_phrases(text, noise.learned)
-    add_counts(counts, NOISE_LEARNED_PHRASES, n)
-    return _finish_lines(text.split("\n")), counts
+    text = _finish_text(raw)
+    text, site = remove_phrases(text, noise.phrases)
+    add_counts(counts, NOISE_SITE_PHRASES, site)
+    text, learned = remove_phrases(text, noise.learned)
+    add_counts(counts, NOISE_LEARNED_PHRASES, learned)
+    return (_finish_text(text) if site or learned else text), counts
 
 
 def clean_tree_phrases(node: LexborNode, noise: NoiseRules) -> dict[str, int]:
@@ -556,12 +578,10 @@ def absolute_url(url: str | None, base_url: str) -> str | None:
         return None
 
 
-def _resolve_urls(html: str, base_url: str) -> str:
-    tree = LexborHTMLParser(limit_nesting(html))
-    body = tree.body
-    if body is None:
-        return ""
-    for img in body.css("img"):
+def _resolve_urls(node: LexborNode, base_url: str) -> None:
+    """Make the links and images below `node` absolute, in place; an image takes its real
+    file from its lazy-load attribute. URLs that cannot be resolved are removed."""
+    for img in node.css("img"):
         attributes = img.attributes
         source = next((attributes[a] for a in IMAGE_SOURCE_ATTRIBUTES if attributes.get(a)), None)
         url = absolute_url(source, base_url)
@@ -569,7 +589,7 @@ def _resolve_urls(html: str, base_url: str) -> str:
             img.attrs["src"] = url
         elif "src" in attributes:
             del img.attrs["src"]
-    for link in body.css("a"):
+    for link in node.css("a"):
         href = link.attributes.get("href")
         if href is None:  # no link, or a namespaced one (svg xlink:href) the allowlist drops
             continue
@@ -578,14 +598,47 @@ def _resolve_urls(html: str, base_url: str) -> str:
             link.attrs["href"] = url
         else:
             del link.attrs["href"]
-    return body.inner_html
+
+
+# At the start of a page's body, the HTML parser moves these (and comments) into <head>.
+_HEAD_CAPABLE_TAGS = frozenset(
+    "base basefont bgsound head link meta noframes noscript script style template title".split()
+)
+_LEADING_TAG_NAME = re.compile(r"<([a-zA-Z][^\s/>]*)")
+_ASCII_WHITESPACE = " \t\n\f\r"
+
+
+def _starts_body(html: str) -> bool:
+    """True when a parser reading `html` as a page puts all of it in <body>: it opens with
+    text or an element that cannot stand in <head> (no white space before)."""
+    if not html.startswith("<"):
+        return True
+    match = _LEADING_TAG_NAME.match(html)
+    return match is not None and match[1].lower() not in _HEAD_CAPABLE_TAGS
+
+
+def sanitize_node(node: LexborNode, base_url: str) -> str:
+    """The content of `node` as HTML safe to render: what sanitize_html gives for the same
+    content, read from the tree already parsed (`node` itself is left unchanged)."""
+    copy = node.clone()
+    _resolve_urls(copy, base_url)
+    # sanitize_html's page body never starts with white space: trim it the same way.
+    html = (copy.inner_html or "").lstrip(_ASCII_WHITESPACE)
+    if _starts_body(html):
+        return _CLEANER.clean(html)
+    # Content opening with a comment, a style or the like: parse it as a page, as it is read.
+    return sanitize_html(node.inner_html or "", base_url)
 
 
 def sanitize_html(html: str, base_url: str) -> str:
     """HTML safe to render: an explicit allowlist of tags and attributes (nh3), links marked
     nofollow, and only absolute http(s) URLs, relative ones first resolved against
     `base_url` (an image's real file taken from its lazy-load attribute, e.g. zoomfile)."""
-    return _CLEANER.clean(_resolve_urls(html, base_url))
+    body = parse_html(html).body
+    if body is None:
+        return ""
+    _resolve_urls(body, base_url)
+    return _CLEANER.clean(body.inner_html)
 
 
 # --- learned phrases ----------------------------------------------------------------------
@@ -675,6 +728,7 @@ __all__ = [
     "remove_phrases",
     "remove_phrases_in_tree",
     "sanitize_html",
+    "sanitize_node",
     "strip_jammer_line",
     "strip_jammer_nodes",
     "strip_jammer_text",

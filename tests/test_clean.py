@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import re
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -343,3 +344,29 @@ def test_a_small_page_nested_too_deep_is_capped_after_the_first_parse():
 def test_an_ordinary_page_is_parsed_as_it_is():
     html = "<div><p>甲<b>乙</b></p><ul><li>丙</ul></div>" * 50
     assert clean.parse_html(html).html == LexborHTMLParser(html).html
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(html_documents())
+def test_sanitize_node_output_is_safe_and_leaves_the_tree_alone(html):
+    root = fragment(html)
+    before = root.html
+    assert_safe(clean.sanitize_node(root, BASE))
+    assert root.html == before
+
+
+@pytest.mark.parametrize("name", ["thread_page1", "thread_page2"])
+def test_sanitize_node_gives_what_sanitize_html_gives_for_each_post(name):
+    page = (Path(__file__).parent / "fixtures" / "discuz" / f"{name}.html").read_text(encoding="utf-8")
+    bodies = LexborHTMLParser(page).css('[id^="postmessage_"]')
+    assert bodies
+    for body in bodies:
+        assert clean.sanitize_node(body, BASE) == clean.sanitize_html(body.inner_html, BASE)
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["\n <!-- c --><style>.x{}</style>\n 正文<br>\n <b>粗</b>", "<noscript>脚本</noscript>正文", "  正文 ", ""],
+)
+def test_sanitize_node_starts_where_a_page_body_would(content):
+    assert clean.sanitize_node(fragment(content), BASE) == clean.sanitize_html(content, BASE)
