@@ -1,12 +1,15 @@
 """Many sites at once: forums on different hosts are crawled together, each host still paced."""
 
+import ast
 import asyncio
+import inspect
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from scraper import config, schedule
+from scraper import config, crawl, schedule
 from scraper.cli import main
 from scraper.crawl import CrawlOptions, crawl_sites
 from scraper.demo.server import start
@@ -108,3 +111,18 @@ def test_the_daemon_has_a_worker_per_job_up_to_the_cap():
     assert schedule.executor_workers(0) == 1
     assert schedule.executor_workers(4) == 4
     assert schedule.executor_workers(1000) == config.DAEMON_MAX_WORKERS
+
+
+def test_no_archive_transaction_in_the_crawler_spans_an_await():
+    # crawl_sites shares one connection among concurrent crawls: that is safe only while every
+    # transaction opens and commits between two awaits, so no other crawl can write inside it.
+    tree = ast.parse(Path(crawl.__file__).read_text(encoding="utf-8"))
+    transactions = [node for node in ast.walk(tree) if isinstance(node, (ast.With, ast.AsyncWith))
+                    and any(isinstance(item.context_expr, ast.Call)
+                            and getattr(item.context_expr.func, "attr", None) == "transaction"
+                            for item in node.items)]
+    assert len(transactions) >= 5, "the check found the crawler's transactions"
+    for node in transactions:
+        awaits = [n for n in ast.walk(node) if isinstance(n, (ast.Await, ast.AsyncWith, ast.AsyncFor))]
+        assert not awaits and isinstance(node, ast.With), f"line {node.lineno}: a transaction spans an await"
+    assert not any(inspect.iscoroutinefunction(method) for _, method in inspect.getmembers(Archive))
