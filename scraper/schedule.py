@@ -60,7 +60,7 @@ class RunOptions:
     delay_s: float | None = None  # overrides the site's delay
     allow_private: bool = False  # the site's own host may be a loopback/private address
     verify_budget_requests: int | None = None  # overrides the site's budget when set
-    lock_wait_s: float = config.SITE_LOCK_WAIT_S  # how long a job waits for the site's other job
+    lock_wait_s: float = config.SITE_LOCK_WAIT_S  # how long a job waits for its host's lock
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -122,15 +122,16 @@ def crawl_options(site: Site, options: RunOptions, job: str) -> CrawlOptions:
     leases: they run only while holding the lock of the site's host."""
     from scraper.crawl import CrawlOptions
 
-    budget = options.verify_budget_requests
+    verify_budget = options.verify_budget_requests
+    if verify_budget is None:
+        verify_budget = site.verify_budget_requests
     return CrawlOptions(
         delay_s=options.delay_s,
         allow_private_hosts=frozenset({site.host}) if options.allow_private else frozenset(),
         incremental=True,
         reclaim_leases=True,
         revisit_due_threads=job == "refresh",
-        verify_budget_requests=(budget if budget is not None else site.verify_budget_requests)
-        if job == "refresh" else 0,
+        verify_budget_requests=verify_budget if job == "refresh" else 0,
     )
 
 
