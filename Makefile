@@ -29,6 +29,9 @@ bench: install
 	$(BIN)/python -m benchmarks.bench_extract
 	$(BIN)/python -m benchmarks.bench_writes
 	$(BIN)/python -m benchmarks.bench_scale
+	$(BIN)/python -m benchmarks.bench_e2e
+	$(BIN)/python -m benchmarks.bench_politeness
+	$(BIN)/python -m benchmarks.bench_incremental
 
 # Refreshes docs/thread-page.png (the README's screenshot) from a real headless Chromium.
 screenshot: install

@@ -9,7 +9,7 @@ the contestant's process, from os.wait4; also the crawl alone, measured inside i
 (ru_maxrss), and the posts each stored, checked against the forum's own count.
 
     .venv/bin/python -m benchmarks.bench_e2e [--hosts 20] [--threads 34] [--only archiver,scrapy,floor]
-                                             [--profile archiver-profile.txt]
+                                             [--profile archiver-profile.txt] [--workdir /dev/shm]
 """
 
 from __future__ import annotations
@@ -92,6 +92,9 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, metavar="FILE",
                         help="run the archiver under pyinstrument and write its text report to FILE "
                              "(its figures then carry the profiler's overhead)")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="where the contestants' SQLite files go (default: the system's temp dir; "
+                             "/dev/shm takes the disk out of the comparison)")
     args = parser.parse_args()
     names = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = [name for name in names if name not in CONTESTANTS]
@@ -101,8 +104,9 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"command: {command()}")
     with ForumHosts(ForumShape(host_count=args.hosts, thread_count=args.threads)) as forums, \
-            tempfile.TemporaryDirectory(prefix="bench-e2e-") as workdir:
+            tempfile.TemporaryDirectory(prefix="bench-e2e-", dir=args.workdir) as workdir:
         expected_posts = forums.posts * args.hosts
+        print(f"databases in: {workdir}")
         print(f"forums: {args.hosts} hosts x ({forums.threads} threads, {forums.thread_pages} thread pages, "
               f"{forums.board_pages} board pages, {forums.posts} posts) = {forums.thread_pages * args.hosts} "
               f"thread pages, {expected_posts} posts; pages of ~40 KB, 10 posts each, jammer on")
