@@ -732,8 +732,7 @@ def _post_parts(table: LexborNode, ctx: ParseContext) -> _PostParts:
     box = table.css_first(SELECTORS.post_body_box) or table
     hidden_part = (
         body.css_first(SELECTORS.locked) is not None
-        or box.css_first(SELECTORS.password_input) is not None
-        or box.css_first(SELECTORS.pay_button) is not None
+        or box.css_first(f"{SELECTORS.password_input}, {SELECTORS.pay_button}") is not None
     )
     names = _image_names(table)
     counts = clean.strip_markup_noise(body, MARKUP_NOISE)
@@ -775,7 +774,7 @@ def _floor_label(table: LexborNode) -> str:
 
 
 def _parse_post(
-    table: LexborNode, ctx: ParseContext, tz: timezone, fetched: datetime | None, floor: int | None
+    table: LexborNode, floor: int | None, label: str, ctx: ParseContext, tz: timezone, fetched: datetime | None
 ) -> Post:
     author, author_uid = _author(table)
     posted_at, posted_raw = _posted_at(table, tz, fetched)
@@ -783,7 +782,7 @@ def _parse_post(
     return Post(
         pid=int(_PID_ID.fullmatch(table.id)[1]),
         floor=floor,
-        floor_label=_floor_label(table),
+        floor_label=label,
         author=author,
         author_uid=author_uid,
         posted_at=posted_at,
@@ -830,8 +829,9 @@ def _parse_thread(tree: LexborHTMLParser, ctx: ParseContext) -> ThreadPage:
     canonical = absolute_url(canonical_node.attributes.get("href"), ctx.url) if canonical_node is not None else None
     replies, views = _header_counts(tree)
     board, fid = _breadcrumb_board(tree)
-    floors = assign_floors([_floor_label(t) for t in tables], page, page_count)
-    posts = [_parse_post(t, ctx, tz, fetched, floor) for t, floor in zip(tables, floors)]
+    labels = [_floor_label(t) for t in tables]
+    floors = assign_floors(labels, page, page_count)
+    posts = [_parse_post(*post, ctx, tz, fetched) for post in zip(tables, floors, labels)]
     return ThreadPage(
         tid=_thread_tid(ctx, canonical, tables),
         title=title,
