@@ -735,6 +735,7 @@ def _post_parts(table: LexborNode, ctx: ParseContext) -> _PostParts:
         or box.css_first(f"{SELECTORS.password_input}, {SELECTORS.pay_button}") is not None
     )
     names = _image_names(table)
+    body = body.clone()  # cleaning changes it; the page itself stays as it was
     counts = clean.strip_markup_noise(body, MARKUP_NOISE)
     clean.add_counts(counts, clean.NOISE_JAMMER_TEXT, clean.strip_jammer_nodes(body))
     clean.remove_elements(body, SELECTORS.body_furniture)
@@ -743,6 +744,7 @@ def _post_parts(table: LexborNode, ctx: ParseContext) -> _PostParts:
     content_html = clean.sanitize_node(body, ctx.url)  # quotes stay in the HTML
     unplaced = table.css_first(SELECTORS.unplaced_attachments)
     if unplaced is not None:
+        unplaced = unplaced.clone()
         clean.strip_markup_noise(unplaced, MARKUP_NOISE)  # page furniture, not post noise: not counted
     attachments = _attachments([body] + ([unplaced] if unplaced is not None else []), ctx.url, names)
     quotes = _take_quotes(body, ctx.noise, counts)
@@ -764,6 +766,7 @@ def _signature(table: LexborNode) -> str | None:
     sign = table.css_first(SELECTORS.signature)
     if sign is None:
         return None
+    sign = sign.clone()
     clean.strip_markup_noise(sign, MARKUP_NOISE)
     return clean.html_to_text(sign) or None
 
@@ -799,9 +802,11 @@ def _parse_post(
 
 
 # --- pages ------------------------------------------------------------------------------------
-def _guarded(what: str, ctx: ParseContext, parse, tree: LexborHTMLParser):
+def _guarded(what: str, ctx: ParseContext, parse, tree: LexborHTMLParser, *, copy: bool = True):
     try:
-        return parse(tree.clone(), ctx)  # a clone: the caller's tree stays as it was
+        # The caller's tree stays as it was: `parse` gets a clone, unless (copy=False) it
+        # changes only copies of the parts it cleans, cheaper than a clone of the whole page.
+        return parse(tree.clone() if copy else tree, ctx)
     except ParseError:
         raise
     except Exception as exc:  # anything else is malformed input we did not foresee
@@ -810,7 +815,7 @@ def _guarded(what: str, ctx: ParseContext, parse, tree: LexborHTMLParser):
 
 def parse_thread(tree: LexborHTMLParser, ctx: ParseContext) -> ThreadPage:
     """Parse a Discuz thread page (viewthread) into a ThreadPage. Raises only ParseError."""
-    return _guarded("thread", ctx, _parse_thread, tree)
+    return _guarded("thread", ctx, _parse_thread, tree, copy=False)
 
 
 def _parse_thread(tree: LexborHTMLParser, ctx: ParseContext) -> ThreadPage:
