@@ -725,30 +725,49 @@ def _status_without_body(table: LexborNode) -> PostStatus:
     return PostStatus.BLOCKED if BLOCKED_NOTICE_MARK in notices else PostStatus.HIDDEN
 
 
+# Parts most posts lack, each read by its own query (a selector parse apiece). One combined
+# query first tells whether a post holds any of them; cleaning only removes elements, so none
+# can turn up later.
+_RARE_IN_BODY = ", ".join(
+    (SELECTORS.locked, *SELECTORS.body_furniture, SELECTORS.edit_note, SELECTORS.quote, *SELECTORS.text_furniture)
+    + ("img", SELECTORS.attachment_links)
+)
+_RARE_IN_TABLE = ", ".join(
+    (SELECTORS.image_tip_names, SELECTORS.unplaced_attachments, SELECTORS.password_input, SELECTORS.pay_button)
+)
+
+
 def _post_parts(table: LexborNode, ctx: ParseContext) -> _PostParts:
     body = table.css_first(SELECTORS.body)
     if body is None:
         return _PostParts(status=_status_without_body(table))
-    box = table.css_first(SELECTORS.post_body_box) or table
-    hidden_part = (
-        body.css_first(SELECTORS.locked) is not None
-        or box.css_first(f"{SELECTORS.password_input}, {SELECTORS.pay_button}") is not None
+    rare_in_body = body.css_first(_RARE_IN_BODY) is not None
+    rare_in_table = table.css_first(_RARE_IN_TABLE) is not None
+    box = (table.css_first(SELECTORS.post_body_box) or table) if rare_in_table else None
+    hidden_part = (rare_in_body and body.css_first(SELECTORS.locked) is not None) or (
+        box is not None and box.css_first(f"{SELECTORS.password_input}, {SELECTORS.pay_button}") is not None
     )
-    names = _image_names(table)
+    names = _image_names(table) if rare_in_table else {}
     body = body.clone()  # cleaning changes it; the page itself stays as it was
     counts = clean.strip_markup_noise(body, MARKUP_NOISE)
     clean.add_counts(counts, clean.NOISE_JAMMER_TEXT, clean.strip_jammer_nodes(body))
-    clean.remove_elements(body, SELECTORS.body_furniture)
-    edit_note = _edit_note(body)
+    edit_note = None
+    if rare_in_body:
+        clean.remove_elements(body, SELECTORS.body_furniture)
+        edit_note = _edit_note(body)
     clean.merge_counts(counts, clean.clean_tree_phrases(body, ctx.noise))
     content_html = clean.sanitize_node(body, ctx.url)  # quotes stay in the HTML
-    unplaced = table.css_first(SELECTORS.unplaced_attachments)
+    unplaced = table.css_first(SELECTORS.unplaced_attachments) if rare_in_table else None
     if unplaced is not None:
         unplaced = unplaced.clone()
         clean.strip_markup_noise(unplaced, MARKUP_NOISE)  # page furniture, not post noise: not counted
-    attachments = _attachments([body] + ([unplaced] if unplaced is not None else []), ctx.url, names)
-    quotes = _take_quotes(body, ctx.noise, counts)
-    clean.remove_elements(body, SELECTORS.text_furniture)
+    attachments = []
+    if rare_in_body or unplaced is not None:
+        attachments = _attachments([body] + ([unplaced] if unplaced is not None else []), ctx.url, names)
+    quotes = []
+    if rare_in_body:
+        quotes = _take_quotes(body, ctx.noise, counts)
+        clean.remove_elements(body, SELECTORS.text_furniture)
     content_text, text_counts = clean.clean_node_text(body, ctx.noise)
     clean.merge_counts(counts, text_counts)
     return _PostParts(
