@@ -228,3 +228,8 @@ def test_migration_3_upgrades_a_version_2_archive_in_place(db_path):
 
 def current_version_of(db):
     return db.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+
+
+def test_new_archives_merge_search_segments_eight_at_a_time(db_path):
+    db = open_db(db_path)
+    assert db.execute("SELECT v FROM posts_fts_config WHERE k = 'automerge'").fetchone() == (8,)
