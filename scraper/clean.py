@@ -381,45 +381,49 @@ def _layout_lines(node: LexborNode) -> list[str]:
     <pre>, a soft break (only after text) at block edges. White space is left as found."""
     lines: list[str] = []
     current: list[str] = []
-    has_text = False
-
-    def end_line(hard: bool) -> None:
-        nonlocal has_text
-        if hard or has_text:
-            lines.append("".join(current))
-            current.clear()
-            has_text = False
-
-    # (node, closing, inside_pre); an explicit stack, since posts can nest very deep.
-    stack = [(child, False, False) for child in reversed(list(node.iter(include_text=True)))]
+    has_text = False  # the current line holds more than white space: a soft break ends it
+    # (children left to lay out, inside <pre>, ends a block); a stack, since posts can nest
+    # very deep. Breaks are written out inline: this loop runs for every node of every post.
+    stack = [(node.iter(include_text=True), False, False)]
     while stack:
-        current_node, closing, in_pre = stack.pop()
-        if closing:
-            end_line(hard=False)
-        elif current_node.is_text_node:
-            value = current_node.text_content or ""
+        children, in_pre, ends_block = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            if ends_block and has_text:
+                lines.append("".join(current))
+                current.clear()
+                has_text = False
+        elif child.is_text_node:
+            value = child.text_content or ""
             if in_pre:
                 first, *rest = value.split("\n")
                 current.append(first)
                 for piece in rest:
-                    end_line(hard=True)
+                    lines.append("".join(current))
+                    current.clear()
                     current.append(piece)
+                    has_text = False
             else:
                 # str.replace runs at C speed; re.sub and str.translate are slower here.
                 current.append(value.replace("\n", " ").replace("\t", " ").replace("\r", " ").replace("\f", " "))
-            has_text = has_text or bool(value.strip())
-        elif current_node.is_element_node:
-            tag = current_node.tag
+            if not has_text:
+                has_text = bool(value) and not value.isspace()
+        elif child.is_element_node:
+            tag = child.tag
             if tag in _NO_TEXT_TAGS:
                 continue
             if tag == "br":
-                end_line(hard=True)
+                lines.append("".join(current))
+                current.clear()
+                has_text = False
                 continue
-            if tag in BLOCK_TAGS:
-                end_line(hard=False)
-                stack.append((current_node, True, in_pre))
-            inner_pre = in_pre or tag == "pre"
-            stack.extend((child, False, inner_pre) for child in reversed(list(current_node.iter(include_text=True))))
+            is_block = tag in BLOCK_TAGS
+            if is_block and has_text:
+                lines.append("".join(current))
+                current.clear()
+                has_text = False
+            stack.append((child.iter(include_text=True), in_pre or tag == "pre", is_block))
     if current:
         lines.append("".join(current))
     return lines
@@ -625,10 +629,12 @@ def _starts_body(html: str) -> bool:
 def sanitize_node(node: LexborNode, base_url: str) -> str:
     """The content of `node` as HTML safe to render: what sanitize_html gives for the same
     content, read from the tree already parsed (`node` itself is left unchanged)."""
-    copy = node.clone()
-    _resolve_urls(copy, base_url)
+    resolved = node
+    if node.css_first("img, a") is not None:  # only links and images need a copy to rewrite
+        resolved = node.clone()
+        _resolve_urls(resolved, base_url)
     # sanitize_html's page body never starts with white space: trim it the same way.
-    html = (copy.inner_html or "").lstrip(_ASCII_WHITESPACE)
+    html = (resolved.inner_html or "").lstrip(_ASCII_WHITESPACE)
     if _starts_body(html):
         return _CLEANER.clean(html)
     # Content opening with a comment, a style or the like: parse it as a page, as it is read.
