@@ -43,17 +43,24 @@ async def crawl_forums(archive: Archive, seeds: list[str], options: CrawlOptions
     return list(await asyncio.gather(*(crawler.run([url]) for crawler, url in zip(crawlers, seeds))))
 
 
-def crawl(db: Path, seeds: list[str]) -> dict:
-    targets = [(forum_site(url, i), [url]) for i, url in enumerate(seeds)]
+def crawl(db: Path, seeds: list[str], slowdown_factor: float | None = None) -> dict:
+    """Crawl the forums with crawl_sites; with `slowdown_factor`, with Crawlers whose pacers
+    use that factor instead (0: a host's gap never grows with its response time)."""
     with Archive(db) as archive:
-        reports = asyncio.run(crawl_sites(archive, targets, crawl_options(seeds)))
+        if slowdown_factor is None:
+            targets = [(forum_site(url, i), [url]) for i, url in enumerate(seeds)]
+            reports = asyncio.run(crawl_sites(archive, targets, crawl_options(seeds)))
+        else:
+            reports = asyncio.run(crawl_forums(archive, seeds, crawl_options(seeds), pacer_for=lambda: HostPacer(
+                delay_s=0.0, slowdown_factor=slowdown_factor)))
     failures = sum(sum(report.failures.values()) for report in reports)
     return {"pages": sum(report.pages_saved for report in reports),
             "requests": sum(report.requests for report in reports), "failures": failures}
 
 
 def main() -> None:
-    contestant_main(crawl, __doc__.splitlines()[0])
+    contestant_main(crawl, __doc__.splitlines()[0], lambda parser: parser.add_argument(
+        "--slowdown-factor", type=float, default=None, help="the pacer's slowdown factor (default: the pacer's own)"))
 
 
 if __name__ == "__main__":

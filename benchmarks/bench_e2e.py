@@ -8,7 +8,7 @@ per host. Figures: HTML pages per second of the crawl, CPU seconds per page (use
 the contestant's process, from os.wait4; also the crawl alone, measured inside it), peak RSS
 (ru_maxrss), and the posts each stored, checked against the forum's own count.
 
-    .venv/bin/python -m benchmarks.bench_e2e [--hosts 20] [--threads 34] [--only archiver,scrapy,floor]
+    .venv/bin/python -m benchmarks.bench_e2e [--hosts 20] [--threads 34] [--only archiver,scrapy,floor,archiver-no-slowdown]
                                              [--profile archiver-profile.txt] [--workdir /dev/shm]
 """
 
@@ -26,11 +26,15 @@ from benchmarks.forum_hosts import ForumHosts, ForumShape, is_page, max_in_fligh
 TARGET_OVER_SCRAPY_RATE = 1.0  # archiver pages/s over Scrapy's, at least (at no more CPU per page)
 TARGET_FLOOR_OVER_OURS = 3.0  # floor pages/s over the archiver's, at most
 
+# name: (module, its options)
 CONTESTANTS = {
-    "archiver": "benchmarks.archiver_crawl",
-    "scrapy": "benchmarks.scrapy_spider",
-    "floor": "benchmarks.floor_crawler",
+    "archiver": ("benchmarks.archiver_crawl", ()),
+    "scrapy": ("benchmarks.scrapy_spider", ()),
+    "floor": ("benchmarks.floor_crawler", ()),
+    # Attribution only (not in the default run): the archiver with the pacer's slowdown off.
+    "archiver-no-slowdown": ("benchmarks.archiver_crawl", ("--slowdown-factor", "0")),
 }
+DEFAULT_CONTESTANTS = ("archiver", "scrapy", "floor")
 
 
 def stored_posts(db: Path) -> int:
@@ -45,7 +49,8 @@ def run_one(name: str, forums: ForumHosts, workdir: Path, profile_to: Path | Non
     """Run one contestant against the forums; its figures, checked against the server's log."""
     forums.served()  # start the log afresh
     db = workdir / f"{name}.db"
-    run: ChildRun = run_contestant(CONTESTANTS[name], db, forums.board_urls(), profile_to=profile_to)
+    module, options = CONTESTANTS[name]
+    run: ChildRun = run_contestant(module, db, forums.board_urls(), options=options, profile_to=profile_to)
     served = forums.served()
     pages = sum(is_page(record) for record in served)
     return {
@@ -88,7 +93,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=20, help="forum hosts (127.0.0.2 onward)")
     parser.add_argument("--threads", type=int, default=34, help="threads per forum (1-5 pages each)")
-    parser.add_argument("--only", default=",".join(CONTESTANTS), help="contestants, comma-separated, in order")
+    parser.add_argument("--only", default=",".join(DEFAULT_CONTESTANTS), help="contestants, comma-separated, in order")
     parser.add_argument("--profile", type=Path, metavar="FILE",
                         help="run the archiver under pyinstrument and write its text report to FILE "
                              "(its figures then carry the profiler's overhead)")

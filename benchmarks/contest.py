@@ -52,15 +52,19 @@ def cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def contestant_main(crawl: Callable[[Path, list[str]], dict], description: str) -> None:
-    """The child side: parse --db and --seeds, run `crawl(db, seeds)` and print its result
-    line with the crawl's wall and CPU seconds."""
+def contestant_main(crawl: Callable[..., dict], description: str,
+                    add_options: Callable[[argparse.ArgumentParser], None] | None = None) -> None:
+    """The child side: parse --db, --seeds and the options `add_options` adds, run
+    `crawl(db, seeds, **options)` and print its result line with the crawl's wall and CPU seconds."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--db", type=Path, required=True)
     parser.add_argument("--seeds", nargs="+", required=True, help="board URLs, one per forum host")
-    args = parser.parse_args()
+    if add_options:
+        add_options(parser)
+    options = vars(parser.parse_args())
+    db, seeds = options.pop("db"), options.pop("seeds")
     wall, cpu = time.perf_counter(), cpu_s()
-    extra = crawl(args.db, args.seeds)
+    extra = crawl(db, seeds, **options)
     result = {"crawl_wall_s": time.perf_counter() - wall, "crawl_cpu_s": cpu_s() - cpu, **extra}
     print(RESULT_MARK + json.dumps(result), flush=True)
 
@@ -75,16 +79,17 @@ class ChildRun:
     peak_rss_mb: float  # ru_maxrss of the process
 
 
-def run_contestant(module: str, db: Path, seeds: list[str], *, timeout_s: float = 1800.0,
-                   profile_to: Path | None = None) -> ChildRun:
-    """Run `python -m module --db db --seeds ...` in a fresh process and reap its usage;
-    `profile_to`: run it under pyinstrument (CPU time, text report in that file)."""
+def run_contestant(module: str, db: Path, seeds: list[str], *, options: tuple[str, ...] = (),
+                   timeout_s: float = 1800.0, profile_to: Path | None = None) -> ChildRun:
+    """Run `python -m module --db db --seeds ... *options` in a fresh process and reap its
+    usage; `profile_to`: run it under pyinstrument (text report of wall-clock shares in that file)."""
     out_path, err_path = db.with_suffix(".out"), db.with_suffix(".err")
     profiler = ["-m", "pyinstrument", "-r", "text", "-p", "time=percent_of_total", "-o", str(profile_to)] \
         if profile_to else []
     started = time.perf_counter()
     with open(out_path, "w") as out, open(err_path, "w") as err:
-        child = subprocess.Popen([sys.executable, *profiler, "-m", module, "--db", str(db), "--seeds", *seeds],
+        child = subprocess.Popen([sys.executable, *profiler, "-m", module, "--db", str(db), "--seeds", *seeds,
+                                  *options],
                                  stdout=out, stderr=err, cwd=Path(__file__).resolve().parent.parent)
     # os.wait4 (not Popen.wait) reaps the child and hands back its own rusage.
     while True:
