@@ -341,6 +341,12 @@ def test_a_small_page_nested_too_deep_is_capped_after_the_first_parse():
     assert clean.html_to_text(tree.body) == "前\n深处"
 
 
+def test_a_page_deeper_than_ordinary_but_within_the_cap_keeps_every_element():
+    depth = (clean.ORDINARY_NESTING_DEPTH + clean.MAX_NESTING_DEPTH) // 2
+    tree = clean.parse_html("<div>" * depth + "中" + "</div>" * depth)
+    assert len(tree.css("div")) == depth
+
+
 def test_an_ordinary_page_is_parsed_as_it_is():
     html = "<div><p>甲<b>乙</b></p><ul><li>丙</ul></div>" * 50
     assert clean.parse_html(html).html == LexborHTMLParser(html).html
