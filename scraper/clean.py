@@ -630,6 +630,12 @@ def _starts_body(html: str) -> bool:
     return match is not None and match[1].lower() not in _HEAD_CAPABLE_TAGS
 
 
+def _only_text_and_breaks(node: LexborNode) -> bool:
+    return all(
+        child.is_text_node or (child.is_element_node and child.tag == "br") for child in node.iter(include_text=True)
+    )
+
+
 def sanitize_node(node: LexborNode, base_url: str) -> str:
     """The content of `node` as HTML safe to render: what sanitize_html gives for the same
     content, read from the tree already parsed (`node` itself is left unchanged)."""
@@ -639,6 +645,10 @@ def sanitize_node(node: LexborNode, base_url: str) -> str:
         _resolve_urls(resolved, base_url)
     # sanitize_html's page body never starts with white space: trim it the same way.
     html = (resolved.inner_html or "").lstrip(_ASCII_WHITESPACE)
+    # Escaped text and <br> are already what the sanitiser would give, unless its parser would
+    # turn a CR into LF or drop a leading byte order mark. Many posts are just that.
+    if "\r" not in html and not html.startswith("\ufeff") and _only_text_and_breaks(resolved):
+        return html
     if _starts_body(html):
         return _CLEANER.clean(html)
     # Content opening with a comment, a style or the like: parse it as a page, as it is read.

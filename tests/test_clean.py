@@ -361,6 +361,19 @@ def test_sanitize_node_output_is_safe_and_leaves_the_tree_alone(html):
     assert root.html == before
 
 
+_PLAIN_PIECES = st.sampled_from(
+    list("ab中 \t\n\xa0&<>\"'=;#/\u2028") + ["&amp;", "&lt;", "&#13;", "&#0;", "&#x1;", "&#xfeff;", "&#x85;",
+                                           "&#xd800;", "&nbsp;", "&#x0c;", "&#x80;", "\U0001f600", "<br>", "<br/>"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PLAIN_PIECES, max_size=20).map("".join))
+def test_posts_of_plain_text_and_breaks_sanitise_as_sanitize_html_does(content):
+    root = fragment(content)
+    assert clean.sanitize_node(root, BASE) == clean.sanitize_html(root.inner_html, BASE)
+
+
 @pytest.mark.parametrize("name", ["thread_page1", "thread_page2"])
 def test_sanitize_node_gives_what_sanitize_html_gives_for_each_post(name):
     page = (Path(__file__).parent / "fixtures" / "discuz" / f"{name}.html").read_text(encoding="utf-8")
