@@ -278,16 +278,18 @@ def _markup_noise_kinds(node: LexborNode, selectors: MarkupSelectors) -> list[tu
     # The selector narrows the candidates in C; the pattern decides.
     hidden = [n for n in node.css('[style*="none" i]') if _DISPLAY_NONE.search(n.attributes.get("style") or "")]
     kinds.append((NOISE_HIDDEN_ELEMENTS, hidden))
+    # Ads, scripts and styles are rare: one query for the three (each costs a selector parse).
+    rare = node.css(", ".join(filter(None, (selectors.ad_slot, "script", "style"))))
     if selectors.ad_slot:
         ads = [
             n
-            for n in node.css(selectors.ad_slot)
-            if not selectors.ad_class_prefix or _has_class_prefix(n, selectors.ad_class_prefix)
+            for n in rare
+            if (n.tag not in ("script", "style") or n.css_matches(selectors.ad_slot))
+            and (not selectors.ad_class_prefix or _has_class_prefix(n, selectors.ad_class_prefix))
         ]
         kinds.append((NOISE_AD_SLOTS, ads))
-    scripts_and_styles = node.css("script, style")  # one query: each costs a selector parse
-    kinds.append((NOISE_SCRIPTS, [n for n in scripts_and_styles if n.tag == "script"]))
-    kinds.append((NOISE_STYLES, [n for n in scripts_and_styles if n.tag == "style"]))
+    kinds.append((NOISE_SCRIPTS, [n for n in rare if n.tag == "script"]))
+    kinds.append((NOISE_STYLES, [n for n in rare if n.tag == "style"]))
     return kinds
 
 
@@ -302,7 +304,7 @@ def _remove_outermost(node: LexborNode, kinds: list[tuple[str, list[LexborNode]]
             elements[element.mem_id] = element
     root_id = node.mem_id
     kind_of.pop(root_id, None)  # css() lists the node itself when it matches; it stays
-    counts: dict[str, int] = {}
+    removed: list[str] = []
     outermost: list[LexborNode] = []
     for element_id, kind in kind_of.items():
         # Matches are few and trees shallow: climbing to `node` is cheaper than walking the tree.
@@ -310,12 +312,12 @@ def _remove_outermost(node: LexborNode, kinds: list[tuple[str, list[LexborNode]]
         while parent is not None and parent.mem_id != root_id and parent.mem_id not in kind_of:
             parent = parent.parent
         if parent is not None and parent.mem_id == root_id:
-            add_counts(counts, kind, 1)
+            removed.append(kind)
             outermost.append(elements[element_id])
     # Outermost matches never contain one another, so no decompose touches freed memory.
     for element in outermost:
         element.decompose()
-    return counts
+    return dict(Counter(removed))
 
 
 def strip_markup_noise(node: LexborNode, selectors: MarkupSelectors) -> dict[str, int]:
