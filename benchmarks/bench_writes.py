@@ -164,6 +164,19 @@ def add_pending_tail(path: Path, templates: list, first_tid: int, posts: int) ->
     archive.db.close()  # leave them pending
 
 
+def bytes_per_post(path: Path, posts: int) -> dict[str, float]:
+    """Bytes on disk per post: the whole file (after a checkpoint) and the tables that hold
+    post text, from SQLite's dbstat."""
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    sizes = dict(conn.execute(
+        "SELECT name, sum(pgsize) FROM dbstat WHERE name IN ('posts', 'post_versions', 'posts_fts_data') "
+        "GROUP BY name").fetchall())
+    conn.close()
+    sizes["file"] = path.stat().st_size
+    return {name: size / posts for name, size in sizes.items()}
+
+
 def _p50_p95(seconds: list[float]) -> tuple[float, float]:
     ordered = sorted(seconds)
     return statistics.median(ordered) * 1000, ordered[max(0, round(0.95 * len(ordered)) - 1)] * 1000
@@ -214,6 +227,7 @@ def main() -> None:
                 raise SystemExit(f"{name} holds {stored} posts ({unindexed} unindexed); {posts} were written")
         if indexed != posts:
             raise SystemExit(f"the catch-up indexed {indexed} posts, {posts} were written")
+        disk = bytes_per_post(tmp_path / "combined.db", posts)
         searches = tail_searches = None
         if args.search_rounds:
             searches = search_latencies(tmp_path / "combined.db", args.search_rounds)
@@ -248,6 +262,8 @@ def main() -> None:
     print(f"  archive write + index, batches of {args.index_batch} posts "
           f"{posts / combined_s:10.0f} posts/s  ({combined_write_s:.2f} s saving + {combined_close_s:.2f} s "
           f"indexing at close)  {_verdict(raw_s / combined_s)}")
+    print("bytes per post on disk (write+index archive): file {file:,.0f}; posts {posts:,.0f}, "
+          "post_versions {post_versions:,.0f}, posts_fts_data {posts_fts_data:,.0f}".format(**disk))
     if searches and tail_searches:
         print(f"search, 3+ characters, {len(SEARCH_QUERIES)} queries x {args.search_rounds} rounds, "
               f"p50 / p95 ms, at {posts} posts:")
