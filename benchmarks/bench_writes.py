@@ -16,7 +16,7 @@ search_posts, rank order) against the statement it replaced, which ranked every 
 above the watermark (the tail search scans).
 
     .venv/bin/python -m benchmarks.bench_writes [--pages 2000] [--index-batch N] [--profile]
-        [--search-rounds N] [--skip-trigger-line]
+        [--search-rounds N] [--skip-trigger-line] [--automerge N]
 """
 
 from __future__ import annotations
@@ -105,11 +105,14 @@ def write_raw(path: Path, rows_by_page: list[list[tuple]], *, with_fts: bool = F
     return elapsed
 
 
-def write_archive(path: Path, pages: list, *, index_batch_posts: int | None) -> tuple[float, float]:
+def write_archive(path: Path, pages: list, *, index_batch_posts: int | None,
+                  automerge: int | None = None) -> tuple[float, float]:
     """Seconds to save every page through the archive, one transaction per page, and then
     seconds for close() to index what is still pending. index_batch_posts=None: the write
     path alone; the file is left unindexed, as a kill before close() would leave it."""
     archive = Archive(path, index_batch_posts=index_batch_posts)
+    if automerge is not None:  # FTS5 keeps it in the file: the catch-up on it uses it too
+        archive.db.execute("INSERT INTO posts_fts (posts_fts, rank) VALUES ('automerge', ?)", [automerge])
     site_id = archive.upsert_site("bench", engine="discuz", base_url=SITE_URL)
     start = time.perf_counter()
     for page in pages:
@@ -194,6 +197,8 @@ def main() -> None:
                         help="FTS5 detail option of the raw+FTS line (the archive uses full)")
     parser.add_argument("--index-batch", type=int, default=INDEX_BATCH_POSTS,
                         help="posts pending before a save indexes them, for the write+index line")
+    parser.add_argument("--automerge", type=int, default=None,
+                        help="FTS5 automerge for the archive lines (default: the archive's own, 8)")
     parser.add_argument("--search-rounds", type=int, default=0,
                         help="also time search (3+ characters) this many rounds per query")
     parser.add_argument("--skip-trigger-line", action="store_true",
@@ -212,11 +217,11 @@ def main() -> None:
         raw_s = write_raw(tmp_path / "raw.db", rows_by_page)
         raw_fts_s = None if args.skip_trigger_line else write_raw(
             tmp_path / "raw_fts.db", rows_by_page, with_fts=True, fts_detail=args.fts_detail)
-        write_s, _ = write_archive(tmp_path / "deferred.db", pages, index_batch_posts=None)
+        write_s, _ = write_archive(tmp_path / "deferred.db", pages, index_batch_posts=None, automerge=args.automerge)
         # Reopened without indexing: the file holds every post, none indexed yet.
         index_s, indexed = catch_up_index(tmp_path / "deferred.db")
         combined_write_s, combined_close_s = write_archive(
-            tmp_path / "combined.db", pages, index_batch_posts=args.index_batch)
+            tmp_path / "combined.db", pages, index_batch_posts=args.index_batch, automerge=args.automerge)
         for name in ("deferred.db", "combined.db"):
             conn = sqlite3.connect(tmp_path / name)
             stored = conn.execute("SELECT count(*) FROM posts").fetchone()[0]
