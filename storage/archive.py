@@ -208,7 +208,8 @@ class Archive:
     def close(self) -> None:
         """Index the posts still waiting for the search index, then close the connection."""
         try:
-            if not self.readonly and not self.db.conn.in_transaction:
+            # Counting first spares taking the write lock when nothing waits.
+            if not self.readonly and not self.db.conn.in_transaction and self.pending_index_count():
                 self.index_pending()
         except sqlite3.OperationalError:
             # Another writer holds the lock past busy_timeout: the posts stay pending, and

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,30 @@ def test_ranking_is_bounded_but_paging_reaches_every_match(tmp_path):
         assert older == sorted(ids[:9], reverse=True)  # then the rest, newest first
         with pytest.raises(ValueError):
             build_search_sql("rank", rank_window=0)
+
+
+def test_close_leaves_posts_pending_when_another_writer_holds_the_lock(tmp_path):
+    path = tmp_path / "a.db"
+    other = None
+    try:
+        archive = Archive(path, index_batch_posts=None)
+        site = archive.upsert_site("s", engine="discuz")
+        save(archive, site, 1, [PATTON])
+        other = Archive(path, index_batch_posts=None)
+        other.db.execute("BEGIN IMMEDIATE")
+        archive.db.execute("PRAGMA busy_timeout = 50")
+        archive.close()  # cannot index now, and says nothing: the post is safe and searchable
+        other.db.execute("ROLLBACK")
+        assert other.pending_index_count() == 1 and len(found(other, "巴顿将军")) == 1
+        # With nothing pending, closing needs no lock at all.
+        idle = Archive(path, index_batch_posts=None)
+        idle.index_pending()
+        other.db.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        idle.close()  # would wait out the 5 s busy_timeout if it asked for the lock
+        assert time.monotonic() - started < 1
+        other.db.execute("ROLLBACK")
+        assert other.pending_index_count() == 0
+    finally:
+        if other is not None:
+            other.db.close()
