@@ -16,7 +16,7 @@ search_posts, rank order) against the statement it replaced, which ranked every 
 above the watermark (the tail search scans).
 
     .venv/bin/python -m benchmarks.bench_writes [--pages 2000] [--index-batch N] [--profile]
-        [--search-rounds N] [--skip-trigger-line] [--automerge N]
+        [--search-rounds N] [--skip-trigger-line] [--automerge N] [--text-bytes N]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.corpus import SITE_URL, command, machine, page_variant, parsed_pages
+from benchmarks.corpus import POST_TEXT_BYTES, SITE_URL, command, machine, page_variant, parsed_pages
 from storage.archive import INDEX_BATCH_POSTS, Archive, _post_values
 from storage.search import search_posts
 
@@ -197,6 +197,8 @@ def main() -> None:
                         help="FTS5 detail option of the raw+FTS line (the archive uses full)")
     parser.add_argument("--index-batch", type=int, default=INDEX_BATCH_POSTS,
                         help="posts pending before a save indexes them, for the write+index line")
+    parser.add_argument("--text-bytes", type=int, default=POST_TEXT_BYTES,
+                        help="UTF-8 bytes of text per post (default ~2,000 Chinese characters)")
     parser.add_argument("--automerge", type=int, default=None,
                         help="FTS5 automerge for the archive lines (default: the archive's own, 8)")
     parser.add_argument("--search-rounds", type=int, default=0,
@@ -207,7 +209,7 @@ def main() -> None:
                         help="also profile the write path and the catch-up indexing (pyinstrument)")
     args = parser.parse_args()
 
-    templates = parsed_pages(TEMPLATES)
+    templates = parsed_pages(TEMPLATES, text_bytes=args.text_bytes)
     pages = [page_variant(templates[n % TEMPLATES], n + 1) for n in range(args.pages)]
     posts = sum(len(p.posts) for p in pages)
     rows_by_page = raw_rows(pages)
