@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from urllib.parse import urlsplit, urlunsplit
 
 from protego import Protego
@@ -144,7 +145,7 @@ class RobotsRules:
     body: str | None
     reason: str | None = None  # why it is what it is ('unreachable', 'unavailable', ...)
 
-    @property
+    @cached_property  # parsed once per rules, not once per URL asked about
     def _parser(self) -> Protego | None:
         if self.status is not None and 200 <= self.status < 300 and self.body is not None:
             return Protego.parse(self.body)

@@ -136,6 +136,21 @@ def test_robots_rules_round_trip_as_stored():
     assert again.allows("http://h/private/open") and not again.allows("http://h/private/x")
 
 
+def test_robots_body_is_parsed_once_per_rules(monkeypatch):
+    from scraper import politeness
+
+    urls = ["http://h/api/x", "http://h/private/x", "http://h/private/open", "http://h/"] * 5
+    fresh, _ = robots_from_fetch(200, ROBOTS)
+    expected = [RobotsRules(fresh.status, fresh.body).allows(u) for u in urls]  # a new parse per answer
+    calls = []
+    real_parse = politeness.Protego.parse
+    monkeypatch.setattr(politeness.Protego, "parse", lambda body: calls.append(body) or real_parse(body))
+    rules, _ = robots_from_fetch(200, ROBOTS)
+    assert [rules.allows(u) for u in urls] == expected
+    assert rules.min_gap_s() == 20.0
+    assert len(calls) == 1
+
+
 def test_circuit_opens_then_half_opens():
     clock = FakeClock()
     circuit = CircuitBreaker(threshold=3, cooldown_s=600, clock=clock)
