@@ -30,6 +30,10 @@ BACKOFF_CAP_S = 300.0
 BLOCK_PAUSE_S = 60.0  # a block page (notice, login wall, challenge) holds the host this long
 CIRCUIT_FAILURES = 5  # consecutive failures that open a host's circuit
 CIRCUIT_COOLDOWN_S = 600.0  # an open circuit half-opens (lets one request through) after this
+# A response whose server time was t earns a gap of up to SLOWDOWN_FACTOR * t (Heritrix's
+# delayFactor), capped: a struggling server is given room, a fast one keeps the floor.
+SLOWDOWN_FACTOR = 5.0
+SLOWDOWN_CAP_S = 30.0
 
 # --- robots.txt (RFC 9309) ------------------------------------------------------------
 ROBOTS_CACHE_S = 24 * 3600  # a fetched robots.txt is trusted for 24 h

@@ -237,11 +237,12 @@ class Crawler:
 
     async def _fetch(self, url: str, host: str, *, headers: dict, accept=config.ACCEPTED_CONTENT_TYPES,
                      max_bytes: int | None = None, max_redirects: int | None = None) -> FetchResult | FetchError:
-        async with self.pacer.slot(host):
+        async with self.pacer.slot(host) as slot:
             self.report.requests += 1
             try:
                 result = await self.fetcher.get(url, headers=headers, accept_types=accept, max_bytes=max_bytes,
                                                 max_redirects=max_redirects)
+                slot.server_s = result.server_s  # only the server's time may slow us down
             except FetchError as exc:
                 if exc.retryable:  # the host is struggling or unreachable, not the URL at fault
                     self.circuit.failure(host)

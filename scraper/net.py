@@ -117,6 +117,10 @@ class FetchResult:
     elapsed_ms: int
     raw_bytes: int  # bytes on the wire (compressed)
     redirects: list[str] = field(default_factory=list)
+    # The fetch's wall time less the CPU time this thread spent meanwhile, on this fetch or
+    # on other tasks of its event loop: the time spent waiting on the server and the network.
+    # The pacer's slowdown weighs this, so a busy crawler's loop lag is not blamed on the server.
+    server_s: float | None = None  # None: not measured (the pacer then counts wall time)
 
     @property
     def content_type(self) -> str:
@@ -230,12 +234,19 @@ class Fetcher:
         A non-2xx final status is returned, not raised: the caller records it.
         """
         started = time.monotonic()
+        cpu_started = time.thread_time()
         try:
             async with asyncio.timeout(self.deadline_s):
-                return await self._get(url, headers or {}, accept_types, max_bytes or self.max_body_bytes,
-                                       self.max_redirects if max_redirects is None else max_redirects, started)
+                result = await self._get(url, headers or {}, accept_types, max_bytes or self.max_body_bytes,
+                                         self.max_redirects if max_redirects is None else max_redirects, started)
         except TimeoutError:
             raise DeadlineExceeded(f"no complete response within {self.deadline_s:g} s") from None
+        # While the loop runs other tasks, their CPU time passes on the wall clock too; what is
+        # left is time no code of this thread ran, i.e. waiting. A lower bound of the server's
+        # time: exact when the loop is otherwise idle, short when it was busy while the server
+        # worked. (A blocking call elsewhere on the loop, sleep or disk wait, still counts.)
+        result.server_s = max(0.0, (time.monotonic() - started) - (time.thread_time() - cpu_started))
+        return result
 
     async def _get(self, url, headers, accept_types, max_bytes, max_redirects, started) -> FetchResult:
         seen = {url}

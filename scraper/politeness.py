@@ -4,6 +4,10 @@ Pacing rules (design.md, "Politeness defaults"): one request in flight per host;
 delay_s between the end of one request and the start of the next; jitter only lengthens a
 gap (up to JITTER_MAX_FACTOR), so neither the configured delay nor a robots Crawl-delay is
 ever undercut; a slow server earns a longer gap; a 429/503 pauses the host.
+
+Only the server's time earns a longer gap, not the crawler's own: on one event loop the wall
+time around a request also holds the time the loop spent parsing and writing other hosts'
+pages, and counting it would make every host wait longer the busier the crawler is.
 """
 
 from __future__ import annotations
@@ -25,15 +29,21 @@ from scraper import config
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
-# A response that took t seconds earns a gap of up to SLOWDOWN_FACTOR * t (Heritrix's
-# delayFactor), capped: a struggling server is given room, a fast one keeps the floor.
-SLOWDOWN_FACTOR = 5.0
-SLOWDOWN_CAP_S = 30.0
-
-
 def host_of(url: str) -> str:
     """The politeness key of a URL: its host name (ports of one address are one host)."""
     return (urlsplit(url).hostname or "").lower()
+
+
+@dataclass
+class SlotUse:
+    """What the holder of a slot reports about its request.
+
+    server_s: the seconds the request spent waiting on the server and the network (the
+    fetcher's FetchResult.server_s). Left None (a failed fetch, a caller that does not know),
+    the slot's wall time is counted instead, which errs on the gentle side.
+    """
+
+    server_s: float | None = None
 
 
 @dataclass
@@ -48,7 +58,7 @@ class HostPacer:
 
     def __init__(self, *, delay_s: float = config.DELAY_S, clock: Clock = time.monotonic,
                  sleep: Sleep = asyncio.sleep, rng: Callable[[], float] = random.random,
-                 slowdown_factor: float = SLOWDOWN_FACTOR):
+                 slowdown_factor: float = config.SLOWDOWN_FACTOR):
         self.delay_s = delay_s
         self.slowdown_factor = slowdown_factor
         self.clock = clock
@@ -87,18 +97,25 @@ class HostPacer:
 
     @asynccontextmanager
     async def slot(self, host: str):
-        """Hold the host's one slot for a request; the gap after it starts when it ends."""
+        """Hold the host's one slot for a request; the gap after it starts when it ends.
+
+        Yields a SlotUse: set its server_s to the request's server time so that only the
+        server's slowness, not the event loop's, lengthens the gap.
+        """
         state = self._state(host)
         async with state.lock:
             wait = state.next_start - self.clock()
             if wait > 0:
                 await self.sleep(wait)
             started = self.clock()
+            use = SlotUse()
             try:
-                yield
+                yield use
             finally:
                 elapsed = self.clock() - started
-                gap = max(self.gap_for(host), min(self.slowdown_factor * elapsed, SLOWDOWN_CAP_S))
+                if use.server_s is not None:
+                    elapsed = min(max(use.server_s, 0.0), elapsed)
+                gap = max(self.gap_for(host), min(self.slowdown_factor * elapsed, config.SLOWDOWN_CAP_S))
                 gap *= 1.0 + (config.JITTER_MAX_FACTOR - 1.0) * self.rng()
                 state.next_start = max(state.next_start, self.clock() + gap)
 
@@ -216,4 +233,4 @@ def retry_after_s(value: str | None, now: datetime | None = None) -> float | Non
     return min(max(delta, 0.0), config.RETRY_AFTER_CAP_S)
 
 
-__all__ = ["CircuitBreaker", "HostPacer", "RobotsRules", "host_of", "parse_http_date", "retry_after_s", "robots_from_fetch", "robots_url"]
+__all__ = ["CircuitBreaker", "HostPacer", "RobotsRules", "SlotUse", "host_of", "parse_http_date", "retry_after_s", "robots_from_fetch", "robots_url"]
