@@ -268,8 +268,20 @@ class Crawler:
                 self._mark_thread_gone(row["url_key"])
         self.report.failures[reason] += 1
 
+    def _handle_missing(self, row: dict, result: FetchResult) -> None:
+        """The forum says the thread does not exist (Discuz says so with status 200): a 404 in
+        all but status. The thread is marked gone, its posts stay, and the host is not held:
+        nothing was refused."""
+        with self.archive.transaction():
+            self._record_fetch(result, reason="missing")
+            self._retry_or_fail(row, "missing", retryable=False)
+            if row["kind"] == PageKind.THREAD:
+                self._mark_thread_gone(row["url_key"])
+        self.report.failures["missing"] += 1
+
     def _mark_thread_gone(self, url_key: str) -> None:
-        """A thread the forum answers 404/410 for is gone; its posts stay in the archive."""
+        """A thread the forum answers 404/410 (or its missing-thread notice) for is gone; its
+        posts stay in the archive."""
         tid = url_key.split(":")[1]
         row = self.archive.db.execute("select id from threads where site_id = ? and thread_key = ?",
                                       [self.site_id, tid]).fetchone()
@@ -286,6 +298,9 @@ class Crawler:
             self._save_unparsed(row, result, f"blocked:{kind}", state="failed")
             # A forum that shows us a block page wants us gone for a while.
             self.pacer.pause(row["host"], self.options.block_pause_s)
+            return
+        if kind == PageKind.MISSING:
+            self._handle_missing(row, result)
             return
         parsers = {PageKind.THREAD: (self.engine.parse_thread, self._save_thread),
                    PageKind.BOARD: (self.engine.parse_board, self._save_board),

@@ -7,6 +7,7 @@ from urllib.parse import unquote
 import pytest
 
 from scraper.crawl import CrawlOptions, Crawler
+from scraper.demo import render
 from scraper.demo.forum import DemoForum
 from scraper.demo.server import start
 from scraper.politeness import CircuitBreaker, HostPacer
@@ -83,6 +84,8 @@ def test_recrawl_with_validators_is_all_304_and_adds_only_fetches(tmp_path):
 
 def test_a_block_page_is_not_stored_and_holds_the_host(demo_forum, tmp_path):
     urls = [f"{demo_forum.base_url}thread-999-1-1.html", f"{demo_forum.base_url}thread-4-1-1.html"]
+    no_permission = render.render_notice(demo_forum.forum, "抱歉，您所在的用户组无法访问该版块", demo_forum.base_url)
+    demo_forum.inject("/thread-999-1-1.html", 200, body=no_permission.encode())
     with Archive(tmp_path / "a.db") as archive:
         report = run(archive, demo_site(demo_forum.base_url), urls, block_pause_s=1.0)
         reasons = dict(archive.db.execute("select url, reason from fetches where url like '%thread-%'").fetchall())
@@ -92,6 +95,28 @@ def test_a_block_page_is_not_stored_and_holds_the_host(demo_forum, tmp_path):
     assert report.failures["blocked:notice"] == 1
     notice, after = gets(demo_forum, "/thread-999-1-1.html")[0], gets(demo_forum, "/thread-4-1-1.html")[0]
     assert after.at - notice.at >= 1.0
+
+
+def test_a_deleted_thread_notice_marks_the_thread_gone_without_holding_the_host(demo_forum, tmp_path):
+    # Discuz answers a deleted thread with status 200 and its "no such thread" notice: the
+    # archive must read it as a deletion, not as a block page that stops the crawl a minute.
+    site = demo_site(demo_forum.base_url)
+    urls = [f"{demo_forum.base_url}thread-4-1-1.html", f"{demo_forum.base_url}thread-22-1-1.html"]
+    with Archive(tmp_path / "a.db") as archive:
+        run(archive, site, urls)
+        posts_before = archive.db.execute("select count(*) from posts").fetchone()[0]
+        demo_forum.forum.delete_thread(4)
+        already = len(gets(demo_forum))
+        report = run(archive, site, urls, block_pause_s=30.0)
+        reasons = dict(archive.db.execute("select url, reason from fetches where url like '%thread-4-%'").fetchall())
+        gone = dict(archive.db.execute("select tid, gone_at from threads").fetchall())
+        posts_after = archive.db.execute("select count(*) from posts").fetchone()[0]
+    assert reasons[urls[0]] == "missing" and report.failures == {"missing": 1}
+    assert gone[4] is not None and gone[22] is None
+    assert posts_after == posts_before  # nothing is ever deleted from the archive
+    deleted, after = gets(demo_forum)[already:][:2]
+    assert deleted.path == "/thread-4-1-1.html" and after.path == "/thread-22-1-1.html"
+    assert after.at - deleted.at < 5.0
 
 
 def test_a_thread_answering_404_is_marked_gone_and_kept(demo_forum, tmp_path):

@@ -76,7 +76,7 @@ def by_pid(page, pid):
         ("thread_page1", 200, PageKind.THREAD),
         ("thread_page2", 200, PageKind.THREAD),
         ("board_page", 200, PageKind.BOARD),
-        ("notice", 200, PageKind.NOTICE),
+        ("notice", 200, PageKind.MISSING),  # 抱歉，指定的主题不存在或已被删除或正在被审核
         ("login", 200, PageKind.LOGIN),
         ("antiscrape", 200, PageKind.ANTISCRAPE),
         ("challenge", 403, PageKind.CHALLENGE),
@@ -94,6 +94,11 @@ def test_page_kind_of_fixtures(name, status, kind):
         ('<div id="messagetext" class="alert_info"><p>抱歉，您尚未登录，没有权限访问该版块</p></div>'
          '<div id="messagelogin"></div><script>ajaxget("member.php?mod=logging&action=login&infloat=yes", "messagelogin");</script>',
          200, PageKind.LOGIN),
+        ('<div id="messagetext" class="alert_error"><p>抱歉，您所在的用户组无法访问该版块</p></div>', 200,
+         PageKind.NOTICE),
+        ('<div id="messagetext" class="alert_error"><p>抱歉，指定的主題不存在或已被刪除或正在被審核</p></div>', 200,
+         PageKind.MISSING),
+        ('<div id="messagetext" class="alert_error"><p>抱歉，指定的版块不存在</p></div>', 200, PageKind.MISSING),
         ("<script>location.href='/forum.php?mod=viewthread&tid=1&_dsign=1a2b3c4d';</script>", 200, PageKind.ANTISCRAPE),
         ("<html><head><script src='/js/check.js'></script></head><body><script>go()</script></body></html>", 503,
          PageKind.CHALLENGE),

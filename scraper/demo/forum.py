@@ -379,6 +379,13 @@ class DemoForum:
             self._touch(thread)
             return tid
 
+    def delete_thread(self, tid: int) -> None:
+        """Delete a whole thread, as a moderator does: its pages answer Discuz's "no such
+        thread" notice (status 200) and it leaves its board's list."""
+        with self.lock:
+            if self.threads.pop(tid, None) is None:
+                raise KeyError(f"the demo forum has no thread {tid}")
+
     def delete_post(self, pid: int) -> None:
         """Delete a post; its floor stays and shows as 无效楼层, as in Discuz."""
         with self.lock:

@@ -19,7 +19,10 @@ class PageKind(StrEnum):
     THREAD = "thread"
     BOARD = "board"
     GUIDE = "guide"  # a site-wide list of threads across boards (Discuz: the new-threads guide)
-    NOTICE = "notice"  # a forum message page (#messagetext): no permission, no such thread...
+    NOTICE = "notice"  # a forum message page (#messagetext): no permission, flood control...
+    # A message page saying the thread (or board) does not exist or was deleted. Discuz sends
+    # it with status 200; to an archive it is a 404: the thread is gone, the forum not hostile.
+    MISSING = "missing"
     LOGIN = "login"  # a login wall
     ANTISCRAPE = "antiscrape"  # Discuz 防采集: a lone script that reloads with &_dsign=
     CHALLENGE = "challenge"  # a generic bot challenge (Cloudflare-style script page)

@@ -117,6 +117,9 @@ FLOOR_NAMES = {"楼主": 1, "沙发": 2, "板凳": 3, "地板": 4}
 HOT_REPLY_LABELS = frozenset({"推荐"})  # hot replies pulled to the top of page 1 carry no number
 DEFAULT_POSTS_PER_PAGE = 10  # Discuz's setting postperpage, used only when nothing else tells
 POSTED_PREFIX = "发表于"
+# showmessage() texts that mean "no such thread/board" (thread_nonexistence,
+# forum_nonexistence in lang_message.php), simplified and traditional script.
+MISSING_NOTICE_MARKS = ("主题不存在", "主題不存在", "版块不存在", "版塊不存在")
 BLOCKED_NOTICE_MARK = "屏蔽"  # 作者被禁止或删除 内容自动屏蔽 / 该帖被管理员或版主屏蔽
 THREAD_STARTER_MARKS = ("楼主", "|")  # printed next to the author in the post header
 
@@ -396,7 +399,7 @@ def _visible_text_chars(tree: LexborHTMLParser) -> int:
 
 
 def page_kind(tree: LexborHTMLParser, status: int = 200) -> PageKind:
-    """Classify a page: THREAD, BOARD, GUIDE, NOTICE, LOGIN, ANTISCRAPE, CHALLENGE or UNKNOWN."""
+    """Classify a page: THREAD, BOARD, GUIDE, MISSING, NOTICE, LOGIN, ANTISCRAPE, CHALLENGE or UNKNOWN."""
     try:
         return _page_kind(tree, status)
     except Exception:  # classification must never stop a crawl; an odd tree is just unknown
@@ -414,8 +417,10 @@ def _page_kind(tree: LexborHTMLParser, status: int) -> PageKind:
         return PageKind.BOARD
     if tree.css_first(s.login_box) is not None:  # before NOTICE: a login wall shows both
         return PageKind.LOGIN
-    if tree.css_first(s.notice) is not None:
-        return PageKind.NOTICE
+    notice = tree.css_first(s.notice)
+    if notice is not None:
+        message = notice.text()
+        return PageKind.MISSING if any(mark in message for mark in MISSING_NOTICE_MARKS) else PageKind.NOTICE
     if postlist is None and tree.css_first(s.login_form) is not None:
         return PageKind.LOGIN
     scripts = [script.text() for script in tree.css("script")]
