@@ -65,6 +65,9 @@ REVISIT_MAX_S = 30 * 24 * 3600  # a quiet thread's interval doubles per quiet vi
 GUIDE_MAX_PAGES = 5  # discovery reads the new-threads guide no deeper than this (50 threads a page on Discuz)
 REVISIT_BATCH_THREADS = 200  # due threads one refresh job takes at most
 VERIFY_BUDGET_REQUESTS = 20  # requests per site per run spent re-reading the oldest-verified pages
+# The verify pass re-reads only pages last fetched longer ago than this: a page read minutes ago
+# seldom holds an edit yet, so right after a crawl the budget would buy almost nothing.
+VERIFY_MIN_AGE_S = 24 * 3600
 SCHEDULE_EVERY_S = 3600  # how often a site's job runs
 SITE_LOCK_WAIT_S = 300  # a job finding its host busy (its site's other job, another site) waits this long, then skips
 REFRESH_LAG_S = 10  # on start, a site's refresh job follows its discover job by this much

@@ -69,8 +69,10 @@ class CrawlOptions:
     # Set by a caller holding the site's lock: leases left by a killed worker are taken back now
     # instead of when they expire.
     reclaim_leases: bool = False
-    # Requests an incremental run may spend re-reading the least recently verified thread pages.
+    # Requests an incremental run may spend re-reading the least recently verified thread pages,
+    # of those last fetched at least verify_min_age_s ago.
     verify_budget_requests: int = 0
+    verify_min_age_s: float = config.VERIFY_MIN_AGE_S
 
 
 @dataclass
@@ -125,6 +127,7 @@ class Crawler:
         self._visited: set[str] = set()  # frontier keys queued in this run: each is visited once
         self._printed_pages: dict[int, int] = {}  # tid -> page count printed on its first page
         self._active_threads: set[int] = set()  # thread ids that gained posts or versions in this run
+        self._verify_keys: set[str] = set()  # frontier keys the verify pass queued: each is re-read alone
         self.report: CrawlReport | None = None
 
     # --- the run ----------------------------------------------------------------------
@@ -159,12 +162,24 @@ class Crawler:
         return report
 
     async def _verify(self, started_at: str) -> None:
-        """Re-read the thread pages verified longest ago (not those fetched in this run), within
-        the verify budget: edits and deletions change no board row, so only this catches them."""
+        """Re-read the thread pages verified longest ago, of those last fetched at least
+        verify_min_age_s ago (and not in this run), within the verify budget: edits and
+        deletions change no board row, so only this catches them."""
         budget = self.options.verify_budget_requests
-        for page in self.archive.least_recently_verified_pages(self.site_id, started_at, budget):
-            self.enqueue(page["url"], discovered_from=None, depth=1, priority=0)
-        await self._drain(until_requests=self.report.requests + budget)
+        before = min(started_at, _plus_seconds(self.now(), -self.options.verify_min_age_s))
+        for page in self.archive.least_recently_verified_pages(self.site_id, before, budget):
+            if self.enqueue(page["url"], discovered_from=None, depth=1, priority=0):
+                self._verify_keys.add(entry_for(page["url"], self.engine).key)
+        try:
+            await self._drain(until_requests=self.report.requests + budget)
+        finally:
+            # Left pending, what the budget did not reach (or a retry set for later) would be
+            # fetched by the next run's discovery, outside any budget; the next verify pass
+            # chooses the oldest pages afresh.
+            skipped = self.archive.skip_pending(self.site_id, self._verify_keys, reason="verify_budget",
+                                                now=self.now())
+            if skipped:
+                self.report.skipped["verify_budget"] += skipped
 
     async def _drain(self, until_requests: int | None = None) -> None:
         while not self._stopping():
@@ -332,7 +347,7 @@ class Crawler:
                 self._record_fetch(result)
                 self.archive.finish(row["id"], "done", now=self.now())
                 self._schedule_revisit(known.get("thread_id"), page)
-                if page.page < page.page_count:
+                if self._follows_pager(row, page, unchanged=True):
                     self._enqueue_next_page(row, page)
             self.report.unchanged_pages += 1
             return
@@ -347,11 +362,23 @@ class Crawler:
             if saved.new_posts or saved.new_versions:
                 self._active_threads.add(saved.thread_id)
             self._schedule_revisit(saved.thread_id, page)
-            if page.page < page.page_count:
+            if self._follows_pager(row, page, unchanged=False):
                 self._enqueue_next_page(row, page)
         self.report.pages_saved += 1
         self.report.new_posts += saved.new_posts
         self.report.new_versions += saved.new_versions
+
+    def _follows_pager(self, row: dict, page, *, unchanged: bool) -> bool:
+        """Whether a thread page's next page is queued. A verify re-read reads its one page. In an
+        incremental run, a page found as archived leads on only to a page never archived (the
+        thread's last known page, now full, and the new one after it): a page archived already
+        is fetched when its thread's board row or due time asks for it, not here."""
+        if page.page >= page.page_count or row["url_key"] in self._verify_keys:
+            return False
+        next_key = _sibling_key(row["url_key"], page.page + 1)
+        if unchanged and self.options.incremental and next_key is not None:
+            return self.archive.page_state(self.site_id, next_key) is None
+        return True
 
     def _schedule_revisit(self, thread_id: int | None, page) -> None:
         """After a thread's last page: next due soon if the thread changed in this run, else later."""
@@ -569,6 +596,12 @@ def _page_from_key(key: str) -> int | None:
     if len(parts) == 3 and parts[0] in ("thread", "board") and parts[2].isdigit():
         return int(parts[2])
     return None
+
+
+def _sibling_key(key: str, page: int) -> str | None:
+    """The frontier key of another page of the thread or board keyed `key` (None for a URL
+    keyed otherwise)."""
+    return f"{key.rsplit(':', 1)[0]}:{page}" if _page_from_key(key) is not None else None
 
 
 def _last_known_page_url(thread: dict, engine: Engine) -> str:

@@ -132,6 +132,7 @@ def crawl_options(site: Site, options: RunOptions, job: str) -> CrawlOptions:
         reclaim_leases=True,
         revisit_due_threads=job == "refresh",
         verify_budget_requests=verify_budget if job == "refresh" else 0,
+        verify_min_age_s=site.verify_min_age_s,
     )
 
 

@@ -42,6 +42,7 @@ class Site:
     noise: NoiseRules = field(default_factory=NoiseRules)
     every_s: float = config.SCHEDULE_EVERY_S
     verify_budget_requests: int = config.VERIFY_BUDGET_REQUESTS
+    verify_min_age_s: float = config.VERIFY_MIN_AGE_S
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -117,20 +118,26 @@ def site_from_dict(data: dict[str, Any], *, source: str = "site config") -> Site
     )
     schedule = data.get("schedule", {})
     _expect(isinstance(schedule, dict), "schedule", "a table", schedule)
-    unknown = sorted(set(schedule) - {"every_s", "verify_budget_requests"})
+    unknown = sorted(set(schedule) - {"every_s", "verify_budget_requests", "verify_min_age_s"})
     if unknown:
-        raise ConfigError(f"{source}: unknown key schedule.{unknown[0]}; known: every_s, verify_budget_requests")
+        raise ConfigError(f"{source}: unknown key schedule.{unknown[0]}; known: every_s, verify_budget_requests, "
+                          "verify_min_age_s")
     every_s = schedule.get("every_s", config.SCHEDULE_EVERY_S)
     _expect(isinstance(every_s, (int, float)) and not isinstance(every_s, bool) and every_s >= 60,
             "schedule.every_s", "seconds >= 60", every_s)
     verify_budget = schedule.get("verify_budget_requests", config.VERIFY_BUDGET_REQUESTS)
     _expect(isinstance(verify_budget, int) and not isinstance(verify_budget, bool) and verify_budget >= 0,
             "schedule.verify_budget_requests", "an integer >= 0 (requests per refresh run)", verify_budget)
+    verify_min_age_s = schedule.get("verify_min_age_s", config.VERIFY_MIN_AGE_S)
+    _expect(isinstance(verify_min_age_s, (int, float)) and not isinstance(verify_min_age_s, bool)
+            and verify_min_age_s >= 0, "schedule.verify_min_age_s",
+            "seconds >= 0 (the verify pass re-reads pages last fetched at least this long ago)", verify_min_age_s)
     return Site(
         name=name, engine=engine, base_url=base_url, utc_offset=utc_offset, encoding=encoding,
         boards=tuple(boards), guide=guide, contact_url=contact,
         politeness=Politeness(delay_s=float(delay_s), max_tries=max_tries),
-        noise=rules, every_s=float(every_s), verify_budget_requests=verify_budget, raw=data,
+        noise=rules, every_s=float(every_s), verify_budget_requests=verify_budget,
+        verify_min_age_s=float(verify_min_age_s), raw=data,
     )
 
 

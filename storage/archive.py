@@ -1043,6 +1043,19 @@ class Archive:
             raise LookupError(f"no frontier row {frontier_id}")
 
     @_writes
+    def skip_pending(self, site_id: int, url_keys: Iterable[str], *, reason: str, now: str | None = None) -> int:
+        """Finish these URLs as 'skipped' with `reason` where they are still pending (due or
+        set to retry later); returns how many."""
+        cursor = self.db.execute(
+            """UPDATE frontier SET state = 'skipped', reason = :reason, next_due_at = NULL,
+                leased_until = NULL, updated_at = :now
+            WHERE site_id = :site_id AND state = 'pending'
+                AND url_key IN (SELECT value FROM json_each(:keys))""",
+            {"reason": reason, "now": _stamp(now), "site_id": site_id, "keys": _names(url_keys, "url_keys")},
+        )
+        return cursor.rowcount
+
+    @_writes
     def release_expired_leases(self, now: str) -> int:
         """Return leased rows whose lease ran out (a crashed worker's) to pending; returns
         how many. Their attempt stays counted."""
@@ -1119,11 +1132,14 @@ class Archive:
 
     def least_recently_verified_pages(self, site_id: int, before: str, limit: int) -> list[dict]:
         """Thread pages whose last request is oldest and earlier than `before`: what a verify
-        pass re-reads to catch edits and deletions the boards do not show."""
+        pass re-reads to catch edits and deletions the boards do not show. A page already
+        waiting in the frontier (a retry, say) is left to whoever queued it."""
         return self._all(
             """SELECT p.url, p.url_key, coalesce(max(f.fetched_at), p.last_fetched_at) AS verified_at
             FROM pages p LEFT JOIN fetches f ON f.site_id = p.site_id AND f.url = p.url
             WHERE p.site_id = ? AND p.kind = 'thread'
+                AND NOT EXISTS (SELECT 1 FROM frontier q WHERE q.site_id = p.site_id
+                    AND q.url_key = p.url_key AND q.state IN ('pending', 'leased'))
             GROUP BY p.id HAVING verified_at < ? ORDER BY verified_at, p.id LIMIT ?""",
             [site_id, normalise_time(before), limit],
         )

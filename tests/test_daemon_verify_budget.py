@@ -1,5 +1,8 @@
-"""The verify budget: per site in its config, per command with `run --verify-budget`, spent exactly."""
+"""The verify budget: per site in its config, per command with `run --verify-budget`, spent exactly,
+on pages read at least the minimum age ago, one page per request."""
 
+import asyncio
+import json
 import time
 
 import pytest
@@ -7,9 +10,14 @@ from click.testing import CliRunner
 
 from scraper import config
 from scraper.cli import main
+from scraper.crawl import RETRY_WAIT_MAX_S, CrawlOptions, Crawler
 from scraper.errors import ConfigError
+from scraper.schedule import RunOptions, crawl_options
 from scraper.sites import site_from_dict
+from storage.archive import Archive
+from tests.test_crawl_demo import demo_site
 from tests.test_daemon_status import demo_config
+from tests.test_incremental import LOCAL, Clock, gets_since, run
 
 
 def run_once(db, config_path, *extra):
@@ -18,9 +26,11 @@ def run_once(db, config_path, *extra):
     assert result.exit_code == 0, result.output
 
 
-def with_budget(config_path, budget):
-    text = config_path.read_text(encoding="utf-8").replace("[schedule]\n",
-                                                           f"[schedule]\nverify_budget_requests = {budget}\n")
+def with_budget(config_path, budget, min_age_s=None):
+    settings = f"verify_budget_requests = {budget}\n"
+    if min_age_s is not None:
+        settings += f"verify_min_age_s = {min_age_s}\n"
+    text = config_path.read_text(encoding="utf-8").replace("[schedule]\n", f"[schedule]\n{settings}")
     config_path.write_text(text, encoding="utf-8")
     return config_path
 
@@ -30,7 +40,8 @@ def with_budget(config_path, budget):
 def test_an_unchanged_forum_costs_its_boards_and_guide_plus_exactly_the_verify_budget(demo_forum, tmp_path, site_budget,
                                                                              flag, expected):
     db = tmp_path / "a.db"
-    config_path = with_budget(demo_config(tmp_path, demo_forum.base_url), site_budget)
+    # No minimum age: the pages the second run verifies were read a second before it.
+    config_path = with_budget(demo_config(tmp_path, demo_forum.base_url), site_budget, min_age_s=0)
     run_once(db, config_path, "--verify-budget", "0")
     time.sleep(1.05)  # times are stored to the second: pages read in the same second count as just verified
     mark = len(demo_forum.requests)
@@ -44,9 +55,99 @@ def test_an_unchanged_forum_costs_its_boards_and_guide_plus_exactly_the_verify_b
     assert len(paths) == len(boards) + len(guide) + expected, paths
 
 
-def test_the_default_budget_lives_in_config():
+def test_pages_read_less_than_the_minimum_age_ago_are_not_verified(demo_forum, tmp_path):
+    db = tmp_path / "a.db"
+    config_path = with_budget(demo_config(tmp_path, demo_forum.base_url), 3)  # the default age: a day
+    run_once(db, config_path, "--verify-budget", "0")
+    time.sleep(1.05)
+    mark = len(demo_forum.requests)
+    run_once(db, config_path)
+    paths = [r.path for r in demo_forum.requests[mark:]]
+    assert paths and not [p for p in paths if p.startswith("/thread-")], paths
+
+
+MIN_AGE_S = 3600  # less than robots.txt is cached for, so the pass spends its budget on pages alone
+
+
+def verify_only(archive, site, clock, budget, **options):
+    """A run that only verifies: no boards, no due threads."""
+    options = CrawlOptions(**{"delay_s": 0, "allow_private_hosts": LOCAL, "incremental": True,
+                              "revisit_due_threads": False, "verify_budget_requests": budget,
+                              "verify_min_age_s": MIN_AGE_S, **options})
+    return asyncio.run(Crawler(archive, site, options=options, now=clock).run([], job="refresh"))
+
+
+def test_the_verify_pass_waits_for_the_minimum_age_then_spends_exactly_its_budget(demo_forum, tmp_path):
+    clock = Clock()
+    with Archive(tmp_path / "a.db") as archive:
+        site = demo_site(demo_forum.base_url)
+        run(archive, site, clock)
+        clock.advance(seconds=MIN_AGE_S)  # read exactly the minimum age ago: not yet
+        mark = len(demo_forum.requests)
+        assert verify_only(archive, site, clock, 3).requests == 0
+        clock.advance(seconds=1)
+        report = verify_only(archive, site, clock, 3)
+        verified = gets_since(demo_forum, mark)
+    assert report.requests == len(verified) == len(set(verified)) == 3
+    assert all(p.startswith("/thread-") for p in verified)
+
+
+def next_page(key):
+    kind, tid, page = key.split(":")
+    return f"{kind}:{tid}:{int(page) + 1}"
+
+
+def path_of(key):
+    _, tid, page = key.split(":")
+    return f"/thread-{tid}-{page}-1.html"
+
+
+def test_a_verify_re_read_queues_no_further_page_and_nothing_outlives_the_budget(demo_forum, tmp_path):
+    clock = Clock()
+    quiet = {"revisit_min_s": 30 * 86400, "revisit_max_s": 30 * 86400}  # no thread comes due meanwhile
+    with Archive(tmp_path / "a.db") as archive:
+        site = demo_site(demo_forum.base_url)
+        run(archive, site, clock, **quiet)
+        clock.advance(seconds=MIN_AGE_S + 1)
+        site_id = archive.get_site(site.name)["id"]
+        chosen = [p["url_key"] for p in archive.least_recently_verified_pages(site_id, clock(), 5)]
+        archived = {key for (key,) in archive.db.execute("select url_key from pages where kind = 'thread'")}
+        leads_on = [key for key in chosen if next_page(key) in archived and next_page(key) not in chosen]
+        assert leads_on, "the pass re-reads a page whose thread has a page after it the pass does not re-read"
+        # Another answers 500: its retry is set for after the pass (a backoff longer than a run waits).
+        failing = next(key for key in chosen if key not in leads_on)
+        demo_forum.inject(path_of(failing), 500)
+        mark = len(demo_forum.requests)
+        report = verify_only(archive, site, clock, 5, backoff_base_s=RETRY_WAIT_MAX_S + 60)
+        verified = gets_since(demo_forum, mark)
+        left = archive.db.execute("select url_key, state, reason from frontier where url_key in "
+                                  "(select value from json_each(?))", [json.dumps(chosen)]).fetchall()
+        pending = archive.frontier_counts(site_id)["pending"]
+        mark = len(demo_forum.requests)
+        clock.advance(minutes=5)
+        run(archive, site, clock, **quiet)  # the next discovery: it must not fetch what the pass left
+        next_run = gets_since(demo_forum, mark)
+    assert sorted(verified) == sorted(path_of(key) for key in chosen), "each chosen page once, and no other"
+    assert report.requests == 5 and report.skipped == {"verify_budget": 1}
+    assert pending == 0
+    assert sorted(left) == sorted((key, "skipped", "verify_budget") if key == failing else (key, "done", None)
+                                  for key in chosen)
+    assert next_run and all(p.startswith("/forum-") for p in next_run), next_run
+
+
+def test_the_default_budget_and_minimum_age_live_in_config():
     site = site_from_dict({"name": "x", "base_url": "https://bbs.example.cn/"})
     assert site.verify_budget_requests == config.VERIFY_BUDGET_REQUESTS
+    assert site.verify_min_age_s == config.VERIFY_MIN_AGE_S
+    assert crawl_options(site, RunOptions(), "refresh").verify_min_age_s == config.VERIFY_MIN_AGE_S
+    site = site_from_dict({"name": "x", "base_url": "https://bbs.example.cn/", "schedule": {"verify_min_age_s": 600}})
+    assert crawl_options(site, RunOptions(), "refresh").verify_min_age_s == 600
+
+
+@pytest.mark.parametrize("bad", [-1, "3", True])
+def test_a_bad_minimum_age_names_the_key(bad):
+    with pytest.raises(ConfigError, match="schedule.verify_min_age_s.*seconds >= 0"):
+        site_from_dict({"name": "x", "base_url": "https://bbs.example.cn/", "schedule": {"verify_min_age_s": bad}})
 
 
 @pytest.mark.parametrize("bad", [-1, 1.5, "3", True])

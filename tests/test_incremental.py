@@ -26,8 +26,8 @@ class Clock:
         self.at += timedelta(**delta)
 
 
-def run(archive, site, clock):
-    options = CrawlOptions(delay_s=0, allow_private_hosts=LOCAL, incremental=True)
+def run(archive, site, clock, **options):
+    options = CrawlOptions(**{"delay_s": 0, "allow_private_hosts": LOCAL, "incremental": True, **options})
     boards = [f"{site.base_url}forum-{fid}-1.html" for fid in site.boards]
     return asyncio.run(Crawler(archive, site, options=options, now=clock).run(boards, job="refresh"))
 
