@@ -68,6 +68,10 @@ VERIFY_BUDGET_REQUESTS = 20  # requests per site per run spent re-reading the ol
 # The verify pass re-reads only pages last fetched longer ago than this: a page read minutes ago
 # seldom holds an edit yet, so right after a crawl the budget would buy almost nothing.
 VERIFY_MIN_AGE_S = 24 * 3600
+# Discovery stops paging a board where its rows show nothing new (boards list threads by last post),
+# but reads it to its end at least this often: a thread moved in from another board, or moved down
+# by a deleted reply, changes no row on the pages read before it.
+BOARD_FULL_READ_S = 24 * 3600
 SCHEDULE_EVERY_S = 3600  # how often a site's job runs
 SITE_LOCK_WAIT_S = 300  # a job finding its host busy (its site's other job, another site) waits this long, then skips
 REFRESH_LAG_S = 10  # on start, a site's refresh job follows its discover job by this much

@@ -73,6 +73,8 @@ class CrawlOptions:
     # of those last fetched at least verify_min_age_s ago.
     verify_budget_requests: int = 0
     verify_min_age_s: float = config.VERIFY_MIN_AGE_S
+    # Incremental: a board is read past a page showing nothing new once this long after it was last.
+    board_full_read_s: float = config.BOARD_FULL_READ_S
 
 
 @dataclass
@@ -400,18 +402,20 @@ class Crawler:
         """URLs to fetch for a board's rows: new threads whole; threads whose replies or last post
         time moved (or whose revisit is due) from their last known page; nothing for the rest.
         `states` is what the archive knew of the rows' threads before this page."""
-        urls = []
-        for board_row in board.rows:
-            known = states.get(str(board_row.tid))
-            if known is None or not known["page_count"]:
-                urls.append(board_row.url)  # never fetched: crawled whole
-                continue
-            moved = board_row.replies != known["replies"] or (
-                board_row.last_post_at is not None and board_row.last_post_at != known["last_post_at"])
-            due = known["next_due_at"] is not None and known["next_due_at"] <= self.now()
-            if moved or due or known["gone_at"]:
-                urls.append(_last_known_page_url(dict(known, url=known["url"] or board_row.url), self.engine))
-        return urls
+        return [url for board_row in board.rows
+                for url in self._thread_urls(board_row, states.get(str(board_row.tid)))]
+
+    def _thread_urls(self, board_row, known: dict | None) -> list[str]:
+        """What to fetch of one board row's thread (`known`: the archive's threads row, read
+        before the page was saved): nothing when it stands as archived."""
+        if known is None or not known["page_count"]:
+            return [board_row.url]  # never fetched: crawled whole
+        moved = board_row.replies != known["replies"] or (
+            board_row.last_post_at is not None and board_row.last_post_at != known["last_post_at"])
+        due = known["next_due_at"] is not None and known["next_due_at"] <= self.now()
+        if moved or due or known["gone_at"]:
+            return [_last_known_page_url(dict(known, url=known["url"] or board_row.url), self.engine)]
+        return []
 
     def _enqueue_next_page(self, row: dict, page) -> None:
         """Follow the pager, but no further than the page count printed on page 1 plus a
@@ -432,9 +436,38 @@ class Crawler:
         self.enqueue(next_url, discovered_from=row["url"], depth=row["depth"] + 1, priority=5)
 
     def _save_board(self, row, result, board, decoded) -> None:
-        more = board.page < min(board.page_count, self.options.max_board_pages)
-        self._save_listing(row, result, board, decoded, kind="board", states=self._listed_states(board),
-                           follow_pager=more)
+        states = self._listed_states(board)
+        last = min(board.page_count, self.options.max_board_pages)
+        more = board.page < last and not (
+            self.options.incremental and self._rest_of_board_known(row, board, states, last))
+        self._save_listing(row, result, board, decoded, kind="board", states=states, follow_pager=more)
+
+    def _rest_of_board_known(self, row: dict, board, states: dict[str, dict], last: int) -> bool:
+        """Whether an incremental run may leave the board's pages after this one unread.
+
+        A board lists threads by last post, newest first, and a new reply takes its thread to
+        the top: once a page's rows all stand as archived, the later pages hold only older,
+        unchanged threads. Sticky rows head every page in an order of their own, so they are
+        left out (a changed one is queued all the same). That holds only for pages the archive
+        has read, within board_full_read_s: a first crawl, a run stopped halfway or a raised
+        max_board_pages reads on, and so does the periodic full read, which finds what no row
+        above shows (a thread moved in from another board keeps its place by last post; one
+        whose first fetch failed waits down there for its next try).
+        """
+        normal = [r for r in board.rows if not r.sticky]
+        if not normal or any(self._thread_urls(r, states.get(str(r.tid))) for r in normal):
+            return False
+        try:
+            times = [datetime.fromisoformat(r.last_post_at) for r in normal]
+            if any(earlier < later for earlier, later in zip(times, times[1:])):
+                return False  # sorted otherwise (a board set to another order): a page says nothing of the next
+        except (TypeError, ValueError):
+            return False  # a row without a comparable last post time: the order cannot be checked
+        if _sibling_key(row["url_key"], board.page) is None:
+            return False
+        later = [_sibling_key(row["url_key"], page) for page in range(board.page + 1, last + 1)]
+        since = _plus_seconds(self.now(), -self.options.board_full_read_s)
+        return self.archive.pages_fetched_since(self.site_id, later, since) == len(later)
 
     def _save_guide(self, row, result, guide, decoded) -> None:
         # The guide lists the newest threads first. While a page holds only threads never

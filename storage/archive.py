@@ -1144,6 +1144,15 @@ class Archive:
             [site_id, normalise_time(before), limit],
         )
 
+    def pages_fetched_since(self, site_id: int, url_keys: Iterable[str], since: str) -> int:
+        """How many of these pages were last fetched at or after `since`."""
+        row = self._one(
+            """SELECT count(*) AS n FROM pages WHERE site_id = ? AND last_fetched_at >= ?
+                AND url_key IN (SELECT value FROM json_each(?))""",
+            [site_id, normalise_time(since), _names(url_keys, "url_keys")],
+        )
+        return row["n"]
+
     # --- runs -------------------------------------------------------------------------
     @_writes
     def start_run(self, site_id: int | None, job: str, now: str | None = None) -> int:

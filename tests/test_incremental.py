@@ -1,11 +1,14 @@
 """Incremental re-crawls: board rows decide what is fetched; quiet threads come back less often."""
 
 import asyncio
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
+from scraper import config
 from scraper.crawl import CrawlOptions, Crawler
 from scraper.demo.forum import DemoForum
 from scraper.demo.server import start
+from scraper.sites import site_from_dict
 from storage.archive import Archive
 from tests.test_crawl_demo import demo_site
 
@@ -40,25 +43,152 @@ def board_page_count(forum):
     return sum(forum.board_pages(fid) for fid in forum.boards)
 
 
-def test_recrawling_an_unchanged_forum_of_200_threads_fetches_only_its_board_pages(tmp_path):
+def forum_of_200_threads():
+    """The demo forum grown to 200 threads over its two boards: 5 board pages each."""
     forum = DemoForum()
     for n in range(200 - len(forum.threads)):
         forum.add_thread(1 + n % 2, f"合成主题 {n}", "admin", f"第 {n} 个合成主题的正文。")
-    assert len(forum.threads) == 200
-    clock = Clock()
+    assert len(forum.threads) == 200 and all(forum.board_pages(fid) == 5 for fid in forum.boards)
+    return forum
+
+
+def first_pages(forum):
+    return {f"/forum-{fid}-1.html" for fid in forum.boards}
+
+
+def thread_paths(forum, threads):
+    return {f"/thread-{t.tid}-{page}-1.html" for t in threads for page in range(1, forum.thread_pages(t) + 1)}
+
+
+class Recrawls:
+    """The 200-thread forum, served and crawled once into an archive (`first`: that run's
+    report); each recrawl() runs a few minutes after the run before it."""
+
+    def __init__(self, forum, server, archive, site, options):
+        self.forum, self.server, self.archive, self.site, self.options = forum, server, archive, site, options
+        self.clock = Clock()
+        self.first = None
+
+    def recrawl(self, after=timedelta(minutes=5), **options):
+        """Run again `after` the last run; returns its report and the paths it asked for."""
+        mark = len(self.server.requests)
+        self.clock.at += after
+        report = run(self.archive, self.site, self.clock, **{**self.options, **options})
+        return report, gets_since(self.server, mark)
+
+
+@contextmanager
+def crawled_200(tmp_path, *, boards=None, first=None, **options):
+    """Recrawls of the 200-thread forum; `boards`: the boards the site config lists (default
+    both), `first`: options of the first crawl only, `options`: of every run."""
+    forum = forum_of_200_threads()
     with start("127.0.0.1", 0, forum) as server, Archive(tmp_path / "a.db") as archive:
         site = demo_site(server.base_url)
-        first = run(archive, site, clock)
-        assert not first.failures, first.failures
-        stored = archive.db.execute("select count(*) from threads where page_count is not null").fetchone()[0]
+        if boards is not None:
+            site = site_from_dict(dict(site.raw, boards=boards))
+        crawls = Recrawls(forum, server, archive, site, options)
+        crawls.first = run(archive, site, crawls.clock, **{**options, **(first or {})})
+        yield crawls
+
+
+def board_paths(paths):
+    return sorted(p for p in paths if p.startswith("/forum-"))
+
+
+def test_recrawling_an_unchanged_forum_of_200_threads_fetches_only_the_first_page_of_each_board(tmp_path):
+    with crawled_200(tmp_path) as crawls:
+        forum = crawls.forum
+        assert not crawls.first.failures, crawls.first.failures
+        assert len(set(board_paths(gets_since(crawls.server, 0)))) == board_page_count(forum)
+        stored = crawls.archive.db.execute("select count(*) from threads where page_count is not null").fetchone()[0]
         assert stored == 200
-        mark = len(server.requests)
-        clock.advance(minutes=5)
-        second = run(archive, site, clock)
-        paths = gets_since(server, mark)
-    assert paths and all(p.startswith("/forum-") for p in paths), paths
-    assert len(paths) == second.requests == board_page_count(forum)
-    assert second.new_posts == 0 and second.pages_saved == len(paths)
+        second, paths = crawls.recrawl()
+    # Page 1 of each board shows nothing new, and the pages after it were read in the first
+    # crawl: boards list threads by last post, so those hold only older, unchanged threads.
+    assert sorted(paths) == sorted(first_pages(forum))
+    assert second.requests == len(paths) and second.new_posts == 0 and second.pages_saved == len(paths)
+
+
+def test_a_reply_that_bumps_a_thread_off_the_last_board_page_is_found(tmp_path):
+    with crawled_200(tmp_path) as crawls:
+        forum = crawls.forum
+        oldest = [t for t in forum.board_threads(1) if not t.sticky][-1]
+        last_page_before = forum.thread_pages(oldest)
+        forum.now += timedelta(minutes=1)  # time passes on the forum: the reply is its newest post
+        pid = forum.add_reply(oldest.tid, "admin", "把老帖顶上来的新回复")
+        assert forum.board_threads(1)[1] is oldest, "after the sticky thread, at the top of page 1"
+        report, paths = crawls.recrawl()
+        stored = crawls.archive.db.execute("select count(*) from posts where pid = ?", [pid]).fetchone()[0]
+    # Board 1: page 1 holds the changed row, page 2 nothing new (the row pushed down from page
+    # 1 included), so page 3 on are left; board 2 shows nothing new on page 1.
+    assert board_paths(paths) == ["/forum-1-1.html", "/forum-1-2.html", "/forum-2-1.html"]
+    expected = [f"/thread-{oldest.tid}-{page}-1.html"
+                for page in range(last_page_before, forum.thread_pages(oldest) + 1)]
+    assert [p for p in paths if p.startswith("/thread-")] == expected
+    assert report.requests == len(paths) == 3 + len(expected)
+    assert report.new_posts == 1 and stored == 1
+
+
+def test_changes_that_spill_onto_page_2_are_all_found(tmp_path):
+    with crawled_200(tmp_path) as crawls:
+        forum = crawls.forum
+        changed = [t for t in forum.board_threads(1) if not t.sticky][::4][:25]  # from every board page
+        forum.now += timedelta(minutes=1)
+        for thread in changed:
+            forum.add_reply(thread.tid, "admin", f"第 {thread.tid} 帖的新回复")
+        report, paths = crawls.recrawl()
+    # 25 bumped rows fill page 1 and 5 rows of page 2; page 3 is the first with nothing new.
+    assert board_paths(paths) == ["/forum-1-1.html", "/forum-1-2.html", "/forum-1-3.html", "/forum-2-1.html"]
+    threads = [p for p in paths if p.startswith("/thread-")]
+    assert {p.split("-")[1] for p in threads} == {str(t.tid) for t in changed}
+    assert report.new_posts == len(changed)
+
+
+def test_a_changed_sticky_thread_is_found_without_reading_on(tmp_path):
+    with crawled_200(tmp_path) as crawls:
+        forum = crawls.forum
+        sticky = next(t for t in forum.board_threads(1) if t.sticky)
+        forum.add_reply(sticky.tid, "admin", "置顶帖的新回复")
+        report, paths = crawls.recrawl()
+    # The sticky row heads every board page out of last-post order: its change is queued,
+    # and the other rows of page 1 decide that the pages after it need no reading.
+    assert sorted(paths) == sorted(first_pages(forum) | {f"/thread-{sticky.tid}-1-1.html"})
+    assert report.new_posts == 1
+
+
+def test_board_pages_never_read_are_read_whatever_page_1_shows(tmp_path):
+    # The first crawl reads 2 pages a board, as a run stopped after page 2 would.
+    with crawled_200(tmp_path, first={"max_board_pages": 2}) as crawls:
+        forum = crawls.forum
+        report, paths = crawls.recrawl()  # the default limit: 50 pages
+        _, third = crawls.recrawl()
+    unread = [t for fid in forum.boards for t in [t for t in forum.board_threads(fid) if not t.sticky][40:]]
+    assert board_paths(paths) == sorted(f"/forum-{fid}-{page}.html" for fid in forum.boards for page in range(1, 6))
+    assert sorted(p for p in paths if p.startswith("/thread-")) == sorted(thread_paths(forum, unread))
+    assert report.new_posts == sum(len(t.posts) for t in unread)
+    assert sorted(third) == sorted(first_pages(forum)), "read to the end once, the boards stop at page 1 again"
+
+
+def test_a_thread_moved_in_from_an_unlisted_board_is_found_by_the_daily_full_read(tmp_path):
+    quiet = {"revisit_min_s": 30 * 86400, "revisit_max_s": 30 * 86400}  # no thread comes due meanwhile
+    with crawled_200(tmp_path, boards=[1], **quiet) as crawls:
+        forum = crawls.forum
+        moved = [t for t in forum.board_threads(2) if not t.sticky][-1]  # an old thread of board 2
+        forum.move_thread(moved.tid, 1)
+        # and one the other way, so board 1 keeps its 5 pages (a 6th, never read, would be read at once)
+        forum.move_thread([t for t in forum.board_threads(1) if not t.sticky][0].tid, 2)
+        normal = [t for t in forum.board_threads(1) if not t.sticky]
+        assert forum.board_pages(1) == 5 and normal.index(moved) >= 80, "on board 1's last page"
+        _, soon = crawls.recrawl()
+        # The later pages were read a day and 5 minutes ago.
+        report, later = crawls.recrawl(after=timedelta(seconds=config.BOARD_FULL_READ_S))
+        stored = crawls.archive.db.execute("select page_count from threads where tid = ?", [moved.tid]).fetchone()
+    # Its row changes nothing on page 1, so a run minutes later does not see it ...
+    assert soon == ["/forum-1-1.html"]
+    # ... but once the later pages are a day old, the board is read to its end and it is found.
+    assert board_paths(later) == [f"/forum-1-{page}.html" for page in range(1, 6)]
+    assert sorted(p for p in later if p.startswith("/thread-")) == sorted(thread_paths(forum, [moved]))
+    assert report.new_posts == len(moved.posts) and stored == (forum.thread_pages(moved),)
 
 
 def test_a_new_reply_fetches_only_that_threads_last_known_page_onward(demo_forum, tmp_path):

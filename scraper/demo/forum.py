@@ -379,6 +379,18 @@ class DemoForum:
             self._touch(thread)
             return tid
 
+    def move_thread(self, tid: int, fid: int) -> None:
+        """Move a thread to another board, as a moderator does: it keeps its posts and last
+        post time, so it takes its place by last post among the new board's threads."""
+        with self.lock:
+            thread = self.threads.get(tid)
+            if thread is None:
+                raise KeyError(f"the demo forum has no thread {tid}")
+            if fid not in self.boards:
+                raise KeyError(f"the demo forum has no board {fid}")
+            thread.fid = fid
+            self._touch(thread)  # its pages name the board in their breadcrumbs
+
     def delete_thread(self, tid: int) -> None:
         """Delete a whole thread, as a moderator does: its pages answer Discuz's "no such
         thread" notice (status 200) and it leaves its board's list."""
