@@ -130,6 +130,7 @@ class Crawler:
         self._printed_pages: dict[int, int] = {}  # tid -> page count printed on its first page
         self._active_threads: set[int] = set()  # thread ids that gained posts or versions in this run
         self._verify_keys: set[str] = set()  # frontier keys the verify pass queued: each is re-read alone
+        self._unordered_boards: set[str] = set()  # boards (key prefixes) seen listed otherwise than by last post
         self.report: CrawlReport | None = None
 
     # --- the run ----------------------------------------------------------------------
@@ -452,18 +453,26 @@ class Crawler:
         has read, within board_full_read_s: a first crawl, a run stopped halfway or a raised
         max_board_pages reads on, and so does the periodic full read, which finds what no row
         above shows (a thread moved in from another board keeps its place by last post; one
-        whose first fetch failed waits down there for its next try).
+        whose first fetch failed waits down there for its next try). A board whose rows are
+        seen out of last-post order is read to its end.
         """
-        normal = [r for r in board.rows if not r.sticky]
-        if not normal or any(self._thread_urls(r, states.get(str(r.tid))) for r in normal):
+        if _sibling_key(row["url_key"], board.page) is None:
             return False
+        board_key = row["url_key"].rsplit(":", 1)[0]
+        if board_key in self._unordered_boards:
+            return False
+        normal = [r for r in board.rows if not r.sticky]
         try:
             times = [datetime.fromisoformat(r.last_post_at) for r in normal]
-            if any(earlier < later for earlier, later in zip(times, times[1:])):
-                return False  # sorted otherwise (a board set to another order): a page says nothing of the next
+            in_order = all(earlier >= later for earlier, later in zip(times, times[1:]))
         except (TypeError, ValueError):
-            return False  # a row without a comparable last post time: the order cannot be checked
-        if _sibling_key(row["url_key"], board.page) is None:
+            in_order = False  # a row without a comparable last post time: the order cannot be checked
+        if not in_order:
+            # Listed otherwise (a board can be set to list threads by creation): a page says
+            # nothing of the next, so the board is read to its end in this run.
+            self._unordered_boards.add(board_key)
+            return False
+        if not normal or any(self._thread_urls(r, states.get(str(r.tid))) for r in normal):
             return False
         later = [_sibling_key(row["url_key"], page) for page in range(board.page + 1, last + 1)]
         since = _plus_seconds(self.now(), -self.options.board_full_read_s)

@@ -78,10 +78,10 @@ class Recrawls:
 
 
 @contextmanager
-def crawled_200(tmp_path, *, boards=None, first=None, **options):
-    """Recrawls of the 200-thread forum; `boards`: the boards the site config lists (default
-    both), `first`: options of the first crawl only, `options`: of every run."""
-    forum = forum_of_200_threads()
+def crawled_200(tmp_path, *, forum=None, boards=None, first=None, **options):
+    """Recrawls of the 200-thread forum (or `forum`); `boards`: the boards the site config
+    lists (default both), `first`: options of the first crawl only, `options`: of every run."""
+    forum = forum or forum_of_200_threads()
     with start("127.0.0.1", 0, forum) as server, Archive(tmp_path / "a.db") as archive:
         site = demo_site(server.base_url)
         if boards is not None:
@@ -142,6 +142,27 @@ def test_changes_that_spill_onto_page_2_are_all_found(tmp_path):
     threads = [p for p in paths if p.startswith("/thread-")]
     assert {p.split("-")[1] for p in threads} == {str(t.tid) for t in changed}
     assert report.new_posts == len(changed)
+
+
+def test_a_board_not_listed_by_last_post_is_read_to_its_end(tmp_path):
+    forum = forum_of_200_threads()
+    forum.board_order = "dateline"  # newest opening post first: a reply moves no thread
+    listed = [t for t in forum.board_threads(1) if not t.sticky]
+    forum.now += timedelta(minutes=1)
+    forum.add_reply(listed[5].tid, "admin", "第 6 行的回复比上面几行都新")  # page 1 out of last-post order
+    with crawled_200(tmp_path, forum=forum) as crawls:
+        oldest, pages = listed[-1], forum.thread_pages(listed[-1])
+        forum.now += timedelta(minutes=1)
+        pid = forum.add_reply(oldest.tid, "admin", "最后一页老帖的新回复")
+        assert [t for t in forum.board_threads(1) if not t.sticky][-1] is oldest, "still on the last page"
+        assert forum.thread_pages(oldest) == pages, "the reply lands on the thread's last known page"
+        report, paths = crawls.recrawl()
+        stored = crawls.archive.db.execute("select count(*) from posts where pid = ?", [pid]).fetchone()[0]
+    # Every row of page 1 stands as archived, but their order shows the board is not listed by
+    # last post, so page 1 says nothing of the rest: board 1 is read to the end (board 2 stops).
+    assert board_paths(paths) == sorted([f"/forum-1-{page}.html" for page in range(1, 6)] + ["/forum-2-1.html"])
+    assert [p for p in paths if p.startswith("/thread-")] == [f"/thread-{oldest.tid}-{pages}-1.html"]
+    assert report.new_posts == 1 and stored == 1
 
 
 def test_a_changed_sticky_thread_is_found_without_reading_on(tmp_path):

@@ -205,6 +205,7 @@ class DemoForum:
         self.posts_per_page: int = config["posts_per_page"]
         self.threads_per_page: int = config["threads_per_page"]
         self.now = (now or datetime.now(self.tz).replace(tzinfo=None)).replace(microsecond=0)
+        self.board_order = "lastpost"  # Discuz's default; "dateline" lists threads by their opening post
         chrome = config["chrome"]
         self.chrome = Chrome(chrome["lights"], tuple(chrome["promotions"]), chrome["left_toggle"],
                              tuple(chrome["footer"]))
@@ -300,9 +301,11 @@ class DemoForum:
         return self.users.get(name) or DemoUser(name, 0)
 
     def board_threads(self, fid: int) -> list[DemoThread]:
-        """A board's threads in Discuz's default order: sticky first, then by last post."""
+        """A board's threads in Discuz's default order: sticky first, then by last post (with
+        board_order 'dateline', by the opening post's time, as a board can be set to list them)."""
         threads = [t for t in self.threads.values() if t.fid == fid]
-        return sorted(threads, key=lambda t: (not t.sticky, -t.last_post.posted_at.timestamp(), -t.tid))
+        shown = (lambda t: t.opening_post) if self.board_order == "dateline" else (lambda t: t.last_post)
+        return sorted(threads, key=lambda t: (not t.sticky, -shown(t).posted_at.timestamp(), -t.tid))
 
     def guide_threads(self) -> list[DemoThread]:
         """The new-threads guide's order: every board's threads, newest opening post first."""
