@@ -1,34 +1,56 @@
 """Scale benchmark: build an archive of N posts through the write path (save_thread_page,
-10 posts a page, one transaction a page), then report bytes per post on disk, search
-latency (p50/p95) through Datasette's in-process JSON API for 3+ character queries (FTS5
-trigram) and 2-character ones (the scan fallback), and the process's RSS as it grows.
+10 posts a page, one transaction a page) and, at checkpoints on the way (by default 10%, 50%
+and 100% of N), measure:
 
-    .venv/bin/python -m benchmarks.bench_scale [--posts 20000] [--repeats 20]
+- bytes per post on disk (database + WAL after a checkpoint), by table;
+- search p50/p95 through Datasette's in-process JSON API, 3+ character queries (FTS5 trigram)
+  and 2-character ones (the LIKE path), common words and a word in no post;
+- thread page render time: GET /-/thread/{id} (the archive's reader) for random threads;
+- the daemon's peak RSS: `forum-archiver run --once` in a child process, refreshing the site
+  the archive holds (a demo forum served here), its ru_maxrss from wait4.
+
+The archive's site IS the demo forum's site, so the daemon's run works against all N posts:
+it reads the board, takes a batch of due threads (the benchmark's threads, which the forum
+does not have: each answers Discuz's "no such thread" notice and is marked gone, as a deleted
+thread would be) and spends its verify budget on the oldest-verified pages.
+
+    .venv/bin/python -m benchmarks.bench_scale [--posts 1000000] [--text-bytes 600]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import random
 import resource
+import shutil
 import sqlite3
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.bench_writes import page_url
-from benchmarks.corpus import POSTS_PER_PAGE, SITE_URL, command, machine, page_variant, parsed_pages
+from benchmarks.corpus import POSTS_PER_PAGE, command, machine, page_variant, parsed_pages
+from scraper.demo.server import start as start_demo_forum
+from scraper.engines.discuz import DiscuzEngine
+from scraper.engines.discuz import board_url as discuz_board_url
+from scraper.engines.discuz import thread_url as discuz_thread_url
+from scraper.frontier import entry_for
 from scraper.publish import make_datasette
+from scraper.sites import site_for_url
 from storage.archive import Archive
 
 TEMPLATES = 20
 LONG_QUERIES = ("群众满意", "党员意识", "办公室", "实事求是")  # FTS5 trigram path
-SHORT_QUERIES = ("服务", "群众", "党委")  # under 3 characters: the LIKE scan path
+SHORT_QUERIES = ("服务", "群众", "党委")  # under 3 characters: the LIKE path
 # Common words fill the page of results early and stop the scan; a word in no post makes
 # it read every post: the worst case.
 ABSENT_SHORT_QUERIES = ("鲸鱼",)
-RSS_SAMPLES = 5  # RSS is read this many times while the archive grows
+# The benchmark's thread ids start here: far above the demo forum's own, so they never meet.
+TID_OFFSET = 1_000_000
 
 
 def rss_mb() -> float:
@@ -45,99 +67,181 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def build(path: Path, post_count: int) -> tuple[float, list[tuple[int, float]]]:
-    """Write post_count posts; returns (seconds, [(posts so far, RSS MB)])."""
-    templates = parsed_pages(TEMPLATES)
-    page_count = post_count // POSTS_PER_PAGE
-    sample_every = max(1, page_count // RSS_SAMPLES)
-    samples = []
-    archive = Archive(path)
-    site_id = archive.upsert_site("bench", engine="discuz", base_url=SITE_URL)
-    start = time.perf_counter()
-    for n in range(1, page_count + 1):
-        page = page_variant(templates[n % TEMPLATES], n)
-        url, url_key = page_url(n)
-        with archive.transaction():
-            archive.save_thread_page(site_id, page, url=url, url_key=url_key)
-        if n % sample_every == 0:
-            samples.append((n * POSTS_PER_PAGE, rss_mb()))
-    elapsed = time.perf_counter() - start
-    archive.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    archive.close()
-    return elapsed, samples
-
-
-async def search_latencies_ms(path: Path, queries: tuple[str, ...], repeats: int) -> tuple[list[float], int]:
-    """Latency of each search request (ms) and the rows the last round returned in total."""
-    datasette = make_datasette(path)
-    db_name = path.stem
-    latencies, rows = [], 0
-    await datasette.client.get(f"/{db_name}/search.json", params={"q": queries[0], "_shape": "array"})  # warm
-    for _ in range(repeats):
-        rows = 0
-        for q in queries:
-            start = time.perf_counter()
-            response = await datasette.client.get(f"/{db_name}/search.json", params={"q": q, "_shape": "array"})
-            latencies.append((time.perf_counter() - start) * 1000)
-            if response.status_code != 200:
-                raise SystemExit(f"search {q!r}: HTTP {response.status_code}: {response.text[:200]}")
-            rows += len(response.json())
-    return latencies, rows
-
-
-def bytes_by_table(path: Path) -> list[tuple[str, int]]:
-    """Bytes on disk per table and index (SQLite's dbstat), largest first; FTS shadow tables
-    are listed by their own names."""
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC").fetchall()
-    except sqlite3.OperationalError:  # SQLite built without dbstat
-        return []
-    finally:
-        conn.close()
-
-
 def percentile(values: list[float], fraction: float) -> float:
     """The value below which `fraction` of values fall (nearest rank)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def main() -> None:
-    """Build the archive, measure disk, search and RSS, print the figures."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--posts", type=int, default=20_000, help="posts to archive (default 20000)")
-    parser.add_argument("--repeats", type=int, default=20, help="rounds of each query set")
-    args = parser.parse_args()
+def write_pages(archive: Archive, site_id: int, base_url: str, templates, first: int, last: int) -> None:
+    """Pages first..last (inclusive) of the synthetic archive, one transaction each."""
+    engine = DiscuzEngine()
+    for n in range(first, last + 1):
+        page = page_variant(templates[n % TEMPLATES], TID_OFFSET + n)
+        url = discuz_thread_url(base_url, page.tid, 1)
+        with archive.transaction():
+            archive.save_thread_page(site_id, page, url=url, url_key=entry_for(url, engine).key)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "archive.db"
-        build_s, samples = build(path, args.posts)
-        stored = sqlite3.connect(path).execute("SELECT count(*) FROM posts").fetchone()[0]
-        text_bytes = sqlite3.connect(path).execute(
-            "SELECT sum(length(CAST(content_text AS BLOB))) FROM posts").fetchone()[0]
-        disk = sum(f.stat().st_size for f in Path(tmp).iterdir())
-        largest = bytes_by_table(path)[:6]
-        long_ms, long_rows = asyncio.run(search_latencies_ms(path, LONG_QUERIES, args.repeats))
-        short_ms, short_rows = asyncio.run(search_latencies_ms(path, SHORT_QUERIES, args.repeats))
-        absent_ms, absent_rows = asyncio.run(search_latencies_ms(path, ABSENT_SHORT_QUERIES, args.repeats))
+
+async def search_latencies_ms(datasette, db_name: str, queries: tuple[str, ...], repeats: int) -> list[float]:
+    """Latency of each search request, in ms."""
+    latencies = []
+    await datasette.client.get(f"/{db_name}/search.json", params={"q": queries[0], "_shape": "array"})  # warm
+    for _ in range(repeats):
+        for q in queries:
+            start = time.perf_counter()
+            response = await datasette.client.get(f"/{db_name}/search.json", params={"q": q, "_shape": "array"})
+            latencies.append((time.perf_counter() - start) * 1000)
+            if response.status_code != 200:
+                raise SystemExit(f"search {q!r}: HTTP {response.status_code}: {response.text[:200]}")
+    return latencies
+
+
+async def render_latencies_ms(datasette, thread_ids: list[int]) -> list[float]:
+    """Latency of the thread reader page for each thread id, in ms."""
+    latencies = []
+    await datasette.client.get(f"/-/thread/{thread_ids[0]}")  # warm
+    for thread_id in thread_ids:
+        start = time.perf_counter()
+        response = await datasette.client.get(f"/-/thread/{thread_id}")
+        latencies.append((time.perf_counter() - start) * 1000)
+        if response.status_code != 200 or "floor" not in response.text:
+            raise SystemExit(f"/-/thread/{thread_id}: HTTP {response.status_code}")
+    return latencies
+
+
+def daemon_run(db_path: Path, board: str) -> dict:
+    """`forum-archiver run --once` against the archive in a child process: peak RSS and time."""
+    executable = shutil.which("forum-archiver", path=str(Path(sys.executable).parent)) or "forum-archiver"
+    conn = sqlite3.connect(db_path)
+    try:
+        last_run_before = conn.execute("SELECT coalesce(max(id), 0) FROM runs").fetchone()[0]
+    finally:
+        conn.close()
+    started = time.perf_counter()
+    child = subprocess.Popen([executable, "run", "--db", str(db_path), "--site", board, "--allow-private",
+                              "--delay", "0", "--once"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stderr = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise SystemExit(f"the daemon failed ({child.returncode}): {stderr.decode(errors='replace')[-800:]}")
+    conn = sqlite3.connect(db_path)
+    try:  # the run --once makes a run row per job (discover, refresh)
+        runs = conn.execute("SELECT job, requests, status FROM runs WHERE id > ? ORDER BY id",
+                            [last_run_before]).fetchall()
+    finally:
+        conn.close()
+    return {"peak_rss_mb": usage.ru_maxrss / 1024, "seconds": time.perf_counter() - started,
+            "cpu_s": usage.ru_utime + usage.ru_stime, "requests": sum(r[1] for r in runs),
+            "status": ", ".join(f"{job} {status} ({requests} requests)" for job, requests, status in runs)}
+
+
+def disk_figures(directory: Path, db_path: Path) -> tuple[int, int, int, list[tuple[str, int]]]:
+    """(posts, bytes on disk, bytes of post text, [(table, bytes)] largest first)."""
+    conn = sqlite3.connect(db_path)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        posts = conn.execute("SELECT count(*) FROM posts").fetchone()[0]
+        text = conn.execute("SELECT sum(length(CAST(content_text AS BLOB))) FROM posts").fetchone()[0]
+        try:
+            tables = conn.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC").fetchall()
+        except sqlite3.OperationalError:  # SQLite built without dbstat
+            tables = []
+    finally:
+        conn.close()
+    disk = sum(f.stat().st_size for f in directory.iterdir() if f.name.startswith(db_path.name)
+               and not f.name.endswith((".jobs.db", ".lock")))
+    return posts, disk, text, tables
+
+
+def measure(directory: Path, db_path: Path, board: str, repeats: int, render_samples: int) -> dict:
+    """Every figure of one checkpoint."""
+    daemon = daemon_run(db_path, board)
+    posts, disk, text, tables = disk_figures(directory, db_path)
+    datasette = make_datasette(db_path)
+    conn = sqlite3.connect(db_path)
+    try:
+        thread_ids = [row[0] for row in conn.execute("SELECT id FROM threads WHERE tid > ?", [TID_OFFSET])]
+    finally:
+        conn.close()
+    sample = random.Random(posts).sample(thread_ids, min(render_samples, len(thread_ids)))
+
+    async def web() -> dict:
+        return {"long": await search_latencies_ms(datasette, db_path.stem, LONG_QUERIES, repeats),
+                "short": await search_latencies_ms(datasette, db_path.stem, SHORT_QUERIES, repeats),
+                "absent": await search_latencies_ms(datasette, db_path.stem, ABSENT_SHORT_QUERIES, repeats),
+                "render": await render_latencies_ms(datasette, sample)}
+
+    return {"posts": posts, "disk": disk, "text": text, "tables": tables, "daemon": daemon, **asyncio.run(web())}
+
+
+def report(point: dict, build_s: float, writer_rss_mb: float) -> None:
+    posts = point["posts"]
+    print(f"\n== {posts:,} posts (writes so far {build_s:.0f} s, {posts / build_s:.0f} posts/s; "
+          f"writer RSS {writer_rss_mb:.0f} MB)")
+    print(f"disk: {point['disk'] / 1e6:,.1f} MB = {point['disk'] / posts:,.0f} bytes/post "
+          f"(post text alone {point['text'] / posts:,.0f} bytes/post of UTF-8)")
+    if point["tables"]:
+        print("largest tables: " + ", ".join(f"{name} {size / posts:,.0f} B/post" for name, size in point["tables"][:6]))
+    for label, key, queries in (("3+ chars (FTS5 trigram)", "long", LONG_QUERIES),
+                                ("2 chars, common (LIKE)", "short", SHORT_QUERIES),
+                                ("2 chars, in no post (LIKE)", "absent", ABSENT_SHORT_QUERIES),
+                                ("thread page /-/thread/{id}", "render", None)):
+        ms = point[key]
+        print(f"{label:28s} p50 {percentile(ms, 0.5):8.1f} ms  p95 {percentile(ms, 0.95):8.1f} ms  "
+              f"({len(ms)} requests{', queries ' + ', '.join(queries) if queries else ''})")
+    daemon = point["daemon"]
+    print(f"daemon run --once: peak RSS {daemon['peak_rss_mb']:.0f} MB, {daemon['requests']} requests, "
+          f"{daemon['seconds']:.1f} s wall, {daemon['cpu_s']:.1f} s CPU; runs: {daemon['status']}")
+
+
+def main() -> None:
+    """Build the archive in steps, measure at each checkpoint, print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--posts", type=int, default=1_000_000, help="posts to archive (default 1000000)")
+    parser.add_argument("--text-bytes", type=int, default=600,
+                        help="UTF-8 bytes of each post's text (default 600: about 200 Chinese characters)")
+    parser.add_argument("--checkpoints", default="0.1,0.5,1",
+                        help="fractions of --posts at which to measure (default 0.1,0.5,1)")
+    parser.add_argument("--repeats", type=int, default=10, help="rounds of each query set per checkpoint")
+    parser.add_argument("--render-samples", type=int, default=50, help="thread pages rendered per checkpoint")
+    parser.add_argument("--dir", help="build the archive in a temporary directory under this one, e.g. a disk with room (default: the system's temp dir)")
+    args = parser.parse_args()
+    fractions = sorted({float(f) for f in args.checkpoints.split(",")})
+    page_count = args.posts // POSTS_PER_PAGE
+    checkpoints = [max(1, round(page_count * f)) for f in fractions]
 
     print(f"command: {command()}")
     print(f"machine: {machine()}")
-    print(f"archive: {stored} posts in {stored // POSTS_PER_PAGE} pages, built in {build_s:.1f} s "
-          f"({stored / build_s:.0f} posts/s); target size 1,000,000 posts: {'met' if stored >= 1_000_000 else 'NOT reached'}")
-    print(f"disk: {disk / 1e6:.1f} MB = {disk / stored:.0f} bytes/post "
-          f"(post text alone: {text_bytes / stored:.0f} bytes/post UTF-8)")
-    if largest:
-        print("largest tables: " + ", ".join(f"{name} {size / stored:.0f} B/post" for name, size in largest))
-    for label, ms, rows, queries in (("3+ chars (FTS5 trigram)", long_ms, long_rows, LONG_QUERIES),
-                                     ("2 chars (scan)", short_ms, short_rows, SHORT_QUERIES),
-                                     ("2 chars, no match (full scan)", absent_ms, absent_rows, ABSENT_SHORT_QUERIES)):
-        print(f"search {label:30s} p50 {percentile(ms, 0.5):8.1f} ms  p95 {percentile(ms, 0.95):8.1f} ms  "
-              f"mean {statistics.mean(ms):8.1f} ms  ({len(ms)} requests, queries {', '.join(queries)}; "
-              f"{rows} rows per round)")
-    print("RSS while building: " + ", ".join(f"{n} posts {mb:.0f} MB" for n, mb in samples))
-    print(f"peak RSS of the process: {peak_rss_mb():.0f} MB")
+    print(f"building {page_count * POSTS_PER_PAGE:,} posts of {args.text_bytes} text bytes, "
+          f"measuring at {', '.join(f'{c * POSTS_PER_PAGE:,}' for c in checkpoints)} posts")
+    templates = parsed_pages(TEMPLATES, text_bytes=args.text_bytes)
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp, start_demo_forum("127.0.0.1", 0) as forum:
+        directory = Path(tmp)
+        db_path = directory / "archive.db"
+        board = discuz_board_url(forum.base_url, 1, 1)
+        site = site_for_url(board)
+        writer_rss = []
+        daemon_rss = []
+        build_s = 0.0
+        written = 0
+        for checkpoint in checkpoints:
+            archive = Archive(db_path)
+            site_id = archive.upsert_site(site.name, engine=site.engine, base_url=site.base_url)
+            started = time.perf_counter()
+            write_pages(archive, site_id, site.base_url, templates, written + 1, checkpoint)
+            archive.close()
+            build_s += time.perf_counter() - started
+            written = checkpoint
+            writer_rss.append(rss_mb())
+            point = measure(directory, db_path, board, args.repeats, args.render_samples)
+            report(point, build_s, writer_rss[-1])
+            daemon_rss.append((point["posts"], point["daemon"]["peak_rss_mb"]))
+    print("\ndaemon peak RSS by archive size: " + ", ".join(f"{posts:,} posts {mb:.0f} MB" for posts, mb in daemon_rss)
+          + f"; largest / smallest archive: {daemon_rss[-1][1] / daemon_rss[0][1]:.2f}x (flat is 1.00x)")
+    print(f"writer (this process) RSS at the checkpoints: {', '.join(f'{mb:.0f} MB' for mb in writer_rss)}; "
+          f"peak {peak_rss_mb():.0f} MB")
 
 
 if __name__ == "__main__":

@@ -91,10 +91,11 @@ def command() -> str:
     return " ".join(sys.orig_argv)
 
 
-def parsed_pages(page_count: int) -> list[ThreadPage]:
+def parsed_pages(page_count: int, *, text_bytes: int = POST_TEXT_BYTES) -> list[ThreadPage]:
     """`page_count` thread pages as the engine returns them (parsed once, from real renders)."""
     engine = DiscuzEngine()
-    return [engine.parse_thread(parse_html(html), ParseContext(url=url)) for url, html in thread_pages(page_count)]
+    return [engine.parse_thread(parse_html(html), ParseContext(url=url))
+            for url, html in thread_pages(page_count, text_bytes=text_bytes)]
 
 
 def page_variant(template: ThreadPage, n: int) -> ThreadPage:
