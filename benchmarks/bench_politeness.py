@@ -18,8 +18,9 @@ factor in [1, 1.5)) and with jitter off (HostPacer's rng fixed at 0). From the s
 - requests in flight at once to one host (must never exceed 1).
 
 A third pass per gap, jitter and the pacer's slowdown both off, attributes the loss: the
-pacer stretches a host's gap to 5x the time its last request took (Heritrix's delay factor),
-and under load that time includes the event loop's own lag.
+pacer stretches a host's gap to 5x the server time of its last request (Heritrix's delay
+factor). Until that time left out the event loop's own lag, the slowdown lengthened every
+host's gap the busier the crawler was.
 
 Each gap of --gaps is measured both ways: 0.2 s is the issue's; a longer one shows the pacer
 where the crawler's CPU is not the limit (at 0.2 s, 50 hosts ask for 250 pages/s).
