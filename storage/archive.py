@@ -32,7 +32,8 @@ from typing import Any, TypeVar
 from storage.db import open_db
 from storage.dedup import classify, content_hash, extract_hash, post_key, thread_key
 from storage.records import BoardPageRecord, PostRecord, ThreadPageRecord
-from storage.schema import INDEXED_THROUGH, SEARCH_INDEX_STATE
+from storage.bigram import BIGRAM_FUNCTION
+from storage.schema import BIGRAM_INDEXED_THROUGH, BIGRAM_TABLE, INDEXED_THROUGH, SEARCH_INDEX_STATE
 
 FRONTIER_STATES = ("pending", "leased", "done", "failed", "skipped")
 FINISH_STATES = frozenset({"done", "failed", "skipped", "pending"})
@@ -45,6 +46,10 @@ BODY_COMPRESSION_LEVEL = 6  # zlib's default; level 9 gained nothing on the Disc
 # FTS5 indexes a batch several times faster per post than one page at a time, and search
 # finds the posts waiting meanwhile by scanning them (storage.search).
 INDEX_BATCH_POSTS = 1_000
+# An archive upgraded to the bigram index (schema 4) has every older post to add to it: each
+# index_pending call adds this many of them besides the new ones, so no one transaction holds
+# the write lock for long while the backlog goes in.
+BIGRAM_BACKFILL_POSTS = 5_000
 _UTC_OFFSET = re.compile(r"^[+-](?:0\d|1[0-4]):[0-5]\d$")
 
 T = TypeVar("T")
@@ -291,14 +296,19 @@ class Archive:
         return self.db.execute(f"SELECT {INDEXED_THROUGH}").fetchone()[0]
 
     def pending_index_count(self) -> int:
-        """How many posts wait for the search index."""
-        return self.db.execute(f"SELECT count(*) FROM posts WHERE id > {INDEXED_THROUGH}").fetchone()[0]
+        """How many posts wait for a search index (the trigram or the bigram one)."""
+        return self.db.execute(
+            f"SELECT count(*) FROM posts WHERE id > min({INDEXED_THROUGH}, {BIGRAM_INDEXED_THROUGH})"
+        ).fetchone()[0]
 
     @_writes
     def index_pending(self, limit: int | None = None) -> int:
-        """Add the posts above the watermark to the search index (at most `limit`, oldest
-        first; None: all), in one statement, and move the watermark past them. Returns how
-        many were indexed.
+        """Add the posts above the watermark to the search indexes (at most `limit`, oldest
+        first; None: all), one statement per index, and move each index's watermark past
+        them. Returns how many posts the busier index took.
+
+        posts_fts and posts_bigram take the same posts, except on an archive upgraded to the
+        bigram index: its older posts go into posts_bigram BIGRAM_BACKFILL_POSTS a call on top.
 
         Saving calls this once index_batch_posts posts are pending, finish_run and close call
         it too; a crash before it runs loses nothing: the posts are committed, search finds
@@ -307,21 +317,34 @@ class Archive:
         if limit is not None and limit < 1:
             raise ValueError(f"limit must be positive or None, got {limit!r}")
         start = self.indexed_through()
+        count = self._index_range("posts_fts", "content_text", "content_text", start, -1 if limit is None else limit)
+        bigram_start = self.db.execute(f"SELECT {BIGRAM_INDEXED_THROUGH}").fetchone()[0]
+        bigram_count = self._index_range(
+            BIGRAM_TABLE, "pairs", f"{BIGRAM_FUNCTION}(content_text)", bigram_start,
+            count + (BIGRAM_BACKFILL_POSTS if bigram_start < start else 0),
+        )
+        self._posts_since_index = 0
+        return max(count, bigram_count)
+
+    def _index_range(self, fts: str, column: str, document: str, start: int, limit: int) -> int:
+        """Index up to `limit` posts above `start` (-1: all) into `fts`'s `column` as
+        `document` (an SQL expression over posts), and move its watermark."""
+        if limit == 0:
+            return 0
         count, last_id = self.db.execute(
             "SELECT count(*), max(id) FROM (SELECT id FROM posts WHERE id > ? ORDER BY id LIMIT ?)",
-            [start, -1 if limit is None else limit],
+            [start, limit],
         ).fetchone()
         if count:
+            # Names and SQL come from this module, never from input.
             self.db.execute(
-                """INSERT INTO posts_fts (rowid, content_text)
-                SELECT id, content_text FROM posts WHERE id > ? AND id <= ? ORDER BY id""",
+                f"""INSERT INTO {fts} (rowid, {column})
+                SELECT id, {document} FROM posts WHERE id > ? AND id <= ? ORDER BY id""",
                 [start, last_id],
             )
             self.db.execute(
-                f"UPDATE {SEARCH_INDEX_STATE} SET indexed_through = ? WHERE fts_table = 'posts_fts'",
-                [last_id],
+                f"UPDATE {SEARCH_INDEX_STATE} SET indexed_through = ? WHERE fts_table = ?", [last_id, fts]
             )
-        self._posts_since_index = 0
         return count
 
     def _index_when_due(self, new_posts: int) -> None:

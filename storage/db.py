@@ -7,6 +7,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from storage.bigram import BIGRAM_FUNCTION, bigram_document
 from storage.schema import ensure_schema
 
 # A writer waits this long for another process's write lock before giving up.
@@ -20,7 +21,8 @@ def open_db(path: str | Path, *, readonly: bool = False) -> sqlite_utils.Databas
     writer), and creates or migrates the schema. Read-only: opens with a ``mode=ro`` URI,
     so nothing can be written through the connection; the file must exist.
 
-    Either way: foreign keys on, busy_timeout 5000 ms, synchronous=NORMAL (safe with WAL:
+    Either way: the bigram_document SQL function registered (the triggers that keep the
+    bigram index exact call it), foreign keys on, busy_timeout 5000 ms, synchronous=NORMAL (safe with WAL:
     a power cut can lose the last transactions, never corrupt the file). The connection is
     in autocommit mode: transactions are explicit (see Archive.transaction), and
     sqlite-utils joins a transaction that is open.
@@ -43,6 +45,8 @@ def open_db(path: str | Path, *, readonly: bool = False) -> sqlite_utils.Databas
         if not readonly:
             conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
+        # The bigram index's triggers call it (storage.schema, migration 4).
+        conn.create_function(BIGRAM_FUNCTION, 1, bigram_document, deterministic=True)
         db = sqlite_utils.Database(conn)
         if not readonly:
             ensure_schema(db)

@@ -14,7 +14,9 @@ from datetime import datetime, timezone
 
 import sqlite_utils
 
-SCHEMA_VERSION = 3
+from storage.bigram import BIGRAM_FUNCTION
+
+SCHEMA_VERSION = 4
 
 
 class SchemaVersionError(RuntimeError):
@@ -292,6 +294,44 @@ END""",
     )
 
 
+BIGRAM_TABLE = "posts_bigram"
+BIGRAM_INDEXED_THROUGH = (
+    f"(SELECT indexed_through FROM {SEARCH_INDEX_STATE} WHERE fts_table = '{BIGRAM_TABLE}')"
+)
+
+
+def _bigram_posts() -> tuple[str, ...]:
+    """Migration 4: posts_bigram, an index of each post's overlapping 2-character pairs
+    (storage.bigram), so a 2-character word is found without scanning every post.
+
+    Contentless (content=''): the pairs are computed in Python (the bigram_document SQL
+    function open_db registers), stored nowhere else, and a 'delete' must be given the old
+    pairs again. detail=none: a query is one token, so positions are never needed. Filled by
+    the same batches as posts_fts behind its own watermark, which starts at 0 so that an
+    upgraded archive indexes its existing posts batch by batch (Archive.index_pending).
+
+    Edits of indexed posts are kept exact by triggers that recompute the old pairs with the
+    same deterministic function: any writer that changes or deletes a post goes through them,
+    and a connection without the function (not opened by open_db) fails loudly ("no such
+    function") instead of leaving stale pairs. Datasette only reads, so never needs it.
+    """
+    old_pairs = f"{BIGRAM_FUNCTION}(old.content_text)"
+    return (
+        f"""CREATE VIRTUAL TABLE {BIGRAM_TABLE} USING fts5(pairs, content='', tokenize='ascii',
+    detail='none', columnsize=0)""",
+        f"INSERT INTO {BIGRAM_TABLE} ({BIGRAM_TABLE}, rank) VALUES ('automerge', 8)",
+        f"INSERT INTO {SEARCH_INDEX_STATE} (fts_table, indexed_through) VALUES ('{BIGRAM_TABLE}', 0)",
+        f"""CREATE TRIGGER {BIGRAM_TABLE}_ad AFTER DELETE ON posts WHEN old.id <= {BIGRAM_INDEXED_THROUGH} BEGIN
+    INSERT INTO {BIGRAM_TABLE} ({BIGRAM_TABLE}, rowid, pairs) VALUES ('delete', old.id, {old_pairs});
+END""",
+        f"""CREATE TRIGGER {BIGRAM_TABLE}_au AFTER UPDATE OF content_text ON posts
+WHEN old.id <= {BIGRAM_INDEXED_THROUGH} BEGIN
+    INSERT INTO {BIGRAM_TABLE} ({BIGRAM_TABLE}, rowid, pairs) VALUES ('delete', old.id, {old_pairs});
+    INSERT INTO {BIGRAM_TABLE} (rowid, pairs) VALUES (new.id, {BIGRAM_FUNCTION}(new.content_text));
+END""",
+    )
+
+
 # The current version's text lives in posts alone: post_versions keeps a row per version
 # but fills its text and HTML only once the version is superseded. SQLite cannot drop a
 # NOT NULL constraint in place, so the table is rebuilt with its ids, emptying the
@@ -341,6 +381,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "version's text stored once (post_versions holds it only once superseded)",
         _batched_posts_fts() + _VERSIONS_TEXT_ONCE,
     ),
+    Migration(4, "2-character search: posts_bigram, an index of each post's character pairs", _bigram_posts()),
 )
 
 
@@ -399,6 +440,8 @@ def ensure_schema(db: sqlite_utils.Database, migrations: Sequence[Migration] = M
 
 
 __all__ = [
+    "BIGRAM_INDEXED_THROUGH",
+    "BIGRAM_TABLE",
     "INDEXED_THROUGH",
     "MIGRATIONS",
     "SCHEMA_VERSION",
