@@ -2,12 +2,18 @@
 
 FTS5's unicode61 tokenizer treats a run of Chinese characters as one token, so the archive
 indexes posts with the trigram tokenizer: any substring of 3+ characters is found through
-the index. Shorter queries (a 1-2 character Chinese word) cannot match a trigram, so they
-fall back to LIKE over the posts table.
+the index. Shorter queries cannot match a trigram. Most Chinese words are two characters, so
+a second index, posts_bigram, holds every overlapping pair of "bigram characters" (ASCII
+letters and digits, CJK ideographs, kana, hangul: storage.bigram): a 2-character query of
+such characters is one token of it. The rest (one character, or two with punctuation or
+symbols in them) fall back to LIKE over the posts table, newest first, which stops early
+for a common one and reads every post for a rare one.
 
-The index is filled in batches (Archive.index_pending) and holds exactly the posts up to a
-watermark; the posts above it, the few written since the last batch, are found by a LIKE
-scan of that tail, so search is complete at every moment.
+Each index is filled in batches (Archive.index_pending) and holds exactly the posts up to
+its own watermark; the posts above it, the few written since the last batch (or, on an
+upgraded archive, those the bigram backfill has not reached), are found by a LIKE scan of
+that tail, so search is complete at every moment. Both routes find exactly the posts LIKE
+finds: the bigram index folds ASCII case and nothing else, as LIKE does.
 
 Order 'rank' ranks a bounded window: the newest RANK_WINDOW matches by bm25 relevance, so
 a frequent phrase costs the same at 10k posts as at 1M. Not-yet-indexed hits (no score yet)
@@ -28,7 +34,8 @@ from typing import Any, Literal
 
 import sqlite_utils
 
-from storage.schema import INDEXED_THROUGH
+from storage.bigram import sql_is_bigram_char
+from storage.schema import BIGRAM_INDEXED_THROUGH, BIGRAM_TABLE, INDEXED_THROUGH
 
 Order = Literal["rank", "newest"]
 ORDERS: tuple[Order, ...] = ("rank", "newest")
@@ -53,7 +60,11 @@ _LIKE_PATTERN = (
     f"""'%' || replace(replace(replace({_QUERY}, '\\', '\\\\'), '%', '\\%'), '_', '\\_') || '%'"""
 )
 _LONG_QUERY = f"length({_QUERY}) >= {MIN_TRIGRAM_CHARS}"
-_SHORT_QUERY = f"length({_QUERY}) BETWEEN 1 AND {MIN_TRIGRAM_CHARS - 1}"
+# Two bigram characters (storage.bigram): one token of the bigram index.
+_BIGRAM_QUERY = (
+    f"length({_QUERY}) = 2 AND {sql_is_bigram_char(_QUERY)} AND {sql_is_bigram_char(f'substr({_QUERY}, 2)')}"
+)
+_SHORT_QUERY = f"length({_QUERY}) BETWEEN 1 AND {MIN_TRIGRAM_CHARS - 1} AND NOT ({_BIGRAM_QUERY})"
 _NEWEST = "posted_at DESC, id DESC"  # DESC puts posts without a time last
 _NEWEST_POSTS = "p.posted_at DESC, p.id DESC"
 
@@ -83,8 +94,8 @@ def build_search_sql(order: Order = "rank", *, by_site: bool = False, rank_windo
 
     order 'rank': queries of 3+ characters by bm25 relevance within the newest `rank_window`
     matches (see the module's docstring); 'newest': by posted_at, newest first. Queries of
-    1-2 characters have no relevance score and always come newest first (the posted_at
-    index then ends the scan after `limit` hits).
+    1-2 characters have no relevance score and always come newest first (through the bigram
+    index, or a scan that the posted_at index ends after `limit` hits).
     Columns: post_id, thread_id, title, author, floor, posted_at, snippet.
     """
     if order not in ORDERS:
@@ -102,7 +113,16 @@ def build_search_sql(order: Order = "rank", *, by_site: bool = False, rank_windo
         f"""unindexed AS MATERIALIZED (
     SELECT p.id, p.posted_at FROM posts AS p
     WHERE {_LONG_QUERY} AND p.id > {INDEXED_THROUGH}
-        AND p.content_text LIKE {_LIKE_PATTERN} ESCAPE '\\' {site})"""
+        AND p.content_text LIKE {_LIKE_PATTERN} ESCAPE '\\' {site})""",
+        # A bigram query is one token (no double quote can be in it); the index holds the
+        # posts up to its own watermark, the tail above it is scanned.
+        f"""bigram_hits AS MATERIALIZED (
+    SELECT rowid AS id FROM {BIGRAM_TABLE}
+    WHERE {_BIGRAM_QUERY} AND {BIGRAM_TABLE} MATCH '"' || {_QUERY} || '"')""",
+        f"""bigram_tail AS MATERIALIZED (
+    SELECT p.id, p.posted_at FROM posts AS p
+    WHERE {_BIGRAM_QUERY} AND p.id > {BIGRAM_INDEXED_THROUGH}
+        AND p.content_text LIKE {_LIKE_PATTERN} ESCAPE '\\' {site})""",
     ]
     if order == "rank":
         ctes.append(f"""ranked AS MATERIALIZED (
@@ -132,7 +152,14 @@ def build_search_sql(order: Order = "rank", *, by_site: bool = False, rank_windo
     SELECT * FROM (
         SELECT 0, p.id, NULL, p.posted_at FROM posts AS p
         WHERE {_SHORT_QUERY} AND p.content_text LIKE {_LIKE_PATTERN} ESCAPE '\\' {site}
-        ORDER BY {_NEWEST_POSTS} LIMIT {wanted}))""")
+        ORDER BY {_NEWEST_POSTS} LIMIT {wanted})
+    UNION ALL
+    SELECT * FROM (
+        SELECT 0, p.id, NULL, p.posted_at FROM posts AS p
+        WHERE p.id IN bigram_hits {site}
+        ORDER BY {_NEWEST_POSTS} LIMIT {wanted})
+    UNION ALL
+    SELECT * FROM (SELECT 0, id, NULL, posted_at FROM bigram_tail ORDER BY {_NEWEST} LIMIT {wanted}))""")
     ctes.append(f"""page AS (
     SELECT * FROM hits ORDER BY part, score, {_NEWEST} LIMIT {_LIMIT_N} OFFSET {_OFFSET_N})""")
     return f"""WITH {", ".join(ctes)}

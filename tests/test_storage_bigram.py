@@ -1,0 +1,200 @@
+"""The bigram index (posts_bigram): 2-character queries of bigram characters go through it,
+and find exactly the posts a LIKE scan finds, before and after indexing, through edits,
+an upgrade of an older archive and its backfill."""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import storage.archive as archive_module
+from storage.archive import Archive
+from storage.bigram import BIGRAM_RANGES, bigram_document, is_bigram_char, sql_is_bigram_char
+from storage.schema import MIGRATIONS, ensure_schema
+from storage.search import search_posts
+from tests.test_storage_support import T0, T1, make_page, make_post
+
+# Characters the texts are drawn from: Chinese, ASCII of both cases and digits, kana, hangul,
+# compatibility and Extension A/B ideographs, and non-bigram characters (punctuation, space,
+# full-width forms, symbols) that break pairs.
+CHINESE = "鲸鱼办公室参谋长群众服务党委的是一"
+ASCII = "aAbBzZ09"
+OTHER_BIGRAM = "かカ한ᄀ豈㐀\U00020000・"
+BREAKERS = " ,。!%_\\\"'*ａ«\n"
+ALPHABET = CHINESE + ASCII + OTHER_BIGRAM + BREAKERS
+
+
+def like_ids(archive, q):
+    """Post ids LIKE finds, newest first: what every search route must return (search drops
+    the query's surrounding white space)."""
+    q = q.strip(" \t\n\r\u00a0\u3000")
+    if not q:
+        return []
+    pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    rows = archive.db.execute(
+        "SELECT id FROM posts WHERE content_text LIKE ? ESCAPE '\\' ORDER BY posted_at DESC, id DESC", [pattern])
+    return [row[0] for row in rows]
+
+
+def searched_ids(archive, q, **kwargs):
+    return [hit["post_id"] for hit in search_posts(archive.db, q, limit=10_000, **kwargs)]
+
+
+def bigram_ids(archive, q):
+    rows = archive.db.execute("SELECT rowid FROM posts_bigram WHERE posts_bigram MATCH ?", [f'"{q}"'])
+    return sorted(row[0] for row in rows)
+
+
+def save(archive, site, tid, texts, now=T0):
+    posts = [make_post(tid * 1000 + n, n + 1, text, posted_at=f"2012-03-{1 + n % 28:02d}T10:00:00+08:00")
+             for n, text in enumerate(texts)]
+    archive.save_thread_page(site, make_page(tid, posts), url=f"t{tid}", url_key=f"t{tid}", now=now)
+
+
+def test_a_text_becomes_its_overlapping_pairs_of_bigram_characters():
+    assert bigram_document("ab鲸鱼!x") == "ab b鲸 鲸鱼"
+    assert bigram_document("鲸") == "" and bigram_document("") == "" and bigram_document(None) == ""
+    assert bigram_document("Ab,cD 鲸鱼。鱼\U00020000") == "Ab cD 鲸鱼 鱼\U00020000"
+    assert bigram_document("一・一") == "一・ ・一"  # U+30FB is in the katakana block
+
+
+@given(st.characters())
+def test_python_and_sql_agree_on_which_characters_pair(char):
+    conn = sqlite3.connect(":memory:")
+    in_sql = conn.execute(f"SELECT {sql_is_bigram_char(':c')}", {"c": char}).fetchone()[0]
+    assert bool(in_sql) == is_bigram_char(char) == (len(bigram_document(char * 2)) == 2)
+
+
+def test_the_set_is_ranges_of_code_points():
+    assert all(first <= last for first, last in BIGRAM_RANGES)
+    assert is_bigram_char("鲸") and is_bigram_char("Z") and is_bigram_char("7") and not is_bigram_char("ａ")
+
+
+texts = st.lists(st.text(alphabet=ALPHABET, max_size=30), min_size=1, max_size=12)
+
+
+@st.composite
+def queries(draw, posts):
+    """Two characters: often a pair out of a post (at its start or end too), its ASCII case
+    changed at random; sometimes any two characters of the alphabet."""
+    text = draw(st.sampled_from(posts))
+    if len(text) >= 2 and draw(st.booleans()):
+        start = draw(st.sampled_from([0, len(text) - 2, draw(st.integers(0, len(text) - 2))]))
+        pair = text[start:start + 2]
+    else:
+        pair = draw(st.text(alphabet=ALPHABET, min_size=2, max_size=2))
+    return "".join(c.swapcase() if c.isascii() and draw(st.booleans()) else c for c in pair)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data(), texts, texts, texts, st.integers(0, 3))
+def test_search_finds_what_like_finds(data, indexed, edits, tail, indexed_edits):
+    """Posts indexed, then some of them edited (the triggers swap their pairs), then posts left
+    above the watermark: every 2-character query finds the LIKE scan's posts, in its order,
+    page by page."""
+    with tempfile.TemporaryDirectory() as tmp, Archive(Path(tmp) / "a.db", index_batch_posts=None) as archive:
+        site = archive.upsert_site("s", engine="discuz")
+        save(archive, site, 1, indexed)
+        archive.index_pending()
+        edited = (edits + indexed)[: len(indexed)]  # same floors, new texts where edits has them
+        save(archive, site, 1, edited[:indexed_edits] + indexed[indexed_edits:], now=T1)
+        save(archive, site, 2, tail)
+        posts = indexed + edited + tail
+        for _ in range(5):
+            q = data.draw(queries(posts))
+            expected = like_ids(archive, q)
+            assert searched_ids(archive, q) == expected, q
+            assert searched_ids(archive, q, order="newest") == expected, q
+            assert searched_ids(archive, q, site_id=site) == expected, q
+            pages = [searched_ids_page(archive, q, offset) for offset in range(0, len(expected) + 3, 3)]
+            assert [i for page in pages for i in page] == expected, q
+        archive.db.execute("INSERT INTO posts_bigram (posts_bigram, rank) VALUES ('integrity-check', 0)")
+
+
+def searched_ids_page(archive, q, offset):
+    return [hit["post_id"] for hit in search_posts(archive.db, q, limit=3, offset=offset)]
+
+
+def test_an_edit_of_an_indexed_post_swaps_its_pairs(tmp_path):
+    with Archive(tmp_path / "a.db", index_batch_posts=None) as archive:
+        site = archive.upsert_site("s", engine="discuz")
+        save(archive, site, 1, ["鲸鱼在海里", "办公室"])
+        archive.index_pending()
+        whale, office = like_ids(archive, "鲸鱼")[0], like_ids(archive, "办公")[0]
+        assert bigram_ids(archive, "鲸鱼") == [whale]
+        save(archive, site, 1, ["海豚在海里", "办公室"], now=T1)  # the crawler's edit path
+        assert bigram_ids(archive, "鲸鱼") == [] and bigram_ids(archive, "海豚") == [whale]
+        archive.db.execute("UPDATE posts SET content_text = 'Whale 鲸鱼' WHERE id = ?", [office])  # raw SQL
+        assert bigram_ids(archive, "鲸鱼") == [office] and bigram_ids(archive, "办公") == []
+        assert bigram_ids(archive, "WH") == [office]  # ASCII case folds, as in LIKE
+        assert searched_ids(archive, "鲸鱼") == [office] and searched_ids(archive, "hA") == [office]
+        archive.db.execute("INSERT INTO posts_bigram (posts_bigram, rank) VALUES ('integrity-check', 0)")
+
+
+def test_a_connection_without_the_function_cannot_edit_silently(tmp_path):
+    with Archive(tmp_path / "a.db", index_batch_posts=None) as archive:
+        site = archive.upsert_site("s", engine="discuz")
+        save(archive, site, 1, ["鲸鱼在海里"])
+        archive.index_pending()
+    conn = sqlite3.connect(tmp_path / "a.db")
+    with pytest.raises(sqlite3.OperationalError, match="no such function"):
+        conn.execute("UPDATE posts SET content_text = '海豚'")
+    conn.close()
+
+
+def test_short_queries_of_other_characters_keep_the_scan(tmp_path):
+    with Archive(tmp_path / "a.db", index_batch_posts=None) as archive:
+        site = archive.upsert_site("s", engine="discuz")
+        save(archive, site, 1, ["鲸鱼!在海里", "a_b 100%", "鲸"])
+        archive.index_pending()
+        for q in ("鲸", "鱼!", "_b", "0%", " 鲸鱼 ", "ａ"):
+            assert searched_ids(archive, q) == like_ids(archive, q.strip()), q
+        assert searched_ids(archive, "鱼!") and searched_ids(archive, "鲸")
+
+
+def test_an_upgraded_archive_backfills_the_bigram_index_in_batches(tmp_path, monkeypatch):
+    path = tmp_path / "a.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert ensure_schema(sqlite_utils.Database(conn), MIGRATIONS[:3]) == 3
+    conn.close()
+    with Archive(path, index_batch_posts=None) as archive:
+        pass  # a version 3 archive is upgraded on open: write its posts as version 3 would
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript("""
+        DELETE FROM schema_version WHERE version = 4;
+        DROP TRIGGER posts_bigram_au; DROP TRIGGER posts_bigram_ad; DROP TABLE posts_bigram;
+        DELETE FROM search_index_state WHERE fts_table = 'posts_bigram';
+        INSERT INTO sites (id, name, engine, created_at) VALUES (1, 's', 'discuz', 'x');
+        INSERT INTO threads (id, site_id, thread_key, first_seen_at, last_seen_at) VALUES (1, 1, '1', 'x', 'x');
+    """)
+    for n in range(1, 8):
+        conn.execute(
+            """INSERT INTO posts (id, site_id, thread_id, post_key, content_text, content_html, content_hash,
+            posted_at, first_seen_at, last_seen_at) VALUES (?, 1, 1, ?, ?, '', ?, ?, 'x', 'x')""",
+            [n, str(n), f"第{n}条鲸鱼" if n % 2 else "海豚", str(n), f"2012-03-0{n}"])
+    conn.execute("INSERT INTO posts_fts (rowid, content_text) SELECT id, content_text FROM posts")
+    conn.execute("UPDATE search_index_state SET indexed_through = 7 WHERE fts_table = 'posts_fts'")
+    conn.close()
+
+    monkeypatch.setattr(archive_module, "BIGRAM_BACKFILL_POSTS", 3)
+    with Archive(path, index_batch_posts=None) as archive:
+        assert archive.pending_index_count() == 7 and archive.indexed_through() == 7
+        whales = like_ids(archive, "鲸鱼")
+        assert searched_ids(archive, "鲸鱼") == whales == [7, 5, 3, 1]
+        assert archive.index_pending() == 3  # one batch of the backlog, and nothing new
+        assert bigram_ids(archive, "鲸鱼") == [1, 3] and archive.pending_index_count() == 4
+        assert searched_ids(archive, "鲸鱼") == whales
+        archive.db.execute("UPDATE posts SET content_text = '鲸鱼' WHERE id = 2")  # below: re-indexed
+        archive.db.execute("UPDATE posts SET content_text = '海豚' WHERE id = 5")  # above: left to the batch
+        whales = like_ids(archive, "鲸鱼")
+        assert searched_ids(archive, "鲸鱼") == whales == [7, 3, 2, 1]
+        while archive.pending_index_count():
+            archive.index_pending()
+        assert bigram_ids(archive, "鲸鱼") == [1, 2, 3, 7] and searched_ids(archive, "鲸鱼") == whales
+        archive.db.execute("INSERT INTO posts_bigram (posts_bigram, rank) VALUES ('integrity-check', 0)")
