@@ -146,6 +146,13 @@ def build_search_sql(order: Order = "rank", *, by_site: bool = False, rank_windo
         SELECT 0, p.id, NULL, p.posted_at FROM posts_fts JOIN posts AS p ON p.id = posts_fts.rowid
         WHERE {_LONG_QUERY} AND posts_fts MATCH {_FTS_PHRASE} {site}
         ORDER BY {_NEWEST_POSTS} LIMIT {wanted})"""
+    # A bigram's posts come newest first by one of two plans, chosen once per query: fetch
+    # every match and sort (cost ~ matches), or walk the posted_at index until `wanted`
+    # matches (cost ~ wanted * posts / matches, ids being dense). A rare word takes the
+    # first, a common one the second, which stops after a few pages of the newest posts.
+    bigram_matches = "(SELECT count(*) FROM bigram_hits)"
+    few_bigram_hits = (f"{bigram_matches} * {bigram_matches} <= ({wanted}) * "
+                       "(SELECT coalesce(max(id), 0) FROM posts)")
     ctes.append(f"""hits (part, id, score, posted_at) AS (
     {long_arms}
     UNION ALL
@@ -156,7 +163,12 @@ def build_search_sql(order: Order = "rank", *, by_site: bool = False, rank_windo
     UNION ALL
     SELECT * FROM (
         SELECT 0, p.id, NULL, p.posted_at FROM posts AS p
-        WHERE p.id IN bigram_hits {site}
+        WHERE {few_bigram_hits} AND p.id IN bigram_hits {site}
+        ORDER BY {_NEWEST_POSTS} LIMIT {wanted})
+    UNION ALL
+    SELECT * FROM (
+        SELECT 0, p.id, NULL, p.posted_at FROM posts AS p INDEXED BY idx_posts_posted_at
+        WHERE NOT {few_bigram_hits} AND p.id IN bigram_hits {site}
         ORDER BY {_NEWEST_POSTS} LIMIT {wanted})
     UNION ALL
     SELECT * FROM (SELECT 0, id, NULL, posted_at FROM bigram_tail ORDER BY {_NEWEST} LIMIT {wanted}))""")

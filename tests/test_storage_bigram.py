@@ -148,6 +148,22 @@ def test_a_connection_without_the_function_cannot_edit_silently(tmp_path):
     conn.close()
 
 
+def test_a_common_and_a_rare_bigram_page_alike(tmp_path):
+    """A word in most posts walks the posted_at index, a rare one sorts its few matches:
+    both give LIKE's posts in LIKE's order, page by page."""
+    with Archive(tmp_path / "a.db", index_batch_posts=None) as archive:
+        site = archive.upsert_site("s", engine="discuz")
+        save(archive, site, 1, [f"第{n}条鲸鱼" if n % 10 else "海豚" for n in range(40)])
+        archive.index_pending()
+        save(archive, site, 2, ["鲸鱼和海豚"])  # above the watermark
+        for q in ("鲸鱼", "海豚"):
+            expected = like_ids(archive, q)
+            for limit in (1, 2, 7, 50):
+                pages = [[hit["post_id"] for hit in search_posts(archive.db, q, limit=limit, offset=offset)]
+                         for offset in range(0, len(expected) + limit, limit)]
+                assert [i for page in pages for i in page] == expected, (q, limit)
+
+
 def test_short_queries_of_other_characters_keep_the_scan(tmp_path):
     with Archive(tmp_path / "a.db", index_batch_posts=None) as archive:
         site = archive.upsert_site("s", engine="discuz")
