@@ -45,6 +45,9 @@ DEFAULT_LIMIT = 20
 # Matches ranked by relevance, newest first: bm25 needs every ranked row's phrase
 # positions, so ranking all matches of a frequent phrase grows with the archive.
 RANK_WINDOW = 500
+# A 2-character word in more posts than wanted * posts / BIGRAM_SCAN_POSTS is found by the
+# scan in posted_at order instead of its index entries (build_search_sql).
+BIGRAM_SCAN_POSTS = 2_000
 SNIPPET_OPEN = "«"  # marks a hit in a snippet; rare in forum text, unlike [ ] or 【 】
 SNIPPET_CLOSE = "»"
 SNIPPET_ELLIPSIS = "…"
@@ -105,6 +108,16 @@ def build_search_sql(order: Order = "rank", *, by_site: bool = False, rank_windo
     site = "AND p.site_id = :site_id" if by_site else ""
     fts_posts = "posts_fts JOIN posts AS p ON p.id = posts_fts.rowid" if by_site else "posts_fts"
     wanted = f"{_OFFSET_N} + {_LIMIT_N}"  # no arm needs more rows than the page's end
+    # A bigram's posts come newest first by one of two plans, chosen once per query. A rare
+    # word's matches are fetched from the index and sorted (cost ~ matches); a common word is
+    # found by the scan in posted_at order, which stops at the page's end, after about
+    # wanted * posts / matches posts (ids are dense, so max(id) counts the posts). Counting
+    # stops past the threshold, so a common word never reads its whole match list, and
+    # the scan reads at most ~BIGRAM_SCAN_POSTS posts (for matches spread evenly in time).
+    threshold = f"(({wanted}) * (SELECT coalesce(max(id), 0) FROM posts) / {BIGRAM_SCAN_POSTS:d} + 100)"
+    few_bigram_hits = f"""(SELECT count(*) FROM (SELECT rowid FROM {BIGRAM_TABLE}
+        WHERE {_BIGRAM_QUERY} AND {BIGRAM_TABLE} MATCH '"' || {_QUERY} || '"' LIMIT {threshold} + 1))
+        <= {threshold}"""
     # Each arm is guarded by a constant test of the query's length, which SQLite evaluates
     # once before the loop: an arm that does not apply costs nothing. Every arm yields
     # (part, id, score, posted_at): the page is sorted by part, then score, then time.
@@ -121,7 +134,7 @@ def build_search_sql(order: Order = "rank", *, by_site: bool = False, rank_windo
     WHERE {_BIGRAM_QUERY} AND {BIGRAM_TABLE} MATCH '"' || {_QUERY} || '"')""",
         f"""bigram_tail AS MATERIALIZED (
     SELECT p.id, p.posted_at FROM posts AS p
-    WHERE {_BIGRAM_QUERY} AND p.id > {BIGRAM_INDEXED_THROUGH}
+    WHERE {_BIGRAM_QUERY} AND {few_bigram_hits} AND p.id > {BIGRAM_INDEXED_THROUGH}
         AND p.content_text LIKE {_LIKE_PATTERN} ESCAPE '\\' {site})""",
     ]
     if order == "rank":
@@ -146,29 +159,18 @@ def build_search_sql(order: Order = "rank", *, by_site: bool = False, rank_windo
         SELECT 0, p.id, NULL, p.posted_at FROM posts_fts JOIN posts AS p ON p.id = posts_fts.rowid
         WHERE {_LONG_QUERY} AND posts_fts MATCH {_FTS_PHRASE} {site}
         ORDER BY {_NEWEST_POSTS} LIMIT {wanted})"""
-    # A bigram's posts come newest first by one of two plans, chosen once per query: fetch
-    # every match and sort (cost ~ matches), or walk the posted_at index until `wanted`
-    # matches (cost ~ wanted * posts / matches, ids being dense). A rare word takes the
-    # first, a common one the second, which stops after a few pages of the newest posts.
-    bigram_matches = "(SELECT count(*) FROM bigram_hits)"
-    few_bigram_hits = (f"{bigram_matches} * {bigram_matches} <= ({wanted}) * "
-                       "(SELECT coalesce(max(id), 0) FROM posts)")
     ctes.append(f"""hits (part, id, score, posted_at) AS (
     {long_arms}
     UNION ALL
     SELECT * FROM (
         SELECT 0, p.id, NULL, p.posted_at FROM posts AS p
-        WHERE {_SHORT_QUERY} AND p.content_text LIKE {_LIKE_PATTERN} ESCAPE '\\' {site}
+        WHERE ({_SHORT_QUERY} OR ({_BIGRAM_QUERY} AND NOT {few_bigram_hits}))
+            AND p.content_text LIKE {_LIKE_PATTERN} ESCAPE '\\' {site}
         ORDER BY {_NEWEST_POSTS} LIMIT {wanted})
     UNION ALL
     SELECT * FROM (
         SELECT 0, p.id, NULL, p.posted_at FROM posts AS p
         WHERE {few_bigram_hits} AND p.id IN bigram_hits {site}
-        ORDER BY {_NEWEST_POSTS} LIMIT {wanted})
-    UNION ALL
-    SELECT * FROM (
-        SELECT 0, p.id, NULL, p.posted_at FROM posts AS p INDEXED BY idx_posts_posted_at
-        WHERE NOT {few_bigram_hits} AND p.id IN bigram_hits {site}
         ORDER BY {_NEWEST_POSTS} LIMIT {wanted})
     UNION ALL
     SELECT * FROM (SELECT 0, id, NULL, posted_at FROM bigram_tail ORDER BY {_NEWEST} LIMIT {wanted}))""")
