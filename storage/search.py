@@ -67,7 +67,7 @@ _LONG_QUERY = f"length({_QUERY}) >= {MIN_TRIGRAM_CHARS}"
 _BIGRAM_QUERY = (
     f"length({_QUERY}) = 2 AND {sql_is_bigram_char(_QUERY)} AND {sql_is_bigram_char(f'substr({_QUERY}, 2)')}"
 )
-_SHORT_QUERY = f"length({_QUERY}) BETWEEN 1 AND {MIN_TRIGRAM_CHARS - 1} AND NOT ({_BIGRAM_QUERY})"
+_SHORT_QUERY = f"length({_QUERY}) BETWEEN 1 AND {MIN_TRIGRAM_CHARS - 1}"
 _NEWEST = "posted_at DESC, id DESC"  # DESC puts posts without a time last
 _NEWEST_POSTS = "p.posted_at DESC, p.id DESC"
 
@@ -92,7 +92,10 @@ def _snippet() -> str:
     END"""
 
 
-def build_search_sql(order: Order = "rank", *, by_site: bool = False, rank_window: int = RANK_WINDOW) -> str:
+def build_search_sql(
+    order: Order = "rank", *, by_site: bool = False, rank_window: int = RANK_WINDOW,
+    bigram_scan_posts: int = BIGRAM_SCAN_POSTS,
+) -> str:
     """The search statement: parameters :q, :limit, :offset (and :site_id when by_site).
 
     order 'rank': queries of 3+ characters by bm25 relevance within the newest `rank_window`
@@ -105,6 +108,8 @@ def build_search_sql(order: Order = "rank", *, by_site: bool = False, rank_windo
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     if rank_window < 1:
         raise ValueError(f"rank_window must be positive, got {rank_window!r}")
+    if bigram_scan_posts < 1:
+        raise ValueError(f"bigram_scan_posts must be positive, got {bigram_scan_posts!r}")
     site = "AND p.site_id = :site_id" if by_site else ""
     fts_posts = "posts_fts JOIN posts AS p ON p.id = posts_fts.rowid" if by_site else "posts_fts"
     wanted = f"{_OFFSET_N} + {_LIMIT_N}"  # no arm needs more rows than the page's end
@@ -113,11 +118,16 @@ def build_search_sql(order: Order = "rank", *, by_site: bool = False, rank_windo
     # found by the scan in posted_at order, which stops at the page's end, after about
     # wanted * posts / matches posts (ids are dense, so max(id) counts the posts). Counting
     # stops past the threshold, so a common word never reads its whole match list, and
-    # the scan reads at most ~BIGRAM_SCAN_POSTS posts (for matches spread evenly in time).
-    threshold = f"(({wanted}) * (SELECT coalesce(max(id), 0) FROM posts) / {BIGRAM_SCAN_POSTS:d} + 100)"
+    # the scan reads at most ~bigram_scan_posts posts (for matches spread evenly in time).
+    threshold = f"(({wanted}) * (SELECT coalesce(max(id), 0) FROM posts) / {bigram_scan_posts:d})"
     few_bigram_hits = f"""(SELECT count(*) FROM (SELECT rowid FROM {BIGRAM_TABLE}
         WHERE {_BIGRAM_QUERY} AND {BIGRAM_TABLE} MATCH '"' || {_QUERY} || '"' LIMIT {threshold} + 1))
         <= {threshold}"""
+    # The plan is chosen in LIMIT, which SQLite computes once before an arm's loop and which
+    # skips the arm altogether when 0; a test of a subquery in WHERE would run per row.
+    use_index = f"{_BIGRAM_QUERY} AND {few_bigram_hits}"
+    scan_limit = f"CASE WHEN {use_index} THEN 0 ELSE {wanted} END"
+    index_limit = f"CASE WHEN {use_index} THEN {wanted} ELSE 0 END"
     # Each arm is guarded by a constant test of the query's length, which SQLite evaluates
     # once before the loop: an arm that does not apply costs nothing. Every arm yields
     # (part, id, score, posted_at): the page is sorted by part, then score, then time.
@@ -134,7 +144,7 @@ def build_search_sql(order: Order = "rank", *, by_site: bool = False, rank_windo
     WHERE {_BIGRAM_QUERY} AND {BIGRAM_TABLE} MATCH '"' || {_QUERY} || '"')""",
         f"""bigram_tail AS MATERIALIZED (
     SELECT p.id, p.posted_at FROM posts AS p
-    WHERE {_BIGRAM_QUERY} AND {few_bigram_hits} AND p.id > {BIGRAM_INDEXED_THROUGH}
+    WHERE {_BIGRAM_QUERY} AND p.id > {BIGRAM_INDEXED_THROUGH}
         AND p.content_text LIKE {_LIKE_PATTERN} ESCAPE '\\' {site})""",
     ]
     if order == "rank":
@@ -164,16 +174,15 @@ def build_search_sql(order: Order = "rank", *, by_site: bool = False, rank_windo
     UNION ALL
     SELECT * FROM (
         SELECT 0, p.id, NULL, p.posted_at FROM posts AS p
-        WHERE ({_SHORT_QUERY} OR ({_BIGRAM_QUERY} AND NOT {few_bigram_hits}))
-            AND p.content_text LIKE {_LIKE_PATTERN} ESCAPE '\\' {site}
-        ORDER BY {_NEWEST_POSTS} LIMIT {wanted})
+        WHERE {_SHORT_QUERY} AND p.content_text LIKE {_LIKE_PATTERN} ESCAPE '\\' {site}
+        ORDER BY {_NEWEST_POSTS} LIMIT {scan_limit})
     UNION ALL
     SELECT * FROM (
         SELECT 0, p.id, NULL, p.posted_at FROM posts AS p
-        WHERE {few_bigram_hits} AND p.id IN bigram_hits {site}
-        ORDER BY {_NEWEST_POSTS} LIMIT {wanted})
+        WHERE p.id IN bigram_hits {site}
+        ORDER BY {_NEWEST_POSTS} LIMIT {index_limit})
     UNION ALL
-    SELECT * FROM (SELECT 0, id, NULL, posted_at FROM bigram_tail ORDER BY {_NEWEST} LIMIT {wanted}))""")
+    SELECT * FROM (SELECT 0, id, NULL, posted_at FROM bigram_tail ORDER BY {_NEWEST} LIMIT {index_limit}))""")
     ctes.append(f"""page AS (
     SELECT * FROM hits ORDER BY part, score, {_NEWEST} LIMIT {_LIMIT_N} OFFSET {_OFFSET_N})""")
     return f"""WITH {", ".join(ctes)}

@@ -17,7 +17,7 @@ import storage.archive as archive_module
 from storage.archive import Archive
 from storage.bigram import BIGRAM_RANGES, bigram_document, is_bigram_char, sql_is_bigram_char
 from storage.schema import MIGRATIONS, ensure_schema
-from storage.search import search_posts
+from storage.search import build_search_sql, search_posts
 from tests.test_storage_support import T0, T1, make_page, make_post
 
 # Characters the texts are drawn from: Chinese, ASCII of both cases and digits, kana, hangul,
@@ -44,6 +44,16 @@ def like_ids(archive, q):
 
 def searched_ids(archive, q, **kwargs):
     return [hit["post_id"] for hit in search_posts(archive.db, q, limit=10_000, **kwargs)]
+
+
+# The same statement with each of the two plans for a bigram forced: matches from the index
+# (the threshold is never passed) or the scan in posted_at order (any match passes it).
+FORCED = {plan: build_search_sql("newest", bigram_scan_posts=n) for plan, n in (("index", 1), ("scan", 10**9))}
+
+
+def forced_ids(archive, q, plan, limit=10_000, offset=0):
+    rows = archive.db.execute(FORCED[plan], {"q": q, "limit": limit, "offset": offset})
+    return [row[0] for row in rows]
 
 
 def bigram_ids(archive, q):
@@ -112,6 +122,8 @@ def test_search_finds_what_like_finds(data, indexed, edits, tail, indexed_edits)
             assert searched_ids(archive, q) == expected, q
             assert searched_ids(archive, q, order="newest") == expected, q
             assert searched_ids(archive, q, site_id=site) == expected, q
+            assert forced_ids(archive, q, "index") == expected == forced_ids(archive, q, "scan"), q
+            assert forced_ids(archive, q, "index", 2, 1) == expected[1:3] == forced_ids(archive, q, "scan", 2, 1), q
             pages = [searched_ids_page(archive, q, offset) for offset in range(0, len(expected) + 3, 3)]
             assert [i for page in pages for i in page] == expected, q
         archive.db.execute("INSERT INTO posts_bigram (posts_bigram, rank) VALUES ('integrity-check', 0)")
@@ -149,8 +161,8 @@ def test_a_connection_without_the_function_cannot_edit_silently(tmp_path):
 
 
 def test_a_common_and_a_rare_bigram_page_alike(tmp_path):
-    """A word in most posts walks the posted_at index, a rare one sorts its few matches:
-    both give LIKE's posts in LIKE's order, page by page."""
+    """Either plan (a rare word's matches from the index, a common word's scan in posted_at
+    order) gives LIKE's posts in LIKE's order, page by page."""
     with Archive(tmp_path / "a.db", index_batch_posts=None) as archive:
         site = archive.upsert_site("s", engine="discuz")
         save(archive, site, 1, [f"第{n}条鲸鱼" if n % 10 else "海豚" for n in range(40)])
@@ -159,9 +171,10 @@ def test_a_common_and_a_rare_bigram_page_alike(tmp_path):
         for q in ("鲸鱼", "海豚"):
             expected = like_ids(archive, q)
             for limit in (1, 2, 7, 50):
-                pages = [[hit["post_id"] for hit in search_posts(archive.db, q, limit=limit, offset=offset)]
-                         for offset in range(0, len(expected) + limit, limit)]
-                assert [i for page in pages for i in page] == expected, (q, limit)
+                for plan in FORCED:
+                    pages = [forced_ids(archive, q, plan, limit, offset)
+                             for offset in range(0, len(expected) + limit, limit)]
+                    assert [i for page in pages for i in page] == expected, (q, limit, plan)
 
 
 def test_short_queries_of_other_characters_keep_the_scan(tmp_path):
