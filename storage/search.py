@@ -7,7 +7,9 @@ a second index, posts_bigram, holds every overlapping pair of "bigram characters
 letters and digits, CJK ideographs, kana, hangul: storage.bigram): a 2-character query of
 such characters is one token of it. The rest (one character, or two with punctuation or
 symbols in them) fall back to LIKE over the posts table, newest first, which stops early
-for a common one and reads every post for a rare one.
+for a common one and reads every post for a rare one. A 2-character word in many posts
+takes that scan too, since it stops within a few pages of posts; the index serves the words
+in few posts (the threshold: build_search_sql's bigram_scan_posts).
 
 Each index is filled in batches (Archive.index_pending) and holds exactly the posts up to
 its own watermark; the posts above it, the few written since the last batch (or, on an

@@ -81,10 +81,13 @@ def datasette_with(path, **plugin_settings):
 def snapshot(path):
     """Everything a write could change: the schema and every table's rows."""
     with sqlite3.connect(path) as conn:
+        # A contentless FTS table (posts_bigram) cannot be scanned; its shadow tables are.
         tables = [r[0] for r in conn.execute("select name from sqlite_master where type = 'table' "
-                                             "and name not like '%fts%' order by name")]
+                                             "and name not like '%fts%' and sql not like 'create virtual%' "
+                                             "order by name")]
         return (list(conn.execute("select type, name, sql from sqlite_master order by name")),
-                {t: list(conn.execute(f"select * from [{t}] order by rowid")) for t in tables})
+                # sorted, not ordered by rowid: posts_bigram_config is a WITHOUT ROWID table
+                {t: sorted(conn.execute(f"select * from [{t}]"), key=repr) for t in tables})
 
 
 def live_payloads(html):
