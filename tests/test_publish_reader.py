@@ -81,7 +81,7 @@ def datasette_with(path, **plugin_settings):
 def snapshot(path):
     """Everything a write could change: the schema and every table's rows."""
     with sqlite3.connect(path) as conn:
-        # A contentless FTS table (posts_bigram) cannot be scanned; its shadow tables are.
+        # Virtual tables keep their rows in their shadow tables, which are compared.
         tables = [r[0] for r in conn.execute("select name from sqlite_master where type = 'table' "
                                              "and name not like '%fts%' and sql not like 'create virtual%' "
                                              "order by name")]
