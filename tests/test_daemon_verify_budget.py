@@ -144,6 +144,24 @@ def test_the_default_budget_and_minimum_age_live_in_config():
     assert crawl_options(site, RunOptions(), "refresh").verify_min_age_s == 600
 
 
+def test_the_default_verify_cycle_lives_in_config_and_a_site_may_set_its_own():
+    site = site_from_dict({"name": "x", "base_url": "https://bbs.example.cn/"})
+    assert site.verify_cycle_s == config.VERIFY_CYCLE_S
+    site = site_from_dict({"name": "x", "base_url": "https://bbs.example.cn/", "schedule": {"verify_cycle_s": 7 * 86400}})
+    assert site.verify_cycle_s == 7 * 86400
+
+
+@pytest.mark.parametrize("bad", [-1, 0, 59, "3", True, [86400]])
+def test_a_bad_verify_cycle_names_the_key(bad):
+    with pytest.raises(ConfigError, match=r"schedule\.verify_cycle_s.*seconds >= 60"):
+        site_from_dict({"name": "x", "base_url": "https://bbs.example.cn/", "schedule": {"verify_cycle_s": bad}})
+
+
+def test_an_unknown_schedule_key_names_the_verify_cycle_among_the_known_ones():
+    with pytest.raises(ConfigError, match="verify_cycle_s"):
+        site_from_dict({"name": "x", "base_url": "https://bbs.example.cn/", "schedule": {"verify_cycle": 86400}})
+
+
 @pytest.mark.parametrize("bad", [-1, "3", True])
 def test_a_bad_minimum_age_names_the_key(bad):
     with pytest.raises(ConfigError, match="schedule.verify_min_age_s.*seconds >= 0"):
