@@ -6,14 +6,17 @@ their own, which counts every request and the body bytes it sent. Each crawl is 
 own pass, `scraper.schedule.run_once` (what `forum-archiver run --once` does): per site, the
 discover job reads the boards (page 1 on, up to the first page showing nothing new whose later
 pages it has read) and fetches the threads whose board row moved (new threads whole, changed
-ones from their last known page), then the refresh job revisits due threads and spends the
-site's verify budget re-reading the pages verified longest ago, of those read at least the
-verify minimum age ago (a day by default). Passes on one archive, minutes apart:
+ones from their last known page), then the refresh job revisits due threads and runs the
+verify pass: it re-reads the site's share of its thread pages for the verify cycle,
+ceil(thread pages x every_s / VERIFY_CYCLE_S) (1 a run for 600 pages, hourly, 30 days), at most
+the verify budget, the pages verified longest ago first, of those read at least the verify
+minimum age ago (a day by default). Passes on one archive, minutes apart:
 
 1. the first crawl;
 2. a re-crawl of the unchanged forum, as the daemon runs it (its pages are minutes old, so
    the verify pass finds none old enough: it costs nothing);
-3. the same with the verify pass forced (minimum age 0): what a run costs once pages are a day old;
+3. the same with the verify pass forced (minimum age 0): what a run costs once pages are a day old
+   (the pace, not the pages' age, then sets how many it re-reads);
 4. a re-crawl after one new reply in 1% of the threads, as the daemon runs it;
 5. a re-crawl after one more reply in those threads, with the verify pass forced.
 
@@ -33,6 +36,7 @@ from benchmarks.archiver_crawl import forum_site
 from benchmarks.corpus import command, machine
 from benchmarks.forum_hosts import ForumHosts, ForumShape, Served
 from scraper import config
+from scraper.crawl import verify_pages_per_run
 from scraper.schedule import JOBS, RunOptions, run_once
 from scraper.sites import site_from_dict
 
@@ -98,7 +102,9 @@ def main() -> None:
         raise SystemExit("the second change did not reply to the same threads")
     print(f"changed: threads {change['threads']} on every host, one new reply each, twice "
           f"({changed_pages} new posts each time; the first reply opens a new last page, the second lands on it)")
-    print(f"verify pass: budget {config.VERIFY_BUDGET_REQUESTS} requests a site, minimum age "
+    pace = verify_pages_per_run(forums.thread_pages, config.SCHEDULE_EVERY_S, config.VERIFY_CYCLE_S)
+    print(f"verify pass: ceil({forums.thread_pages} thread pages x {config.SCHEDULE_EVERY_S} s / cycle "
+          f"{config.VERIFY_CYCLE_S} s) = {pace} a site a run, budget {config.VERIFY_BUDGET_REQUESTS}, minimum age "
           f"{config.VERIFY_MIN_AGE_S:.0f} s by default; 'verify forced' sets the minimum age to 0")
     print()
     print("| pass | requests | robots / board / thread | discover / refresh job requests | body bytes "

@@ -110,7 +110,9 @@ def _daemon_sites(config_paths: tuple[str, ...], board_urls: tuple[str, ...]) ->
 @click.option("--config", "config_paths", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="A site config (TOML); repeat for more sites.")
 @click.option("--site", "board_urls", multiple=True, help="A board URL to keep current; repeat for more boards.")
-@click.option("--every", "every_s", type=click.FloatRange(min=60), help="Seconds between runs of each site's job.")
+@click.option("--every", "every_s", type=click.FloatRange(min=60),
+              help="Seconds between runs of each site's job (with --once: how often cron runs it; the verify pass "
+                   "paces its share to it). Default: the site's [schedule] every_s.")
 @click.option("--delay", "delay_s", type=click.FloatRange(min=0), help="Seconds between requests to a host.")
 @click.option("--allow-private", is_flag=True, help="Allow loopback/private addresses for the sites named here.")
 @click.option("--verify-budget", "verify_budget", type=click.IntRange(min=0),
@@ -133,7 +135,8 @@ def run(db_path, config_paths, board_urls, every_s, delay_s, allow_private, veri
         sites = _daemon_sites(config_paths, board_urls)
     except ConfigError as exc:
         _fail(str(exc))
-    options = schedule.RunOptions(delay_s=delay_s, allow_private=allow_private, verify_budget_requests=verify_budget)
+    options = schedule.RunOptions(delay_s=delay_s, allow_private=allow_private, verify_budget_requests=verify_budget,
+                                  every_s=every_s)
 
     def request_stop(signum, _frame):
         logging.getLogger(__name__).warning("signal %d: finishing the page in hand, then stopping", signum)
@@ -144,7 +147,7 @@ def run(db_path, config_paths, board_urls, every_s, delay_s, allow_private, veri
     if once:
         schedule.run_once(db_path, sites, options)
         return
-    specs = [spec for site in sites for spec in schedule.site_jobs(db_path, site, options, every_s=every_s)]
+    specs = [spec for site in sites for spec in schedule.site_jobs(db_path, site, options)]
     scheduler = schedule.build_scheduler(schedule.jobs_path_for(db_path),
                                          max_workers=schedule.executor_workers(len(specs)))
     scheduler.start(paused=True)

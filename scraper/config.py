@@ -64,10 +64,15 @@ REVISIT_MIN_S = 3600  # an active thread is looked at again after this
 REVISIT_MAX_S = 30 * 24 * 3600  # a quiet thread's interval doubles per quiet visit, up to this
 GUIDE_MAX_PAGES = 5  # discovery reads the new-threads guide no deeper than this (50 threads a page on Discuz)
 REVISIT_BATCH_THREADS = 200  # due threads one refresh job takes at most
-VERIFY_BUDGET_REQUESTS = 20  # requests per site per run spent re-reading the oldest-verified pages
+VERIFY_BUDGET_REQUESTS = 20  # requests per site per run the verify pass may spend at most, whatever its pace
 # The verify pass re-reads only pages last fetched longer ago than this: a page read minutes ago
 # seldom holds an edit yet, so right after a crawl the budget would buy almost nothing.
 VERIFY_MIN_AGE_S = 24 * 3600
+# The verify pass re-reads each archived thread page about once per this long, a share of the
+# pages each run (pages x run interval / cycle, rounded up) instead of the whole budget every
+# run. 30 days, like REVISIT_MAX_S: the quietest thread is looked at monthly, and so is every
+# old page, at about 1 request per 720 pages a run for a site run hourly.
+VERIFY_CYCLE_S = 30 * 24 * 3600
 # Discovery stops paging a board where its rows show nothing new (boards list threads by last post),
 # but reads it to its end at least this often: a thread moved in from another board, or moved down
 # by a deleted reply, changes no row on the pages read before it.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import threading
 from collections import Counter
@@ -46,6 +47,32 @@ log = logging.getLogger(__name__)
 RETRY_WAIT_MAX_S = 120.0
 
 
+def verify_pages_per_run(thread_pages: int, run_interval_s: float, cycle_s: float) -> int:
+    """How many pages a verify pass re-reads so that each of the site's thread pages comes round
+    about once a cycle, spread evenly over the runs: thread_pages x run_interval_s / cycle_s,
+    rounded up. So a site with any page gets at least one a run: a smaller share could only be
+    kept by remembering fractions from run to run, and one request a run costs a forum no more
+    than the board page discovery reads every run. A site of fewer pages than runs in a cycle
+    thus goes round faster than the cycle, each page at most once per verify minimum age."""
+    if thread_pages <= 0:
+        return 0
+    # Rounded before ceil: 720 pages x 3600 s / 30 days is 1, not 1.0000000001.
+    return math.ceil(round(thread_pages * run_interval_s / cycle_s, 9))
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 86400:.1f} days" if seconds >= 2 * 86400 else f"{seconds / 3600:.1f} hours"
+
+
+def verify_cycle_achieved_s(thread_pages: int, run_interval_s: float, pages_per_run: int,
+                            min_age_s: float = 0.0) -> float:
+    """About how long the verify pass takes to go round a site's thread pages at `pages_per_run`
+    (no page is re-read sooner than `min_age_s` after it was read)."""
+    if pages_per_run <= 0:
+        return math.inf
+    return max(math.ceil(thread_pages / pages_per_run) * run_interval_s, min_age_s)
+
+
 @dataclass
 class CrawlOptions:
     """What the operator chose for this run (the CLI's flags)."""
@@ -69,10 +96,13 @@ class CrawlOptions:
     # Set by a caller holding the site's lock: leases left by a killed worker are taken back now
     # instead of when they expire.
     reclaim_leases: bool = False
-    # Requests an incremental run may spend re-reading the least recently verified thread pages,
-    # of those last fetched at least verify_min_age_s ago.
+    # An incremental run re-reads the least recently verified thread pages, of those last fetched
+    # at least verify_min_age_s ago: its share of the site's pages so that each comes round once
+    # per verify_cycle_s over runs every run_interval_s, and never more than the budget.
     verify_budget_requests: int = 0
     verify_min_age_s: float = config.VERIFY_MIN_AGE_S
+    verify_cycle_s: float = config.VERIFY_CYCLE_S
+    run_interval_s: float = config.SCHEDULE_EVERY_S  # how often the site's runs come (its schedule every_s)
     # Incremental: a board is read past a page showing nothing new once this long after it was last.
     board_full_read_s: float = config.BOARD_FULL_READ_S
 
@@ -166,17 +196,33 @@ class Crawler:
 
     async def _verify(self, started_at: str) -> None:
         """Re-read the thread pages verified longest ago, of those last fetched at least
-        verify_min_age_s ago (and not in this run), within the verify budget: edits and
-        deletions change no board row, so only this catches them."""
-        budget = self.options.verify_budget_requests
-        before = min(started_at, _plus_seconds(self.now(), -self.options.verify_min_age_s))
-        for page in self.archive.least_recently_verified_pages(self.site_id, before, budget):
+        verify_min_age_s ago (and not in this run), as many as the verify cycle's pace asks
+        and the budget allows: edits and deletions change no board row, so only this catches them."""
+        opts = self.options
+        thread_pages = self.archive.thread_page_count(self.site_id)
+        if not thread_pages:
+            return
+        pace = verify_pages_per_run(thread_pages, opts.run_interval_s, opts.verify_cycle_s)
+        pages_this_run = min(pace, opts.verify_budget_requests)
+        achieved = _duration(verify_cycle_achieved_s(thread_pages, opts.run_interval_s, pages_this_run,
+                                                     opts.verify_min_age_s))
+        if pace > pages_this_run:
+            # The budget is the hard cap: the site keeps a longer cycle, and the operator is told which.
+            log.warning("%s: %d thread pages in a verify cycle of %s ask %d re-reads a run, but the verify budget "
+                        "allows %d: each page comes round about every %s instead (raise "
+                        "schedule.verify_budget_requests, or set schedule.verify_cycle_s to that)", self.site.name,
+                        thread_pages, _duration(opts.verify_cycle_s), pace, pages_this_run, achieved)
+        else:
+            log.info("%s: verify pass of %d of %d thread pages, each coming round about every %s",
+                     self.site.name, pages_this_run, thread_pages, achieved)
+        before = min(started_at, _plus_seconds(self.now(), -opts.verify_min_age_s))
+        for page in self.archive.least_recently_verified_pages(self.site_id, before, pages_this_run):
             if self.enqueue(page["url"], discovered_from=None, depth=1, priority=0):
                 self._verify_keys.add(entry_for(page["url"], self.engine).key)
         try:
-            await self._drain(until_requests=self.report.requests + budget)
+            await self._drain(until_requests=self.report.requests + pages_this_run)
         finally:
-            # Left pending, what the budget did not reach (or a retry set for later) would be
+            # Left pending, what the pass did not reach (or a retry set for later) would be
             # fetched by the next run's discovery, outside any budget; the next verify pass
             # chooses the oldest pages afresh.
             skipped = self.archive.skip_pending(self.site_id, self._verify_keys, reason="verify_budget",

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,6 +60,8 @@ class RunOptions:
     delay_s: float | None = None  # overrides the site's delay
     allow_private: bool = False  # the site's own host may be a loopback/private address
     verify_budget_requests: int | None = None  # overrides the site's budget when set
+    # Overrides the site's schedule every_s (`--every`): the jobs' interval, which the verify pass paces its share to.
+    every_s: float | None = None
     lock_wait_s: float = config.SITE_LOCK_WAIT_S  # how long a job waits for its host's lock
 
     def to_json(self) -> str:
@@ -106,9 +108,17 @@ def site_jobs(db_path: str | Path, site: Site, options: RunOptions = RunOptions(
               every_s: float | None = None) -> list[JobSpec]:
     """A site's two jobs: `discover:<site>` reads its boards (and guide) and fetches the threads
     they show changed; `refresh:<site>` revisits its due threads and runs the verify pass."""
+    if every_s:
+        options = replace(options, every_s=every_s)  # the refresh job paces its verify pass to it
     args = (str(db_path), json.dumps(site.raw, ensure_ascii=False), options.to_json())
     return [JobSpec(job_id=f"{job}:{site.name}", func=f"{__name__}:{job}_site", args=args,
-                    every_s=every_s or site.every_s) for job in JOBS]
+                    every_s=run_interval_s(site, options)) for job in JOBS]
+
+
+def run_interval_s(site: Site, options: RunOptions) -> float:
+    """How often a site's jobs run: `--every`, else the site's schedule every_s (also what a
+    `--once` run paces to: the cron user runs it that often)."""
+    return options.every_s or site.every_s
 
 
 def first_run_lag(spec: JobSpec) -> timedelta:
@@ -133,6 +143,8 @@ def crawl_options(site: Site, options: RunOptions, job: str) -> CrawlOptions:
         revisit_due_threads=job == "refresh",
         verify_budget_requests=verify_budget if job == "refresh" else 0,
         verify_min_age_s=site.verify_min_age_s,
+        verify_cycle_s=site.verify_cycle_s,
+        run_interval_s=run_interval_s(site, options),
     )
 
 
@@ -300,4 +312,4 @@ def _resolve(ref: str):
 
 __all__ = ["JOBS", "STOP", "HostLock", "JobSpec", "RunOptions", "acquire_all", "add_job", "board_urls",
            "build_scheduler", "crawl_options", "discover_site", "executor_workers", "first_run_lag", "job_seeds", "jobs_path_for",
-           "host_lock", "refresh_site", "run_once", "site_jobs"]
+           "host_lock", "refresh_site", "run_interval_s", "run_once", "site_jobs"]

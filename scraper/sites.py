@@ -43,6 +43,7 @@ class Site:
     every_s: float = config.SCHEDULE_EVERY_S
     verify_budget_requests: int = config.VERIFY_BUDGET_REQUESTS
     verify_min_age_s: float = config.VERIFY_MIN_AGE_S
+    verify_cycle_s: float = config.VERIFY_CYCLE_S
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -118,10 +119,10 @@ def site_from_dict(data: dict[str, Any], *, source: str = "site config") -> Site
     )
     schedule = data.get("schedule", {})
     _expect(isinstance(schedule, dict), "schedule", "a table", schedule)
-    unknown = sorted(set(schedule) - {"every_s", "verify_budget_requests", "verify_min_age_s"})
+    unknown = sorted(set(schedule) - {"every_s", "verify_budget_requests", "verify_min_age_s", "verify_cycle_s"})
     if unknown:
         raise ConfigError(f"{source}: unknown key schedule.{unknown[0]}; known: every_s, verify_budget_requests, "
-                          "verify_min_age_s")
+                          "verify_min_age_s, verify_cycle_s")
     every_s = schedule.get("every_s", config.SCHEDULE_EVERY_S)
     _expect(isinstance(every_s, (int, float)) and not isinstance(every_s, bool) and every_s >= 60,
             "schedule.every_s", "seconds >= 60", every_s)
@@ -132,12 +133,16 @@ def site_from_dict(data: dict[str, Any], *, source: str = "site config") -> Site
     _expect(isinstance(verify_min_age_s, (int, float)) and not isinstance(verify_min_age_s, bool)
             and verify_min_age_s >= 0, "schedule.verify_min_age_s",
             "seconds >= 0 (the verify pass re-reads pages last fetched at least this long ago)", verify_min_age_s)
+    verify_cycle_s = schedule.get("verify_cycle_s", config.VERIFY_CYCLE_S)
+    _expect(isinstance(verify_cycle_s, (int, float)) and not isinstance(verify_cycle_s, bool) and verify_cycle_s >= 60,
+            "schedule.verify_cycle_s", "seconds >= 60 (the verify pass re-reads each page about once this long)",
+            verify_cycle_s)
     return Site(
         name=name, engine=engine, base_url=base_url, utc_offset=utc_offset, encoding=encoding,
         boards=tuple(boards), guide=guide, contact_url=contact,
         politeness=Politeness(delay_s=float(delay_s), max_tries=max_tries),
         noise=rules, every_s=float(every_s), verify_budget_requests=verify_budget,
-        verify_min_age_s=float(verify_min_age_s), raw=data,
+        verify_min_age_s=float(verify_min_age_s), verify_cycle_s=float(verify_cycle_s), raw=data,
     )
 
 

@@ -1167,6 +1167,10 @@ class Archive:
             [site_id, normalise_time(before), limit],
         )
 
+    def thread_page_count(self, site_id: int) -> int:
+        """How many thread pages the archive holds for the site: what a verify cycle goes round."""
+        return self._one("SELECT count(*) AS n FROM pages WHERE site_id = ? AND kind = 'thread'", [site_id])["n"]
+
     def pages_fetched_since(self, site_id: int, url_keys: Iterable[str], since: str) -> int:
         """How many of these pages were last fetched at or after `since`."""
         row = self._one(

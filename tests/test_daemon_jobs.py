@@ -19,7 +19,11 @@ def test_each_site_has_a_discover_and_a_refresh_job_with_stable_ids(tmp_path):
     assert [s.job_id for s in specs] == ["discover:demo", "refresh:demo"]
     assert [s.func for s in specs] == ["scraper.schedule:discover_site", "scraper.schedule:refresh_site"]
     assert specs == schedule.site_jobs(tmp_path / "a.db", site, RunOptions(verify_budget_requests=4), every_s=900)
-    assert RunOptions.from_json(specs[0].args[2]) == RunOptions(verify_budget_requests=4)
+    # The interval goes with the jobs' options: the refresh job paces its verify pass to it.
+    assert RunOptions.from_json(specs[0].args[2]) == RunOptions(verify_budget_requests=4, every_s=900)
+    assert [s.every_s for s in specs] == [900, 900]
+    assert schedule.crawl_options(site, RunOptions.from_json(specs[1].args[2]), "refresh").run_interval_s == 900
+    assert schedule.crawl_options(site, RunOptions(), "refresh").run_interval_s == site.every_s
     # A job stored by an older version carries fewer options: the rest take their defaults.
     assert RunOptions.from_json('{"delay_s": 1, "allow_private": true}') == RunOptions(delay_s=1, allow_private=True)
     discover, refresh = (schedule.crawl_options(site, RunOptions(), job) for job in schedule.JOBS)
