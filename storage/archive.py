@@ -607,14 +607,15 @@ class Archive:
         self, site_id: int, key: str, page: ThreadPageRecord, url: str, now: str
     ) -> int:
         title = (page.title or "").strip() or None
-        thread_id = self.db.conn.execute(
+        # The title is left out of the update: naming it there, even unchanged, fires the
+        # threads_fts update trigger, which re-indexes the title on every page of a thread.
+        thread_id, stored_title = self.db.conn.execute(
             """INSERT INTO threads (site_id, tid, thread_key, title, url, board, fid, replies,
                 views, page_count, first_seen_at, last_seen_at)
             VALUES (:site_id, :tid, :key, :title, :url, :board, :fid, :replies, :views,
                 :page_count, :now, :now)
             ON CONFLICT (site_id, thread_key) DO UPDATE SET
                 tid = coalesce(excluded.tid, threads.tid),
-                title = coalesce(excluded.title, threads.title),
                 -- page 1's canonical URL is the thread's URL; later pages only fill a gap
                 url = CASE WHEN :is_first_page THEN excluded.url
                            ELSE coalesce(threads.url, excluded.url) END,
@@ -625,7 +626,7 @@ class Archive:
                 page_count = coalesce(excluded.page_count, threads.page_count),
                 last_seen_at = excluded.last_seen_at,
                 gone_at = NULL
-            RETURNING id""",
+            RETURNING id, title""",
             {
                 "site_id": site_id,
                 "tid": page.tid,
@@ -640,7 +641,9 @@ class Archive:
                 "is_first_page": page.page == 1,
                 "now": now,
             },
-        ).fetchone()[0]
+        ).fetchone()
+        if title is not None and title != stored_title:
+            self.db.conn.execute("UPDATE threads SET title = ? WHERE id = ?", [title, thread_id])
         return thread_id
 
     def _save_posts(
@@ -844,14 +847,15 @@ class Archive:
         return len(board.rows)
 
     def _upsert_thread_from_board(self, site_id: int, board: Any, row: Any, now: str) -> None:
-        self.db.execute(
+        title = (row.title or "").strip() or None
+        # As in _upsert_thread_from_page, the title stays out of the update (the FTS trigger).
+        thread_id, stored_title = self.db.conn.execute(
             """INSERT INTO threads (site_id, tid, thread_key, title, url, board, fid, replies,
                 views, last_post_at, first_seen_at, last_seen_at)
             VALUES (:site_id, :tid, :key, :title, :url, :board, :fid, :replies, :views,
                 :last_post_at, :now, :now)
             ON CONFLICT (site_id, thread_key) DO UPDATE SET
                 tid = coalesce(threads.tid, excluded.tid),
-                title = coalesce(threads.title, excluded.title),
                 url = coalesce(threads.url, excluded.url),
                 board = coalesce(excluded.board, threads.board),
                 fid = coalesce(excluded.fid, threads.fid),
@@ -859,12 +863,13 @@ class Archive:
                 views = coalesce(excluded.views, threads.views),
                 last_post_at = coalesce(excluded.last_post_at, threads.last_post_at),
                 last_seen_at = excluded.last_seen_at,
-                gone_at = NULL""",
+                gone_at = NULL
+            RETURNING id, title""",
             {
                 "site_id": site_id,
                 "tid": row.tid,
                 "key": thread_key(row.tid, row.title),
-                "title": (row.title or "").strip() or None,
+                "title": title,
                 "url": row.url,
                 "board": getattr(row, "board", None) or board.name,
                 "fid": getattr(row, "fid", None) or board.fid,
@@ -873,7 +878,10 @@ class Archive:
                 "last_post_at": row.last_post_at,
                 "now": now,
             },
-        )
+        ).fetchone()
+        # A board fills a missing title only: the thread's own pages give the real one.
+        if title is not None and stored_title is None:
+            self.db.conn.execute("UPDATE threads SET title = ? WHERE id = ?", [title, thread_id])
 
     @_writes
     def mark_posts_gone(

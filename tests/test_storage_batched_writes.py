@@ -1,5 +1,5 @@
 """storage.archive's batched save path: a page's posts go in with one executemany per kind of
-row, and a page stays all or nothing."""
+row, and a page stays all or nothing; re-saving a thread leaves its title's index alone."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from scraper.engines.base import PostStatus
+from scraper.engines.base import BoardPage, BoardRow, PostStatus
 from storage.dedup import content_hash
 from tests.test_storage_support import (  # noqa: F401  (fixtures)
     T0,
@@ -141,6 +141,51 @@ def test_a_failure_mid_page_of_a_known_thread_leaves_it_as_it_was(archive, site_
         with pytest.raises(sqlite3.IntegrityError):
             save(archive, site_id, page, T1)
     assert snapshot(archive) == before and count(archive, "fetches") == 1
+
+
+def fts_segments(archive):
+    """The threads_fts index's stored rows: any write to the index changes them."""
+    return archive.db.execute("SELECT rowid, block FROM threads_fts_data ORDER BY rowid").fetchall()
+
+
+def test_saving_a_thread_again_leaves_its_title_index_alone(archive, site_id):
+    title = "基层党委办公室应强化的十种意识"
+    save(archive, site_id, make_page(88, [make_post(1001, 1, TEXTS[1001])], page_count=2), T0)
+    indexed = fts_segments(archive)
+    save(archive, site_id, make_page(88, [make_post(1002, 11, TEXTS[1002])], page=2, page_count=2), T1,
+         url="http://bbs.example.cn/thread-88-2-1.html")
+    save(archive, site_id, make_page(88, [make_post(1001, 1, TEXTS[1001])], page_count=2), T2)
+    board = BoardPage(fid=2, name="公文写作", page=1, page_count=1, rows=[
+        BoardRow(tid=88, title=title, url=URL, replies=11, views=50)])
+    archive.save_board_page(site_id, board, url="http://bbs.example.cn/forum-2-1.html",
+                            url_key="forum-2-1", now=T2)
+    assert fts_segments(archive) == indexed
+    row = archive.db.execute("SELECT title, replies, last_seen_at FROM threads").fetchone()
+    assert row == (title, 11, T2)
+    # A new title still reaches the index; a board's title never replaces the thread's own.
+    save(archive, site_id, make_page(88, [make_post(1001, 1, TEXTS[1001])], title="新的标题文字"), T2)
+    board.rows[0] = BoardRow(tid=88, title="板块上的旧标题", url=URL, replies=11, views=60)
+    archive.save_board_page(site_id, board, url="http://bbs.example.cn/forum-2-1.html",
+                            url_key="forum-2-1", now=T2)
+    found = archive.db.execute(
+        "SELECT t.title FROM threads_fts JOIN threads t ON t.id = threads_fts.rowid WHERE threads_fts MATCH ?",
+        ['"标题文字"']).fetchall()
+    assert found == [("新的标题文字",)]
+    assert archive.db.execute("SELECT count(*) FROM threads_fts WHERE threads_fts MATCH ?",
+                              ['"十种意识"']).fetchone()[0] == 0
+
+
+def test_a_board_fills_a_title_the_thread_lacks(archive, site_id):
+    board = BoardPage(fid=2, name="公文写作", page=1, page_count=1, rows=[
+        BoardRow(tid=90, title=None, url="http://bbs.example.cn/thread-90-1-1.html", replies=1, views=5)])
+    archive.save_board_page(site_id, board, url="http://bbs.example.cn/forum-2-1.html", url_key="forum-2-1", now=T0)
+    assert archive.db.execute("SELECT title FROM threads").fetchone() == (None,)
+    board.rows[0] = BoardRow(tid=90, title="补上的标题", url="http://bbs.example.cn/thread-90-1-1.html",
+                             replies=1, views=6)
+    archive.save_board_page(site_id, board, url="http://bbs.example.cn/forum-2-1.html", url_key="forum-2-1", now=T1)
+    assert archive.db.execute("SELECT title FROM threads").fetchone() == ("补上的标题",)
+    assert archive.db.execute("SELECT count(*) FROM threads_fts WHERE threads_fts MATCH ?",
+                              ['"上的标"']).fetchone()[0] == 1
 
 
 @pytest.mark.xfail(strict=True, reason="known bug, older than the batched path: the second visit to a "
