@@ -1,11 +1,12 @@
 """Saving into threads the archive already holds: what a crawl does for every page after a
 thread's first, and for every board page of a re-crawl. bench_writes saves new threads only.
 
-Two passes on a fresh archive (the archive's pragmas), each timed after a first pass that
+Three passes on fresh archives (the archive's pragmas), each timed after a first pass that
 stores the threads; automatic checkpoints are off while timing, so the WAL's size says how
 many database pages each save wrote (WAL frames per saved page):
   thread pages  page 2 of each of --threads known threads (10 new posts each, text as in
                 bench_writes --text-bytes), one transaction per page
+  same pages    page 1 of each known thread again, unchanged (10 posts touched, none added)
   board pages   each of --threads / 30 board pages again, 30 known threads a page, with new
                 reply counts, one transaction per page
 
@@ -42,7 +43,8 @@ def _timed(archive: Archive, saves: list, wal: Path) -> tuple[float, float]:
     return elapsed * 1000 / len(saves), wal.stat().st_size / WAL_FRAME_BYTES / len(saves)
 
 
-def thread_pages(tmp: Path, threads: int, text_bytes: int) -> tuple[float, float]:
+def thread_pages(tmp: Path, threads: int, text_bytes: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(ms, WAL frames) per page 2 of a known thread, then per page 1 saved again unchanged."""
     templates = parsed_pages(TEMPLATES, text_bytes=text_bytes)
     first = [page_variant(templates[n % TEMPLATES], n + 1) for n in range(threads)]
     second = [replace(page_variant(templates[(n + 7) % TEMPLATES], threads + n + 1), tid=page.tid,
@@ -53,13 +55,14 @@ def thread_pages(tmp: Path, threads: int, text_bytes: int) -> tuple[float, float
         url = f"{SITE_URL}thread-{page.tid}-1-1.html"
         archive.save_thread_page(site_id, page, url=url, url_key=url, now=T0)
 
-    def saver(page):
-        url = f"{SITE_URL}thread-{page.tid}-2-1.html"
+    def saver(page, page_no):
+        url = f"{SITE_URL}thread-{page.tid}-{page_no}-1.html"
         return lambda: archive.save_thread_page(site_id, page, url=url, url_key=url, now=T1)
 
-    result = _timed(archive, [saver(page) for page in second], tmp / "threads.db-wal")
+    new_posts = _timed(archive, [saver(page, 2) for page in second], tmp / "threads.db-wal")
+    unchanged = _timed(archive, [saver(page, 1) for page in first], tmp / "threads.db-wal")
     archive.db.close()
-    return result
+    return new_posts, unchanged
 
 
 def board_pages(tmp: Path, threads: int) -> tuple[float, float]:
@@ -92,11 +95,12 @@ def main() -> None:
     parser.add_argument("--text-bytes", type=int, default=600, help="UTF-8 bytes of text per post")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        thread_ms, thread_frames = thread_pages(Path(tmp), args.threads, args.text_bytes)
+        (thread_ms, thread_frames), (same_ms, same_frames) = thread_pages(Path(tmp), args.threads, args.text_bytes)
         board_ms, board_frames = board_pages(Path(tmp), args.threads)
     print(f"command: {command()}")
     print(f"machine: {machine()}")
     print(f"  page 2 of a known thread (10 new posts)   {thread_ms:7.3f} ms/page  {thread_frames:5.1f} WAL frames/page")
+    print(f"  page 1 of a known thread again, unchanged {same_ms:7.3f} ms/page  {same_frames:5.1f} WAL frames/page")
     print(f"  board page of {ROWS_PER_BOARD_PAGE} known threads, again   "
           f"{board_ms:7.3f} ms/page  {board_frames:5.1f} WAL frames/page")
 
