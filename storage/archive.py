@@ -21,7 +21,6 @@ import json
 import re
 import sqlite3
 import zlib
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,7 +40,13 @@ PHRASE_STATUSES = frozenset({"proposed", "confirmed", "rejected"})
 NORMAL_STATUS = "normal"
 DEFAULT_LEASE_S = 300  # matches the crawler's default; storage cannot import its config
 BODY_COMPRESSION = "zlib"
-BODY_COMPRESSION_LEVEL = 6  # zlib's default; level 9 gained nothing on the Discuz fixtures
+# Every fetched page pays the compression; each body is stored once. Measured on the demo
+# forum's pages (benchmarks.bench_compression; stored/raw bytes, compress ms/page, mean of 2 runs):
+#   53 KB pages:  level 1 32.2% 0.55 ms, level 3 31.2% 0.62 ms, level 6 29.4% 1.12 ms
+#   98 KB pages:  level 1 29.1% 1.00 ms, level 3 28.0% 1.17 ms, level 6 25.9% 2.24 ms
+# Level 3 takes about half of level 6's CPU for 6-8% more bytes; level 1 saves little more CPU.
+# Bodies stored at any other level decompress alike: zlib needs no level to decompress.
+BODY_COMPRESSION_LEVEL = 3
 # New posts wait for the search index until this many are pending, then go in as one batch:
 # FTS5 indexes a batch several times faster per post than one page at a time, and search
 # finds the posts waiting meanwhile by scanning them (storage.search).
@@ -94,12 +99,16 @@ def _stamp(now: str | None) -> str:
     return utc_now() if now is None else normalise_time(now)
 
 
+# ensure_ascii=False keeps Chinese readable when the JSON is browsed in Datasette. One
+# encoder for the module: json.dumps with options builds a new one on every call.
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+
+
 def _json(value: Any) -> str:
     # Most posts have no quotes, attachments or noise: skip the encoder for those.
     if isinstance(value, (list, dict)) and not value:
         return "[]" if isinstance(value, list) else "{}"
-    # ensure_ascii=False keeps Chinese readable when the JSON is browsed in Datasette.
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return _JSON_ENCODER.encode(value)
 
 
 def _text(value: Any) -> str:
@@ -162,6 +171,46 @@ def _post_values(post: PostRecord) -> dict[str, Any]:
         "status": _text(post.status or NORMAL_STATUS),
         "noise_json": _json(dict(post.noise_removed or {})),
     }
+
+
+# The posts columns _post_values fills, in the order the batched insert binds them.
+_RECORD_COLUMNS = (
+    "pid", "floor", "floor_label", "author", "author_uid", "posted_at", "posted_at_raw", "content_text",
+    "content_html", "content_hash", "quotes_json", "signature", "edit_note", "attachments_json", "status",
+    "noise_json",
+)
+# A page's new posts go in with one executemany of one constant statement (sqlite3 prepares
+# it once): per-post INSERTs built from dicts cost more in Python than SQLite spent on them.
+_INSERT_NEW_POST_SQL = (
+    f"INSERT INTO posts (id, site_id, thread_id, post_key, page, first_seen_at, last_seen_at, "
+    f"{', '.join(_RECORD_COLUMNS)}) VALUES ({', '.join('?' * (7 + len(_RECORD_COLUMNS)))})"
+)
+# A new post's one version: its text stays in posts (see _add_current_version).
+_INSERT_FIRST_VERSION_SQL = "INSERT INTO post_versions (post_id, content_hash, edit_note, seen_at) VALUES (?, ?, ?, ?)"
+# A post seen again: where it is now, when it was seen, and the fields that are not versioned
+# with its text, in one row write. :keeps_archived (a deleted or blocked rendering of a post
+# archived while normal) leaves those fields as they were archived.
+_TOUCH_POST_SQL = """UPDATE posts SET
+    thread_id = :thread_id,
+    pid = coalesce(:pid, pid),
+    -- a numberless floor (a hot reply repeated on page 1) never moves a post
+    -- away from its numbered position
+    floor = CASE WHEN :floor IS NOT NULL OR floor IS NULL THEN :floor ELSE floor END,
+    floor_label = CASE WHEN :floor IS NOT NULL OR floor IS NULL THEN :floor_label ELSE floor_label END,
+    page = CASE WHEN :floor IS NOT NULL OR floor IS NULL THEN :page ELSE page END,
+    author = coalesce(:author, author),
+    author_uid = coalesce(:author_uid, author_uid),
+    posted_at = coalesce(:posted_at, posted_at),
+    posted_at_raw = coalesce(:posted_at_raw, posted_at_raw),
+    status = :status,
+    last_seen_at = :now,
+    gone_at = NULL,
+    quotes_json = CASE WHEN :keeps_archived THEN quotes_json ELSE :quotes_json END,
+    signature = CASE WHEN :keeps_archived THEN signature ELSE coalesce(:signature, signature) END,
+    edit_note = CASE WHEN :keeps_archived THEN edit_note ELSE coalesce(:edit_note, edit_note) END,
+    attachments_json = CASE WHEN :keeps_archived THEN attachments_json ELSE :attachments_json END,
+    noise_json = CASE WHEN :keeps_archived THEN noise_json ELSE :noise_json END
+WHERE id = :id"""
 
 
 def _distinct_posts(key_of_thread: str, posts: Sequence[PostRecord]) -> dict[str, PostRecord]:
@@ -286,7 +335,7 @@ class Archive:
         # A clear LookupError instead of a bare "FOREIGN KEY constraint failed".
         if value is None:
             return
-        if self.db.execute(f"SELECT 1 FROM {table} WHERE {column} = ?", [value]).fetchone() is None:
+        if self.db.conn.execute(f"SELECT 1 FROM {table} WHERE {column} = ?", [value]).fetchone() is None:
             raise LookupError(f"no {what} {value!r} in the archive")
 
     # --- search index -----------------------------------------------------------------
@@ -516,19 +565,7 @@ class Archive:
         posts = _distinct_posts(key_of_thread, page.posts)
         values = {key: _post_values(post) for key, post in posts.items()}
         thread_id = self._upsert_thread_from_page(site_id, key_of_thread, page, url, stamp)
-        # One lookup for the whole page rather than one per post.
-        stored = {
-            row["post_key"]: row
-            for row in self._all(
-                """SELECT post_key, id, content_hash, status FROM posts
-                WHERE site_id = ? AND post_key IN (SELECT value FROM json_each(?))""",
-                [site_id, _names(values, "post keys")],
-            )
-        }
-        verdicts = Counter(
-            self._save_post(site_id, thread_id, page.page, key, post_values, stamp, stored.get(key))
-            for key, post_values in values.items()
-        )
+        new, same, changed = self._save_posts(site_id, thread_id, page.page, values, stamp)
         page_changed = self._upsert_page(
             site_id,
             kind="thread",
@@ -541,12 +578,12 @@ class Archive:
             fetch_meta=fetch_meta,
             now=stamp,
         )
-        self._index_when_due(verdicts["new"])
+        self._index_when_due(new)
         return SaveResult(
             thread_id=thread_id,
-            new_posts=verdicts["new"],
-            new_versions=verdicts["changed"],
-            unchanged_posts=verdicts["same"],
+            new_posts=new,
+            new_versions=changed,
+            unchanged_posts=same,
             page_changed=page_changed,
             post_keys=tuple(values),
         )
@@ -576,14 +613,15 @@ class Archive:
         self, site_id: int, key: str, page: ThreadPageRecord, url: str, now: str
     ) -> int:
         title = (page.title or "").strip() or None
-        row = self._one(
+        # The title is left out of the update: naming it there, even unchanged, fires the
+        # threads_fts update trigger, which re-indexes the title on every page of a thread.
+        thread_id, stored_title = self.db.conn.execute(
             """INSERT INTO threads (site_id, tid, thread_key, title, url, board, fid, replies,
                 views, page_count, first_seen_at, last_seen_at)
             VALUES (:site_id, :tid, :key, :title, :url, :board, :fid, :replies, :views,
                 :page_count, :now, :now)
             ON CONFLICT (site_id, thread_key) DO UPDATE SET
                 tid = coalesce(excluded.tid, threads.tid),
-                title = coalesce(excluded.title, threads.title),
                 -- page 1's canonical URL is the thread's URL; later pages only fill a gap
                 url = CASE WHEN :is_first_page THEN excluded.url
                            ELSE coalesce(threads.url, excluded.url) END,
@@ -594,7 +632,7 @@ class Archive:
                 page_count = coalesce(excluded.page_count, threads.page_count),
                 last_seen_at = excluded.last_seen_at,
                 gone_at = NULL
-            RETURNING id""",
+            RETURNING id, title""",
             {
                 "site_id": site_id,
                 "tid": page.tid,
@@ -609,98 +647,67 @@ class Archive:
                 "is_first_page": page.page == 1,
                 "now": now,
             },
-        )
-        return row["id"]
+        ).fetchone()
+        if title is not None and title != stored_title:
+            self.db.conn.execute("UPDATE threads SET title = ? WHERE id = ?", [title, thread_id])
+        return thread_id
 
-    def _save_post(
-        self, site_id: int, thread_id: int, page_no: int, key: str, values: dict, now: str,
-        stored: dict | None,
-    ) -> str:
-        """Insert, touch or version one post (`stored`: its posts row, None when new);
-        returns 'new', 'same' or 'changed'."""
-        verdict = classify(stored and stored["content_hash"], values["content_hash"])
-        if verdict == "new":
-            post_id = self._insert(
-                "posts",
-                {
-                    "site_id": site_id,
-                    "thread_id": thread_id,
-                    "post_key": key,
-                    "page": page_no,
-                    **values,
-                    "first_seen_at": now,
-                    "last_seen_at": now,
-                },
+    def _save_posts(
+        self, site_id: int, thread_id: int, page_no: int, values: Mapping[str, dict], now: str
+    ) -> tuple[int, int, int]:
+        """Insert, touch or version a page's posts (values: by post key); returns how many
+        were new, the same, and changed. New posts and their first versions go in with one
+        executemany each, every post seen again is touched with one more; only an edited
+        post takes statements of its own."""
+        conn = self.db.conn
+        # One lookup for the whole page: the dedup check.
+        stored = {
+            key: (post_id, stored_hash, stored_status)
+            for key, post_id, stored_hash, stored_status in conn.execute(
+                """SELECT post_key, id, content_hash, status FROM posts
+                WHERE site_id = ? AND post_key IN (SELECT value FROM json_each(?))""",
+                [site_id, _names(values, "post keys")],
             )
-            self._add_current_version(post_id, values, now)
-            return verdict
-        post_id = stored["id"]
-        self._touch_post(post_id, thread_id, page_no, values, now)
-        if values["status"] != NORMAL_STATUS and stored["status"] == NORMAL_STATUS:
+        }
+        new_keys = [key for key in values if key not in stored]
+        if new_keys:
+            # Ids are given, not left to SQLite, so the versions can be bound to them in one
+            # executemany. max(id) + 1 is the id SQLite itself would pick: this transaction
+            # holds the write lock, and ids keep growing past the search index's watermark.
+            next_id = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM posts").fetchone()[0]
+            new_ids = range(next_id, next_id + len(new_keys))
+            conn.executemany(
+                _INSERT_NEW_POST_SQL,
+                [
+                    (post_id, site_id, thread_id, key, page_no, now, now,
+                     *map(values[key].__getitem__, _RECORD_COLUMNS))
+                    for post_id, key in zip(new_ids, new_keys)
+                ],
+            )
+            conn.executemany(
+                _INSERT_FIRST_VERSION_SQL,
+                [
+                    (post_id, values[key]["content_hash"], values[key]["edit_note"], now)
+                    for post_id, key in zip(new_ids, new_keys)
+                ],
+            )
+        touches = []
+        edited = []
+        for key, (post_id, stored_hash, stored_status) in stored.items():
+            post_values = values[key]
             # A deleted or blocked rendering must not overwrite what was archived.
-            return "same"
-        self._refresh_post_details(post_id, values)
-        if verdict == "changed":
-            self._replace_content(post_id, values, now)
-        return verdict
-
-    def _touch_post(
-        self, post_id: int, thread_id: int, page_no: int, values: dict, now: str
-    ) -> None:
-        self.db.execute(
-            """UPDATE posts SET
-                thread_id = :thread_id,
-                pid = coalesce(:pid, pid),
-                -- a numberless floor (a hot reply repeated on page 1) never moves a post
-                -- away from its numbered position
-                floor = CASE WHEN :floor IS NOT NULL OR floor IS NULL THEN :floor ELSE floor END,
-                floor_label = CASE WHEN :floor IS NOT NULL OR floor IS NULL
-                                   THEN :floor_label ELSE floor_label END,
-                page = CASE WHEN :floor IS NOT NULL OR floor IS NULL THEN :page ELSE page END,
-                author = coalesce(:author, author),
-                author_uid = coalesce(:author_uid, author_uid),
-                posted_at = coalesce(:posted_at, posted_at),
-                posted_at_raw = coalesce(:posted_at_raw, posted_at_raw),
-                status = :status,
-                last_seen_at = :now,
-                gone_at = NULL
-            WHERE id = :id""",
-            {
-                "id": post_id,
-                "thread_id": thread_id,
-                "page": page_no,
-                "now": now,
-                **_pick(
-                    values,
-                    "pid",
-                    "floor",
-                    "floor_label",
-                    "author",
-                    "author_uid",
-                    "posted_at",
-                    "posted_at_raw",
-                    "status",
-                ),
-            },
-        )
-
-    def _refresh_post_details(self, post_id: int, values: dict) -> None:
-        """Fields that belong to the post but are not versioned with its text."""
-        self.db.execute(
-            """UPDATE posts SET
-                quotes_json = :quotes_json,
-                signature = coalesce(:signature, signature),
-                edit_note = coalesce(:edit_note, edit_note),
-                attachments_json = :attachments_json,
-                noise_json = :noise_json
-            WHERE id = :id""",
-            {
-                "id": post_id,
-                **_pick(
-                    values, "quotes_json", "signature", "edit_note", "attachments_json", "noise_json"
-                ),
-            },
-        )
+            keeps_archived = post_values["status"] != NORMAL_STATUS and stored_status == NORMAL_STATUS
+            touches.append(
+                {**post_values, "id": post_id, "thread_id": thread_id, "page": page_no, "now": now,
+                 "keeps_archived": keeps_archived}
+            )
+            if not keeps_archived and classify(stored_hash, post_values["content_hash"]) == "changed":
+                edited.append((post_id, post_values))
+        if touches:
+            conn.executemany(_TOUCH_POST_SQL, touches)
+        for post_id, post_values in edited:
+            self._replace_content(post_id, post_values, now)
+        return len(new_keys), len(stored) - len(edited), len(edited)
 
     def _replace_content(self, post_id: int, values: dict, now: str) -> None:
         # The version being superseded gets its text from posts before posts changes.
@@ -760,11 +767,11 @@ class Archive:
         now: str,
     ) -> bool:
         """Upsert a pages row; returns whether its extract hash changed (True when new)."""
-        prior = self._one(
+        prior = self.db.conn.execute(
             "SELECT extract_hash FROM pages WHERE site_id = ? AND url_key = ?", [site_id, url_key]
-        )
-        changed = prior is None or prior["extract_hash"] != extract
-        self.db.execute(
+        ).fetchone()
+        changed = prior is None or prior[0] != extract
+        self.db.conn.execute(
             """INSERT INTO pages (site_id, url, url_key, kind, thread_id, page_no, body_sha256,
                 encoding, replaced_chars, etag, last_modified, extract_hash, post_count,
                 first_fetched_at, last_fetched_at, last_changed_at)
@@ -846,14 +853,15 @@ class Archive:
         return len(board.rows)
 
     def _upsert_thread_from_board(self, site_id: int, board: Any, row: Any, now: str) -> None:
-        self.db.execute(
+        title = (row.title or "").strip() or None
+        # As in _upsert_thread_from_page, the title stays out of the update (the FTS trigger).
+        thread_id, stored_title = self.db.conn.execute(
             """INSERT INTO threads (site_id, tid, thread_key, title, url, board, fid, replies,
                 views, last_post_at, first_seen_at, last_seen_at)
             VALUES (:site_id, :tid, :key, :title, :url, :board, :fid, :replies, :views,
                 :last_post_at, :now, :now)
             ON CONFLICT (site_id, thread_key) DO UPDATE SET
                 tid = coalesce(threads.tid, excluded.tid),
-                title = coalesce(threads.title, excluded.title),
                 url = coalesce(threads.url, excluded.url),
                 board = coalesce(excluded.board, threads.board),
                 fid = coalesce(excluded.fid, threads.fid),
@@ -861,12 +869,13 @@ class Archive:
                 views = coalesce(excluded.views, threads.views),
                 last_post_at = coalesce(excluded.last_post_at, threads.last_post_at),
                 last_seen_at = excluded.last_seen_at,
-                gone_at = NULL""",
+                gone_at = NULL
+            RETURNING id, title""",
             {
                 "site_id": site_id,
                 "tid": row.tid,
                 "key": thread_key(row.tid, row.title),
-                "title": (row.title or "").strip() or None,
+                "title": title,
                 "url": row.url,
                 "board": getattr(row, "board", None) or board.name,
                 "fid": getattr(row, "fid", None) or board.fid,
@@ -875,7 +884,10 @@ class Archive:
                 "last_post_at": row.last_post_at,
                 "now": now,
             },
-        )
+        ).fetchone()
+        # A board fills a missing title only: the thread's own pages give the real one.
+        if title is not None and stored_title is None:
+            self.db.conn.execute("UPDATE threads SET title = ? WHERE id = ?", [title, thread_id])
 
     @_writes
     def mark_posts_gone(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import zlib
@@ -11,7 +12,7 @@ import pytest
 import yaml
 
 from scraper.engines.base import BoardPage, BoardRow, PostStatus
-from storage.archive import Archive, normalise_time
+from storage.archive import BODY_COMPRESSION_LEVEL, Archive, normalise_time
 from storage.dedup import content_hash
 from tests.test_storage_support import (  # noqa: F401  (fixtures)
     T0,
@@ -84,6 +85,19 @@ def test_bodies_are_deduplicated_and_round_trip_through_compression(archive):
     assert row["first_seen_at"] == T0
     assert archive.read_body(digest) == body
     assert archive.store_body(b"") != digest and archive.read_body(archive.store_body(b"")) == b""
+
+
+def test_bodies_stored_at_another_level_still_read_back(archive):
+    body = ("<html><body>" + "办公室是一个单位的综合办事机构。" * 300 + "</body></html>").encode("utf-8")
+    digest = archive.store_body(body, now=T0)
+    assert archive.db.execute("SELECT data FROM bodies").fetchone()[0] == zlib.compress(body, BODY_COMPRESSION_LEVEL)
+    # A body written by a version that compressed at level 6, zlib's default.
+    older = body.replace(b"<body>", b"<body>older")
+    older_digest = hashlib.sha256(older).hexdigest()
+    data = zlib.compress(older, 6)
+    archive.db.execute("INSERT INTO bodies (sha256, compression, size, stored_size, data, first_seen_at) "
+                       "VALUES (?, 'zlib', ?, ?, ?, ?)", [older_digest, len(older), len(data), data, T0])
+    assert archive.read_body(older_digest) == older and archive.read_body(digest) == body
 
 
 def test_read_body_reports_missing_and_corrupt_bodies(archive):
