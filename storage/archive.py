@@ -183,7 +183,7 @@ _RECORD_COLUMNS = (
 # it once): per-post INSERTs built from dicts cost more in Python than SQLite spent on them.
 _INSERT_NEW_POST_SQL = (
     f"INSERT INTO posts (id, site_id, thread_id, post_key, page, first_seen_at, last_seen_at, "
-    f"{', '.join(_RECORD_COLUMNS)}) VALUES ({', '.join('?' * (7 + len(_RECORD_COLUMNS)))})"
+    f"{', '.join(_RECORD_COLUMNS)}, content_status) VALUES ({', '.join('?' * (7 + len(_RECORD_COLUMNS)))}, ?)"
 )
 # A new post's one version: its text stays in posts (see _add_current_version).
 _INSERT_FIRST_VERSION_SQL = "INSERT INTO post_versions (post_id, content_hash, edit_note, seen_at) VALUES (?, ?, ?, ?)"
@@ -662,9 +662,11 @@ class Archive:
         conn = self.db.conn
         # One lookup for the whole page: the dedup check.
         stored = {
-            key: (post_id, stored_hash, stored_status)
-            for key, post_id, stored_hash, stored_status in conn.execute(
-                """SELECT post_key, id, content_hash, status FROM posts
+            key: (post_id, stored_hash, archived_from_normal)
+            for key, post_id, stored_hash, archived_from_normal in conn.execute(
+                # content_status NULL: a post already off normal when the column came (migration 6),
+                # read as archived text.
+                """SELECT post_key, id, content_hash, coalesce(content_status, 'normal') = 'normal' FROM posts
                 WHERE site_id = ? AND post_key IN (SELECT value FROM json_each(?))""",
                 [site_id, _names(values, "post keys")],
             )
@@ -680,7 +682,7 @@ class Archive:
                 _INSERT_NEW_POST_SQL,
                 [
                     (post_id, site_id, thread_id, key, page_no, now, now,
-                     *map(values[key].__getitem__, _RECORD_COLUMNS))
+                     *map(values[key].__getitem__, _RECORD_COLUMNS), values[key]["status"])
                     for post_id, key in zip(new_ids, new_keys)
                 ],
             )
@@ -693,10 +695,12 @@ class Archive:
             )
         touches = []
         edited = []
-        for key, (post_id, stored_hash, stored_status) in stored.items():
+        for key, (post_id, stored_hash, archived_from_normal) in stored.items():
             post_values = values[key]
-            # A deleted or blocked rendering must not overwrite what was archived.
-            keeps_archived = post_values["status"] != NORMAL_STATUS and stored_status == NORMAL_STATUS
+            # A deleted, blocked or hidden rendering must not overwrite text archived from a
+            # normal one, on this visit or any later one (the status alone moves off normal at
+            # the first); it may replace another such rendering (a hidden post's visible part).
+            keeps_archived = post_values["status"] != NORMAL_STATUS and archived_from_normal
             touches.append(
                 {**post_values, "id": post_id, "thread_id": thread_id, "page": page_no, "now": now,
                  "keeps_archived": keeps_archived}
@@ -724,12 +728,13 @@ class Archive:
                 content_text = :content_text,
                 content_html = :content_html,
                 content_hash = :content_hash,
+                content_status = :status,
                 version_count = version_count + :added
             WHERE id = :id""",
             {
                 "id": post_id,
                 "added": added,
-                **_pick(values, "content_text", "content_html", "content_hash"),
+                **_pick(values, "content_text", "content_html", "content_hash", "status"),
             },
         )
 

@@ -16,7 +16,7 @@ import sqlite_utils
 
 from storage.bigram import BIGRAM_FUNCTION
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class SchemaVersionError(RuntimeError):
@@ -353,6 +353,17 @@ _BIGRAM_SCANNABLE = (
 )
 
 
+# Migration 6: which rendering a post's stored text came from. A deleted, blocked or hidden
+# rendering must never replace text archived from a normal one, and once the post's status
+# had moved off normal the archive could no longer tell archived text from a notice: a post
+# seen deleted twice lost its text on the second visit. Rows already off normal are left NULL,
+# unknown, which is read as archived text (keeping a notice beats losing a post).
+_CONTENT_STATUS = (
+    "ALTER TABLE posts ADD COLUMN content_status TEXT",
+    "UPDATE posts SET content_status = status WHERE status = 'normal'",
+)
+
+
 # The current version's text lives in posts alone: post_versions keeps a row per version
 # but fills its text and HTML only once the version is superseded. SQLite cannot drop a
 # NOT NULL constraint in place, so the table is rebuilt with its ids, emptying the
@@ -404,6 +415,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(4, "2-character search: posts_bigram, an index of each post's character pairs", _bigram_posts()),
     Migration(5, "posts_bigram rebuilt so that it can be scanned (Datasette counts every table)", _BIGRAM_SCANNABLE),
+    Migration(6, "posts.content_status: the status of the rendering a post's text was archived from",
+              _CONTENT_STATUS),
 )
 
 

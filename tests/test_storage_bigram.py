@@ -198,6 +198,7 @@ def test_an_upgraded_archive_backfills_the_bigram_index_in_batches(tmp_path, mon
     conn.executescript("""
         DELETE FROM schema_version WHERE version >= 4;
         DROP TRIGGER posts_bigram_au; DROP TRIGGER posts_bigram_ad; DROP TABLE posts_bigram;
+        ALTER TABLE posts DROP COLUMN content_status;
         DELETE FROM search_index_state WHERE fts_table = 'posts_bigram';
         INSERT INTO sites (id, name, engine, created_at) VALUES (1, 's', 'discuz', 'x');
         INSERT INTO threads (id, site_id, thread_key, first_seen_at, last_seen_at) VALUES (1, 1, '1', 'x', 'x');

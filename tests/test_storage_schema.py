@@ -23,7 +23,7 @@ CONTRACT = {
         "id", "site_id", "thread_id", "pid", "post_key", "floor", "floor_label", "page", "author",
         "author_uid", "posted_at", "posted_at_raw", "content_text", "content_html", "content_hash",
         "quotes_json", "signature", "edit_note", "attachments_json", "status", "noise_json",
-        "version_count", "first_seen_at", "last_seen_at", "gone_at",
+        "version_count", "first_seen_at", "last_seen_at", "gone_at", "content_status",
     ],
     "post_versions": [
         "id", "post_id", "content_hash", "content_text", "content_html", "edit_note", "seen_at",
@@ -211,7 +211,7 @@ def test_migration_3_upgrades_a_version_2_archive_in_place(db_path):
     conn.close()
 
     with Archive(db_path, index_batch_posts=None) as archive:
-        assert current_version_of(archive.db) == SCHEMA_VERSION == 5
+        assert current_version_of(archive.db) == SCHEMA_VERSION == 6
         copies = archive.db.execute(
             "SELECT id, content_text, content_html FROM post_versions ORDER BY id").fetchall()
         assert copies == [(1, "巴顿将军有句名言", "<p>巴顿将军有句名言</p>"), (2, None, None), (3, None, None)]
