@@ -231,3 +231,27 @@ async def test_requests_import_nothing(server):
     finally:
         await f.aclose()
     assert recorder.names == []
+
+
+def test_address_literals_skip_getaddrinfo_names_do_not():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from scraper.net import system_resolver
+
+    class CountingExecutor(ThreadPoolExecutor):
+        submitted = 0
+
+        def submit(self, *args, **kwargs):
+            self.submitted += 1
+            return super().submit(*args, **kwargs)
+
+    async def resolve(host):
+        executor = CountingExecutor(max_workers=1)
+        asyncio.get_running_loop().set_default_executor(executor)
+        return await system_resolver(host, 80), executor.submitted
+
+    assert asyncio.run(resolve("127.0.0.2")) == (["127.0.0.2"], 0)
+    assert asyncio.run(resolve("0:0:0:0:0:0:0:1")) == (["::1"], 0)
+    # Not literals in the strict form: what they mean is getaddrinfo's to say (and the guard's to check).
+    assert asyncio.run(resolve("2130706433")) == (["127.0.0.1"], 1)
+    assert asyncio.run(resolve("localhost"))[1] == 1
