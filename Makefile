@@ -30,6 +30,7 @@ bench: install
 	$(BIN)/python -m benchmarks.bench_writes
 	$(BIN)/python -m benchmarks.bench_scale
 	$(BIN)/python -m benchmarks.bench_e2e
+	$(BIN)/python -m benchmarks.bench_fetch
 	$(BIN)/python -m benchmarks.bench_politeness
 	$(BIN)/python -m benchmarks.bench_incremental
 

@@ -1013,13 +1013,19 @@ class Archive:
         """Lease the next due URL: pending, next_due_at <= now, host not excluded; highest
         priority first, then the longest overdue. Marks it leased until now + lease_s and
         counts the attempt. Returns the frontier row, or None when nothing is due."""
+        exclude = _names(exclude_hosts, "exclude_hosts")
+        # A site's lease walks idx_frontier_site_lease in the ORDER BY's order and stops at the
+        # first due row; written as "(:site_id IS NULL OR site_id = :site_id)" it could use no
+        # index on site_id and sorted every site's pending rows for each lease.
+        condition = " AND ".join(filter(None, (
+            "site_id = :site_id" if site_id is not None else "",
+            "state = 'pending'",
+            "(next_due_at IS NULL OR next_due_at <= :now)",
+            "host NOT IN (SELECT value FROM json_each(:exclude_hosts))" if exclude != "[]" else "",
+        )))
         return self._lease(
-            """state = 'pending'
-                  AND (next_due_at IS NULL OR next_due_at <= :now)
-                  AND (:site_id IS NULL OR site_id = :site_id)
-                  AND host NOT IN (SELECT value FROM json_each(:exclude_hosts))
-                ORDER BY priority DESC, next_due_at, id""",
-            {"site_id": site_id, "exclude_hosts": _names(exclude_hosts, "exclude_hosts")},
+            f"{condition} ORDER BY priority DESC, next_due_at, id",
+            {"site_id": site_id, "exclude_hosts": exclude},
             now=now,
             lease_s=lease_s,
         )

@@ -197,6 +197,7 @@ def test_an_upgraded_archive_backfills_the_bigram_index_in_batches(tmp_path, mon
     conn = sqlite3.connect(path, isolation_level=None)
     conn.executescript("""
         DELETE FROM schema_version WHERE version >= 4;
+        DROP INDEX idx_frontier_site_lease;  -- migration 7's
         DROP TRIGGER posts_bigram_au; DROP TRIGGER posts_bigram_ad; DROP TABLE posts_bigram;
         ALTER TABLE posts DROP COLUMN content_status;
         DELETE FROM search_index_state WHERE fts_table = 'posts_bigram';

@@ -156,3 +156,28 @@ def test_lease_needs_a_positive_lease(archive, site_id):
         archive.lease_next(site_id, now=T0, lease_s=0)
     with pytest.raises(ValueError):
         archive.lease_by_key(site_id, "t88", now=T0, lease_s=-5)
+
+
+def test_a_site_lease_walks_its_index_not_every_pending_row(archive, site_id):
+    # Many pending rows of other sites, and a site's rows due later ahead of its due ones in
+    # the order: the lease reads its site's rows in index order and sorts nothing.
+    other_site = archive.upsert_site("other", engine="discuz")
+    with archive.transaction():
+        for n in range(200):
+            add(archive, other_site, f"other-{n}", priority=9, now=T0)
+    add(archive, site_id, "later", priority=9, next_due_at=T3, now=T0)
+    add(archive, site_id, "due-low", priority=1, next_due_at=T1, now=T0)
+    add(archive, site_id, "due-high", priority=5, next_due_at=T2, now=T0)
+    statements = []
+    archive.db.conn.set_trace_callback(statements.append)
+    try:
+        leased = archive.lease_next(site_id, now=T2, lease_s=LEASE_S)
+    finally:
+        archive.db.conn.set_trace_callback(None)
+    assert leased["url_key"] == "due-high"
+    (lease_sql,) = [sql for sql in statements if sql.lstrip().startswith("UPDATE frontier")]
+    plan = " | ".join(r[3] for r in archive.db.execute(f"EXPLAIN QUERY PLAN {lease_sql}").fetchall())
+    assert "idx_frontier_site_lease (site_id=? AND state=?)" in plan, plan
+    assert "TEMP B-TREE" not in plan, plan
+    # Every site at once (no site given) still leases in the same order.
+    assert archive.lease_next(now=T2, lease_s=LEASE_S)["url_key"] == "other-0"
