@@ -632,10 +632,22 @@ def _starts_body(html: str) -> bool:
     return match is not None and match[1].lower() not in _HEAD_CAPABLE_TAGS
 
 
-def _only_text_and_breaks(node: LexborNode) -> bool:
-    return all(
-        child.is_text_node or (child.is_element_node and child.tag == "br") for child in node.iter(include_text=True)
-    )
+# The serialiser writes the text inside these elements as it is, unescaped (HTML's
+# serialisation algorithm); a <template>'s children live in its content. Their inner HTML is
+# never taken as escaped text.
+_UNESCAPED_TEXT_PARENTS = frozenset("style script xmp iframe noembed noframes plaintext noscript template".split())
+
+
+def _is_escaped_text_and_breaks(node: LexborNode, inner_html: str) -> bool:
+    """True when `inner_html`, the serialisation of `node`'s children, is escaped text and bare
+    <br> only: then every "<" in it opens a "<br>" (text escapes its own "<")."""
+    return node.tag not in _UNESCAPED_TEXT_PARENTS and inner_html.count("<") == inner_html.count("<br>")
+
+
+def _is_sanitised_as_it_is(node: LexborNode, html: str) -> bool:
+    # Escaped text and bare <br> are already what the sanitiser would give, unless its parser
+    # would turn a CR into LF or drop a leading byte order mark. Many posts are just that.
+    return "\r" not in html and not html.startswith("\ufeff") and _is_escaped_text_and_breaks(node, html)
 
 
 def sanitize_node(node: LexborNode, base_url: str) -> str:
@@ -647,9 +659,7 @@ def sanitize_node(node: LexborNode, base_url: str) -> str:
         _resolve_urls(resolved, base_url)
     # sanitize_html's page body never starts with white space: trim it the same way.
     html = (resolved.inner_html or "").lstrip(_ASCII_WHITESPACE)
-    # Escaped text and <br> are already what the sanitiser would give, unless its parser would
-    # turn a CR into LF or drop a leading byte order mark. Many posts are just that.
-    if "\r" not in html and not html.startswith("\ufeff") and _only_text_and_breaks(resolved):
+    if _is_sanitised_as_it_is(resolved, html):
         return html
     if _starts_body(html):
         return _CLEANER.clean(html)

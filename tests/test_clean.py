@@ -389,3 +389,16 @@ def test_sanitize_node_gives_what_sanitize_html_gives_for_each_post(name):
 )
 def test_sanitize_node_starts_where_a_page_body_would(content):
     assert clean.sanitize_node(fragment(content), BASE) == clean.sanitize_html(content, BASE)
+
+
+@pytest.mark.parametrize("attributes", [' onclick="alert(1)"', ' style="color:red"', ' class="x"'])
+def test_a_break_with_attributes_is_sanitised(attributes):
+    root = fragment(f"正文<br{attributes}>下一行")
+    assert clean.sanitize_node(root, BASE) == clean.sanitize_html(root.inner_html, BASE) == "正文<br>下一行"
+
+
+@pytest.mark.parametrize("tag", ["xmp", "script", "style", "iframe", "noembed", "noframes", "plaintext", "textarea", "title"])
+def test_markup_serialised_as_raw_text_is_never_passed_through(tag):
+    # Inside these the serialiser writes text unescaped: "<img ...>" text must not come out as a tag.
+    node = clean.parse_html(f'<{tag} id="x">前<img src=x onerror=alert(1)>后<br onclick="alert(1)"></{tag}>').css_first("#x")
+    assert_safe(clean.sanitize_node(node, BASE))

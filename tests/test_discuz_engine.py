@@ -307,6 +307,17 @@ def test_images_that_are_not_web_files_are_not_attachments():
     assert (post.attachments, post.content_text) == ([], "正文")
 
 
+@pytest.mark.parametrize("body_tag", ["xmp", "noembed"])
+def test_a_post_body_whose_text_is_serialised_raw_is_still_sanitised(body_tag):
+    html = fixture("thread_page1").replace(
+        '<td class="t_f" id="postmessage_1017">\n精彩回复内容</td>',
+        f'<td class="t_f"><{body_tag} id="postmessage_1017">正文<img src=x onerror=alert(1)></{body_tag}></td>',
+    )
+    post = by_pid(thread(html), 1017)
+    assert_safe(post.content_html)
+    assert "onerror" not in post.content_html
+
+
 def test_board_fid_from_url_or_table_when_breadcrumb_is_missing():
     html = re.sub(r'<div id="pt".*?</div></div>', "", fixture("board_page"), flags=re.S)
     assert board(html, "http://bbs.example.cn/forum.php?mod=forumdisplay&fid=7&page=3").fid == 7
