@@ -513,8 +513,12 @@ def clean_node_text(node: LexborNode, noise: NoiseRules) -> tuple[str, dict[str,
     """The cleaned text of `node`: layout as html_to_text, then jammer runs at line edges
     (layer 2), site phrases (3) and confirmed learned phrases (4) removed. Returns the text
     and the counts removed by each text filter."""
+    return _clean_lines(_layout_lines(node), noise)
+
+
+def _clean_lines(lines: list[str], noise: NoiseRules) -> tuple[str, dict[str, int]]:
     counts: dict[str, int] = {}
-    raw, runs = strip_jammer_text("\n".join(_layout_lines(node)))
+    raw, runs = strip_jammer_text("\n".join(lines))
     add_counts(counts, NOISE_JAMMER_TEXT, runs)
     text = _finish_text(raw)
     text, site = remove_phrases(text, noise.phrases)
@@ -667,6 +671,39 @@ def sanitize_node(node: LexborNode, base_url: str) -> str:
     return sanitize_html(node.inner_html or "", base_url)
 
 
+def _unescape_text(escaped: str) -> str:
+    # The serialiser escapes exactly these four in text (HTML's "escaping a string");
+    # "&amp;" goes last, so "&amp;lt;" comes back as "&lt;".
+    if "&" not in escaped:
+        return escaped
+    return escaped.replace("&lt;", "<").replace("&gt;", ">").replace("&nbsp;", "\xa0").replace("&amp;", "&")
+
+
+def _escaped_text_lines(inner_html: str) -> list[str]:
+    """_layout_lines of a node whose `inner_html` is escaped text and bare <br>: a line per
+    <br>, white space left as found (HTML's own white space read as spaces)."""
+    lines = [
+        _unescape_text(piece).replace("\n", " ").replace("\t", " ").replace("\r", " ").replace("\f", " ")
+        for piece in inner_html.split("<br>")
+    ]
+    if not lines[-1]:  # a break at the end starts no line of its own
+        lines.pop()
+    return lines
+
+
+def sanitize_and_clean_text(node: LexborNode, base_url: str, noise: NoiseRules) -> tuple[str, str, dict[str, int]]:
+    """sanitize_node and clean_node_text of `node`, in one go: (html, text, text counts).
+
+    A node of nothing but text and bare <br> is serialised once, and its text is read from
+    that string rather than walked node by node in Python (most posts are such nodes).
+    """
+    inner_html = node.inner_html or ""
+    html = inner_html.lstrip(_ASCII_WHITESPACE)
+    if _is_sanitised_as_it_is(node, html):  # no links or images either: no URL to resolve
+        return html, *_clean_lines(_escaped_text_lines(inner_html), noise)
+    return sanitize_node(node, base_url), *clean_node_text(node, noise)
+
+
 def sanitize_html(html: str, base_url: str) -> str:
     """HTML safe to render: an explicit allowlist of tags and attributes (nh3), links marked
     nofollow, and only absolute http(s) URLs, relative ones first resolved against
@@ -764,6 +801,7 @@ __all__ = [
     "remove_elements",
     "remove_phrases",
     "remove_phrases_in_tree",
+    "sanitize_and_clean_text",
     "sanitize_html",
     "sanitize_node",
     "strip_jammer_line",

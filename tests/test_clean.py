@@ -402,3 +402,35 @@ def test_markup_serialised_as_raw_text_is_never_passed_through(tag):
     # Inside these the serialiser writes text unescaped: "<img ...>" text must not come out as a tag.
     node = clean.parse_html(f'<{tag} id="x">前<img src=x onerror=alert(1)>后<br onclick="alert(1)"></{tag}>').css_first("#x")
     assert_safe(clean.sanitize_node(node, BASE))
+
+
+_TEXT_AND_BREAK_PIECES = st.sampled_from(
+    list("ab中 \t\n\f\xa0\u3000&<>\"';") + ["&amp;", "&amp;lt;", "&lt;", "&gt;", "&nbsp;", "&#13;", "&#xfeff;", "<br>",
+                                           "<br/>", "<br class=x>", "<b>粗</b>", "<!-- c -->", ", M0 J# x0 L/ B- S",
+                                           "5 e! a\" b# c$ d", "水印", "\r\n"]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_TEXT_AND_BREAK_PIECES, max_size=25).map("".join))
+def test_html_and_text_read_together_equal_each_read_alone(content):
+    root = fragment(content)
+    noise = NoiseRules(phrases=("水印",), learned=("中",))
+    together = clean.sanitize_and_clean_text(root, BASE, noise)
+    assert together == (clean.sanitize_node(root, BASE), *clean.clean_node_text(root, noise))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_TEXT_AND_BREAK_PIECES, max_size=25).map("".join))
+def test_lines_of_escaped_text_and_breaks_are_the_layout_lines(content):
+    root = fragment(content)
+    inner_html = root.inner_html
+    if clean._is_escaped_text_and_breaks(root, inner_html):
+        assert clean._escaped_text_lines(inner_html) == clean._layout_lines(root)
+
+
+@pytest.mark.parametrize("tag", ["xmp", "script", "textarea", "div"])
+def test_html_and_text_read_together_of_other_elements(tag):
+    node = clean.parse_html(f'<{tag} id="x">前&amp;lt;<br>后 &lt;b&gt;</{tag}>').css_first("#x")
+    assert clean.sanitize_and_clean_text(node, BASE, NoiseRules()) == (
+        clean.sanitize_node(node, BASE), *clean.clean_node_text(node, NoiseRules()))

@@ -761,7 +761,11 @@ def _post_parts(table: LexborNode, ctx: ParseContext) -> _PostParts:
         clean.remove_elements(body, SELECTORS.body_furniture)
         edit_note = _edit_note(body)
     clean.merge_counts(counts, clean.clean_tree_phrases(body, ctx.noise))
-    content_html = clean.sanitize_node(body, ctx.url)  # quotes stay in the HTML
+    content_text = None
+    if rare_in_body:
+        content_html = clean.sanitize_node(body, ctx.url)  # quotes stay in the HTML
+    else:  # nothing below changes the body: its HTML and its text are read together
+        content_html, content_text, text_counts = clean.sanitize_and_clean_text(body, ctx.url, ctx.noise)
     unplaced = table.css_first(SELECTORS.unplaced_attachments) if rare_in_table else None
     if unplaced is not None:
         unplaced = unplaced.clone()
@@ -773,7 +777,8 @@ def _post_parts(table: LexborNode, ctx: ParseContext) -> _PostParts:
     if rare_in_body:
         quotes = _take_quotes(body, ctx.noise, counts)
         clean.remove_elements(body, SELECTORS.text_furniture)
-    content_text, text_counts = clean.clean_node_text(body, ctx.noise)
+    if content_text is None:
+        content_text, text_counts = clean.clean_node_text(body, ctx.noise)
     clean.merge_counts(counts, text_counts)
     return _PostParts(
         status=PostStatus.HIDDEN if hidden_part else PostStatus.NORMAL,
