@@ -221,9 +221,20 @@ UNGUARDED_PARSE_MAX_TAGS = 10_000
 # Match any element deeper than MAX_NESTING_DEPTH (the html element is depth 1), and deeper
 # than ordinary pages nest (Discuz pages: about 25). Parsing the long selector alone costs
 # about 80 us, so the short one is asked first; an ordinary page never needs the long one.
-_TOO_DEEP = " > ".join(["*"] * (MAX_NESTING_DEPTH + 1))
+def deeper_than(depth: int) -> str:
+    """A selector matching an element nested deeper than `depth` (the html element is at 1),
+    when the tree has one.
+
+    It ends in :last-child: where an element is that deep, so is the last child of the same
+    parent. Lexbor matches from the right, climbing from each candidate; on an ordinary page,
+    where nothing matches, climbing from last children only halves the time of the check.
+    """
+    return " > ".join(["*"] * depth + ["*:last-child"])
+
+
+_TOO_DEEP = deeper_than(MAX_NESTING_DEPTH)
 ORDINARY_NESTING_DEPTH = 32
-_DEEPER_THAN_ORDINARY = " > ".join(["*"] * (ORDINARY_NESTING_DEPTH + 1))
+_DEEPER_THAN_ORDINARY = deeper_than(ORDINARY_NESTING_DEPTH)
 
 
 def parse_html(html: str) -> LexborHTMLParser:

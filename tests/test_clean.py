@@ -347,6 +347,29 @@ def test_a_page_deeper_than_ordinary_but_within_the_cap_keeps_every_element():
     assert len(tree.css("div")) == depth
 
 
+@pytest.mark.parametrize("level", [
+    "<div>{}</div>",
+    "<div>{}</div><span></span>",  # the deep path is never a last child
+    "<div><!-- c -->{}<!-- c --> text </div>",
+    "<b><table><tr><td>{}</td></tr></table></b><p>",
+])
+def test_a_page_too_deep_is_capped_whatever_follows_each_level(level):
+    html = "{}"
+    for _ in range(clean.MAX_NESTING_DEPTH + 50):
+        html = html.format(level)
+    html = html.format("最深处")
+    assert html.count("<") <= clean.UNGUARDED_PARSE_MAX_TAGS and clean.limit_nesting(html) != html
+    assert clean.parse_html(html).html == LexborHTMLParser(clean.limit_nesting(html)).html
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(html_documents(), st.integers(1, 8))
+def test_deeper_than_finds_a_deep_element_exactly_when_there_is_one(html, depth):
+    tree = LexborHTMLParser(html)
+    plain = " > ".join(["*"] * (depth + 1))
+    assert (tree.css_first(clean.deeper_than(depth)) is None) == (tree.css_first(plain) is None)
+
+
 def test_an_ordinary_page_is_parsed_as_it_is():
     html = "<div><p>甲<b>乙</b></p><ul><li>丙</ul></div>" * 50
     assert clean.parse_html(html).html == LexborHTMLParser(html).html
