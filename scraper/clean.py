@@ -423,7 +423,7 @@ def _layout_lines(node: LexborNode) -> list[str]:
                     has_text = False
             else:
                 # str.replace runs at C speed; re.sub and str.translate are slower here.
-                current.append(value.replace("\n", " ").replace("\t", " ").replace("\r", " ").replace("\f", " "))
+                current.append(_html_spaces_as_spaces(value))
             if not has_text:
                 has_text = bool(value) and not value.isspace()
         elif child.is_element_node:
@@ -524,12 +524,13 @@ def clean_node_text(node: LexborNode, noise: NoiseRules) -> tuple[str, dict[str,
     """The cleaned text of `node`: layout as html_to_text, then jammer runs at line edges
     (layer 2), site phrases (3) and confirmed learned phrases (4) removed. Returns the text
     and the counts removed by each text filter."""
-    return _clean_lines(_layout_lines(node), noise)
+    return _clean_layout("\n".join(_layout_lines(node)), noise)
 
 
-def _clean_lines(lines: list[str], noise: NoiseRules) -> tuple[str, dict[str, int]]:
+def _clean_layout(raw: str, noise: NoiseRules) -> tuple[str, dict[str, int]]:
+    """clean_node_text's filters on the raw lines of a layout, joined by line feeds."""
     counts: dict[str, int] = {}
-    raw, runs = strip_jammer_text("\n".join(lines))
+    raw, runs = strip_jammer_text(raw)
     add_counts(counts, NOISE_JAMMER_TEXT, runs)
     text = _finish_text(raw)
     text, site = remove_phrases(text, noise.phrases)
@@ -690,29 +691,59 @@ def _unescape_text(escaped: str) -> str:
     return escaped.replace("&lt;", "<").replace("&gt;", ">").replace("&nbsp;", "\xa0").replace("&amp;", "&")
 
 
-def _escaped_text_lines(inner_html: str) -> list[str]:
-    """_layout_lines of a node whose `inner_html` is escaped text and bare <br>: a line per
-    <br>, white space left as found (HTML's own white space read as spaces)."""
-    lines = [
-        _unescape_text(piece).replace("\n", " ").replace("\t", " ").replace("\r", " ").replace("\f", " ")
-        for piece in inner_html.split("<br>")
-    ]
-    if not lines[-1]:  # a break at the end starts no line of its own
-        lines.pop()
-    return lines
+def _escape_text(text: str) -> str:
+    # What the serialiser writes for a text node outside the raw-text elements.
+    return text.replace("&", "&amp;").replace("\xa0", "&nbsp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def sanitize_and_clean_text(node: LexborNode, base_url: str, noise: NoiseRules) -> tuple[str, str, dict[str, int]]:
-    """sanitize_node and clean_node_text of `node`, in one go: (html, text, text counts).
+def _html_spaces_as_spaces(text: str) -> str:
+    return text.replace("\n", " ").replace("\t", " ").replace("\r", " ").replace("\f", " ")
 
-    A node of nothing but text and bare <br> is serialised once, and its text is read from
-    that string rather than walked node by node in Python (most posts are such nodes).
+
+def clean_plain_node(node: LexborNode, noise: NoiseRules) -> tuple[str, str, dict[str, int]] | None:
+    """Layers 2-4, sanitising and text of a node of nothing but text and bare <br>, from its
+    one serialisation instead of walks of its nodes in Python (most posts are such nodes).
+
+    Returns (html, text, counts): what strip_jammer_nodes, clean_tree_phrases, sanitize_node
+    and clean_node_text give, run in that order, with their counts added in that order.
+    None for any other node, and when the sanitiser would still change the HTML. `node` is
+    left unchanged.
     """
     inner_html = node.inner_html or ""
-    html = inner_html.lstrip(_ASCII_WHITESPACE)
-    if _is_sanitised_as_it_is(node, html):  # no links or images either: no URL to resolve
-        return html, *_clean_lines(_escaped_text_lines(inner_html), noise)
-    return sanitize_node(node, base_url), *clean_node_text(node, noise)
+    if not _is_escaped_text_and_breaks(node, inner_html):
+        return None
+    # Between two <br> stands one text node once adjacent ones are merged, or none (""); it
+    # touches a line edge on both sides, as _at_line_edge finds.
+    pieces = inner_html.split("<br>")
+    values = [_unescape_text(piece) for piece in pieces]
+    counts: dict[str, int] = {}
+    runs = 0
+    if could_hold_jammer("".join(values)):
+        for i, value in enumerate(values):
+            if len(value.strip()) >= _SHORTEST_RUN_CHARS and could_hold_jammer(value):
+                values[i], n = _strip_edge_runs(value, at_start=True, at_end=True)
+                if n:
+                    runs += n
+                    pieces[i] = _escape_text(values[i])
+    add_counts(counts, NOISE_JAMMER_TEXT, runs)
+    for kind, phrases in ((NOISE_SITE_PHRASES, noise.phrases), (NOISE_LEARNED_PHRASES, noise.learned)):
+        removed = 0
+        if any(phrases):
+            for i, value in enumerate(values):
+                values[i], n = remove_phrases(value, phrases)
+                if n:
+                    removed += n
+                    pieces[i] = _escape_text(values[i])
+        add_counts(counts, kind, removed)
+    serialised = "<br>".join(pieces)
+    html = serialised.lstrip(_ASCII_WHITESPACE)
+    if "\r" in html or html.startswith("\ufeff"):
+        return None
+    if not values[-1]:  # a break at the end starts no line of its own
+        values.pop()
+    text, text_counts = _clean_layout("\n".join([_html_spaces_as_spaces(value) for value in values]), noise)
+    merge_counts(counts, text_counts)
+    return html, text, counts
 
 
 def sanitize_html(html: str, base_url: str) -> str:
@@ -802,6 +833,7 @@ __all__ = [
     "NoiseRules",
     "add_counts",
     "clean_node_text",
+    "clean_plain_node",
     "clean_tree_phrases",
     "html_to_text",
     "learn_phrases",
@@ -812,7 +844,6 @@ __all__ = [
     "remove_elements",
     "remove_phrases",
     "remove_phrases_in_tree",
-    "sanitize_and_clean_text",
     "sanitize_html",
     "sanitize_node",
     "strip_jammer_line",

@@ -434,26 +434,49 @@ _TEXT_AND_BREAK_PIECES = st.sampled_from(
 )
 
 
-@settings(max_examples=400, deadline=None)
-@given(st.lists(_TEXT_AND_BREAK_PIECES, max_size=25).map("".join))
-def test_html_and_text_read_together_equal_each_read_alone(content):
+def _cleaned_in_the_tree(node, noise):
+    """What clean_plain_node stands for: layers 2-4 on the tree, then its HTML and text."""
+    counts = {}
+    clean.add_counts(counts, clean.NOISE_JAMMER_TEXT, clean.strip_jammer_nodes(node))
+    clean.merge_counts(counts, clean.clean_tree_phrases(node, noise))
+    html = clean.sanitize_node(node, BASE)
+    text, text_counts = clean.clean_node_text(node, noise)
+    clean.merge_counts(counts, text_counts)
+    return html, text, counts
+
+
+_PLAIN_NOISE = [NoiseRules(), NoiseRules(phrases=("水印", "a"), learned=("中",)), NoiseRules(phrases=("b 中",))]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_TEXT_AND_BREAK_PIECES, max_size=25).map("".join), st.sampled_from(_PLAIN_NOISE))
+def test_a_plain_node_is_cleaned_from_its_serialisation_as_in_the_tree(content, noise):
     root = fragment(content)
-    noise = NoiseRules(phrases=("水印",), learned=("中",))
-    together = clean.sanitize_and_clean_text(root, BASE, noise)
-    assert together == (clean.sanitize_node(root, BASE), *clean.clean_node_text(root, noise))
+    before = root.html
+    plain = clean.clean_plain_node(root, noise)
+    assert root.html == before
+    if plain is not None:
+        expected = _cleaned_in_the_tree(root, noise)
+        assert plain == expected
+        assert list(plain[2]) == list(expected[2])  # counts in the same order
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.lists(_TEXT_AND_BREAK_PIECES, max_size=25).map("".join))
-def test_lines_of_escaped_text_and_breaks_are_the_layout_lines(content):
-    root = fragment(content)
-    inner_html = root.inner_html
-    if clean._is_escaped_text_and_breaks(root, inner_html):
-        assert clean._escaped_text_lines(inner_html) == clean._layout_lines(root)
+@pytest.mark.parametrize("content", [
+    "正文<b>粗</b>", "正文<!-- c -->", "正文<br class=x>", "正&#13;文", "&#xfeff;正文", "<img src=a.jpg>", "<a href=x>链</a>",
+])
+def test_other_nodes_are_left_to_the_tree(content):
+    assert clean.clean_plain_node(fragment(content), NoiseRules()) is None
 
 
-@pytest.mark.parametrize("tag", ["xmp", "script", "textarea", "div"])
-def test_html_and_text_read_together_of_other_elements(tag):
-    node = clean.parse_html(f'<{tag} id="x">前&amp;lt;<br>后 &lt;b&gt;</{tag}>').css_first("#x")
-    assert clean.sanitize_and_clean_text(node, BASE, NoiseRules()) == (
-        clean.sanitize_node(node, BASE), *clean.clean_node_text(node, NoiseRules()))
+@pytest.mark.parametrize("tag", ["xmp", "script", "noembed"])
+def test_text_serialised_raw_is_left_to_the_tree(tag):
+    node = clean.parse_html(f'<{tag} id="x">前&amp;lt;后 &lt;b&gt;</{tag}>').css_first("#x")
+    assert clean.clean_plain_node(node, NoiseRules()) is None
+
+
+def test_a_plain_node_loses_jammer_runs_at_line_edges_and_phrases():
+    root = fragment("第一行, M0 J# x0 L/ B- S<br>\n5 e! a\" b# c$ d水印第二行 &lt;&amp;&gt;\xa0<br>, M0 J# x0 L/ B- S<br>")
+    html, text, counts = clean.clean_plain_node(root, NoiseRules(phrases=("水印",)))
+    assert text == "第一行\n第二行 <&>"
+    assert html == "第一行<br>\n第二行 &lt;&amp;&gt;&nbsp;<br><br>"
+    assert counts == {clean.NOISE_JAMMER_TEXT: 3, clean.NOISE_SITE_PHRASES: 1}

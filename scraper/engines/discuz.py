@@ -755,17 +755,18 @@ def _post_parts(table: LexborNode, ctx: ParseContext) -> _PostParts:
     names = _image_names(table) if rare_in_table else {}
     body = body.clone()  # cleaning changes it; the page itself stays as it was
     counts = clean.strip_markup_noise(body, MARKUP_NOISE)
-    clean.add_counts(counts, clean.NOISE_JAMMER_TEXT, clean.strip_jammer_nodes(body))
+    # Without quotes or furniture, a body of text and <br> is cleaned from one serialisation.
+    plain = None if rare_in_body else clean.clean_plain_node(body, ctx.noise)
     edit_note = None
-    if rare_in_body:
-        clean.remove_elements(body, SELECTORS.body_furniture)
-        edit_note = _edit_note(body)
-    clean.merge_counts(counts, clean.clean_tree_phrases(body, ctx.noise))
-    content_text = None
-    if rare_in_body:
+    if plain is not None:
+        content_html, content_text, text_counts = plain
+    else:
+        clean.add_counts(counts, clean.NOISE_JAMMER_TEXT, clean.strip_jammer_nodes(body))
+        if rare_in_body:
+            clean.remove_elements(body, SELECTORS.body_furniture)
+            edit_note = _edit_note(body)
+        clean.merge_counts(counts, clean.clean_tree_phrases(body, ctx.noise))
         content_html = clean.sanitize_node(body, ctx.url)  # quotes stay in the HTML
-    else:  # nothing below changes the body: its HTML and its text are read together
-        content_html, content_text, text_counts = clean.sanitize_and_clean_text(body, ctx.url, ctx.noise)
     unplaced = table.css_first(SELECTORS.unplaced_attachments) if rare_in_table else None
     if unplaced is not None:
         unplaced = unplaced.clone()
@@ -777,7 +778,7 @@ def _post_parts(table: LexborNode, ctx: ParseContext) -> _PostParts:
     if rare_in_body:
         quotes = _take_quotes(body, ctx.noise, counts)
         clean.remove_elements(body, SELECTORS.text_furniture)
-    if content_text is None:
+    if plain is None:
         content_text, text_counts = clean.clean_node_text(body, ctx.noise)
     clean.merge_counts(counts, text_counts)
     return _PostParts(
