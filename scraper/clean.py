@@ -696,6 +696,9 @@ def _escape_text(text: str) -> str:
     return text.replace("&", "&amp;").replace("\xa0", "&nbsp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+_BREAK_MARK = "\x00"
+
+
 def _html_spaces_as_spaces(text: str) -> str:
     return text.replace("\n", " ").replace("\t", " ").replace("\r", " ").replace("\f", " ")
 
@@ -710,38 +713,42 @@ def clean_plain_node(node: LexborNode, noise: NoiseRules) -> tuple[str, str, dic
     left unchanged.
     """
     inner_html = node.inner_html or ""
-    if not _is_escaped_text_and_breaks(node, inner_html):
+    # A NUL marks where each <br> stood: the parser never leaves one in the text.
+    if not _is_escaped_text_and_breaks(node, inner_html) or _BREAK_MARK in inner_html:
         return None
-    # Between two <br> stands one text node once adjacent ones are merged, or none (""); it
-    # touches a line edge on both sides, as _at_line_edge finds.
-    pieces = inner_html.split("<br>")
-    values = [_unescape_text(piece) for piece in pieces]
+    # Between two marks stands one text node once adjacent ones are merged, or none (""); it
+    # touches a line edge on both sides, as _at_line_edge finds. Whole-string passes run at
+    # C speed; the per-text-node steps below run only where a text holds jammer or phrases.
+    text = _unescape_text(inner_html.replace("<br>", _BREAK_MARK))
+    values: list[str] | None = None  # the text nodes, split out once one changes
     counts: dict[str, int] = {}
     runs = 0
-    if could_hold_jammer("".join(values)):
+    if could_hold_jammer(text):  # a run in a text node is a run in the whole
+        values = text.split(_BREAK_MARK)
         for i, value in enumerate(values):
             if len(value.strip()) >= _SHORTEST_RUN_CHARS and could_hold_jammer(value):
                 values[i], n = _strip_edge_runs(value, at_start=True, at_end=True)
-                if n:
-                    runs += n
-                    pieces[i] = _escape_text(values[i])
+                runs += n
     add_counts(counts, NOISE_JAMMER_TEXT, runs)
     for kind, phrases in ((NOISE_SITE_PHRASES, noise.phrases), (NOISE_LEARNED_PHRASES, noise.learned)):
         removed = 0
         if any(phrases):
+            values = values if values is not None else text.split(_BREAK_MARK)
             for i, value in enumerate(values):
                 values[i], n = remove_phrases(value, phrases)
-                if n:
-                    removed += n
-                    pieces[i] = _escape_text(values[i])
+                removed += n
         add_counts(counts, kind, removed)
-    serialised = "<br>".join(pieces)
+    if counts:
+        text = _BREAK_MARK.join(values)
+        serialised = _escape_text(text).replace(_BREAK_MARK, "<br>")
+    else:
+        serialised = inner_html
     html = serialised.lstrip(_ASCII_WHITESPACE)
     if "\r" in html or html.startswith("\ufeff"):
         return None
-    if not values[-1]:  # a break at the end starts no line of its own
-        values.pop()
-    text, text_counts = _clean_layout("\n".join([_html_spaces_as_spaces(value) for value in values]), noise)
+    if text.endswith(_BREAK_MARK):  # a break at the end starts no line of its own
+        text = text[: -len(_BREAK_MARK)]
+    text, text_counts = _clean_layout(_html_spaces_as_spaces(text).replace(_BREAK_MARK, "\n"), noise)
     merge_counts(counts, text_counts)
     return html, text, counts
 

@@ -480,3 +480,11 @@ def test_a_plain_node_loses_jammer_runs_at_line_edges_and_phrases():
     assert text == "第一行\n第二行 <&>"
     assert html == "第一行<br>\n第二行 &lt;&amp;&gt;&nbsp;<br><br>"
     assert counts == {clean.NOISE_JAMMER_TEXT: 3, clean.NOISE_SITE_PHRASES: 1}
+
+
+def test_a_text_holding_the_break_mark_is_left_to_the_tree():
+    # The parser never leaves a NUL in text; a tree edited by hand could.
+    root = fragment("甲<br>乙")
+    root.last_child.replace_with("乙\x00丙")
+    assert "\x00" in root.inner_html
+    assert clean.clean_plain_node(root, NoiseRules()) is None
