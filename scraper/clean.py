@@ -451,9 +451,11 @@ def _finish_text(text: str) -> str:
     blank lines into one, trim blank edges."""
     # str methods, not re: split() splits on exactly the characters \s matches, and both
     # run several times faster than a pattern over CJK text.
-    text = "\n".join([" ".join(line.split()) for line in text.split("\n")])
-    while "\n\n\n" in text:
-        text = text.replace("\n\n\n", "\n\n")
+    lines = [" ".join(line.split()) for line in text.split("\n")]
+    text = "\n".join(lines)
+    if "" in lines:  # only blank lines make runs of line feeds to collapse
+        while "\n\n\n" in text:
+            text = text.replace("\n\n\n", "\n\n")
     return text.strip("\n")
 
 
