@@ -315,7 +315,7 @@ def _remove_outermost(node: LexborNode, kinds: list[tuple[str, list[LexborNode]]
             elements[element.mem_id] = element
     root_id = node.mem_id
     kind_of.pop(root_id, None)  # css() lists the node itself when it matches; it stays
-    removed: list[str] = []
+    removed: dict[str, int] = {}  # a plain dict: building a Counter costs more than the count
     outermost: list[LexborNode] = []
     for element_id, kind in kind_of.items():
         # Matches are few and trees shallow: climbing to `node` is cheaper than walking the tree.
@@ -323,12 +323,12 @@ def _remove_outermost(node: LexborNode, kinds: list[tuple[str, list[LexborNode]]
         while parent is not None and parent.mem_id != root_id and parent.mem_id not in kind_of:
             parent = parent.parent
         if parent is not None and parent.mem_id == root_id:
-            removed.append(kind)
+            removed[kind] = removed.get(kind, 0) + 1
             outermost.append(elements[element_id])
     # Outermost matches never contain one another, so no decompose touches freed memory.
     for element in outermost:
         element.decompose()
-    return dict(Counter(removed))
+    return removed
 
 
 def strip_markup_noise(node: LexborNode, selectors: MarkupSelectors) -> dict[str, int]:
