@@ -318,6 +318,27 @@ def test_a_post_body_whose_text_is_serialised_raw_is_still_sanitised(body_tag):
     assert "onerror" not in post.content_html
 
 
+_PLAIN_POST_END = "精彩回复内容</td></tr></table></div></div></div>"
+_EMPTY_LEFT_COLUMN = '<div id="favatar1017" class="pls favatar"></div>'
+_LEFT_AUTHOR = ('<div id="favatar1017" class="pls favatar"><div class="pi"><div class="authi">'
+                '<a href="home.php?mod=space&amp;uid=77" class="xw1">左栏名</a></div></div></div>')
+
+
+@pytest.mark.parametrize("signed, left_author", [(False, False), (True, False), (False, True), (True, True)])
+def test_signature_and_left_author_are_read_whichever_a_post_holds(signed, left_author):
+    # One walk tells whether a post holds any part most posts lack; each is still read alone.
+    html = fixture("thread_page1")
+    assert _PLAIN_POST_END in html and _EMPTY_LEFT_COLUMN in html
+    if signed:
+        html = html.replace(_PLAIN_POST_END, _PLAIN_POST_END + '<div class="sign">签名档</div>')
+    if left_author:
+        html = html.replace(_EMPTY_LEFT_COLUMN, _LEFT_AUTHOR)
+    post = by_pid(thread(html), 1017)
+    assert post.signature == ("签名档" if signed else None)
+    assert (post.author, post.author_uid) == (("左栏名", 77) if left_author else ("王五", 9))
+    assert post.content_text == "精彩回复内容"
+
+
 def test_board_fid_from_url_or_table_when_breadcrumb_is_missing():
     html = re.sub(r'<div id="pt".*?</div></div>', "", fixture("board_page"), flags=re.S)
     assert board(html, "http://bbs.example.cn/forum.php?mod=forumdisplay&fid=7&page=3").fid == 7
