@@ -221,9 +221,20 @@ UNGUARDED_PARSE_MAX_TAGS = 10_000
 # Match any element deeper than MAX_NESTING_DEPTH (the html element is depth 1), and deeper
 # than ordinary pages nest (Discuz pages: about 25). Parsing the long selector alone costs
 # about 80 us, so the short one is asked first; an ordinary page never needs the long one.
-_TOO_DEEP = " > ".join(["*"] * (MAX_NESTING_DEPTH + 1))
+def deeper_than(depth: int) -> str:
+    """A selector matching an element nested deeper than `depth` (the html element is at 1),
+    when the tree has one.
+
+    It ends in :last-child: where an element is that deep, so is the last child of the same
+    parent. Lexbor matches from the right, climbing from each candidate; on an ordinary page,
+    where nothing matches, climbing from last children only halves the time of the check.
+    """
+    return " > ".join(["*"] * depth + ["*:last-child"])
+
+
+_TOO_DEEP = deeper_than(MAX_NESTING_DEPTH)
 ORDINARY_NESTING_DEPTH = 32
-_DEEPER_THAN_ORDINARY = " > ".join(["*"] * (ORDINARY_NESTING_DEPTH + 1))
+_DEEPER_THAN_ORDINARY = deeper_than(ORDINARY_NESTING_DEPTH)
 
 
 def parse_html(html: str) -> LexborHTMLParser:
@@ -304,7 +315,7 @@ def _remove_outermost(node: LexborNode, kinds: list[tuple[str, list[LexborNode]]
             elements[element.mem_id] = element
     root_id = node.mem_id
     kind_of.pop(root_id, None)  # css() lists the node itself when it matches; it stays
-    removed: list[str] = []
+    removed: dict[str, int] = {}  # a plain dict: building a Counter costs more than the count
     outermost: list[LexborNode] = []
     for element_id, kind in kind_of.items():
         # Matches are few and trees shallow: climbing to `node` is cheaper than walking the tree.
@@ -312,12 +323,12 @@ def _remove_outermost(node: LexborNode, kinds: list[tuple[str, list[LexborNode]]
         while parent is not None and parent.mem_id != root_id and parent.mem_id not in kind_of:
             parent = parent.parent
         if parent is not None and parent.mem_id == root_id:
-            removed.append(kind)
+            removed[kind] = removed.get(kind, 0) + 1
             outermost.append(elements[element_id])
     # Outermost matches never contain one another, so no decompose touches freed memory.
     for element in outermost:
         element.decompose()
-    return dict(Counter(removed))
+    return removed
 
 
 def strip_markup_noise(node: LexborNode, selectors: MarkupSelectors) -> dict[str, int]:
@@ -412,7 +423,7 @@ def _layout_lines(node: LexborNode) -> list[str]:
                     has_text = False
             else:
                 # str.replace runs at C speed; re.sub and str.translate are slower here.
-                current.append(value.replace("\n", " ").replace("\t", " ").replace("\r", " ").replace("\f", " "))
+                current.append(_html_spaces_as_spaces(value))
             if not has_text:
                 has_text = bool(value) and not value.isspace()
         elif child.is_element_node:
@@ -440,9 +451,11 @@ def _finish_text(text: str) -> str:
     blank lines into one, trim blank edges."""
     # str methods, not re: split() splits on exactly the characters \s matches, and both
     # run several times faster than a pattern over CJK text.
-    text = "\n".join([" ".join(line.split()) for line in text.split("\n")])
-    while "\n\n\n" in text:
-        text = text.replace("\n\n\n", "\n\n")
+    lines = [" ".join(line.split()) for line in text.split("\n")]
+    text = "\n".join(lines)
+    if "" in lines:  # only blank lines make runs of line feeds to collapse
+        while "\n\n\n" in text:
+            text = text.replace("\n\n\n", "\n\n")
     return text.strip("\n")
 
 
@@ -513,8 +526,13 @@ def clean_node_text(node: LexborNode, noise: NoiseRules) -> tuple[str, dict[str,
     """The cleaned text of `node`: layout as html_to_text, then jammer runs at line edges
     (layer 2), site phrases (3) and confirmed learned phrases (4) removed. Returns the text
     and the counts removed by each text filter."""
+    return _clean_layout("\n".join(_layout_lines(node)), noise)
+
+
+def _clean_layout(raw: str, noise: NoiseRules) -> tuple[str, dict[str, int]]:
+    """clean_node_text's filters on the raw lines of a layout, joined by line feeds."""
     counts: dict[str, int] = {}
-    raw, runs = strip_jammer_text("\n".join(_layout_lines(node)))
+    raw, runs = strip_jammer_text(raw)
     add_counts(counts, NOISE_JAMMER_TEXT, runs)
     text = _finish_text(raw)
     text, site = remove_phrases(text, noise.phrases)
@@ -632,10 +650,22 @@ def _starts_body(html: str) -> bool:
     return match is not None and match[1].lower() not in _HEAD_CAPABLE_TAGS
 
 
-def _only_text_and_breaks(node: LexborNode) -> bool:
-    return all(
-        child.is_text_node or (child.is_element_node and child.tag == "br") for child in node.iter(include_text=True)
-    )
+# The serialiser writes the text inside these elements as it is, unescaped (HTML's
+# serialisation algorithm); a <template>'s children live in its content. Their inner HTML is
+# never taken as escaped text.
+_UNESCAPED_TEXT_PARENTS = frozenset("style script xmp iframe noembed noframes plaintext noscript template".split())
+
+
+def _is_escaped_text_and_breaks(node: LexborNode, inner_html: str) -> bool:
+    """True when `inner_html`, the serialisation of `node`'s children, is escaped text and bare
+    <br> only: then every "<" in it opens a "<br>" (text escapes its own "<")."""
+    return node.tag not in _UNESCAPED_TEXT_PARENTS and inner_html.count("<") == inner_html.count("<br>")
+
+
+def _is_sanitised_as_it_is(node: LexborNode, html: str) -> bool:
+    # Escaped text and bare <br> are already what the sanitiser would give, unless its parser
+    # would turn a CR into LF or drop a leading byte order mark. Many posts are just that.
+    return "\r" not in html and not html.startswith("\ufeff") and _is_escaped_text_and_breaks(node, html)
 
 
 def sanitize_node(node: LexborNode, base_url: str) -> str:
@@ -647,14 +677,82 @@ def sanitize_node(node: LexborNode, base_url: str) -> str:
         _resolve_urls(resolved, base_url)
     # sanitize_html's page body never starts with white space: trim it the same way.
     html = (resolved.inner_html or "").lstrip(_ASCII_WHITESPACE)
-    # Escaped text and <br> are already what the sanitiser would give, unless its parser would
-    # turn a CR into LF or drop a leading byte order mark. Many posts are just that.
-    if "\r" not in html and not html.startswith("\ufeff") and _only_text_and_breaks(resolved):
+    if _is_sanitised_as_it_is(resolved, html):
         return html
     if _starts_body(html):
         return _CLEANER.clean(html)
     # Content opening with a comment, a style or the like: parse it as a page, as it is read.
     return sanitize_html(node.inner_html or "", base_url)
+
+
+def _unescape_text(escaped: str) -> str:
+    # The serialiser escapes exactly these four in text (HTML's "escaping a string");
+    # "&amp;" goes last, so "&amp;lt;" comes back as "&lt;".
+    if "&" not in escaped:
+        return escaped
+    return escaped.replace("&lt;", "<").replace("&gt;", ">").replace("&nbsp;", "\xa0").replace("&amp;", "&")
+
+
+def _escape_text(text: str) -> str:
+    # What the serialiser writes for a text node outside the raw-text elements.
+    return text.replace("&", "&amp;").replace("\xa0", "&nbsp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_BREAK_MARK = "\x00"
+
+
+def _html_spaces_as_spaces(text: str) -> str:
+    return text.replace("\n", " ").replace("\t", " ").replace("\r", " ").replace("\f", " ")
+
+
+def clean_plain_node(node: LexborNode, noise: NoiseRules) -> tuple[str, str, dict[str, int]] | None:
+    """Layers 2-4, sanitising and text of a node of nothing but text and bare <br>, from its
+    one serialisation instead of walks of its nodes in Python (most posts are such nodes).
+
+    Returns (html, text, counts): what strip_jammer_nodes, clean_tree_phrases, sanitize_node
+    and clean_node_text give, run in that order, with their counts added in that order.
+    None for any other node, and when the sanitiser would still change the HTML. `node` is
+    left unchanged.
+    """
+    inner_html = node.inner_html or ""
+    # A NUL marks where each <br> stood: the parser never leaves one in the text.
+    if not _is_escaped_text_and_breaks(node, inner_html) or _BREAK_MARK in inner_html:
+        return None
+    # Between two marks stands one text node once adjacent ones are merged, or none (""); it
+    # touches a line edge on both sides, as _at_line_edge finds. Whole-string passes run at
+    # C speed; the per-text-node steps below run only where a text holds jammer or phrases.
+    text = _unescape_text(inner_html.replace("<br>", _BREAK_MARK))
+    values: list[str] | None = None  # the text nodes, split out once one changes
+    counts: dict[str, int] = {}
+    runs = 0
+    if could_hold_jammer(text):  # a run in a text node is a run in the whole
+        values = text.split(_BREAK_MARK)
+        for i, value in enumerate(values):
+            if len(value.strip()) >= _SHORTEST_RUN_CHARS and could_hold_jammer(value):
+                values[i], n = _strip_edge_runs(value, at_start=True, at_end=True)
+                runs += n
+    add_counts(counts, NOISE_JAMMER_TEXT, runs)
+    for kind, phrases in ((NOISE_SITE_PHRASES, noise.phrases), (NOISE_LEARNED_PHRASES, noise.learned)):
+        removed = 0
+        if any(phrases):
+            values = values if values is not None else text.split(_BREAK_MARK)
+            for i, value in enumerate(values):
+                values[i], n = remove_phrases(value, phrases)
+                removed += n
+        add_counts(counts, kind, removed)
+    if counts:
+        text = _BREAK_MARK.join(values)
+        serialised = _escape_text(text).replace(_BREAK_MARK, "<br>")
+    else:
+        serialised = inner_html
+    html = serialised.lstrip(_ASCII_WHITESPACE)
+    if "\r" in html or html.startswith("\ufeff"):
+        return None
+    if text.endswith(_BREAK_MARK):  # a break at the end starts no line of its own
+        text = text[: -len(_BREAK_MARK)]
+    text, text_counts = _clean_layout(_html_spaces_as_spaces(text).replace(_BREAK_MARK, "\n"), noise)
+    merge_counts(counts, text_counts)
+    return html, text, counts
 
 
 def sanitize_html(html: str, base_url: str) -> str:
@@ -744,6 +842,7 @@ __all__ = [
     "NoiseRules",
     "add_counts",
     "clean_node_text",
+    "clean_plain_node",
     "clean_tree_phrases",
     "html_to_text",
     "learn_phrases",

@@ -347,6 +347,29 @@ def test_a_page_deeper_than_ordinary_but_within_the_cap_keeps_every_element():
     assert len(tree.css("div")) == depth
 
 
+@pytest.mark.parametrize("level", [
+    "<div>{}</div>",
+    "<div>{}</div><span></span>",  # the deep path is never a last child
+    "<div><!-- c -->{}<!-- c --> text </div>",
+    "<b><table><tr><td>{}</td></tr></table></b><p>",
+])
+def test_a_page_too_deep_is_capped_whatever_follows_each_level(level):
+    html = "{}"
+    for _ in range(clean.MAX_NESTING_DEPTH + 50):
+        html = html.format(level)
+    html = html.format("最深处")
+    assert html.count("<") <= clean.UNGUARDED_PARSE_MAX_TAGS and clean.limit_nesting(html) != html
+    assert clean.parse_html(html).html == LexborHTMLParser(clean.limit_nesting(html)).html
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(html_documents(), st.integers(1, 8))
+def test_deeper_than_finds_a_deep_element_exactly_when_there_is_one(html, depth):
+    tree = LexborHTMLParser(html)
+    plain = " > ".join(["*"] * (depth + 1))
+    assert (tree.css_first(clean.deeper_than(depth)) is None) == (tree.css_first(plain) is None)
+
+
 def test_an_ordinary_page_is_parsed_as_it_is():
     html = "<div><p>甲<b>乙</b></p><ul><li>丙</ul></div>" * 50
     assert clean.parse_html(html).html == LexborHTMLParser(html).html
@@ -389,3 +412,79 @@ def test_sanitize_node_gives_what_sanitize_html_gives_for_each_post(name):
 )
 def test_sanitize_node_starts_where_a_page_body_would(content):
     assert clean.sanitize_node(fragment(content), BASE) == clean.sanitize_html(content, BASE)
+
+
+@pytest.mark.parametrize("attributes", [' onclick="alert(1)"', ' style="color:red"', ' class="x"'])
+def test_a_break_with_attributes_is_sanitised(attributes):
+    root = fragment(f"正文<br{attributes}>下一行")
+    assert clean.sanitize_node(root, BASE) == clean.sanitize_html(root.inner_html, BASE) == "正文<br>下一行"
+
+
+@pytest.mark.parametrize("tag", ["xmp", "script", "style", "iframe", "noembed", "noframes", "plaintext", "textarea", "title"])
+def test_markup_serialised_as_raw_text_is_never_passed_through(tag):
+    # Inside these the serialiser writes text unescaped: "<img ...>" text must not come out as a tag.
+    node = clean.parse_html(f'<{tag} id="x">前<img src=x onerror=alert(1)>后<br onclick="alert(1)"></{tag}>').css_first("#x")
+    assert_safe(clean.sanitize_node(node, BASE))
+
+
+_TEXT_AND_BREAK_PIECES = st.sampled_from(
+    list("ab中 \t\n\f\xa0\u3000&<>\"';") + ["&amp;", "&amp;lt;", "&lt;", "&gt;", "&nbsp;", "&#13;", "&#xfeff;", "<br>",
+                                           "<br/>", "<br class=x>", "<b>粗</b>", "<!-- c -->", ", M0 J# x0 L/ B- S",
+                                           "5 e! a\" b# c$ d", "水印", "\r\n"]
+)
+
+
+def _cleaned_in_the_tree(node, noise):
+    """What clean_plain_node stands for: layers 2-4 on the tree, then its HTML and text."""
+    counts = {}
+    clean.add_counts(counts, clean.NOISE_JAMMER_TEXT, clean.strip_jammer_nodes(node))
+    clean.merge_counts(counts, clean.clean_tree_phrases(node, noise))
+    html = clean.sanitize_node(node, BASE)
+    text, text_counts = clean.clean_node_text(node, noise)
+    clean.merge_counts(counts, text_counts)
+    return html, text, counts
+
+
+_PLAIN_NOISE = [NoiseRules(), NoiseRules(phrases=("水印", "a"), learned=("中",)), NoiseRules(phrases=("b 中",))]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_TEXT_AND_BREAK_PIECES, max_size=25).map("".join), st.sampled_from(_PLAIN_NOISE))
+def test_a_plain_node_is_cleaned_from_its_serialisation_as_in_the_tree(content, noise):
+    root = fragment(content)
+    before = root.html
+    plain = clean.clean_plain_node(root, noise)
+    assert root.html == before
+    if plain is not None:
+        expected = _cleaned_in_the_tree(root, noise)
+        assert plain == expected
+        assert list(plain[2]) == list(expected[2])  # counts in the same order
+
+
+@pytest.mark.parametrize("content", [
+    "正文<b>粗</b>", "正文<!-- c -->", "正文<br class=x>", "正&#13;文", "&#xfeff;正文", "<img src=a.jpg>", "<a href=x>链</a>",
+])
+def test_other_nodes_are_left_to_the_tree(content):
+    assert clean.clean_plain_node(fragment(content), NoiseRules()) is None
+
+
+@pytest.mark.parametrize("tag", ["xmp", "script", "noembed"])
+def test_text_serialised_raw_is_left_to_the_tree(tag):
+    node = clean.parse_html(f'<{tag} id="x">前&amp;lt;后 &lt;b&gt;</{tag}>').css_first("#x")
+    assert clean.clean_plain_node(node, NoiseRules()) is None
+
+
+def test_a_plain_node_loses_jammer_runs_at_line_edges_and_phrases():
+    root = fragment("第一行, M0 J# x0 L/ B- S<br>\n5 e! a\" b# c$ d水印第二行 &lt;&amp;&gt;\xa0<br>, M0 J# x0 L/ B- S<br>")
+    html, text, counts = clean.clean_plain_node(root, NoiseRules(phrases=("水印",)))
+    assert text == "第一行\n第二行 <&>"
+    assert html == "第一行<br>\n第二行 &lt;&amp;&gt;&nbsp;<br><br>"
+    assert counts == {clean.NOISE_JAMMER_TEXT: 3, clean.NOISE_SITE_PHRASES: 1}
+
+
+def test_a_text_holding_the_break_mark_is_left_to_the_tree():
+    # The parser never leaves a NUL in text; a tree edited by hand could.
+    root = fragment("甲<br>乙")
+    root.last_child.replace_with("乙\x00丙")
+    assert "\x00" in root.inner_html
+    assert clean.clean_plain_node(root, NoiseRules()) is None

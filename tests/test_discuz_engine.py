@@ -307,6 +307,38 @@ def test_images_that_are_not_web_files_are_not_attachments():
     assert (post.attachments, post.content_text) == ([], "正文")
 
 
+@pytest.mark.parametrize("body_tag", ["xmp", "noembed"])
+def test_a_post_body_whose_text_is_serialised_raw_is_still_sanitised(body_tag):
+    html = fixture("thread_page1").replace(
+        '<td class="t_f" id="postmessage_1017">\n精彩回复内容</td>',
+        f'<td class="t_f"><{body_tag} id="postmessage_1017">正文<img src=x onerror=alert(1)></{body_tag}></td>',
+    )
+    post = by_pid(thread(html), 1017)
+    assert_safe(post.content_html)
+    assert "onerror" not in post.content_html
+
+
+_PLAIN_POST_END = "精彩回复内容</td></tr></table></div></div></div>"
+_EMPTY_LEFT_COLUMN = '<div id="favatar1017" class="pls favatar"></div>'
+_LEFT_AUTHOR = ('<div id="favatar1017" class="pls favatar"><div class="pi"><div class="authi">'
+                '<a href="home.php?mod=space&amp;uid=77" class="xw1">左栏名</a></div></div></div>')
+
+
+@pytest.mark.parametrize("signed, left_author", [(False, False), (True, False), (False, True), (True, True)])
+def test_signature_and_left_author_are_read_whichever_a_post_holds(signed, left_author):
+    # One walk tells whether a post holds any part most posts lack; each is still read alone.
+    html = fixture("thread_page1")
+    assert _PLAIN_POST_END in html and _EMPTY_LEFT_COLUMN in html
+    if signed:
+        html = html.replace(_PLAIN_POST_END, _PLAIN_POST_END + '<div class="sign">签名档</div>')
+    if left_author:
+        html = html.replace(_EMPTY_LEFT_COLUMN, _LEFT_AUTHOR)
+    post = by_pid(thread(html), 1017)
+    assert post.signature == ("签名档" if signed else None)
+    assert (post.author, post.author_uid) == (("左栏名", 77) if left_author else ("王五", 9))
+    assert post.content_text == "精彩回复内容"
+
+
 def test_board_fid_from_url_or_table_when_breadcrumb_is_missing():
     html = re.sub(r'<div id="pt".*?</div></div>', "", fixture("board_page"), flags=re.S)
     assert board(html, "http://bbs.example.cn/forum.php?mod=forumdisplay&fid=7&page=3").fid == 7

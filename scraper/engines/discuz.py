@@ -590,8 +590,9 @@ def _uid(href: str | None) -> int | None:
     return int(match[1]) if match else None
 
 
-def _author(table: LexborNode) -> tuple[str | None, int | None]:
-    for selector in SELECTORS.author_links:
+def _author(table: LexborNode, *, first_link_may_match: bool = True) -> tuple[str | None, int | None]:
+    selectors = SELECTORS.author_links if first_link_may_match else SELECTORS.author_links[1:]
+    for selector in selectors:
         for link in table.css(selector):
             name = _text(link)
             if name:
@@ -740,14 +741,18 @@ _RARE_IN_BODY = ", ".join(
 _RARE_IN_TABLE = ", ".join(
     (SELECTORS.image_tip_names, SELECTORS.unplaced_attachments, SELECTORS.password_input, SELECTORS.pay_button)
 )
+# What each takes a walk of the whole post to miss: the rare parts beside the body, the
+# signature, and the authoronleft link (off in the default template). One walk first tells
+# whether the post holds any of them.
+_OFTEN_ABSENT_IN_TABLE = ", ".join((_RARE_IN_TABLE, SELECTORS.signature, SELECTORS.author_links[0]))
 
 
-def _post_parts(table: LexborNode, ctx: ParseContext) -> _PostParts:
+def _post_parts(table: LexborNode, ctx: ParseContext, *, rare_in_table_may_match: bool = True) -> _PostParts:
     body = table.css_first(SELECTORS.body)
     if body is None:
         return _PostParts(status=_status_without_body(table))
     rare_in_body = body.css_first(_RARE_IN_BODY) is not None
-    rare_in_table = table.css_first(_RARE_IN_TABLE) is not None
+    rare_in_table = rare_in_table_may_match and table.css_first(_RARE_IN_TABLE) is not None
     box = (table.css_first(SELECTORS.post_body_box) or table) if rare_in_table else None
     hidden_part = (rare_in_body and body.css_first(SELECTORS.locked) is not None) or (
         box is not None and box.css_first(f"{SELECTORS.password_input}, {SELECTORS.pay_button}") is not None
@@ -755,13 +760,18 @@ def _post_parts(table: LexborNode, ctx: ParseContext) -> _PostParts:
     names = _image_names(table) if rare_in_table else {}
     body = body.clone()  # cleaning changes it; the page itself stays as it was
     counts = clean.strip_markup_noise(body, MARKUP_NOISE)
-    clean.add_counts(counts, clean.NOISE_JAMMER_TEXT, clean.strip_jammer_nodes(body))
+    # Without quotes or furniture, a body of text and <br> is cleaned from one serialisation.
+    plain = None if rare_in_body else clean.clean_plain_node(body, ctx.noise)
     edit_note = None
-    if rare_in_body:
-        clean.remove_elements(body, SELECTORS.body_furniture)
-        edit_note = _edit_note(body)
-    clean.merge_counts(counts, clean.clean_tree_phrases(body, ctx.noise))
-    content_html = clean.sanitize_node(body, ctx.url)  # quotes stay in the HTML
+    if plain is not None:
+        content_html, content_text, text_counts = plain
+    else:
+        clean.add_counts(counts, clean.NOISE_JAMMER_TEXT, clean.strip_jammer_nodes(body))
+        if rare_in_body:
+            clean.remove_elements(body, SELECTORS.body_furniture)
+            edit_note = _edit_note(body)
+        clean.merge_counts(counts, clean.clean_tree_phrases(body, ctx.noise))
+        content_html = clean.sanitize_node(body, ctx.url)  # quotes stay in the HTML
     unplaced = table.css_first(SELECTORS.unplaced_attachments) if rare_in_table else None
     if unplaced is not None:
         unplaced = unplaced.clone()
@@ -773,7 +783,8 @@ def _post_parts(table: LexborNode, ctx: ParseContext) -> _PostParts:
     if rare_in_body:
         quotes = _take_quotes(body, ctx.noise, counts)
         clean.remove_elements(body, SELECTORS.text_furniture)
-    content_text, text_counts = clean.clean_node_text(body, ctx.noise)
+    if plain is None:
+        content_text, text_counts = clean.clean_node_text(body, ctx.noise)
     clean.merge_counts(counts, text_counts)
     return _PostParts(
         status=PostStatus.HIDDEN if hidden_part else PostStatus.NORMAL,
@@ -803,9 +814,10 @@ def _floor_label(table: LexborNode) -> str:
 def _parse_post(
     table: LexborNode, floor: int | None, label: str, ctx: ParseContext, tz: timezone, fetched: datetime | None
 ) -> Post:
-    author, author_uid = _author(table)
+    any_often_absent = table.css_first(_OFTEN_ABSENT_IN_TABLE) is not None
+    author, author_uid = _author(table, first_link_may_match=any_often_absent)
     posted_at, posted_raw = _posted_at(table, tz, fetched)
-    parts = _post_parts(table, ctx)
+    parts = _post_parts(table, ctx, rare_in_table_may_match=any_often_absent)
     return Post(
         pid=int(_PID_ID.fullmatch(table.id)[1]),
         floor=floor,
@@ -817,7 +829,7 @@ def _parse_post(
         content_text=parts.content_text,
         content_html=parts.content_html,
         quotes=parts.quotes or [],
-        signature=_signature(table) if parts.status is not PostStatus.DELETED else None,
+        signature=_signature(table) if any_often_absent and parts.status is not PostStatus.DELETED else None,
         edit_note=parts.edit_note,
         attachments=parts.attachments or [],
         status=parts.status,
