@@ -261,10 +261,9 @@ def phrases_confirm(db_path, site_name, reject, phrase) -> None:
 @click.option("--immutable", is_flag=True, help="Serve a snapshot that nothing writes to (faster, cacheable).")
 def serve(db_path, host, port, immutable) -> None:
     """Serve the archive read-only with Datasette."""
-    from scraper.publish import datasette_command
-    import subprocess
+    from scraper.publish import datasette_command, run_datasette
 
-    sys.exit(subprocess.call(datasette_command(db_path, host=host, port=port, immutable=immutable)))
+    sys.exit(run_datasette(datasette_command(db_path, host=host, port=port, immutable=immutable)))
 
 
 @main.command("demo-forum")

@@ -8,12 +8,11 @@ while the forum keeps running beside it.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 from scraper.crawl import CrawlOptions, Crawler
-from scraper.publish import REPO_ROOT, datasette_command
+from scraper.publish import REPO_ROOT, datasette_command, run_datasette
 from scraper.sites import load_site, site_from_dict
 from storage.archive import Archive
 
@@ -39,9 +38,6 @@ def run_demo(db_path: Path, *, datasette_port: int, forum_port: int = 0, serve: 
              f"-> {db_path}")
         if serve:
             echo(f"serving the archive at http://127.0.0.1:{datasette_port}/ (Ctrl-C to stop)")
-            try:
-                subprocess.call(datasette_command(db_path, host="127.0.0.1", port=datasette_port))
-            except KeyboardInterrupt:
-                pass
+            run_datasette(datasette_command(db_path, host="127.0.0.1", port=datasette_port))
     finally:
         forum.shutdown()

@@ -1,5 +1,6 @@
 """One test per command, through click's runner or as the real process a user starts."""
 
+import signal
 import socket
 import subprocess
 import sys
@@ -37,6 +38,17 @@ def wait_for(url: str, timeout_s: float = 30.0) -> httpx.Response:
         if time.monotonic() > deadline:
             raise AssertionError(f"{url} did not answer within {timeout_s} s")
         time.sleep(0.2)
+
+
+def port_closes(port: int, timeout_s: float = 15.0) -> bool:
+    """Whether nothing listens on 127.0.0.1:port within timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) != 0:
+                return True
+        time.sleep(0.2)
+    return False
 
 
 @pytest.fixture
@@ -115,9 +127,13 @@ def test_serve(tmp_path, process):
     assert CliRunner().invoke(main, ["import-text", str(SEED), "--db", str(db), "--config",
                                      str(DEMO_CONFIG)]).exit_code == 0
     port = free_port()
-    process("serve", "--db", str(db), "--port", str(port))
+    proc = process("serve", "--db", str(db), "--port", str(port))
     resp = wait_for(f"http://127.0.0.1:{port}/mine/thread_posts.json?thread_id=1&_shape=array")
     assert [row["floor"] for row in resp.json()] == list(range(1, 9))
+    # Stopping the command stops Datasette too, which serves from a child process.
+    proc.terminate()
+    assert proc.wait(15) in (0, 128 + signal.SIGTERM)  # Datasette's own exit, or its signal's
+    assert port_closes(port), "datasette outlived forum-archiver serve"
 
 
 def test_demo_crawls_then_serves(tmp_path, process):
@@ -126,3 +142,6 @@ def test_demo_crawls_then_serves(tmp_path, process):
     resp = wait_for(f"http://127.0.0.1:{port}/demo/search.json?q=忧患意识&_shape=array", timeout_s=60)
     assert {row["title"] for row in resp.json()} == {"基层党委办公室应强化的十种意识"}
     assert proc.poll() is None  # still serving
+    proc.send_signal(signal.SIGINT)  # Ctrl-C
+    proc.wait(15)
+    assert port_closes(port), "datasette outlived forum-archiver demo"

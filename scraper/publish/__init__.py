@@ -6,6 +6,8 @@ may be called anything, so serve() maps that block onto the file's own database 
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -56,6 +58,26 @@ def make_datasette(db_path: str | Path, *, immutable: bool = False, settings: di
         config = dict(config, settings={**config.get("settings", {}), **settings})
     return Datasette(files, immutables=immutables, config=config, metadata=load_metadata(db_path),
                      plugins_dir=str(PLUGINS_DIR), template_dir=str(TEMPLATES_DIR))
+
+
+def run_datasette(command: list[str]) -> int:
+    """Run `datasette serve` (datasette_command) in a child until it exits; returns its exit code.
+
+    SIGTERM and SIGINT sent to this process are passed on to the child, so stopping
+    `forum-archiver serve` or `demo` (kill, a service manager, Ctrl-C) stops Datasette
+    instead of leaving it serving the archive with no parent."""
+    child = subprocess.Popen(command)
+
+    def pass_on(signum: int, _frame: Any) -> None:
+        child.send_signal(signum)
+
+    previous = {signum: signal.signal(signum, pass_on) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        code = child.wait()
+        return 128 - code if code < 0 else code  # killed by signal N: the shell's 128 + N
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def datasette_command(db_path: str | Path, *, host: str, port: int, immutable: bool = False) -> list[str]:
