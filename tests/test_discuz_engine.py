@@ -592,3 +592,17 @@ def test_deep_tree_built_without_the_guard_is_still_handled():
     page = ENGINE.parse_thread(tree, ParseContext(url=PAGE1_URL))
     assert by_pid(page, 1017).content_text == "深"
     assert time.monotonic() - started < 10
+
+
+def test_a_body_wrapped_in_a_font_reads_as_the_same_post(page1):
+    # Posters often set one font for a whole post: the quote, edit note and images inside the
+    # wrapper are still the quote, the note and the attachments they were without it.
+    html = fixture("thread_page1")
+    opening = '<td class="t_f" id="postmessage_1001">'
+    start = html.index(opening) + len(opening)
+    end = html.index("</td>", start)
+    wrapped = thread(html[:start] + '<font face="宋体">' + html[start:end] + "</font>" + html[end:])
+    post, plain = by_pid(wrapped, 1001), by_pid(page1, 1001)
+    assert post.quotes == plain.quotes and post.quotes
+    assert post.content_text == plain.content_text and "引用的话" not in post.content_text
+    assert post.edit_note == plain.edit_note and post.attachments == plain.attachments

@@ -360,11 +360,18 @@ def _count(node: LexborNode | None) -> int | None:
     return int(value)
 
 
-def _inside(node: LexborNode, root: LexborNode, selector: str) -> bool:
-    """True when an ancestor of `node` below `root` matches `selector`."""
+def _matching_ids(root: LexborNode, selector: str) -> frozenset[int]:
+    """The nodes under `root` that match `selector`, by mem_id, for _inside."""
+    return frozenset(match.mem_id for match in root.css(selector))
+
+
+def _inside(node: LexborNode, root: LexborNode, ancestor_ids: frozenset[int]) -> bool:
+    """True when an ancestor of `node` below `root` is one of `ancestor_ids` (_matching_ids).
+    Not css_matches on each ancestor: it is true of a node when anything inside it matches,
+    so a quote wrapped in <font> made the wrapper count as a quote too."""
     parent = node.parent
     while parent is not None and parent.mem_id != root.mem_id:
-        if parent.css_matches(selector):
+        if parent.mem_id in ancestor_ids:
             return True
         parent = parent.parent
     return False
@@ -650,8 +657,10 @@ def _is_furniture_image(img: LexborNode, url: str) -> bool:
 def _attachments(nodes: list[LexborNode], base_url: str, names: dict[str, str]) -> list[Attachment]:
     found: dict[tuple[str, str], Attachment] = {}
     for node in nodes:
-        for img in node.css("img"):
-            if _inside(img, node, SELECTORS.quote):  # the quoted post's image, not this post's
+        images = node.css("img")
+        quotes = _matching_ids(node, SELECTORS.quote) if images else frozenset()
+        for img in images:
+            if _inside(img, node, quotes):  # the quoted post's image, not this post's
                 continue
             attributes = img.attributes
             source = next((attributes[a] for a in clean.IMAGE_SOURCE_ATTRIBUTES if attributes.get(a)), None)
@@ -678,8 +687,9 @@ def _attachments(nodes: list[LexborNode], base_url: str, names: dict[str, str]) 
 
 
 def _edit_note(body: LexborNode) -> str | None:
+    quotes = _matching_ids(body, SELECTORS.quote)
     for note in body.css(SELECTORS.edit_note):
-        if _inside(note, body, SELECTORS.quote):
+        if _inside(note, body, quotes):
             continue
         text = _text(note) or None
         _remove_following_breaks(note, 2)  # the template follows it with <br /><br />
@@ -698,7 +708,9 @@ def _split_attribution(text: str) -> tuple[str | None, str | None]:
 
 def _take_quotes(body: LexborNode, noise: NoiseRules, counts: dict[str, int]) -> list[Quote]:
     """Read every outermost quote into a Quote and remove it from `body`."""
-    outermost = [q for q in body.css(SELECTORS.quote) if not _inside(q, body, SELECTORS.quote)]
+    every_quote = body.css(SELECTORS.quote)
+    quote_ids = frozenset(quote.mem_id for quote in every_quote)
+    outermost = [q for q in every_quote if not _inside(q, body, quote_ids)]
     quotes = []
     for quote in outermost:
         block = quote.css_first(SELECTORS.quote_block) or quote
