@@ -169,11 +169,32 @@ def run(db_path, config_paths, board_urls, every_s, delay_s, allow_private, veri
 @click.option("--db", "db_path", required=True, type=click.Path(exists=True, dir_okay=False))
 def status(db_path) -> None:
     """Show each site's threads, queue by state, last runs, failures by reason and next due times."""
-    from scraper.status import format_status, site_status
+    from scraper.status import format_status, index_backlog_note, site_status
     from storage.archive import Archive
 
     with Archive(db_path, readonly=True) as archive:
         click.echo(format_status(site_status(archive)))
+        note = index_backlog_note(archive)
+        if note:
+            click.echo(note)
+
+
+@main.command()
+@click.option("--db", "db_path", required=True, type=click.Path(exists=True, dir_okay=False))
+def index(db_path) -> None:
+    """Index every post still waiting for the search indexes, now (an upgraded archive fills
+    a new index only a few thousand posts per crawl batch otherwise). Safe beside a running
+    daemon: each batch is a short transaction of its own."""
+    from storage.archive import Archive
+
+    with Archive(db_path) as archive:
+        pending = archive.pending_index_count()
+        if not pending:
+            click.echo("nothing to index: every post is in the search indexes")
+            return
+        click.echo(f"{pending} posts to index")
+        done = archive.index_all(lambda done, left: click.echo(f"indexed {done}, {left} left") if left else None)
+    click.echo(f"indexed {done} posts; nothing pending")
 
 
 @main.command("import-text")

@@ -58,6 +58,15 @@ def site_status(archive: Archive) -> list[SiteStatus]:
     return report
 
 
+def index_backlog_note(archive: Archive) -> str | None:
+    """A line for `status` when posts wait for the search indexes, else None."""
+    pending = archive.pending_index_count()
+    if not pending:
+        return None
+    return (f"search indexes: {pending} posts not yet indexed (search still finds them, by scanning, "
+            f"more slowly); `forum-archiver index --db FILE` indexes them now")
+
+
 def format_status(sites: list[SiteStatus]) -> str:
     """Plain text for a terminal or a log: one block per site."""
     if not sites:
@@ -82,4 +91,4 @@ def format_status(sites: list[SiteStatus]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["SiteStatus", "format_status", "site_status"]
+__all__ = ["SiteStatus", "format_status", "index_backlog_note", "site_status"]

@@ -375,6 +375,25 @@ class Archive:
         self._posts_since_index = 0
         return max(count, bigram_count)
 
+    def index_all(self, on_batch: Callable[[int, int], None] | None = None) -> int:
+        """Index every pending post now, INDEX_BATCH_POSTS new posts (plus the bigram backfill)
+        a transaction, so a long catch-up never holds the write lock for long and an
+        interruption keeps what was done. `on_batch(indexed so far, still pending)` is called
+        after each. Returns how many posts were indexed (the busier index's count).
+
+        For an archive upgraded to an index it lacked: left to the crawler's batches, its
+        backlog drains BIGRAM_BACKFILL_POSTS a batch, while its searches scan the posts above
+        the watermark (`forum-archiver index` calls this)."""
+        done = 0
+        while self.pending_index_count():
+            indexed = self.index_pending(limit=INDEX_BATCH_POSTS)
+            if not indexed:  # cannot happen while posts are pending; never spin if it does
+                break
+            done += indexed
+            if on_batch is not None:
+                on_batch(done, self.pending_index_count())
+        return done
+
     def _index_range(self, fts: str, column: str, document: str, start: int, limit: int) -> int:
         """Index up to `limit` posts above `start` (-1: all) into `fts`'s `column` as
         `document` (an SQL expression over posts), and move its watermark."""

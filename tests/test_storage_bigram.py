@@ -229,3 +229,35 @@ def test_an_upgraded_archive_backfills_the_bigram_index_in_batches(tmp_path, mon
             archive.index_pending()
         assert bigram_ids(archive, "鲸鱼") == [1, 2, 3, 7] and searched_ids(archive, "鲸鱼") == whales
         archive.db.execute("INSERT INTO posts_bigram (posts_bigram, rank) VALUES ('integrity-check', 0)")
+
+
+def test_the_index_command_fills_an_upgraded_archives_backlog_now(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from scraper.cli import main
+
+    path = tmp_path / "a.db"
+    with Archive(path, index_batch_posts=None) as archive:
+        site = archive.upsert_site("s", engine="discuz")
+        for tid in range(1, 8):
+            save(archive, site, tid, [f"第{tid}帖鲸鱼", "海豚", "群众服务"])
+    # What migration 5 leaves: the bigram index empty, its watermark back at 0 (done after
+    # close, which indexes what is pending).
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("INSERT INTO posts_bigram (posts_bigram) VALUES ('delete-all')")
+    conn.execute("UPDATE search_index_state SET indexed_through = 0 WHERE fts_table = 'posts_bigram'")
+    conn.close()
+    monkeypatch.setattr(archive_module, "BIGRAM_BACKFILL_POSTS", 4)  # several batches
+
+    runner = CliRunner()
+    assert "21 posts not yet indexed" in runner.invoke(main, ["status", "--db", str(path)]).output
+    result = runner.invoke(main, ["index", "--db", str(path)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == "21 posts to index"
+    assert "indexed 4, 17 left" in result.output and result.output.endswith("indexed 21 posts; nothing pending\n")
+    assert "not yet indexed" not in runner.invoke(main, ["status", "--db", str(path)]).output
+    assert runner.invoke(main, ["index", "--db", str(path)]).output.startswith("nothing to index")
+    with Archive(path, readonly=True) as archive:
+        assert archive.pending_index_count() == 0
+        assert bigram_ids(archive, "鲸鱼") == sorted(like_ids(archive, "鲸鱼")) != []
+        assert searched_ids(archive, "鲸鱼") == like_ids(archive, "鲸鱼")
