@@ -45,6 +45,10 @@ def test_status_shows_sites_queue_runs_failures_and_next_due(demo_forum, tmp_pat
     assert result.exit_code == 0, result.output
     assert "site demo" in result.output and "failed 1" in result.output and "http_404 1" in result.output
     assert f"run {discover['id']} discover finished" in result.output and "next due" in result.output
+    # Fewer pages than hourly runs in 30 days: one a run, so the round is as many hours as pages.
+    pages = site.verify["thread_pages"]
+    assert 1 <= pages < 720 and site.verify["pages_per_run"] == 1 and site.verify["round_s"] == 86400 * max(1, pages / 24)
+    assert f"verify: 1 of {pages} thread pages a run (every 3600 s)" in result.output
 
 
 def test_status_of_an_empty_archive_says_so(tmp_path):
@@ -83,3 +87,20 @@ def test_a_signal_finishes_the_page_in_hand_and_stops_within_seconds(demo_forum,
     assert leased == 0, "the page in hand was finished, not left leased"
     gets = [r for r in demo_forum.requests if r.method == "GET"]
     assert fetches == len(gets), "every request the forum answered is recorded"
+
+
+def test_status_says_when_the_verify_budget_is_short_of_the_cycle(tmp_path):
+    from tests.test_storage_support import make_page, make_post
+
+    config = {"name": "s", "engine": "discuz", "base_url": "http://bbs.example.cn/", "boards": [1],
+              "schedule": {"every_s": 3600, "verify_cycle_s": 4 * 3600, "verify_budget_requests": 2}}
+    with Archive(tmp_path / "a.db") as archive:
+        site = archive.upsert_site("s", engine="discuz", config=config)
+        for tid in range(1, 13):
+            url = f"http://bbs.example.cn/thread-{tid}-1-1.html"
+            archive.save_thread_page(site, make_page(tid, [make_post(tid, 1, f"第{tid}帖")]), url=url, url_key=url)
+    result = CliRunner().invoke(main, ["status", "--db", str(tmp_path / "a.db")])
+    # 12 pages in a 4-hour cycle ask 3 a run; the budget allows 2, and no page is verified again
+    # within the minimum age of a day.
+    assert ("verify: 2 of 12 thread pages a run (every 3600 s), each page about every 1.0 days; "
+            "a cycle of 0.2 days asks 3 a run, more than the budget of 2") in result.output, result.output
