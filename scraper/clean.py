@@ -662,10 +662,16 @@ def _is_escaped_text_and_breaks(node: LexborNode, inner_html: str) -> bool:
     return node.tag not in _UNESCAPED_TEXT_PARENTS and inner_html.count("<") == inner_html.count("<br>")
 
 
+def _parser_keeps(html: str) -> bool:
+    """False when the sanitiser's own parse would change `html` however clean: it turns a CR
+    into LF and drops a leading byte order mark."""
+    return "\r" not in html and not html.startswith("\ufeff")
+
+
 def _is_sanitised_as_it_is(node: LexborNode, html: str) -> bool:
     # Escaped text and bare <br> are already what the sanitiser would give, unless its parser
-    # would turn a CR into LF or drop a leading byte order mark. Many posts are just that.
-    return "\r" not in html and not html.startswith("\ufeff") and _is_escaped_text_and_breaks(node, html)
+    # changes them. Many posts are just that.
+    return _parser_keeps(html) and _is_escaped_text_and_breaks(node, html)
 
 
 def sanitize_node(node: LexborNode, base_url: str) -> str:
@@ -746,7 +752,7 @@ def clean_plain_node(node: LexborNode, noise: NoiseRules) -> tuple[str, str, dic
     else:
         serialised = inner_html
     html = serialised.lstrip(_ASCII_WHITESPACE)
-    if "\r" in html or html.startswith("\ufeff"):
+    if not _parser_keeps(html):
         return None
     if text.endswith(_BREAK_MARK):  # a break at the end starts no line of its own
         text = text[: -len(_BREAK_MARK)]

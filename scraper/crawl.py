@@ -60,7 +60,10 @@ def verify_pages_per_run(thread_pages: int, run_interval_s: float, cycle_s: floa
     return math.ceil(round(thread_pages * run_interval_s / cycle_s, 9))
 
 
-def _duration(seconds: float) -> str:
+def describe_duration(seconds: float) -> str:
+    """A duration as an operator reads it: hours below two days, days above, 'never' for inf."""
+    if seconds == math.inf:
+        return "never"
     return f"{seconds / 86400:.1f} days" if seconds >= 2 * 86400 else f"{seconds / 3600:.1f} hours"
 
 
@@ -71,6 +74,33 @@ def verify_cycle_achieved_s(thread_pages: int, run_interval_s: float, pages_per_
     if pages_per_run <= 0:
         return math.inf
     return max(math.ceil(thread_pages / pages_per_run) * run_interval_s, min_age_s)
+
+
+@dataclass(frozen=True)
+class VerifyPace:
+    """What a site's verify pass does each run: the pages its cycle asks, the pages the
+    budget lets it read, and about how long it takes to go round the site's thread pages."""
+
+    thread_pages: int
+    asked_per_run: int
+    pages_per_run: int
+    round_s: float
+    run_interval_s: float
+    cycle_s: float
+    budget: int
+
+    @property
+    def budget_short(self) -> bool:
+        return self.asked_per_run > self.pages_per_run
+
+
+def verify_pace(thread_pages: int, *, run_interval_s: float, cycle_s: float, budget: int,
+                min_age_s: float) -> VerifyPace:
+    asked = verify_pages_per_run(thread_pages, run_interval_s, cycle_s)
+    per_run = min(asked, budget)
+    return VerifyPace(thread_pages=thread_pages, asked_per_run=asked, pages_per_run=per_run,
+                      round_s=verify_cycle_achieved_s(thread_pages, run_interval_s, per_run, min_age_s),
+                      run_interval_s=run_interval_s, cycle_s=cycle_s, budget=budget)
 
 
 @dataclass
@@ -202,16 +232,16 @@ class Crawler:
         thread_pages = self.archive.thread_page_count(self.site_id)
         if not thread_pages:
             return
-        pace = verify_pages_per_run(thread_pages, opts.run_interval_s, opts.verify_cycle_s)
-        pages_this_run = min(pace, opts.verify_budget_requests)
-        achieved = _duration(verify_cycle_achieved_s(thread_pages, opts.run_interval_s, pages_this_run,
-                                                     opts.verify_min_age_s))
-        if pace > pages_this_run:
+        pace = verify_pace(thread_pages, run_interval_s=opts.run_interval_s, cycle_s=opts.verify_cycle_s,
+                           budget=opts.verify_budget_requests, min_age_s=opts.verify_min_age_s)
+        pages_this_run = pace.pages_per_run
+        achieved = describe_duration(pace.round_s)
+        if pace.budget_short:
             # The budget is the hard cap: the site keeps a longer cycle, and the operator is told which.
             log.warning("%s: %d thread pages in a verify cycle of %s ask %d re-reads a run, but the verify budget "
                         "allows %d: each page comes round about every %s instead (raise "
                         "schedule.verify_budget_requests, or set schedule.verify_cycle_s to that)", self.site.name,
-                        thread_pages, _duration(opts.verify_cycle_s), pace, pages_this_run, achieved)
+                        thread_pages, describe_duration(pace.cycle_s), pace.asked_per_run, pages_this_run, achieved)
         else:
             log.info("%s: verify pass of %d of %d thread pages, each coming round about every %s",
                      self.site.name, pages_this_run, thread_pages, achieved)
@@ -761,4 +791,5 @@ async def crawl_urls(archive: Archive, site: Site, urls: list[str], options: Cra
     return await crawler.run(urls)
 
 
-__all__ = ["CrawlOptions", "CrawlReport", "Crawler", "SiteTarget", "crawl_sites", "crawl_urls"]
+__all__ = ["CrawlOptions", "CrawlReport", "Crawler", "SiteTarget", "VerifyPace", "crawl_sites", "crawl_urls",
+           "describe_duration", "verify_cycle_achieved_s", "verify_pace", "verify_pages_per_run"]

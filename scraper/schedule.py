@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -104,12 +104,11 @@ def add_job(scheduler, spec: JobSpec, *, misfire_grace_s: float = config.MISFIRE
                       misfire_grace_time=int(misfire_grace_s), **kwargs)
 
 
-def site_jobs(db_path: str | Path, site: Site, options: RunOptions = RunOptions(),
-              every_s: float | None = None) -> list[JobSpec]:
+def site_jobs(db_path: str | Path, site: Site, options: RunOptions = RunOptions()) -> list[JobSpec]:
     """A site's two jobs: `discover:<site>` reads its boards (and guide) and fetches the threads
-    they show changed; `refresh:<site>` revisits its due threads and runs the verify pass."""
-    if every_s:
-        options = replace(options, every_s=every_s)  # the refresh job paces its verify pass to it
+    they show changed; `refresh:<site>` revisits its due threads and runs the verify pass. They
+    run every options.every_s (`--every`), else the site's every_s, and the options travel with
+    the jobs, so the refresh job paces its verify pass to that interval."""
     args = (str(db_path), json.dumps(site.raw, ensure_ascii=False), options.to_json())
     return [JobSpec(job_id=f"{job}:{site.name}", func=f"{__name__}:{job}_site", args=args,
                     every_s=run_interval_s(site, options)) for job in JOBS]

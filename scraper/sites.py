@@ -56,6 +56,17 @@ def _expect(cond: bool, key: str, what: str, got: Any) -> None:
         raise ConfigError(f"site config: {key} must be {what}, got {got!r}")
 
 
+def _refuse_unknown(table: dict[str, Any], section: str, known: tuple[str, ...], source: str) -> None:
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise ConfigError(f"{source}: unknown key {section}.{unknown[0]}; known: {', '.join(known)}")
+
+
+def _is_number(value: Any, minimum: float) -> bool:
+    """A TOML integer or float (not a boolean, which Python counts as an int) >= minimum."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= minimum
+
+
 def _str_list(value: Any, key: str) -> tuple[str, ...]:
     _expect(isinstance(value, list) and all(isinstance(v, str) for v in value), key, "a list of strings", value)
     return tuple(value)
@@ -98,20 +109,16 @@ def site_from_dict(data: dict[str, Any], *, source: str = "site config") -> Site
 
     pol = data.get("politeness", {})
     _expect(isinstance(pol, dict), "politeness", "a table", pol)
-    unknown = sorted(set(pol) - {"delay_s", "max_tries"})
-    if unknown:
-        raise ConfigError(f"{source}: unknown key politeness.{unknown[0]}; known: delay_s, max_tries")
+    _refuse_unknown(pol, "politeness", ("delay_s", "max_tries"), source)
     delay_s = pol.get("delay_s", config.DELAY_S)
-    _expect(isinstance(delay_s, (int, float)) and delay_s >= 0, "politeness.delay_s", "seconds >= 0", delay_s)
+    _expect(_is_number(delay_s, 0), "politeness.delay_s", "seconds >= 0", delay_s)
     max_tries = pol.get("max_tries", config.MAX_TRIES_PER_RUN)
     _expect(isinstance(max_tries, int) and 1 <= max_tries <= config.MAX_TRIES_PER_RUN, "politeness.max_tries",
             f"an integer from 1 to {config.MAX_TRIES_PER_RUN}", max_tries)
 
     noise = data.get("noise", {})
     _expect(isinstance(noise, dict), "noise", "a table", noise)
-    unknown = sorted(set(noise) - {"phrases", "learned", "text_ads"})
-    if unknown:
-        raise ConfigError(f"{source}: unknown key noise.{unknown[0]}; known: phrases, learned, text_ads")
+    _refuse_unknown(noise, "noise", ("phrases", "learned", "text_ads"), source)
     rules = NoiseRules(
         phrases=_str_list(noise.get("phrases", []), "noise.phrases"),
         learned=_str_list(noise.get("learned", []), "noise.learned"),
@@ -119,23 +126,18 @@ def site_from_dict(data: dict[str, Any], *, source: str = "site config") -> Site
     )
     schedule = data.get("schedule", {})
     _expect(isinstance(schedule, dict), "schedule", "a table", schedule)
-    unknown = sorted(set(schedule) - {"every_s", "verify_budget_requests", "verify_min_age_s", "verify_cycle_s"})
-    if unknown:
-        raise ConfigError(f"{source}: unknown key schedule.{unknown[0]}; known: every_s, verify_budget_requests, "
-                          "verify_min_age_s, verify_cycle_s")
+    _refuse_unknown(schedule, "schedule", ("every_s", "verify_budget_requests", "verify_min_age_s", "verify_cycle_s"),
+                    source)
     every_s = schedule.get("every_s", config.SCHEDULE_EVERY_S)
-    _expect(isinstance(every_s, (int, float)) and not isinstance(every_s, bool) and every_s >= 60,
-            "schedule.every_s", "seconds >= 60", every_s)
+    _expect(_is_number(every_s, 60), "schedule.every_s", "seconds >= 60", every_s)
     verify_budget = schedule.get("verify_budget_requests", config.VERIFY_BUDGET_REQUESTS)
     _expect(isinstance(verify_budget, int) and not isinstance(verify_budget, bool) and verify_budget >= 0,
             "schedule.verify_budget_requests", "an integer >= 0 (requests per refresh run)", verify_budget)
     verify_min_age_s = schedule.get("verify_min_age_s", config.VERIFY_MIN_AGE_S)
-    _expect(isinstance(verify_min_age_s, (int, float)) and not isinstance(verify_min_age_s, bool)
-            and verify_min_age_s >= 0, "schedule.verify_min_age_s",
+    _expect(_is_number(verify_min_age_s, 0), "schedule.verify_min_age_s",
             "seconds >= 0 (the verify pass re-reads pages last fetched at least this long ago)", verify_min_age_s)
     verify_cycle_s = schedule.get("verify_cycle_s", config.VERIFY_CYCLE_S)
-    _expect(isinstance(verify_cycle_s, (int, float)) and not isinstance(verify_cycle_s, bool) and verify_cycle_s >= 60,
-            "schedule.verify_cycle_s", "seconds >= 60 (the verify pass re-reads each page about once this long)",
+    _expect(_is_number(verify_cycle_s, 60), "schedule.verify_cycle_s", "seconds >= 60 (the verify pass re-reads each page about once this long)",
             verify_cycle_s)
     return Site(
         name=name, engine=engine, base_url=base_url, utc_offset=utc_offset, encoding=encoding,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from scraper.crawl import verify_cycle_achieved_s, verify_pages_per_run
+from scraper.crawl import VerifyPace, describe_duration, verify_pace
 from scraper.errors import ConfigError
 from scraper.sites import site_from_dict
 from storage.archive import Archive
@@ -28,7 +28,7 @@ class SiteStatus:
     runs: list[dict]  # the latest runs, newest first
     failures: dict[str, int]  # reason -> count, over the frontier rows that ended failed
     next_due: list[dict] = field(default_factory=list)  # the soonest due threads
-    verify: dict | None = None  # the verify pass's pace at the site's configured every_s (verify_pace)
+    verify: VerifyPace | None = None  # the verify pass's pace at the site's configured every_s
 
 
 def _rows(archive: Archive, sql: str, params: list) -> list[dict]:
@@ -37,20 +37,16 @@ def _rows(archive: Archive, sql: str, params: list) -> list[dict]:
     return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
-def verify_pace(archive: Archive, site_id: int, config_json: str) -> dict | None:
-    """How the verify pass goes round the site's thread pages at its stored config's schedule:
-    pages a run, and about how long a round takes (None without a usable config). A `run
-    --every` that overrides the config's every_s is not stored, so not seen here."""
+def stored_verify_pace(archive: Archive, site_id: int, config_json: str) -> VerifyPace | None:
+    """The verify pass's pace at the site's stored config (None without a usable config). A
+    `run --every` that overrides the config's every_s is not stored, so not seen here."""
     try:
         site = site_from_dict(json.loads(config_json or "{}"), source="stored site config")
     except (ConfigError, ValueError):
         return None
-    pages = archive.thread_page_count(site_id)
-    asked = verify_pages_per_run(pages, site.every_s, site.verify_cycle_s)
-    per_run = min(asked, site.verify_budget_requests)
-    return {"thread_pages": pages, "pages_per_run": per_run, "asked_per_run": asked, "every_s": site.every_s,
-            "cycle_s": site.verify_cycle_s, "budget": site.verify_budget_requests,
-            "round_s": verify_cycle_achieved_s(pages, site.every_s, per_run, site.verify_min_age_s)}
+    return verify_pace(archive.thread_page_count(site_id), run_interval_s=site.every_s,
+                       cycle_s=site.verify_cycle_s, budget=site.verify_budget_requests,
+                       min_age_s=site.verify_min_age_s)
 
 
 def site_status(archive: Archive) -> list[SiteStatus]:
@@ -75,7 +71,7 @@ def site_status(archive: Archive) -> list[SiteStatus]:
             next_due=_rows(archive, """select tid, title, next_due_at, quiet_visits from threads
                 where site_id = ? and next_due_at is not null and gone_at is null
                 order by next_due_at limit ?""", [sid, NEXT_DUE_THREADS]),
-            verify=verify_pace(archive, sid, site["config_json"])))
+            verify=stored_verify_pace(archive, sid, site["config_json"])))
     return report
 
 
@@ -86,10 +82,6 @@ def index_backlog_note(archive: Archive) -> str | None:
         return None
     return (f"search indexes: {pending} posts not yet indexed (search still finds them, by scanning, "
             f"more slowly); `forum-archiver index --db FILE` indexes them now")
-
-
-def _days(seconds: float) -> str:
-    return "never" if seconds == float("inf") else f"{seconds / 86400:.1f} days"
 
 
 def format_status(sites: list[SiteStatus]) -> str:
@@ -110,17 +102,17 @@ def format_status(sites: list[SiteStatus]) -> str:
             lines.append("  no runs yet")
         lines.append("  failed URLs by reason: " + (
             ", ".join(f"{reason} {n}" for reason, n in site.failures.items()) or "none"))
-        if site.verify and site.verify["thread_pages"]:
-            pace = site.verify
-            short = "" if pace["asked_per_run"] <= pace["pages_per_run"] else (
-                f"; a cycle of {_days(pace['cycle_s'])} asks {pace['asked_per_run']} a run, more than the "
-                f"budget of {pace['budget']}")
-            lines.append(f"  verify: {pace['pages_per_run']} of {pace['thread_pages']} thread pages a run "
-                         f"(every {pace['every_s']:g} s), each page about every {_days(pace['round_s'])}{short}")
+        pace = site.verify
+        if pace and pace.thread_pages:
+            short = (f"; a cycle of {describe_duration(pace.cycle_s)} asks {pace.asked_per_run} a run, more than "
+                     f"the budget of {pace.budget}") if pace.budget_short else ""
+            lines.append(f"  verify: {pace.pages_per_run} of {pace.thread_pages} thread pages a run "
+                         f"(every {pace.run_interval_s:g} s), each page about every {describe_duration(pace.round_s)}"
+                         f"{short}")
         for thread in site.next_due:
             lines.append(f"  next due {thread['next_due_at']}: thread {thread['tid']} {thread['title'] or ''} "
                          f"(quiet visits {thread['quiet_visits']})")
     return "\n".join(lines)
 
 
-__all__ = ["SiteStatus", "format_status", "index_backlog_note", "site_status", "verify_pace"]
+__all__ = ["SiteStatus", "format_status", "index_backlog_note", "site_status", "stored_verify_pace"]

@@ -15,10 +15,10 @@ from tests.test_crawl_demo import demo_site
 
 def test_each_site_has_a_discover_and_a_refresh_job_with_stable_ids(tmp_path):
     site = demo_site("http://127.0.0.1:8765/")
-    specs = schedule.site_jobs(tmp_path / "a.db", site, RunOptions(verify_budget_requests=4), every_s=900)
+    specs = schedule.site_jobs(tmp_path / "a.db", site, RunOptions(verify_budget_requests=4, every_s=900))
     assert [s.job_id for s in specs] == ["discover:demo", "refresh:demo"]
     assert [s.func for s in specs] == ["scraper.schedule:discover_site", "scraper.schedule:refresh_site"]
-    assert specs == schedule.site_jobs(tmp_path / "a.db", site, RunOptions(verify_budget_requests=4), every_s=900)
+    assert specs == schedule.site_jobs(tmp_path / "a.db", site, RunOptions(verify_budget_requests=4, every_s=900))
     # The interval goes with the jobs' options: the refresh job paces its verify pass to it.
     assert RunOptions.from_json(specs[0].args[2]) == RunOptions(verify_budget_requests=4, every_s=900)
     assert [s.every_s for s in specs] == [900, 900]

@@ -46,8 +46,8 @@ def test_status_shows_sites_queue_runs_failures_and_next_due(demo_forum, tmp_pat
     assert "site demo" in result.output and "failed 1" in result.output and "http_404 1" in result.output
     assert f"run {discover['id']} discover finished" in result.output and "next due" in result.output
     # Fewer pages than hourly runs in 30 days: one a run, so the round is as many hours as pages.
-    pages = site.verify["thread_pages"]
-    assert 1 <= pages < 720 and site.verify["pages_per_run"] == 1 and site.verify["round_s"] == 86400 * max(1, pages / 24)
+    pages = site.verify.thread_pages
+    assert 1 <= pages < 720 and site.verify.pages_per_run == 1 and site.verify.round_s == 86400 * max(1, pages / 24)
     assert f"verify: 1 of {pages} thread pages a run (every 3600 s)" in result.output
 
 
@@ -102,5 +102,5 @@ def test_status_says_when_the_verify_budget_is_short_of_the_cycle(tmp_path):
     result = CliRunner().invoke(main, ["status", "--db", str(tmp_path / "a.db")])
     # 12 pages in a 4-hour cycle ask 3 a run; the budget allows 2, and no page is verified again
     # within the minimum age of a day.
-    assert ("verify: 2 of 12 thread pages a run (every 3600 s), each page about every 1.0 days; "
-            "a cycle of 0.2 days asks 3 a run, more than the budget of 2") in result.output, result.output
+    assert ("verify: 2 of 12 thread pages a run (every 3600 s), each page about every 24.0 hours; "
+            "a cycle of 4.0 hours asks 3 a run, more than the budget of 2") in result.output, result.output

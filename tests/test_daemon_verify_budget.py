@@ -240,7 +240,7 @@ def test_a_scheduled_refresh_job_paces_to_its_jobs_interval(demo_forum, tmp_path
     time.sleep(1.05)
     mark = len(demo_forum.requests)
     site = load_site(config_path)
-    [_, refresh] = site_jobs(db, site, RunOptions(delay_s=0, allow_private=True), every_s=7200)
+    [_, refresh] = site_jobs(db, site, RunOptions(delay_s=0, allow_private=True, every_s=7200))
     scheduler = build_scheduler(jobs_path_for(db))
     scheduler.start()
     try:

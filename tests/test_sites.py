@@ -29,6 +29,8 @@ def test_demo_site_config_loads():
         ({"name": "x", "base_url": "https://bbs.example.cn/", "engine": "vbulletin"}, "engine"),
         ({"name": "x", "base_url": "https://bbs.example.cn/", "boards": ["2"]}, "boards"),
         ({"name": "x", "base_url": "https://bbs.example.cn/", "politeness": {"delay_s": -1}}, "politeness.delay_s"),
+        ({"name": "x", "base_url": "https://bbs.example.cn/", "politeness": {"delay_s": True}}, "politeness.delay_s"),
+        ({"name": "x", "base_url": "https://bbs.example.cn/", "noise": {"phrase": []}}, "noise.phrase"),
         ({"name": "x", "base_url": "https://bbs.example.cn/", "politeness": {"dealy_s": 5}}, "politeness.dealy_s"),
         ({"name": "x", "base_url": "https://bbs.example.cn/", "noise": {"phrases": "x"}}, "noise.phrases"),
         ({"name": "x", "base_url": "https://bbs.example.cn/", "schedule": {"every_s": 1}}, "schedule.every_s"),
