@@ -385,13 +385,15 @@ class Archive:
         backlog drains BIGRAM_BACKFILL_POSTS a batch, while its searches scan the posts above
         the watermark (`forum-archiver index` calls this)."""
         done = 0
-        while self.pending_index_count():
+        pending = self.pending_index_count()
+        while pending:
             indexed = self.index_pending(limit=INDEX_BATCH_POSTS)
             if not indexed:  # cannot happen while posts are pending; never spin if it does
                 break
             done += indexed
+            pending = self.pending_index_count()
             if on_batch is not None:
-                on_batch(done, self.pending_index_count())
+                on_batch(done, pending)
         return done
 
     def _index_range(self, fts: str, column: str, document: str, start: int, limit: int) -> int:
@@ -668,8 +670,12 @@ class Archive:
             },
         ).fetchone()
         if title is not None and title != stored_title:
-            self.db.conn.execute("UPDATE threads SET title = ? WHERE id = ?", [title, thread_id])
+            self._set_thread_title(thread_id, title)
         return thread_id
+
+    def _set_thread_title(self, thread_id: int, title: str) -> None:
+        # Apart from the upserts, so threads_fts re-indexes a title only when it changes.
+        self.db.conn.execute("UPDATE threads SET title = ? WHERE id = ?", [title, thread_id])
 
     def _save_posts(
         self, site_id: int, thread_id: int, page_no: int, values: Mapping[str, dict], now: str
@@ -911,7 +917,7 @@ class Archive:
         ).fetchone()
         # A board fills a missing title only: the thread's own pages give the real one.
         if title is not None and stored_title is None:
-            self.db.conn.execute("UPDATE threads SET title = ? WHERE id = ?", [title, thread_id])
+            self._set_thread_title(thread_id, title)
 
     @_writes
     def mark_posts_gone(
