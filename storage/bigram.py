@@ -6,7 +6,8 @@ of "bigram characters" (ASCII letters and digits, CJK ideographs, kana, hangul):
 becomes its pairs, space-separated, and a 2-character query of bigram characters is one token.
 
 BIGRAM_RANGES is the one definition of the set: the Python tokenizer (bigram_document) and
-the SQL test that routes a query to the index (sql_is_bigram_char) are both built from it.
+the SQL test that routes a query to the index (sql_is_bigram_char) are both built from it,
+and the C version of the tokenizer (storage/_bigram.c) is handed it on every call.
 Changing it changes the tokens of posts already indexed: the index is contentless, so its
 'delete' needs the exact tokens it was given, and a change needs a migration that empties
 posts_bigram ('delete-all') and sets its watermark back to 0 for a rebuild.
@@ -20,6 +21,11 @@ for instance). It folds ASCII case only, exactly as LIKE does.
 from __future__ import annotations
 
 import re
+
+try:  # built from storage/_bigram.c by the install; optional, see setup.py
+    from storage._bigram import pair_document as _pair_document_c
+except ImportError:  # no compiler at install time: the Python version gives the same documents
+    _pair_document_c = None
 
 # (first, last) code points, inclusive.
 BIGRAM_RANGES: tuple[tuple[int, int], ...] = (
@@ -58,6 +64,13 @@ def bigram_document(text: str | None) -> str:
     'delete' recomputes a post's old tokens with it."""
     if not text:
         return ""
+    if _pair_document_c is not None:
+        return _pair_document_c(text, BIGRAM_RANGES)
+    return python_bigram_document(text)
+
+
+def python_bigram_document(text: str) -> str:
+    """bigram_document in Python: where the C extension is not built, and its reference."""
     return " ".join(_PAIRS.findall(text))
 
 
@@ -72,4 +85,5 @@ def sql_is_bigram_char(expr: str) -> str:
     return "(" + " OR ".join(f"unicode({expr}) BETWEEN {first} AND {last}" for first, last in merged) + ")"
 
 
-__all__ = ["BIGRAM_FUNCTION", "BIGRAM_RANGES", "bigram_document", "is_bigram_char", "sql_is_bigram_char"]
+__all__ = ["BIGRAM_FUNCTION", "BIGRAM_RANGES", "bigram_document", "is_bigram_char", "python_bigram_document",
+           "sql_is_bigram_char"]

@@ -304,7 +304,7 @@ def _bigram_posts() -> tuple[str, ...]:
     """Migration 4: posts_bigram, an index of each post's overlapping 2-character pairs
     (storage.bigram), so a 2-character word is found without scanning every post.
 
-    Contentless (content=''): the pairs are computed in Python (the bigram_document SQL
+    Contentless (content=''): the pairs are computed outside SQLite (the bigram_document SQL
     function open_db registers), stored nowhere else, and a 'delete' must be given the old
     pairs again. detail=none: a query is one token, so positions are never needed. Filled by
     the same batches as posts_fts behind its own watermark, which starts at 0 so that an

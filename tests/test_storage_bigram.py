@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 import storage.archive as archive_module
 from storage.archive import Archive
-from storage.bigram import BIGRAM_RANGES, bigram_document, is_bigram_char, sql_is_bigram_char
+import storage.bigram as bigram_module
+from storage.bigram import BIGRAM_RANGES, bigram_document, is_bigram_char, python_bigram_document, sql_is_bigram_char
 from storage.schema import MIGRATIONS, ensure_schema
 from storage.search import build_search_sql, search_posts
 from tests.test_storage_support import T0, T1, make_page, make_post
@@ -79,6 +80,38 @@ def test_python_and_sql_agree_on_which_characters_pair(char):
     conn = sqlite3.connect(":memory:")
     in_sql = conn.execute(f"SELECT {sql_is_bigram_char(':c')}", {"c": char}).fetchone()[0]
     assert bool(in_sql) == is_bigram_char(char) == (len(bigram_document(char * 2)) == 2)
+
+
+def test_the_c_tokenizer_is_built_by_the_install():
+    # Optional for an install without a compiler, but this one (and CI's) has gcc: a silently
+    # failed build would cost a third of the index's time.
+    assert bigram_module._pair_document_c is not None
+
+
+# Runs of bigram characters of every width (Latin-1, BMP, astral), with separators between.
+mixed_texts = st.text(alphabet=st.one_of(
+    st.sampled_from("ab9Z 鲸鱼一・ア한\U00020000\U0002F800,。\n\xa0é\U0001F600"), st.characters()), max_size=60)
+
+
+@given(mixed_texts)
+def test_the_c_and_python_tokenizers_give_the_same_document(text):
+    c_document = bigram_document(text)
+    assert c_document == python_bigram_document(text)
+    assert type(c_document) is str and hash(c_document) == hash(python_bigram_document(text))
+
+
+def test_the_c_tokenizer_reads_its_ranges_from_the_caller():
+    pair_document = bigram_module._pair_document_c
+    assert pair_document("abc", [(0x61, 0x62)]) == "ab"  # a list: read on every call
+    assert pair_document("abc", ((0x62, 0x63),)) == "bc"
+    assert pair_document("鲸鱼", BIGRAM_RANGES) == "鲸鱼"
+    with pytest.raises(ValueError):
+        pair_document("ab", [(0x62, 0x61)])
+    with pytest.raises(TypeError):
+        pair_document("ab", [("a", "b")])
+    with pytest.raises(TypeError):
+        pair_document(b"ab", BIGRAM_RANGES)
+    assert pair_document("ab", BIGRAM_RANGES) == "ab"  # a failed read left nothing behind
 
 
 def test_the_set_is_ranges_of_code_points():
