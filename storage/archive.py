@@ -28,6 +28,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
+import zstandard
+
 from storage.db import open_db
 from storage.dedup import classify, content_hash, extract_hash, post_key, thread_key
 from storage.records import BoardPageRecord, PostRecord, ThreadPageRecord
@@ -39,14 +41,20 @@ FINISH_STATES = frozenset({"done", "failed", "skipped", "pending"})
 PHRASE_STATUSES = frozenset({"proposed", "confirmed", "rejected"})
 NORMAL_STATUS = "normal"
 DEFAULT_LEASE_S = 300  # matches the crawler's default; storage cannot import its config
-BODY_COMPRESSION = "zlib"
+BODY_COMPRESSION = "zstd"
 # Every fetched page pays the compression; each body is stored once. Measured on the demo
-# forum's pages (benchmarks.bench_compression; stored/raw bytes, compress ms/page, mean of 2 runs):
-#   53 KB pages:  level 1 32.2% 0.55 ms, level 3 31.2% 0.62 ms, level 6 29.4% 1.12 ms
-#   98 KB pages:  level 1 29.1% 1.00 ms, level 3 28.0% 1.17 ms, level 6 25.9% 2.24 ms
-# Level 3 takes about half of level 6's CPU for 6-8% more bytes; level 1 saves little more CPU.
-# Bodies stored at any other level decompress alike: zlib needs no level to decompress.
+# forum's pages (benchmarks.bench_compression, 2026-11-29; stored/raw bytes, compress ms/page):
+#   53 KB pages:  zstd 3 30.5% 0.13 ms, zlib 3 31.2% 0.47 ms, zlib 6 29.4% 0.85 ms
+#   98 KB pages:  zstd 3 27.2% 0.23 ms, zlib 3 28.0% 1.09 ms, zlib 6 25.9% 1.91 ms
+# zstd 3 stores a little less than zlib 3 for a quarter of its CPU, and reads 4x faster.
 BODY_COMPRESSION_LEVEL = 3
+# How each codec a version of the archive wrote reads back; the bodies row names its codec.
+# Neither needs the level it was written at.
+_BODY_DECOMPRESSORS: dict[str, Callable[[bytes, int], bytes]] = {
+    "zlib": lambda data, size: zlib.decompress(data),
+    # The size bounds the output: a damaged frame header cannot make it allocate more.
+    "zstd": lambda data, size: zstandard.ZstdDecompressor().decompress(data, max_output_size=size + 1),
+}
 # New posts wait for the search index until this many are pending, then go in as one batch:
 # FTS5 indexes a batch several times faster per post than one page at a time, and search
 # finds the posts waiting meanwhile by scanning them (storage.search).
@@ -257,6 +265,8 @@ class Archive:
         self.readonly = readonly
         self.index_batch_posts = index_batch_posts
         self._posts_since_index = 0
+        # Kept for the archive's life: a compressor's context is costly to set up per body.
+        self._body_compressor = zstandard.ZstdCompressor(level=BODY_COMPRESSION_LEVEL)
         self.db = open_db(self.path, readonly=readonly)
 
     def close(self) -> None:
@@ -504,7 +514,7 @@ class Archive:
 
     @_writes
     def store_body(self, body: bytes, now: str | None = None) -> str:
-        """Store a raw response body once, zlib-compressed; returns its sha256 hex."""
+        """Store a raw response body once, compressed (BODY_COMPRESSION); returns its sha256 hex."""
         if not isinstance(body, (bytes, bytearray, memoryview)):
             raise TypeError(f"a body is bytes, got {type(body).__name__}")
         body = bytes(body)
@@ -512,7 +522,7 @@ class Archive:
         # Checking first spares compressing a body the archive already holds.
         if self.db.execute("SELECT 1 FROM bodies WHERE sha256 = ?", [digest]).fetchone():
             return digest
-        data = zlib.compress(body, BODY_COMPRESSION_LEVEL)
+        data = self._body_compressor.compress(body)
         self.db.execute(
             """INSERT INTO bodies (sha256, compression, size, stored_size, data, first_seen_at)
             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING""",
@@ -526,9 +536,13 @@ class Archive:
         row = self._one("SELECT compression, size, data FROM bodies WHERE sha256 = ?", [sha256])
         if row is None:
             raise LookupError(f"no body {sha256!r} in the archive")
-        if row["compression"] != BODY_COMPRESSION:
+        decompress = _BODY_DECOMPRESSORS.get(row["compression"])
+        if decompress is None:
             raise ValueError(f"body {sha256} uses unknown compression {row['compression']!r}")
-        body = zlib.decompress(row["data"])
+        try:
+            body = decompress(row["data"], row["size"])
+        except (zlib.error, zstandard.ZstdError) as exc:
+            raise ValueError(f"body {sha256} is corrupt: {exc}") from exc
         if len(body) != row["size"] or hashlib.sha256(body).hexdigest() != sha256:
             raise ValueError(f"body {sha256} is corrupt: its bytes do not match its hash")
         return body

@@ -9,6 +9,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+import zstandard
 import yaml
 
 from scraper.engines.base import BoardPage, BoardRow, PostStatus
@@ -80,33 +81,49 @@ def test_bodies_are_deduplicated_and_round_trip_through_compression(archive):
     assert archive.store_body(body, now=T1) == digest
     assert count(archive, "bodies") == 1
     row = next(archive.db.query("SELECT * FROM bodies"))
-    assert row["compression"] == "zlib" and row["size"] == len(body)
+    assert row["compression"] == "zstd" and row["size"] == len(body)
     assert row["stored_size"] == len(row["data"]) < len(body) // 10
     assert row["first_seen_at"] == T0
     assert archive.read_body(digest) == body
     assert archive.store_body(b"") != digest and archive.read_body(archive.store_body(b"")) == b""
 
 
-def test_bodies_stored_at_another_level_still_read_back(archive):
+def test_bodies_stored_by_older_versions_still_read_back(archive):
     body = ("<html><body>" + "办公室是一个单位的综合办事机构。" * 300 + "</body></html>").encode("utf-8")
     digest = archive.store_body(body, now=T0)
-    assert archive.db.execute("SELECT data FROM bodies").fetchone()[0] == zlib.compress(body, BODY_COMPRESSION_LEVEL)
-    # A body written by a version that compressed at level 6, zlib's default.
-    older = body.replace(b"<body>", b"<body>older")
-    older_digest = hashlib.sha256(older).hexdigest()
-    data = zlib.compress(older, 6)
-    archive.db.execute("INSERT INTO bodies (sha256, compression, size, stored_size, data, first_seen_at) "
-                       "VALUES (?, 'zlib', ?, ?, ?, ?)", [older_digest, len(older), len(data), data, T0])
-    assert archive.read_body(older_digest) == older and archive.read_body(digest) == body
+    stored = archive.db.execute("SELECT data FROM bodies").fetchone()[0]
+    assert stored == zstandard.ZstdCompressor(level=BODY_COMPRESSION_LEVEL).compress(body)
+    # Bodies written by versions that used zlib, at level 6 (its default) and at level 3.
+    older = {}
+    for level in (6, 3):
+        page = body.replace(b"<body>", f"<body>older {level}".encode())
+        older[hashlib.sha256(page).hexdigest()] = page
+        data = zlib.compress(page, level)
+        archive.db.execute("INSERT INTO bodies (sha256, compression, size, stored_size, data, first_seen_at) "
+                           "VALUES (?, 'zlib', ?, ?, ?, ?)", [hashlib.sha256(page).hexdigest(), len(page),
+                                                             len(data), data, T0])
+    assert all(archive.read_body(older_digest) == page for older_digest, page in older.items())
+    assert archive.read_body(digest) == body
 
 
 def test_read_body_reports_missing_and_corrupt_bodies(archive):
     with pytest.raises(LookupError):
         archive.read_body("0" * 64)
     digest = archive.store_body(b"<html>original</html>")
-    tampered = zlib.compress(b"<html>tampered</html>")
+    tampered = zstandard.ZstdCompressor().compress(b"<html>tampered</html>")
     archive.db.execute("UPDATE bodies SET data = ? WHERE sha256 = ?", [tampered, digest])
     with pytest.raises(ValueError, match="corrupt"):
+        archive.read_body(digest)
+    # Bytes that are no zstd frame at all, and a frame that claims more than the stored size.
+    archive.db.execute("UPDATE bodies SET data = ? WHERE sha256 = ?", [b"not a frame", digest])
+    with pytest.raises(ValueError, match="corrupt"):
+        archive.read_body(digest)
+    oversized = zstandard.ZstdCompressor().compress(b"<html>original</html>" * 1000)
+    archive.db.execute("UPDATE bodies SET data = ? WHERE sha256 = ?", [oversized, digest])
+    with pytest.raises(ValueError, match="corrupt"):
+        archive.read_body(digest)
+    archive.db.execute("UPDATE bodies SET compression = 'lzma' WHERE sha256 = ?", [digest])
+    with pytest.raises(ValueError, match="unknown compression"):
         archive.read_body(digest)
 
 
