@@ -8,7 +8,7 @@ per host. Figures: HTML pages per second of the crawl, CPU seconds per page (use
 the contestant's process, from os.wait4; also the crawl alone, measured inside it), peak RSS
 (ru_maxrss), and the posts each stored, checked against the forum's own count.
 
-    .venv/bin/python -m benchmarks.bench_e2e [--hosts 20] [--threads 34] [--only archiver,scrapy,floor,archiver-no-slowdown]
+    .venv/bin/python -m benchmarks.bench_e2e [--hosts 20] [--threads 34] [--only archiver,archiver-no-slowdown,scrapy,floor]
                                              [--profile archiver-profile.txt] [--workdir /dev/shm]
 """
 
@@ -31,10 +31,14 @@ CONTESTANTS = {
     "archiver": ("benchmarks.archiver_crawl", ()),
     "scrapy": ("benchmarks.scrapy_spider", ()),
     "floor": ("benchmarks.floor_crawler", ()),
-    # Attribution only (not in the default run): the archiver with the pacer's slowdown off.
+    # The archiver with the pacer's slowdown off. The slowdown is an adaptive politeness delay
+    # (a host's gap grows with its response time) and on by default; Scrapy runs without its
+    # counterpart (AutoThrottle is off by default), so at "politeness delays at zero" this is
+    # the like-for-like line. Both are judged against the targets.
     "archiver-no-slowdown": ("benchmarks.archiver_crawl", ("--slowdown-factor", "0")),
 }
-DEFAULT_CONTESTANTS = ("archiver", "scrapy", "floor")
+DEFAULT_CONTESTANTS = ("archiver", "archiver-no-slowdown", "scrapy", "floor")
+ARCHIVERS = ("archiver", "archiver-no-slowdown")
 
 
 def stored_posts(db: Path) -> int:
@@ -76,17 +80,18 @@ def print_table(rows: list[dict]) -> None:
 def verdicts(by_name: dict[str, dict]) -> None:
     rate = {name: r["pages"] / r["wall_s"] for name, r in by_name.items()}
     cpu = {name: r["cpu_s"] / r["pages"] for name, r in by_name.items()}
-    if "archiver" in by_name and "scrapy" in by_name:
-        ratio = rate["archiver"] / rate["scrapy"]
-        cpu_ratio = cpu["archiver"] / cpu["scrapy"]
-        met = ratio >= TARGET_OVER_SCRAPY_RATE and cpu_ratio <= 1.0
-        print(f"archiver/scrapy pages/s: {ratio:.2f}x; CPU per page archiver/scrapy: {cpu_ratio:.2f}x "
-              f"(target >= {TARGET_OVER_SCRAPY_RATE:.0f}x at <= 1x CPU): {'met' if met else 'MISSED'}")
-    if "archiver" in by_name and "floor" in by_name:
-        ratio = rate["floor"] / rate["archiver"]
-        print(f"floor/archiver pages/s: {ratio:.2f}x; CPU per page archiver/floor: "
-              f"{cpu['archiver'] / cpu['floor']:.2f}x (target floor/archiver <= {TARGET_FLOOR_OVER_OURS:.0f}x): "
-              f"{'met' if ratio <= TARGET_FLOOR_OVER_OURS else 'MISSED'}")
+    for archiver in (name for name in ARCHIVERS if name in by_name):
+        if "scrapy" in by_name:
+            ratio = rate[archiver] / rate["scrapy"]
+            cpu_ratio = cpu[archiver] / cpu["scrapy"]
+            met = ratio >= TARGET_OVER_SCRAPY_RATE and cpu_ratio <= 1.0
+            print(f"{archiver}/scrapy pages/s: {ratio:.2f}x; CPU per page {archiver}/scrapy: {cpu_ratio:.2f}x "
+                  f"(target >= {TARGET_OVER_SCRAPY_RATE:.0f}x at <= 1x CPU): {'met' if met else 'MISSED'}")
+        if "floor" in by_name:
+            ratio = rate["floor"] / rate[archiver]
+            print(f"floor/{archiver} pages/s: {ratio:.2f}x; CPU per page {archiver}/floor: "
+                  f"{cpu[archiver] / cpu['floor']:.2f}x (target floor/archiver <= {TARGET_FLOOR_OVER_OURS:.0f}x): "
+                  f"{'met' if ratio <= TARGET_FLOOR_OVER_OURS else 'MISSED'}")
 
 
 def main() -> None:

@@ -135,6 +135,7 @@ class CrawlOptions:
     run_interval_s: float = config.SCHEDULE_EVERY_S  # how often the site's runs come (its schedule every_s)
     # Incremental: a board is read past a page showing nothing new once this long after it was last.
     board_full_read_s: float = config.BOARD_FULL_READ_S
+    group_commit_s: float = config.GROUP_COMMIT_S  # saved pages commit together this often (0: each alone)
 
 
 @dataclass
@@ -196,6 +197,14 @@ class Crawler:
     # --- the run ----------------------------------------------------------------------
     async def run(self, seeds: list[str], *, job: str = "crawl") -> CrawlReport:
         """Enqueue `seeds` (board or thread URLs) and crawl until nothing is due."""
+        with self.archive.grouped_commits(self.options.group_commit_s):  # leaving it commits the rest
+            committer = asyncio.create_task(self._commit_groups())
+            try:
+                return await self._run(seeds, job)
+            finally:
+                committer.cancel()
+
+    async def _run(self, seeds: list[str], job: str) -> CrawlReport:
         started_at = self.now()
         run_id = self.archive.start_run(self.site_id, job, now=started_at)
         self.report = report = CrawlReport(run_id=run_id)
@@ -223,6 +232,15 @@ class Crawler:
             if self._own_fetcher:
                 await self.fetcher.aclose()
         return report
+
+    async def _commit_groups(self) -> None:
+        """Commit the saved pages' open group when it is due, also while the run waits on
+        the network or a politeness gap (a save commits a due group itself)."""
+        if self.options.group_commit_s <= 0:
+            return
+        while True:
+            await asyncio.sleep(self.options.group_commit_s)
+            self.archive.commit_due_group()
 
     async def _verify(self, started_at: str) -> None:
         """Re-read the thread pages verified longest ago, of those last fetched at least

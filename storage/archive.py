@@ -19,7 +19,9 @@ import functools
 import hashlib
 import json
 import re
+import logging
 import sqlite3
+import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -35,6 +37,8 @@ from storage.dedup import classify, content_hash, extract_hash, post_key, thread
 from storage.records import BoardPageRecord, PostRecord, ThreadPageRecord
 from storage.bigram import BIGRAM_FUNCTION
 from storage.schema import BIGRAM_INDEXED_THROUGH, BIGRAM_TABLE, INDEXED_THROUGH, SEARCH_INDEX_STATE
+
+log = logging.getLogger(__name__)
 
 FRONTIER_STATES = ("pending", "leased", "done", "failed", "skipped")
 FINISH_STATES = frozenset({"done", "failed", "skipped", "pending"})
@@ -265,12 +269,19 @@ class Archive:
         self.readonly = readonly
         self.index_batch_posts = index_batch_posts
         self._posts_since_index = 0
+        self._block_depth = 0  # transaction blocks open in this call stack
+        self._group_max_age_s: float | None = None  # inside grouped_commits: how long a group may stay open
+        self._group_users = 0  # grouped_commits blocks open (crawlers sharing this archive)
+        self._group_started: float | None = None  # monotonic time the open group's first block ended
         # Kept for the archive's life: a compressor's context is costly to set up per body.
         self._body_compressor = zstandard.ZstdCompressor(level=BODY_COMPRESSION_LEVEL)
         self.db = open_db(self.path, readonly=readonly)
 
     def close(self) -> None:
         """Index the posts still waiting for the search index, then close the connection."""
+        if not self.readonly:
+            self._group_max_age_s = None  # closing ends any group: the indexing below commits alone
+            self.commit_group()
         try:
             # Counting first spares taking the write lock when nothing waits.
             if not self.readonly and not self.db.conn.in_transaction and self.pending_index_count():
@@ -296,13 +307,17 @@ class Archive:
         The outermost block is ``BEGIN IMMEDIATE`` (the write lock is taken up front, so a
         busy archive makes the caller wait at the start rather than fail half-way). Inner
         blocks are savepoints within it: an exception caught inside the outer block undoes
-        only the inner block's writes.
+        only the inner block's writes. Inside grouped_commits the outermost block may leave
+        its transaction open for the next blocks to join (each of them then a savepoint):
+        still all or nothing per block, committed together later.
         """
         if self.readonly:
             raise ReadOnlyArchiveError(f"{self.path} was opened read-only")
         conn = self.db.conn
         nested = conn.in_transaction
+        joins_group = nested and self._block_depth == 0 and self._group_started is not None
         conn.execute("SAVEPOINT archive_nested" if nested else "BEGIN IMMEDIATE")
+        self._block_depth += 1
         try:
             yield self
         except BaseException:
@@ -313,16 +328,72 @@ class Archive:
                     conn.execute("RELEASE archive_nested")
                 else:
                     conn.execute("ROLLBACK")
+            if not conn.in_transaction and self._group_started is not None:
+                # SQLite rolled the whole group back: its frontier rows went back with their
+                # pages, so those pages are leased again and fetched once the leases expire.
+                log.warning("%s: SQLite rolled back a group of uncommitted pages; they will be fetched again",
+                            self.path)
+                self._group_started = None
             raise
+        finally:
+            self._block_depth -= 1
         if nested:
             conn.execute("RELEASE archive_nested")
+            if joins_group:
+                self.commit_due_group()
             return
+        if self._group_max_age_s is not None and self._group_max_age_s > 0:
+            self._group_started = time.monotonic()
+            return
+        self._commit()
+
+    def _commit(self) -> None:
+        conn = self.db.conn
         try:
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    @contextmanager
+    def grouped_commits(self, max_age_s: float) -> Iterator[Archive]:
+        """Inside the block, transaction blocks commit in groups: one COMMIT for every
+        `max_age_s` seconds of them instead of one each (a COMMIT costs a crawled page about as
+        much as its posts' inserts). Each block stays all or nothing; a crash or kill loses the
+        open group whole, frontier rows included, so its pages are fetched again, never half
+        saved. The caller calls commit_due_group() at least every `max_age_s` while idle (the
+        crawler does from a timer); leaving the outermost such block commits what is open.
+        Blocks may nest (crawlers sharing one archive): the first one's age limit holds.
+        """
+        if max_age_s < 0:
+            raise ValueError(f"max_age_s must not be negative, got {max_age_s!r}")
+        if self._group_users == 0:
+            self._group_max_age_s = max_age_s
+        self._group_users += 1
+        try:
+            yield self
+        finally:
+            self._group_users -= 1
+            if self._group_users == 0:
+                self._group_max_age_s = None
+                self.commit_group()
+
+    def commit_due_group(self) -> None:
+        """Commit the open group once it is as old as grouped_commits allows."""
+        started = self._group_started
+        if started is not None and (self._group_max_age_s is None
+                                    or time.monotonic() - started >= self._group_max_age_s):
+            self.commit_group()
+
+    def commit_group(self) -> None:
+        """Commit the open group of transaction blocks now, if there is one (never from
+        inside a block: its writes are not done)."""
+        if self._group_started is None or self._block_depth:
+            return
+        self._group_started = None
+        if self.db.conn.in_transaction:
+            self._commit()
 
     # --- small SQL helpers ------------------------------------------------------------
     def _all(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[dict]:
