@@ -16,7 +16,7 @@ search_posts, rank order) against the statement it replaced, which ranked every 
 above the watermark (the tail search scans).
 
     .venv/bin/python -m benchmarks.bench_writes [--pages 2000] [--index-batch N] [--profile]
-        [--search-rounds N] [--skip-trigger-line] [--automerge N] [--text-bytes N]
+        [--search-rounds N] [--skip-trigger-line] [--automerge N] [--text-bytes N] [--pages-per-commit N]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import sqlite3
 import statistics
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from benchmarks.corpus import POST_TEXT_BYTES, SITE_URL, command, machine, page_variant, parsed_pages
@@ -85,10 +86,16 @@ def raw_rows(pages: list) -> list[list[tuple]]:
     return out
 
 
+def groups(items: list, size: int) -> list[list]:
+    """`items` in consecutive groups of `size` (the last may be shorter)."""
+    return [items[n:n + size] for n in range(0, len(items), size)]
+
+
 def write_raw(path: Path, rows_by_page: list[list[tuple]], *, with_fts: bool = False, fts_detail: str = "full",
-              ) -> float:
-    """Seconds to write every page's rows with executemany, one transaction per page;
-    with_fts adds the archive's trigram index (fts_detail: FTS5's detail option)."""
+              pages_per_commit: int = 1) -> float:
+    """Seconds to write every page's rows with executemany, one transaction per
+    `pages_per_commit` pages; with_fts adds the archive's trigram index (fts_detail: FTS5's
+    detail option)."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
@@ -96,9 +103,10 @@ def write_raw(path: Path, rows_by_page: list[list[tuple]], *, with_fts: bool = F
     for statement in (RAW_TABLE, *(RAW_FTS if with_fts else ())):
         conn.execute(statement.replace("{options}", options))
     start = time.perf_counter()
-    for rows in rows_by_page:
+    for group in groups(rows_by_page, pages_per_commit):
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(RAW_INSERT, rows)
+        for rows in group:
+            conn.executemany(RAW_INSERT, rows)
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - start
     conn.close()
@@ -106,19 +114,24 @@ def write_raw(path: Path, rows_by_page: list[list[tuple]], *, with_fts: bool = F
 
 
 def write_archive(path: Path, pages: list, *, index_batch_posts: int | None,
-                  automerge: int | None = None) -> tuple[float, float]:
+                  automerge: int | None = None, pages_per_commit: int = 1) -> tuple[float, float]:
     """Seconds to save every page through the archive, one transaction per page, and then
     seconds for close() to index what is still pending. index_batch_posts=None: the write
-    path alone; the file is left unindexed, as a kill before close() would leave it."""
+    path alone; the file is left unindexed, as a kill before close() would leave it.
+    pages_per_commit > 1: one transaction per that many pages, each page a savepoint in it,
+    as a busy crawl's grouped commits write them."""
     archive = Archive(path, index_batch_posts=index_batch_posts)
     if automerge is not None:  # FTS5 keeps it in the file: the catch-up on it uses it too
         archive.db.execute("INSERT INTO posts_fts (posts_fts, rank) VALUES ('automerge', ?)", [automerge])
     site_id = archive.upsert_site("bench", engine="discuz", base_url=SITE_URL)
     start = time.perf_counter()
-    for page in pages:
-        url, url_key = page_url(page.tid)
+    for group in groups(pages, pages_per_commit):
         with archive.transaction():
-            archive.save_thread_page(site_id, page, url=url, url_key=url_key)
+            for page in group:
+                url, url_key = page_url(page.tid)
+                # A nested block is a savepoint: each page all or nothing within the group.
+                with archive.transaction() if pages_per_commit > 1 else nullcontext():
+                    archive.save_thread_page(site_id, page, url=url, url_key=url_key)
     written = time.perf_counter()
     if index_batch_posts is None:
         archive.db.close()
@@ -205,9 +218,13 @@ def main() -> None:
                         help="also time search (3+ characters) this many rounds per query")
     parser.add_argument("--skip-trigger-line", action="store_true",
                         help="leave out the raw + FTS trigger line (slow at large --pages)")
+    parser.add_argument("--pages-per-commit", type=int, default=1,
+                        help="pages per transaction on both sides (a busy crawl groups ~25: 0.25 s of pages)")
     parser.add_argument("--profile", action="store_true",
                         help="also profile the write path and the catch-up indexing (pyinstrument)")
     args = parser.parse_args()
+    if args.pages_per_commit < 1:
+        parser.error("--pages-per-commit must be at least 1")
 
     templates = parsed_pages(TEMPLATES, text_bytes=args.text_bytes)
     pages = [page_variant(templates[n % TEMPLATES], n + 1) for n in range(args.pages)]
@@ -216,14 +233,17 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        raw_s = write_raw(tmp_path / "raw.db", rows_by_page)
+        per_commit = {"pages_per_commit": args.pages_per_commit}
+        raw_s = write_raw(tmp_path / "raw.db", rows_by_page, **per_commit)
         raw_fts_s = None if args.skip_trigger_line else write_raw(
-            tmp_path / "raw_fts.db", rows_by_page, with_fts=True, fts_detail=args.fts_detail)
-        write_s, _ = write_archive(tmp_path / "deferred.db", pages, index_batch_posts=None, automerge=args.automerge)
+            tmp_path / "raw_fts.db", rows_by_page, with_fts=True, fts_detail=args.fts_detail, **per_commit)
+        write_s, _ = write_archive(tmp_path / "deferred.db", pages, index_batch_posts=None, automerge=args.automerge,
+                                   **per_commit)
         # Reopened without indexing: the file holds every post, none indexed yet.
         index_s, indexed = catch_up_index(tmp_path / "deferred.db")
         combined_write_s, combined_close_s = write_archive(
-            tmp_path / "combined.db", pages, index_batch_posts=args.index_batch, automerge=args.automerge)
+            tmp_path / "combined.db", pages, index_batch_posts=args.index_batch, automerge=args.automerge,
+            **per_commit)
         for name in ("deferred.db", "combined.db"):
             conn = sqlite3.connect(tmp_path / name)
             stored = conn.execute("SELECT count(*) FROM posts").fetchone()[0]
@@ -246,7 +266,7 @@ def main() -> None:
 
             profiler = Profiler(interval=0.0005)
             profiler.start()
-            write_archive(tmp_path / "profiled.db", pages, index_batch_posts=None)
+            write_archive(tmp_path / "profiled.db", pages, index_batch_posts=None, **per_commit)
             catch_up_index(tmp_path / "profiled.db")
             profiler.stop()
             profile = profiler.output_text(unicode=False, color=False)
@@ -257,7 +277,7 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"records: {args.pages} pages x 10 posts = {posts} posts, mean text "
           f"{sum(len(p.content_text) for pg in pages for p in pg.posts) // posts} chars, "
-          "one transaction per page")
+          f"one transaction per {args.pages_per_commit} page(s)")
     print(f"  raw sqlite3 executemany          {raw_rate:10.0f} posts/s  ({raw_s:.2f} s)")
     if raw_fts_s is not None:
         print(f"  raw + FTS5 trigram trigger       {posts / raw_fts_s:10.0f} posts/s  ({raw_fts_s:.2f} s)  "
