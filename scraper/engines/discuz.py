@@ -754,8 +754,8 @@ _RARE_IN_TABLE = ", ".join(
     (SELECTORS.image_tip_names, SELECTORS.unplaced_attachments, SELECTORS.password_input, SELECTORS.pay_button)
 )
 # What each takes a walk of the whole post to miss: the rare parts beside the body, the
-# signature, and the authoronleft link (off in the default template). One walk first tells
-# whether the post holds any of them.
+# signature, and the authoronleft link (off in the default template). One walk of the post
+# list first tells which posts hold any of them.
 _OFTEN_ABSENT_IN_TABLE = ", ".join((_RARE_IN_TABLE, SELECTORS.signature, SELECTORS.author_links[0]))
 
 
@@ -823,10 +823,32 @@ def _floor_label(table: LexborNode) -> str:
     return _text(link)
 
 
+def _holders(root: LexborNode, selector: str) -> frozenset[int]:
+    """The nodes from `root` down that hold a match of `selector` (are one or contain one), by
+    mem_id: one walk of `root` answers `node.css_first(selector) is not None` for every node
+    below it, where a walk of each node costs more once there are several."""
+    holders: set[int] = set()
+    root_id = root.mem_id
+    for match in root.css(selector):
+        node = match
+        # Stop at a node already listed: its ancestors are listed too.
+        while node is not None and node.mem_id not in holders:
+            holders.add(node.mem_id)
+            node = node.parent if node.mem_id != root_id else None
+    return frozenset(holders)
+
+
 def _parse_post(
-    table: LexborNode, floor: int | None, label: str, ctx: ParseContext, tz: timezone, fetched: datetime | None
+    table: LexborNode,
+    floor: int | None,
+    label: str,
+    ctx: ParseContext,
+    tz: timezone,
+    fetched: datetime | None,
+    *,
+    any_often_absent: bool = True,
 ) -> Post:
-    any_often_absent = table.css_first(_OFTEN_ABSENT_IN_TABLE) is not None
+    """One post; any_often_absent=False when the table holds nothing of _OFTEN_ABSENT_IN_TABLE."""
     author, author_uid = _author(table, first_link_may_match=any_often_absent)
     posted_at, posted_raw = _posted_at(table, tz, fetched)
     parts = _post_parts(table, ctx, rare_in_table_may_match=any_often_absent)
@@ -884,7 +906,11 @@ def _parse_thread(tree: LexborHTMLParser, ctx: ParseContext) -> ThreadPage:
     board, fid = _breadcrumb_board(tree)
     labels = [_floor_label(t) for t in tables]
     floors = assign_floors(labels, page, page_count)
-    posts = [_parse_post(*post, ctx, tz, fetched) for post in zip(tables, floors, labels)]
+    often_absent_holders = _holders(postlist, _OFTEN_ABSENT_IN_TABLE)
+    posts = [
+        _parse_post(table, floor, label, ctx, tz, fetched, any_often_absent=table.mem_id in often_absent_holders)
+        for table, floor, label in zip(tables, floors, labels)
+    ]
     return ThreadPage(
         tid=_thread_tid(ctx, canonical, tables),
         title=title,
