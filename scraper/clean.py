@@ -529,10 +529,11 @@ def clean_node_text(node: LexborNode, noise: NoiseRules) -> tuple[str, dict[str,
     return _clean_layout("\n".join(_layout_lines(node)), noise)
 
 
-def _clean_layout(raw: str, noise: NoiseRules) -> tuple[str, dict[str, int]]:
-    """clean_node_text's filters on the raw lines of a layout, joined by line feeds."""
+def _clean_layout(raw: str, noise: NoiseRules, *, may_hold_jammer: bool = True) -> tuple[str, dict[str, int]]:
+    """clean_node_text's filters on the raw lines of a layout, joined by line feeds.
+    may_hold_jammer=False: the caller found no jammer run in `raw` (could_hold_jammer)."""
     counts: dict[str, int] = {}
-    raw, runs = strip_jammer_text(raw)
+    raw, runs = strip_jammer_text(raw) if may_hold_jammer else (raw, 0)
     add_counts(counts, NOISE_JAMMER_TEXT, runs)
     text = _finish_text(raw)
     text, site = remove_phrases(text, noise.phrases)
@@ -731,7 +732,12 @@ def clean_plain_node(node: LexborNode, noise: NoiseRules) -> tuple[str, str, dic
     values: list[str] | None = None  # the text nodes, split out once one changes
     counts: dict[str, int] = {}
     runs = 0
-    if could_hold_jammer(text):  # a run in a text node is a run in the whole
+    # One check serves the text nodes and the layout: a run in a text node is a run in the
+    # whole, and one in the whole is one in its layout, where HTML white space (outside the
+    # jammer alphabet, like the break mark) turns into spaces that may complete a run.
+    spaced = _html_spaces_as_spaces(text)
+    may_hold_jammer = could_hold_jammer(spaced)
+    if may_hold_jammer:
         values = text.split(_BREAK_MARK)
         for i, value in enumerate(values):
             if len(value.strip()) >= _SHORTEST_RUN_CHARS and could_hold_jammer(value):
@@ -754,9 +760,13 @@ def clean_plain_node(node: LexborNode, noise: NoiseRules) -> tuple[str, str, dic
     html = serialised.lstrip(_ASCII_WHITESPACE)
     if not _parser_keeps(html):
         return None
-    if text.endswith(_BREAK_MARK):  # a break at the end starts no line of its own
-        text = text[: -len(_BREAK_MARK)]
-    text, text_counts = _clean_layout(_html_spaces_as_spaces(text).replace(_BREAK_MARK, "\n"), noise)
+    if counts:  # the text changed: so did its layout, and a removal may have joined a run
+        spaced = _html_spaces_as_spaces(text)
+        may_hold_jammer = True
+    if spaced.endswith(_BREAK_MARK):  # a break at the end starts no line of its own
+        spaced = spaced[: -len(_BREAK_MARK)]
+    layout = spaced.replace(_BREAK_MARK, "\n")
+    text, text_counts = _clean_layout(layout, noise, may_hold_jammer=may_hold_jammer)
     merge_counts(counts, text_counts)
     return html, text, counts
 
