@@ -225,11 +225,13 @@ def deeper_than(depth: int) -> str:
     """A selector matching an element nested deeper than `depth` (the html element is at 1),
     when the tree has one.
 
-    It ends in :last-child: where an element is that deep, so is the last child of the same
-    parent. Lexbor matches from the right, climbing from each candidate; on an ordinary page,
-    where nothing matches, climbing from last children only halves the time of the check.
+    It ends in a last child with no element inside: where an element is that deep, so is the
+    deepest one, which holds no element, and so is the last child of its parent, which holds
+    none either. Lexbor matches from the right, climbing from each candidate; on an ordinary
+    page, where nothing matches, climbing only from such leaves takes about two thirds of
+    the time of climbing from every last child (:has(*) stops at the first element inside).
     """
-    return " > ".join(["*"] * depth + ["*:last-child"])
+    return " > ".join(["*"] * depth + ["*:last-child:not(:has(*))"])
 
 
 _TOO_DEEP = deeper_than(MAX_NESTING_DEPTH)
