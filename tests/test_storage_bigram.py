@@ -75,7 +75,9 @@ def test_a_text_becomes_its_overlapping_pairs_of_bigram_characters():
     assert bigram_document("一・一") == "一・ ・一"  # U+30FB is in the katakana block
 
 
-@given(st.characters())
+# Lone surrogates excluded: SQLite stores UTF-8, which cannot encode them (post text never
+# holds one: it is decoded from bytes, and lexbor hands back UTF-8).
+@given(st.characters(exclude_categories=("Cs",)))
 def test_python_and_sql_agree_on_which_characters_pair(char):
     conn = sqlite3.connect(":memory:")
     in_sql = conn.execute(f"SELECT {sql_is_bigram_char(':c')}", {"c": char}).fetchone()[0]
