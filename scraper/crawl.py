@@ -1,10 +1,11 @@
 """The one place that chains fetch -> record -> parse -> clean -> save -> enqueue.
 
 A Crawler works through one site's frontier: it leases a due URL, asks robots.txt, fetches
-it through the host's pacing slot, and then, in ONE archive transaction, records the fetch,
-stores the raw body, saves what the page holds, finishes the frontier row and enqueues what
-the page links to. A crash between two pages loses at most the page in hand; a crash inside
-the transaction loses nothing that was committed before it.
+it through the host's pacing slot, and then, in ONE archive transaction block, records the
+fetch, stores the raw body, saves what the page holds, finishes the frontier row and enqueues
+what the page links to. The blocks of a run commit in groups (at most every GROUP_COMMIT_S,
+each block a savepoint: Archive.grouped_commits), so a crash loses at most the open group,
+whose frontier rows go back with it and are fetched again, and never part of a page.
 """
 
 from __future__ import annotations
@@ -770,9 +771,9 @@ async def crawl_sites(archive: Archive, targets: Iterable[SiteTarget | tuple[Sit
     Sites on different hosts run concurrently in this event loop, so twenty forums take about
     as long as the slowest one. Sites that share a host run one after another: each Crawler
     paces only its own requests, and a host must never see two in flight. Sharing the one
-    Archive connection is safe because no archive transaction spans an await: each one
-    begins and commits between two awaits, so transactions of different sites never
-    interleave. Targets of one host run in the order given (a site's discovery before its
+    Archive connection is safe because no archive transaction block spans an await: each one
+    begins and ends between two awaits (committed alone or as a savepoint of the open group),
+    so blocks of different sites never interleave, and a failing one undoes only itself. Targets of one host run in the order given (a site's discovery before its
     refresh, say). A site whose crawl raises does not stop the others; once all have finished,
     the errors are raised together as an ExceptionGroup.
     """
