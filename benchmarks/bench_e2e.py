@@ -9,6 +9,7 @@ the contestant's process, from os.wait4; also the crawl alone, measured inside i
 (ru_maxrss), and the posts each stored, checked against the forum's own count.
 
     .venv/bin/python -m benchmarks.bench_e2e [--hosts 20] [--threads 34] [--only archiver,archiver-no-slowdown,scrapy,floor]
+                                             [--rounds N]
                                              [--profile archiver-profile.txt] [--workdir /dev/shm]
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -49,10 +51,12 @@ def stored_posts(db: Path) -> int:
         conn.close()
 
 
-def run_one(name: str, forums: ForumHosts, workdir: Path, profile_to: Path | None = None) -> dict:
-    """Run one contestant against the forums; its figures, checked against the server's log."""
+def run_one(name: str, forums: ForumHosts, workdir: Path, profile_to: Path | None = None,
+            round_no: int = 1) -> dict:
+    """Run one contestant against the forums into a fresh database; its figures, checked
+    against the server's log."""
     forums.served()  # start the log afresh
-    db = workdir / f"{name}.db"
+    db = workdir / f"{name}-{round_no}.db"
     module, options = CONTESTANTS[name]
     run: ChildRun = run_contestant(module, db, forums.board_urls(), options=options, profile_to=profile_to)
     served = forums.served()
@@ -77,21 +81,42 @@ def print_table(rows: list[dict]) -> None:
               f"| {1000 * r['crawl_cpu_s'] / r['pages']:.2f} | {r['rss_mb']:.0f} | {r['in_flight']} |")
 
 
-def verdicts(by_name: dict[str, dict]) -> None:
+def ratios(by_name: dict[str, dict]) -> dict[str, dict[str, float]]:
+    """Per archiver line present: its pages/s and CPU per page over Scrapy's, and the floor's
+    pages/s over its own (each only where the other contestant ran)."""
     rate = {name: r["pages"] / r["wall_s"] for name, r in by_name.items()}
     cpu = {name: r["cpu_s"] / r["pages"] for name, r in by_name.items()}
+    out = {}
     for archiver in (name for name in ARCHIVERS if name in by_name):
+        out[archiver] = {}
         if "scrapy" in by_name:
-            ratio = rate[archiver] / rate["scrapy"]
-            cpu_ratio = cpu[archiver] / cpu["scrapy"]
-            met = ratio >= TARGET_OVER_SCRAPY_RATE and cpu_ratio <= 1.0
-            print(f"{archiver}/scrapy pages/s: {ratio:.2f}x; CPU per page {archiver}/scrapy: {cpu_ratio:.2f}x "
-                  f"(target >= {TARGET_OVER_SCRAPY_RATE:.0f}x at <= 1x CPU): {'met' if met else 'MISSED'}")
+            out[archiver]["rate_over_scrapy"] = rate[archiver] / rate["scrapy"]
+            out[archiver]["cpu_over_scrapy"] = cpu[archiver] / cpu["scrapy"]
         if "floor" in by_name:
-            ratio = rate["floor"] / rate[archiver]
-            print(f"floor/{archiver} pages/s: {ratio:.2f}x; CPU per page {archiver}/floor: "
-                  f"{cpu[archiver] / cpu['floor']:.2f}x (target floor/archiver <= {TARGET_FLOOR_OVER_OURS:.0f}x): "
-                  f"{'met' if ratio <= TARGET_FLOOR_OVER_OURS else 'MISSED'}")
+            out[archiver]["floor_over_rate"] = rate["floor"] / rate[archiver]
+            out[archiver]["cpu_over_floor"] = cpu[archiver] / cpu["floor"]
+    return out
+
+
+def verdicts(found: dict[str, dict[str, float]], what: str = "") -> None:
+    """One line per target and archiver line, with its verdict."""
+    for archiver, r in found.items():
+        if "rate_over_scrapy" in r:
+            met = r["rate_over_scrapy"] >= TARGET_OVER_SCRAPY_RATE and r["cpu_over_scrapy"] <= 1.0
+            print(f"{what}{archiver}/scrapy pages/s: {r['rate_over_scrapy']:.2f}x; CPU per page {archiver}/scrapy: "
+                  f"{r['cpu_over_scrapy']:.2f}x (target >= {TARGET_OVER_SCRAPY_RATE:.0f}x at <= 1x CPU): "
+                  f"{'met' if met else 'MISSED'}")
+        if "floor_over_rate" in r:
+            print(f"{what}floor/{archiver} pages/s: {r['floor_over_rate']:.2f}x; CPU per page {archiver}/floor: "
+                  f"{r['cpu_over_floor']:.2f}x (target floor/archiver <= {TARGET_FLOOR_OVER_OURS:.0f}x): "
+                  f"{'met' if r['floor_over_rate'] <= TARGET_FLOOR_OVER_OURS else 'MISSED'}")
+
+
+def median_ratios(rounds: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Each ratio's median over the rounds (each round's ratios come from one run of each
+    contestant, back to back, so the machine's load moves them together)."""
+    return {archiver: {key: statistics.median(found[archiver][key] for found in rounds) for key in keys}
+            for archiver, keys in rounds[0].items()}
 
 
 def main() -> None:
@@ -102,6 +127,9 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, metavar="FILE",
                         help="run the archiver under pyinstrument and write its text report to FILE "
                              "(its figures then carry the profiler's overhead)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every contestant this many times, round by round; the verdicts then "
+                             "judge each ratio's median over the rounds")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where the contestants' SQLite files go (default: the system's temp dir; "
                              "/dev/shm takes the disk out of the comparison)")
@@ -110,6 +138,8 @@ def main() -> None:
     unknown = [name for name in names if name not in CONTESTANTS]
     if unknown:
         parser.error(f"unknown contestant {unknown[0]!r}; known: {', '.join(CONTESTANTS)}")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
 
     print(f"machine: {machine()}")
     print(f"command: {command()}")
@@ -120,23 +150,31 @@ def main() -> None:
         print(f"forums: {args.hosts} hosts x ({forums.threads} threads, {forums.thread_pages} thread pages, "
               f"{forums.board_pages} board pages, {forums.posts} posts) = {forums.thread_pages * args.hosts} "
               f"thread pages, {expected_posts} posts; pages of ~40 KB, 10 posts each, jammer on")
-        rows = []
-        for name in names:
-            profile_to = args.profile if name == "archiver" else None
-            row = run_one(name, forums, Path(workdir), profile_to=profile_to)
-            rows.append(row)
-            print(f"  {name}: {row['pages']} pages in {row['wall_s']:.1f} s, {row['posts']} posts", flush=True)
-        print()
-        print_table(rows)
-        print()
-        by_name = {row["name"]: row for row in rows}
-        for row in rows:
-            if row["posts"] != expected_posts or row["errors"]:
-                print(f"CHECK FAILED: {row['name']} stored {row['posts']} posts of {expected_posts} "
-                      f"({row['errors']} error responses)")
-            if row["in_flight"] > 1:
-                print(f"CHECK FAILED: {row['name']} had {row['in_flight']} requests in flight to one host")
-        verdicts(by_name)
+        found_by_round = []
+        for round_no in range(1, args.rounds + 1):
+            rows = []
+            for name in names:
+                profile_to = args.profile if name == "archiver" and round_no == 1 else None
+                row = run_one(name, forums, Path(workdir), profile_to=profile_to, round_no=round_no)
+                rows.append(row)
+                print(f"  round {round_no}, {name}: {row['pages']} pages in {row['wall_s']:.1f} s, "
+                      f"{row['posts']} posts", flush=True)
+            print()
+            if args.rounds > 1:
+                print(f"round {round_no}:")
+            print_table(rows)
+            print()
+            for row in rows:
+                if row["posts"] != expected_posts or row["errors"]:
+                    print(f"CHECK FAILED: {row['name']} stored {row['posts']} posts of {expected_posts} "
+                          f"({row['errors']} error responses)")
+                if row["in_flight"] > 1:
+                    print(f"CHECK FAILED: {row['name']} had {row['in_flight']} requests in flight to one host")
+            found_by_round.append(ratios({row["name"]: row for row in rows}))
+            verdicts(found_by_round[-1], what=f"round {round_no}: " if args.rounds > 1 else "")
+            print()
+        if args.rounds > 1:
+            verdicts(median_ratios(found_by_round), what=f"median of {args.rounds} rounds: ")
 
 
 if __name__ == "__main__":
