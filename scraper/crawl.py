@@ -773,8 +773,8 @@ async def crawl_sites(archive: Archive, targets: Iterable[SiteTarget | tuple[Sit
     paces only its own requests, and a host must never see two in flight. Sharing the one
     Archive connection is safe because no archive transaction block spans an await: each one
     begins and ends between two awaits (committed alone or as a savepoint of the open group),
-    so blocks of different sites never interleave, and a failing one undoes only itself. Targets of one host run in the order given (a site's discovery before its
-    refresh, say). A site whose crawl raises does not stop the others; once all have finished,
+    so blocks of different sites never interleave, and a failing one undoes only itself.
+    Targets of one host run in the order given (a site's discovery before its refresh, say). A site whose crawl raises does not stop the others; once all have finished,
     the errors are raised together as an ExceptionGroup.
     """
     targets = [t if isinstance(t, SiteTarget) else SiteTarget(t[0], tuple(t[1])) for t in targets]

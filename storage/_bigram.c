@@ -93,18 +93,16 @@ pair_document(PyObject *module, PyObject *args)
      * with exactly the width its widest character needs, or it compares unequal). */
     Py_ssize_t pairs = 0;
     Py_UCS4 widest = ' ';
+    Py_UCS4 previous = 0;
     int previous_pairs = 0;
     for (Py_ssize_t i = 0; i < length; i++) {
         Py_UCS4 ch = PyUnicode_READ(kind, data, i);
         int pairs_up = in_ranges(ch, ranges, range_count);
-        if (pairs_up) {
-            if (previous_pairs)
-                pairs++;
-            /* A character in a run of two or more ends up in the document. */
-            if (ch > widest && (previous_pairs
-                    || (i + 1 < length && in_ranges(PyUnicode_READ(kind, data, i + 1), ranges, range_count))))
-                widest = ch;
+        if (pairs_up && previous_pairs) {
+            pairs++;
+            widest = Py_MAX(widest, Py_MAX(previous, ch));
         }
+        previous = ch;
         previous_pairs = pairs_up;
     }
     if (pairs == 0)
@@ -116,7 +114,7 @@ pair_document(PyObject *module, PyObject *args)
     int out_kind = PyUnicode_KIND(document);
     void *out = PyUnicode_DATA(document);
     Py_ssize_t at = 0;
-    Py_UCS4 previous = 0;
+    previous = 0;
     previous_pairs = 0;
     for (Py_ssize_t i = 0; i < length; i++) {
         Py_UCS4 ch = PyUnicode_READ(kind, data, i);

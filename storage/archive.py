@@ -18,8 +18,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import re
 import logging
+import re
 import sqlite3
 import time
 import zlib
@@ -315,7 +315,6 @@ class Archive:
             raise ReadOnlyArchiveError(f"{self.path} was opened read-only")
         conn = self.db.conn
         nested = conn.in_transaction
-        joins_group = nested and self._block_depth == 0 and self._group_started is not None
         conn.execute("SAVEPOINT archive_nested" if nested else "BEGIN IMMEDIATE")
         self._block_depth += 1
         try:
@@ -339,7 +338,7 @@ class Archive:
             self._block_depth -= 1
         if nested:
             conn.execute("RELEASE archive_nested")
-            if joins_group:
+            if self._block_depth == 0:  # an outermost block that joined the open group
                 self.commit_due_group()
             return
         if self._group_max_age_s is not None and self._group_max_age_s > 0:

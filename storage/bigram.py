@@ -5,9 +5,10 @@ them but reads every post when the word is rare. posts_bigram indexes every over
 of "bigram characters" (ASCII letters and digits, CJK ideographs, kana, hangul): a post's text
 becomes its pairs, space-separated, and a 2-character query of bigram characters is one token.
 
-BIGRAM_RANGES is the one definition of the set: the Python tokenizer (bigram_document) and
-the SQL test that routes a query to the index (sql_is_bigram_char) are both built from it,
-and the C version of the tokenizer (storage/_bigram.c) is handed it on every call.
+BIGRAM_RANGES is the one definition of the set: the Python tokenizer (python_bigram_document)
+and the SQL test that routes a query to the index (sql_is_bigram_char) are both built from
+it, and the C tokenizer (storage/_bigram.c), which bigram_document prefers, is handed it on
+every call.
 Changing it changes the tokens of posts already indexed: the index is contentless, so its
 'delete' needs the exact tokens it was given, and a change needs a migration that empties
 posts_bigram ('delete-all') and sets its watermark back to 0 for a rebuild.
