@@ -125,7 +125,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=34, help="threads per forum (1-5 pages each)")
     parser.add_argument("--only", default=",".join(DEFAULT_CONTESTANTS), help="contestants, comma-separated, in order")
     parser.add_argument("--profile", type=Path, metavar="FILE",
-                        help="run the archiver under pyinstrument and write its text report to FILE "
+                        help="run the first archiver line under pyinstrument and write its text report to FILE "
                              "(its figures then carry the profiler's overhead)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="run every contestant this many times, round by round; the verdicts then "
@@ -151,10 +151,11 @@ def main() -> None:
               f"{forums.board_pages} board pages, {forums.posts} posts) = {forums.thread_pages * args.hosts} "
               f"thread pages, {expected_posts} posts; pages of ~40 KB, 10 posts each, jammer on")
         found_by_round = []
+        profiled = next((name for name in names if name.startswith("archiver")), None)
         for round_no in range(1, args.rounds + 1):
             rows = []
             for name in names:
-                profile_to = args.profile if name == "archiver" and round_no == 1 else None
+                profile_to = args.profile if name == profiled and round_no == 1 else None
                 row = run_one(name, forums, Path(workdir), profile_to=profile_to, round_no=round_no)
                 rows.append(row)
                 print(f"  round {round_no}, {name}: {row['pages']} pages in {row['wall_s']:.1f} s, "

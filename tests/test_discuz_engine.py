@@ -192,6 +192,38 @@ def test_other_posts(page1):
     assert by_pid(page1, 1017).content_text == "精彩回复内容"
 
 
+
+# The pager, the header counts and the breadcrumb are each looked for in a small part of the
+# page first; these pin what is read when that part is missing or holds something else.
+PAGER_BAR = re.compile(r'<div id="pgt" class="pgs mbm cl">.*?</div></div></div>\n')
+
+
+@pytest.mark.parametrize("bar", ["", '<div id="pgt" class="pgs mbm cl"></div>\n'], ids=["no bar", "empty bar"])
+def test_a_pager_outside_the_top_bar_is_still_read(bar):
+    html = fixture("thread_page1")
+    top_bar = PAGER_BAR.search(html)[0]
+    page = thread(html.replace(top_bar, bar))  # the pager below the posts is left
+    assert (page.page, page.page_count) == (1, 3)
+
+
+def test_header_counts_come_from_the_first_header_box_only():
+    empty_column = '<div id="favatar1017" class="pls favatar"></div>'
+    decoy = '<div class="hm"><span class="xg1">查看:</span> <span class="xi1">9</span></div>'
+    html = fixture("thread_page1")
+    assert empty_column in html
+    page = thread(html.replace(empty_column, empty_column + decoy))  # in a post's author column
+    assert (page.replies, page.views) == (25, 1234)
+    without = thread(html.replace('<div class="hm ptn">', '<div class="ptn">'))
+    assert (without.replies, without.views) == (None, None)
+
+
+def test_the_breadcrumb_is_read_from_its_bar_only():
+    html = fixture("thread_page1")
+    assert (thread(html).board, thread(html).fid) == ("公文写作", 2)
+    without_bar = thread(html.replace('<div id="pt"', '<div id="pt-moved"'))
+    assert (without_bar.board, without_bar.fid) == (None, None)
+
+
 # --- thread page 2 ------------------------------------------------------------------------------
 def test_later_page(page2):
     assert (page2.tid, page2.page, page2.page_count, page2.replies, page2.views) == (88, 2, 3, None, None)

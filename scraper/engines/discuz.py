@@ -49,9 +49,12 @@ class DiscuzSelectors:
     login_form: str = 'form[action*="mod=logging"][action*="action=login"]:not(#lsform)'
     # thread header
     subject: str = "#thread_subject"
-    header_counts: str = "div#postlist td.pls div.hm span"  # 查看: N | 回复: N, page 1 only
+    header_box: str = "td.pls div.hm"  # inside postlist: 查看: N | 回复: N, page 1 only
+    header_counts: str = "span"  # inside header_box
     canonical: str = 'link[rel="canonical"]'
-    breadcrumb_links: str = "#pt .z a"
+    breadcrumb: str = "#pt"
+    breadcrumb_links: str = ".z a"  # inside breadcrumb
+    pager_bar: str = "#pgt"  # the bar above the posts; it holds the pager of a thread with pages
     pager: str = "div.pg"
     pager_total: str = "label span[title]"  # title="共 N 页"
     pager_current: str = "strong"
@@ -462,10 +465,13 @@ def _board_link(cell: LexborNode) -> LexborNode | None:
 # --- pager, header, breadcrumb ----------------------------------------------------------------
 def _find_pager(tree: LexborHTMLParser) -> LexborNode | None:
     # The first div.pg that shows a current page or a total; comment pagers inside posts
-    # have only a "下一页" link.
-    for pager in tree.css(SELECTORS.pager):
-        if pager.css_first(SELECTORS.pager_current) is not None or pager.css_first(SELECTORS.pager_total):
-            return pager
+    # have only a "下一页" link. The bar above the posts is looked in first: a query of the
+    # whole page walks all of it, and that bar comes before nearly everything.
+    bar = tree.css_first(SELECTORS.pager_bar)
+    for scope in (bar, tree) if bar is not None else (tree,):
+        for pager in scope.css(SELECTORS.pager):
+            if pager.css_first(SELECTORS.pager_current) is not None or pager.css_first(SELECTORS.pager_total):
+                return pager
     return None
 
 
@@ -489,12 +495,14 @@ def read_pages(tree: LexborHTMLParser, url_page: int | None) -> tuple[int, int]:
     return current, max([current, *numbers])
 
 
-def _header_counts(tree: LexborHTMLParser) -> tuple[int | None, int | None]:
+def _header_counts(postlist: LexborNode) -> tuple[int | None, int | None]:
     """(replies, views) from the page-1 header, read by their labels 回复 and 查看."""
     label = ""
     views = replies = None
     unlabelled: list[int | None] = []
-    for span in tree.css(SELECTORS.header_counts):
+    # The header is the first such box: css_first stops there, css() would walk every post.
+    box = postlist.css_first(SELECTORS.header_box)
+    for span in box.css(SELECTORS.header_counts) if box is not None else ():
         classes = _classes(span)
         if "xg1" in classes:
             label = _text(span)
@@ -515,7 +523,8 @@ def _header_counts(tree: LexborHTMLParser) -> tuple[int | None, int | None]:
 def _breadcrumb_board(tree: LexborHTMLParser) -> tuple[str | None, int | None]:
     """(name, fid) of the deepest board linked in the breadcrumb."""
     found: tuple[str | None, int | None] = (None, None)
-    for link in tree.css(SELECTORS.breadcrumb_links):
+    breadcrumb = tree.css_first(SELECTORS.breadcrumb)  # near the top: found without a walk of the page
+    for link in breadcrumb.css(SELECTORS.breadcrumb_links) if breadcrumb is not None else ():
         ref = board_ref(link.attributes.get("href") or "")
         if ref:
             found = (_text(link) or None, ref[0])
@@ -902,7 +911,7 @@ def _parse_thread(tree: LexborHTMLParser, ctx: ParseContext) -> ThreadPage:
     page, page_count = read_pages(tree, url_ref[1] if url_ref else None)
     canonical_node = tree.css_first(SELECTORS.canonical)
     canonical = absolute_url(canonical_node.attributes.get("href"), ctx.url) if canonical_node is not None else None
-    replies, views = _header_counts(tree)
+    replies, views = _header_counts(postlist)
     board, fid = _breadcrumb_board(tree)
     labels = [_floor_label(t) for t in tables]
     floors = assign_floors(labels, page, page_count)
