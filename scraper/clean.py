@@ -259,12 +259,15 @@ class MarkupSelectors:
     """CSS selectors of an engine's markup noise; the engine supplies them as data.
 
     jammer: elements that hold only anti-copy junk (Discuz: "font.jammer").
+    jammer_start_tag: the start tag of the plainest jammer element as the serialiser writes
+        it (Discuz: '<font class="jammer">'), for clean_plain_body; it must match `jammer`.
     ad_slot: candidate ad containers; a candidate is an ad only when one of its class
         tokens starts with ad_class_prefix (Discuz: div[class*="a_"] and "a_").
     Hidden elements (inline display:none), scripts and styles need no selector.
     """
 
     jammer: str = ""
+    jammer_start_tag: str = ""
     ad_slot: str = ""
     ad_class_prefix: str = ""
 
@@ -659,10 +662,10 @@ def _starts_body(html: str) -> bool:
 _UNESCAPED_TEXT_PARENTS = frozenset("style script xmp iframe noembed noframes plaintext noscript template".split())
 
 
-def _is_escaped_text_and_breaks(node: LexborNode, inner_html: str) -> bool:
-    """True when `inner_html`, the serialisation of `node`'s children, is escaped text and bare
-    <br> only: then every "<" in it opens a "<br>" (text escapes its own "<")."""
-    return node.tag not in _UNESCAPED_TEXT_PARENTS and inner_html.count("<") == inner_html.count("<br>")
+def _is_escaped_text_and_breaks(tag: str | None, inner_html: str) -> bool:
+    """True when `inner_html`, the serialisation of the children of a `tag` element, is escaped
+    text and bare <br> only: then every "<" in it opens a "<br>" (text escapes its own "<")."""
+    return tag not in _UNESCAPED_TEXT_PARENTS and inner_html.count("<") == inner_html.count("<br>")
 
 
 def _parser_keeps(html: str) -> bool:
@@ -674,7 +677,7 @@ def _parser_keeps(html: str) -> bool:
 def _is_sanitised_as_it_is(node: LexborNode, html: str) -> bool:
     # Escaped text and bare <br> are already what the sanitiser would give, unless its parser
     # changes them. Many posts are just that.
-    return _parser_keeps(html) and _is_escaped_text_and_breaks(node, html)
+    return _parser_keeps(html) and _is_escaped_text_and_breaks(node.tag, html)
 
 
 def sanitize_node(node: LexborNode, base_url: str) -> str:
@@ -723,9 +726,68 @@ def clean_plain_node(node: LexborNode, noise: NoiseRules) -> tuple[str, str, dic
     None for any other node, and when the sanitiser would still change the HTML. `node` is
     left unchanged.
     """
-    inner_html = node.inner_html or ""
+    return _clean_plain_html(node.inner_html or "", node.tag, noise)
+
+
+# An element holding nothing but text, as the serialiser writes it: tag, attributes, text.
+_TEXT_ONLY_ELEMENT = re.compile(r'<([a-z][^\s/>]*)((?: [^\s"\'>/=]+="[^"]*")*)>[^<]*</\1>')
+_STYLE_ONLY = re.compile(r' style="([^"]*)"')
+
+
+def _unescape_attribute(value: str) -> str:
+    # The serialiser's escapes in an attribute value; "&amp;" last, as in _unescape_text.
+    if "&" not in value:
+        return value
+    return (value.replace("&quot;", '"').replace("&nbsp;", "\xa0").replace("&lt;", "<").replace("&gt;", ">")
+            .replace("&amp;", "&"))
+
+
+def clean_plain_body(node: LexborNode, selectors: MarkupSelectors,
+                     noise: NoiseRules) -> tuple[str, str, dict[str, int]] | None:
+    """strip_markup_noise then clean_plain_node on a copy of `node`, without the copy or the
+    tree walks: from the one serialisation of its children, when they are text, bare <br>
+    and noise elements holding only text (a Discuz post of plain text: its jammer <font>s
+    and display:none <span>s). Returns what those two give, their counts merged in the same
+    order; None for any other node (the caller then takes the tree path). `node` is left
+    unchanged.
+
+    Noise is recognised on its serialised form, narrower than the selectors: a jammer
+    element is selectors.jammer_start_tag exactly, a hidden one has a style attribute and
+    no other. Anything else is left in place, and then the node is not plain.
+    """
+    if not selectors.jammer_start_tag:
+        return None
+    jammer = hidden = 0
+
+    def drop_noise(match: re.Match) -> str:
+        nonlocal jammer, hidden
+        element = match[0]
+        if element.startswith(selectors.jammer_start_tag):
+            jammer += 1
+            return ""
+        style = _STYLE_ONLY.fullmatch(match[2])
+        if style is not None and _DISPLAY_NONE.search(_unescape_attribute(style[1])):
+            hidden += 1
+            return ""
+        return element
+
+    remaining = _TEXT_ONLY_ELEMENT.sub(drop_noise, node.inner_html or "")
+    plain = _clean_plain_html(remaining, node.tag, noise)
+    if plain is None:
+        return None
+    html, text, text_counts = plain
+    counts: dict[str, int] = {}
+    # strip_markup_noise's order: hidden elements before jammer elements.
+    add_counts(counts, NOISE_HIDDEN_ELEMENTS, hidden)
+    add_counts(counts, NOISE_JAMMER_ELEMENTS, jammer)
+    merge_counts(counts, text_counts)
+    return html, text, counts
+
+
+def _clean_plain_html(inner_html: str, tag: str | None, noise: NoiseRules) -> tuple[str, str, dict[str, int]] | None:
+    """clean_plain_node on the serialisation of the children of a `tag` element."""
     # A NUL marks where each <br> stood: the parser never leaves one in the text.
-    if not _is_escaped_text_and_breaks(node, inner_html) or _BREAK_MARK in inner_html:
+    if not _is_escaped_text_and_breaks(tag, inner_html) or _BREAK_MARK in inner_html:
         return None
     # Between two marks stands one text node once adjacent ones are merged, or none (""); it
     # touches a line edge on both sides, as _at_line_edge finds. Whole-string passes run at
@@ -860,6 +922,7 @@ __all__ = [
     "NoiseRules",
     "add_counts",
     "clean_node_text",
+    "clean_plain_body",
     "clean_plain_node",
     "clean_tree_phrases",
     "html_to_text",

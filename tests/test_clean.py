@@ -17,7 +17,8 @@ from selectolax.lexbor import LexborHTMLParser
 from scraper import clean
 from scraper.clean import MarkupSelectors, NoiseRules
 
-DISCUZ_MARKUP = MarkupSelectors(jammer="font.jammer", ad_slot='div[class*="a_"]', ad_class_prefix="a_")
+DISCUZ_MARKUP = MarkupSelectors(jammer="font.jammer", jammer_start_tag='<font class="jammer">',
+                                ad_slot='div[class*="a_"]', ad_class_prefix="a_")
 JAMMER_RUN = re.compile(rf"(?:{clean.JAMMER_UNIT}){{5}}")
 BASE = "http://bbs.example.cn/forum/"
 
@@ -459,6 +460,63 @@ def test_a_plain_node_is_cleaned_from_its_serialisation_as_in_the_tree(content, 
         expected = _cleaned_in_the_tree(root, noise)
         assert plain == expected
         assert list(plain[2]) == list(expected[2])  # counts in the same order
+
+
+_NOISY_PLAIN_PIECES = st.one_of(_TEXT_AND_BREAK_PIECES, st.sampled_from([
+    '<font class="jammer">, M0 J# x0</font>', '<font class="jammer"></font>', '<FONT CLASS=jammer>&amp;</FONT>',
+    '<font class="jammer" color="red">x</font>', '<font class="jammer">甲<br>乙</font>', "<font class='a jammer'>j</font>",
+    '<span style="display:none">隐藏</span>', '<span style="DISPLAY: none;">x</span>', "<i style='color:red;display:none'>i</i>",
+    '<span style="display:&nbsp;none">n</span>', "<span style='x\"display:none'>q</span>", '<span style="display:none" class="x">y</span>',
+    '<span style="color:red">红</span>', '<span style="display:none"><font class="jammer">j</font></span>',
+    '<div class="a_pr">广告</div>', "<script>x</script>", '<style style="display:none">s</style>', "<b>粗</b>",
+]))
+
+
+def _cleaned_on_a_copy(node, noise):
+    """What clean_plain_body stands for: layer 1 on a copy, then clean_plain_node."""
+    copy = node.clone()
+    counts = clean.strip_markup_noise(copy, DISCUZ_MARKUP)
+    plain = clean.clean_plain_node(copy, noise)
+    if plain is None:
+        return None
+    html, text, more = plain
+    clean.merge_counts(counts, more)
+    return html, text, counts
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_NOISY_PLAIN_PIECES, max_size=25).map("".join), st.sampled_from(_PLAIN_NOISE))
+def test_a_plain_body_is_cleaned_from_its_serialisation_as_on_a_copy(content, noise):
+    root = fragment(content)
+    before = root.html
+    quick = clean.clean_plain_body(root, DISCUZ_MARKUP, noise)
+    assert root.html == before
+    if quick is not None:  # None: the caller takes the copy's path, which is the reference
+        expected = _cleaned_on_a_copy(root, noise)
+        assert quick == expected
+        assert list(quick[2]) == list(expected[2])  # counts in the same order
+
+
+def test_a_discuz_post_of_text_and_jammer_is_cleaned_without_a_copy():
+    root = fragment('第一行<font class="jammer">, M0 J# x0 L/ B- S</font><br>\n<span style="display:none">5 e! a b#</span>'
+                    '第二行 &lt;水印&gt;<br>')
+    quick = clean.clean_plain_body(root, DISCUZ_MARKUP, NoiseRules(phrases=("水印",)))
+    assert quick == ("第一行<br>\n第二行 &lt;&gt;<br>", "第一行\n第二行 <>",
+                     {clean.NOISE_HIDDEN_ELEMENTS: 1, clean.NOISE_JAMMER_ELEMENTS: 1, clean.NOISE_SITE_PHRASES: 1})
+    assert quick == _cleaned_on_a_copy(root, NoiseRules(phrases=("水印",)))
+
+
+@pytest.mark.parametrize("content", [
+    '<div class="a_pr">广告</div>正文', '<span style="display:none"><b>x</b></span>正文', "<b>粗</b>",
+    '<font class="jammer" color="red">x</font>正文',
+])
+def test_a_body_with_other_markup_is_left_to_the_copy(content):
+    assert clean.clean_plain_body(fragment(content), DISCUZ_MARKUP, NoiseRules()) is None
+
+
+def test_without_a_jammer_start_tag_nothing_is_cleaned_from_the_serialisation():
+    selectors = MarkupSelectors(jammer="font.jammer")
+    assert clean.clean_plain_body(fragment("正文<br>"), selectors, NoiseRules()) is None
 
 
 @pytest.mark.parametrize("content", [

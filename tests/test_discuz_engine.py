@@ -224,6 +224,14 @@ def test_the_breadcrumb_is_read_from_its_bar_only():
     assert (without_bar.board, without_bar.fid) == (None, None)
 
 
+def test_the_jammer_start_tag_is_how_the_serialiser_writes_a_jammer_element():
+    from scraper.engines.discuz import MARKUP_NOISE
+
+    element = LexborHTMLParser("<FONT CLASS=jammer>x</FONT>").css_first("font")
+    assert element.css_matches(MARKUP_NOISE.jammer)
+    assert element.html == f"{MARKUP_NOISE.jammer_start_tag}x</font>"
+
+
 # --- thread page 2 ------------------------------------------------------------------------------
 def test_later_page(page2):
     assert (page2.tid, page2.page, page2.page_count, page2.replies, page2.views) == (88, 2, 3, None, None)

@@ -113,7 +113,8 @@ class DiscuzSelectors:
 SELECTORS = DiscuzSelectors()
 
 # Layer 1 of the noise filters, for clean.strip_markup_noise.
-MARKUP_NOISE = MarkupSelectors(jammer="font.jammer", ad_slot='div[class*="a_"]', ad_class_prefix="a_")
+MARKUP_NOISE = MarkupSelectors(jammer="font.jammer", jammer_start_tag='<font class="jammer">',
+                               ad_slot='div[class*="a_"]', ad_class_prefix="a_")
 
 # Default floor names ($postno, install_var.php); admins may rename them.
 FLOOR_NAMES = {"楼主": 1, "沙发": 2, "板凳": 3, "地板": 4}
@@ -779,10 +780,15 @@ def _post_parts(table: LexborNode, ctx: ParseContext, *, rare_in_table_may_match
         box is not None and box.css_first(f"{SELECTORS.password_input}, {SELECTORS.pay_button}") is not None
     )
     names = _image_names(table) if rare_in_table else {}
-    body = body.clone()  # cleaning changes it; the page itself stays as it was
-    counts = clean.strip_markup_noise(body, MARKUP_NOISE)
-    # Without quotes or furniture, a body of text and <br> is cleaned from one serialisation.
-    plain = None if rare_in_body else clean.clean_plain_node(body, ctx.noise)
+    # Most bodies are text, <br> and jammer elements of text: cleaned from one serialisation,
+    # with no copy. Others are cleaned on a copy; the page itself stays as it was.
+    plain = None if rare_in_body else clean.clean_plain_body(body, MARKUP_NOISE, ctx.noise)
+    counts: dict[str, int] = {}
+    if plain is None:
+        body = body.clone()
+        counts = clean.strip_markup_noise(body, MARKUP_NOISE)
+        # Without quotes or furniture, a body of text and <br> is cleaned from one serialisation.
+        plain = None if rare_in_body else clean.clean_plain_node(body, ctx.noise)
     edit_note = None
     if plain is not None:
         content_html, content_text, text_counts = plain
