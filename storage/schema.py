@@ -16,7 +16,7 @@ import sqlite_utils
 
 from storage.bigram import BIGRAM_FUNCTION
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 
 class SchemaVersionError(RuntimeError):
@@ -392,6 +392,19 @@ ORDER BY v.id""",
 )
 
 
+# Migration 8: FTS5 keeps the terms of the rows inserted since its last flush in a hash, and
+# writes the hash out as a new segment of the index once it holds FTS_HASH_BYTES (default
+# 1 MiB) or the transaction commits. A batch of 1,000 posts overflowed 1 MiB several times,
+# and the automerges of those small segments were most of a batch's cost. Measured on
+# batches of 1,000 posts (bench_writes, docs/benchmarks.md section 8): the trigram index's
+# cost per post fell ~40% for 2,000-character posts. The memory is the hash's while a batch
+# is pending, at most this much per index; FTS5 keeps the setting in the file.
+FTS_HASH_BYTES = 16 * 1024 * 1024
+_ONE_SEGMENT_PER_BATCH = tuple(
+    f"INSERT INTO {fts} ({fts}, rank) VALUES ('hashsize', {FTS_HASH_BYTES})" for fts in ("posts_fts", BIGRAM_TABLE)
+)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -422,6 +435,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "frontier leases by site: an index in the lease's order, so taking a site's next URL reads one "
         "index entry instead of sorting every pending row",
         ("CREATE INDEX idx_frontier_site_lease ON frontier (site_id, state, priority DESC, next_due_at)",),
+    ),
+    Migration(
+        8,
+        "search index batches written as one segment each: FTS5's pending-terms hash raised to "
+        "16 MiB for posts_fts and posts_bigram",
+        _ONE_SEGMENT_PER_BATCH,
     ),
 )
 

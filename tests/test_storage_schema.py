@@ -9,7 +9,7 @@ import sqlite_utils
 
 from storage.archive import Archive, ReadOnlyArchiveError
 from storage.db import open_db
-from storage.schema import MIGRATIONS, SCHEMA_VERSION, Migration, SchemaVersionError, ensure_schema
+from storage.schema import FTS_HASH_BYTES, MIGRATIONS, SCHEMA_VERSION, Migration, SchemaVersionError, ensure_schema
 
 # The public contract: users' SQL and the Datasette configuration rely on these names.
 CONTRACT = {
@@ -211,7 +211,7 @@ def test_migration_3_upgrades_a_version_2_archive_in_place(db_path):
     conn.close()
 
     with Archive(db_path, index_batch_posts=None) as archive:
-        assert current_version_of(archive.db) == SCHEMA_VERSION == 7
+        assert current_version_of(archive.db) == SCHEMA_VERSION == 8
         copies = archive.db.execute(
             "SELECT id, content_text, content_html FROM post_versions ORDER BY id").fetchall()
         assert copies == [(1, "巴顿将军有句名言", "<p>巴顿将军有句名言</p>"), (2, None, None), (3, None, None)]
@@ -234,3 +234,23 @@ def current_version_of(db):
 def test_new_archives_merge_search_segments_eight_at_a_time(db_path):
     db = open_db(db_path)
     assert db.execute("SELECT v FROM posts_fts_config WHERE k = 'automerge'").fetchone() == (8,)
+
+
+@pytest.mark.parametrize("upgraded_from", [None, 7], ids=["new archive", "version 7 archive"])
+def test_each_search_batch_is_written_as_one_segment(db_path, upgraded_from):
+    if upgraded_from is not None:
+        ensure_schema(sqlite_utils.Database(sqlite3.connect(db_path, isolation_level=None)), MIGRATIONS[:upgraded_from])
+    with Archive(db_path) as archive:
+        for fts in ("posts_fts", "posts_bigram"):
+            assert archive.db.execute(f"SELECT v FROM {fts}_config WHERE k = 'hashsize'").fetchone() == (FTS_HASH_BYTES,)
+        archive.db.conn.executescript("""
+            INSERT INTO sites (id, name, engine, created_at) VALUES (1, 's', 'discuz', 'x');
+            INSERT INTO threads (id, site_id, thread_key, first_seen_at, last_seen_at) VALUES (1, 1, '88', 'x', 'x');""")
+        long_text = "".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(2000))
+        archive.db.conn.executemany(
+            "INSERT INTO posts (site_id, thread_id, post_key, content_text, content_html, content_hash, version_count, "
+            "first_seen_at, last_seen_at) VALUES (1, 1, ?, ?, '', ?, 1, 'x', 'x')",
+            [(str(n), f"{n} {long_text}", str(n)) for n in range(1000)])
+        assert archive.index_pending() == 1000
+        # FTS5's default of 1 MiB cut the batch's two million trigrams into several segments.
+        assert archive.db.execute("SELECT count(DISTINCT segid) FROM posts_fts_idx").fetchone()[0] == 1
