@@ -112,7 +112,7 @@ class DiscuzSelectors:
 
 SELECTORS = DiscuzSelectors()
 
-# Layer 1 of the noise filters, for clean.strip_markup_noise.
+# Layer 1 of the noise filters, for clean.strip_markup_noise and clean.clean_plain_body.
 MARKUP_NOISE = MarkupSelectors(jammer="font.jammer", jammer_start_tag='<font class="jammer">',
                                ad_slot='div[class*="a_"]', ad_class_prefix="a_")
 
