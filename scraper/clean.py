@@ -752,17 +752,16 @@ def clean_plain_body(node: LexborNode, selectors: MarkupSelectors,
     unchanged.
 
     Noise is recognised on its serialised form, narrower than the selectors: a jammer
-    element is selectors.jammer_start_tag exactly, a hidden one has a style attribute and
-    no other. Anything else is left in place, and then the node is not plain.
+    element is selectors.jammer_start_tag exactly (none without one), a hidden one has a
+    style attribute and no other. Anything else is left in place, and then the node is not
+    plain.
     """
-    if not selectors.jammer_start_tag:
-        return None
     jammer = hidden = 0
 
     def drop_noise(match: re.Match) -> str:
         nonlocal jammer, hidden
         element = match[0]
-        if element.startswith(selectors.jammer_start_tag):
+        if selectors.jammer_start_tag and element.startswith(selectors.jammer_start_tag):
             jammer += 1
             return ""
         style = _STYLE_ONLY.fullmatch(match[2])

@@ -393,12 +393,12 @@ ORDER BY v.id""",
 
 
 # Migration 8: FTS5 keeps the terms of the rows inserted since its last flush in a hash, and
-# writes the hash out as a new segment of the index once it holds FTS_HASH_BYTES (default
-# 1 MiB) or the transaction commits. A batch of 1,000 posts overflowed 1 MiB several times,
-# and the automerges of those small segments were most of a batch's cost. Measured on
-# batches of 1,000 posts (bench_writes, docs/benchmarks.md section 8): the trigram index's
-# cost per post fell ~40% for 2,000-character posts. The memory is the hash's while a batch
-# is pending, at most this much per index; FTS5 keeps the setting in the file.
+# writes the hash out as a new segment of the index once it holds 'hashsize' bytes (FTS5's
+# default: 1 MiB) or the transaction commits. A batch of 1,000 long posts overflowed 1 MiB
+# several times, and merging those small segments was most of a batch's cost: at
+# FTS_HASH_BYTES, index catch-up of 2,000-character posts ran ~1.6x faster (bench_writes,
+# docs/benchmarks.md section 8). The memory is the hash's while a batch is pending, at most
+# this much per index; FTS5 keeps the setting in the file.
 FTS_HASH_BYTES = 16 * 1024 * 1024
 _ONE_SEGMENT_PER_BATCH = tuple(
     f"INSERT INTO {fts} ({fts}, rank) VALUES ('hashsize', {FTS_HASH_BYTES})" for fts in ("posts_fts", BIGRAM_TABLE)

@@ -16,9 +16,8 @@ from selectolax.lexbor import LexborHTMLParser
 
 from scraper import clean
 from scraper.clean import MarkupSelectors, NoiseRules
+from scraper.engines.discuz import MARKUP_NOISE
 
-DISCUZ_MARKUP = MarkupSelectors(jammer="font.jammer", jammer_start_tag='<font class="jammer">',
-                                ad_slot='div[class*="a_"]', ad_class_prefix="a_")
 JAMMER_RUN = re.compile(rf"(?:{clean.JAMMER_UNIT}){{5}}")
 BASE = "http://bbs.example.cn/forum/"
 
@@ -37,7 +36,7 @@ def test_strip_markup_noise_removes_each_kind_and_counts_it():
         '<p style="COLOR:red; Display : None ;">藏</p>'
         "<script>alert(1)</script><style>.x{}</style>"
     )
-    counts = clean.strip_markup_noise(root, DISCUZ_MARKUP)
+    counts = clean.strip_markup_noise(root, MARKUP_NOISE)
     assert counts == {"ad_slots": 1, "jammer_elements": 1, "hidden_elements": 2, "scripts": 1, "styles": 1}
     assert clean.html_to_text(root) == "正文\n第二行"
 
@@ -47,7 +46,7 @@ def test_ad_slots_match_class_tokens_that_start_with_the_prefix_only():
         '<div class="pstl a_pb">广告一</div><div class="a_fl a_cb">广告二</div>'
         '<div class="data_a">数据</div><div class="pa_pr">保留</div><span class="a_pr">行内</span>'
     )
-    assert clean.strip_markup_noise(root, DISCUZ_MARKUP) == {"ad_slots": 2}
+    assert clean.strip_markup_noise(root, MARKUP_NOISE) == {"ad_slots": 2}
     assert clean.html_to_text(root) == "数据\n保留\n行内"
 
 
@@ -56,14 +55,14 @@ def test_nested_noise_is_removed_once_under_its_outermost_kind():
         '<div style="display:none"><font class="jammer">1 a2 b3 c4 d5 e</font><script>x</script></div>'
         '<div class="a_pt"><span style="display:none">y</span></div>留下'
     )
-    assert clean.strip_markup_noise(root, DISCUZ_MARKUP) == {"hidden_elements": 1, "ad_slots": 1}
+    assert clean.strip_markup_noise(root, MARKUP_NOISE) == {"hidden_elements": 1, "ad_slots": 1}
     assert root.html == '<div id="root">留下</div>'
 
 
 def test_the_node_itself_is_never_removed():
     tree = LexborHTMLParser('<div id="root" style="display:none" class="a_pr">内容</div>')
     root = tree.css_first("#root")
-    assert clean.strip_markup_noise(root, DISCUZ_MARKUP) == {}
+    assert clean.strip_markup_noise(root, MARKUP_NOISE) == {}
     assert clean.html_to_text(root) == "内容"
 
 
@@ -475,7 +474,7 @@ _NOISY_PLAIN_PIECES = st.one_of(_TEXT_AND_BREAK_PIECES, st.sampled_from([
 def _cleaned_on_a_copy(node, noise):
     """What clean_plain_body stands for: layer 1 on a copy, then clean_plain_node."""
     copy = node.clone()
-    counts = clean.strip_markup_noise(copy, DISCUZ_MARKUP)
+    counts = clean.strip_markup_noise(copy, MARKUP_NOISE)
     plain = clean.clean_plain_node(copy, noise)
     if plain is None:
         return None
@@ -489,7 +488,7 @@ def _cleaned_on_a_copy(node, noise):
 def test_a_plain_body_is_cleaned_from_its_serialisation_as_on_a_copy(content, noise):
     root = fragment(content)
     before = root.html
-    quick = clean.clean_plain_body(root, DISCUZ_MARKUP, noise)
+    quick = clean.clean_plain_body(root, MARKUP_NOISE, noise)
     assert root.html == before
     if quick is not None:  # None: the caller takes the copy's path, which is the reference
         expected = _cleaned_on_a_copy(root, noise)
@@ -500,7 +499,7 @@ def test_a_plain_body_is_cleaned_from_its_serialisation_as_on_a_copy(content, no
 def test_a_discuz_post_of_text_and_jammer_is_cleaned_without_a_copy():
     root = fragment('第一行<font class="jammer">, M0 J# x0 L/ B- S</font><br>\n<span style="display:none">5 e! a b#</span>'
                     '第二行 &lt;水印&gt;<br>')
-    quick = clean.clean_plain_body(root, DISCUZ_MARKUP, NoiseRules(phrases=("水印",)))
+    quick = clean.clean_plain_body(root, MARKUP_NOISE, NoiseRules(phrases=("水印",)))
     assert quick == ("第一行<br>\n第二行 &lt;&gt;<br>", "第一行\n第二行 <>",
                      {clean.NOISE_HIDDEN_ELEMENTS: 1, clean.NOISE_JAMMER_ELEMENTS: 1, clean.NOISE_SITE_PHRASES: 1})
     assert quick == _cleaned_on_a_copy(root, NoiseRules(phrases=("水印",)))
@@ -511,12 +510,15 @@ def test_a_discuz_post_of_text_and_jammer_is_cleaned_without_a_copy():
     '<font class="jammer" color="red">x</font>正文',
 ])
 def test_a_body_with_other_markup_is_left_to_the_copy(content):
-    assert clean.clean_plain_body(fragment(content), DISCUZ_MARKUP, NoiseRules()) is None
+    assert clean.clean_plain_body(fragment(content), MARKUP_NOISE, NoiseRules()) is None
 
 
-def test_without_a_jammer_start_tag_nothing_is_cleaned_from_the_serialisation():
+def test_without_a_jammer_start_tag_jammer_elements_are_left_to_the_copy():
     selectors = MarkupSelectors(jammer="font.jammer")
-    assert clean.clean_plain_body(fragment("正文<br>"), selectors, NoiseRules()) is None
+    assert clean.clean_plain_body(fragment('正文<font class="jammer">j</font>'), selectors, NoiseRules()) is None
+    hidden_only = fragment('正文<span style="display:none">h</span><br>')
+    assert clean.clean_plain_body(hidden_only, selectors, NoiseRules()) == (
+        "正文<br>", "正文", {clean.NOISE_HIDDEN_ELEMENTS: 1})
 
 
 @pytest.mark.parametrize("content", [

@@ -239,7 +239,9 @@ def test_new_archives_merge_search_segments_eight_at_a_time(db_path):
 @pytest.mark.parametrize("upgraded_from", [None, 7], ids=["new archive", "version 7 archive"])
 def test_each_search_batch_is_written_as_one_segment(db_path, upgraded_from):
     if upgraded_from is not None:
-        ensure_schema(sqlite_utils.Database(sqlite3.connect(db_path, isolation_level=None)), MIGRATIONS[:upgraded_from])
+        conn = sqlite3.connect(db_path, isolation_level=None)
+        ensure_schema(sqlite_utils.Database(conn), MIGRATIONS[:upgraded_from])
+        conn.close()
     with Archive(db_path) as archive:
         for fts in ("posts_fts", "posts_bigram"):
             assert archive.db.execute(f"SELECT v FROM {fts}_config WHERE k = 'hashsize'").fetchone() == (FTS_HASH_BYTES,)
