@@ -82,7 +82,8 @@ def crawl(urls, db_path, config_path, site_name, delay_s, allow_private, max_req
             progress.close()
     failures = ", ".join(f"{k} {v}" for k, v in sorted(report.failures.items())) or "none"
     click.echo(f"{report.requests} requests, {report.pages_saved} pages saved, {report.new_posts} new posts, "
-               f"{report.new_versions} new versions, {report.not_modified} not modified; failures: {failures}")
+               f"{report.new_versions} new versions, {report.gone_posts} posts gone, {report.not_modified} not modified; "
+               f"failures: {failures}")
 
 
 def _daemon_sites(config_paths: tuple[str, ...], board_urls: tuple[str, ...]) -> list[Site]:

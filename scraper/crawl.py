@@ -147,6 +147,7 @@ class CrawlReport:
     pages_saved: int = 0
     new_posts: int = 0
     new_versions: int = 0
+    gone_posts: int = 0  # stored posts a page showed had vanished from the forum
     unchanged_pages: int = 0  # fetched, but holding exactly what the archive has: nothing written
     failures: Counter = field(default_factory=Counter)
     skipped: Counter = field(default_factory=Counter)
@@ -229,7 +230,7 @@ class Crawler:
             self.archive.finish_run(run_id, status=status, requests=report.requests,
                                     not_modified=report.not_modified, new_posts=report.new_posts,
                                     new_versions=report.new_versions, failures=dict(report.failures),
-                                    now=self.now())
+                                    gone_posts=report.gone_posts, now=self.now())
             if self._own_fetcher:
                 await self.fetcher.aclose()
         return report
@@ -465,6 +466,7 @@ class Crawler:
         self.report.pages_saved += 1
         self.report.new_posts += saved.new_posts
         self.report.new_versions += saved.new_versions
+        self.report.gone_posts += saved.gone_posts
 
     def _follows_pager(self, row: dict, page, *, unchanged: bool) -> bool:
         """Whether a thread page's next page is queued. A verify re-read reads its one page. In an

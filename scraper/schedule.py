@@ -198,8 +198,8 @@ def _abandon_dead_runs(archive, site: Site) -> None:
 
 
 def _log_report(site: Site, job: str, report) -> None:
-    log.info("%s %s: %d requests, %d new posts, %d new versions, failures %s", site.name, job, report.requests,
-             report.new_posts, report.new_versions, dict(report.failures) or "none")
+    log.info("%s %s: %d requests, %d new posts, %d new versions, %d posts gone, failures %s", site.name, job,
+             report.requests, report.new_posts, report.new_versions, report.gone_posts, dict(report.failures) or "none")
 
 
 class HostLock:

@@ -56,7 +56,7 @@ def site_status(archive: Archive) -> list[SiteStatus]:
         sid = site["id"]
         count = lambda sql: archive.db.execute(sql, [sid]).fetchone()[0]  # noqa: E731
         runs = _rows(archive, """select id, job, status, started_at, finished_at, requests, not_modified,
-                new_posts, new_versions, failures, failures_json from runs where site_id = ?
+                new_posts, new_versions, gone_posts, failures, failures_json from runs where site_id = ?
                 order by id desc limit ?""", [sid, LAST_RUNS])
         for run in runs:
             run["failures_by_reason"] = json.loads(run.pop("failures_json") or "{}")
@@ -96,7 +96,8 @@ def format_status(sites: list[SiteStatus]) -> str:
             failed = ", ".join(f"{k} {v}" for k, v in sorted(run["failures_by_reason"].items())) or "none"
             lines.append(f"  run {run['id']} {run['job']} {run['status']} {run['started_at']} -> "
                          f"{run['finished_at'] or '...'}: {run['requests']} requests, {run['not_modified']} "
-                         f"not modified, {run['new_posts']} new posts, {run['new_versions']} new versions; "
+                         f"not modified, {run['new_posts']} new posts, {run['new_versions']} new versions, "
+                         f"{run['gone_posts']} posts gone; "
                          f"failures: {failed}")
         if not site.runs:
             lines.append("  no runs yet")

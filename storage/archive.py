@@ -86,7 +86,8 @@ class SaveResult:
     new_versions: int
     unchanged_posts: int
     page_changed: bool
-    post_keys: tuple[str, ...] = ()  # the page's posts, for mark_posts_gone()
+    post_keys: tuple[str, ...] = ()  # the page's posts, by post key
+    gone_posts: int = 0  # stored posts of the thread the page shows have vanished (vanished_pid_span)
 
 
 def utc_now() -> str:
@@ -238,6 +239,64 @@ def _distinct_posts(key_of_thread: str, posts: Sequence[PostRecord]) -> dict[str
         if held is None or (held.floor is None and post.floor is not None):
             chosen[key] = post
     return chosen
+
+
+# A pid beyond any a forum gives (SQLite's largest integer): an open end of a span.
+_PID_UNBOUNDED = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class VanishedSpan:
+    """The stored posts of a thread that one of its pages shows have vanished: those not on
+    the page with a pid strictly between `above` and `below`, and, outside the page's own
+    run (`run_low` to `run_high`), only those last seen on this page or an earlier one."""
+
+    above: int
+    below: int
+    run_low: int
+    run_high: int
+
+
+def vanished_pid_span(page: ThreadPageRecord) -> VanishedSpan | None:
+    """Which stored posts `page` proves gone, or None when it proves nothing.
+
+    A forum lists a thread's posts in the order of their ids (Discuz: oldest first, or
+    newest first in a thread set to show them so), so the numbered posts on one page are a
+    run of that order with nothing left out: a stored post whose pid falls inside the run
+    and that is not on the page has vanished (deleted outright, moved to another thread,
+    or taken back for moderation). Nothing precedes the first page's run, and nothing
+    follows the last page's. A post Discuz shows as deleted (无效楼层) is on the page, with
+    its status. Numberless floors (hot replies repeated on page 1) stand outside the order
+    and are left out; a page whose numbered pids are not in one direction proves nothing.
+
+    Beyond its run a page vouches only for posts last seen on it or before it: a page
+    count read short must not condemn posts on later pages. A page of one numbered post
+    shows no direction, so it proves something only when it is the whole thread. Not
+    caught, then: a post that was first on a page after page 1 (it falls between two
+    pages' runs), and the end of a thread whose last page is left with one post.
+    """
+    run = [post.pid for post in page.posts if post.pid is not None and post.floor is not None]
+    if not run:
+        return None
+    oldest_first = all(a < b for a, b in zip(run, run[1:]))
+    newest_first = len(run) > 1 and all(a > b for a, b in zip(run, run[1:]))
+    if not (oldest_first or newest_first):
+        return None
+    low, high = min(run), max(run)
+    first = page.page == 1
+    last = page.page_count is not None and page.page >= page.page_count
+    if len(run) == 1 and not (first and last):
+        return None
+    before_low = (first and oldest_first) or (last and newest_first) or (first and last)
+    after_high = (last and oldest_first) or (first and newest_first) or (first and last)
+    return VanishedSpan(above=-_PID_UNBOUNDED if before_low else low, below=_PID_UNBOUNDED if after_high else high,
+                        run_low=low, run_high=high)
+
+
+_MARK_VANISHED_SQL = """UPDATE posts SET gone_at = :now
+WHERE thread_id = :thread_id AND pid > :above AND pid < :below AND gone_at IS NULL
+  AND (pid BETWEEN :run_low AND :run_high OR page <= :page)
+  AND pid NOT IN (SELECT value FROM json_each(:present))"""
 
 
 def thread_page_extract_hash(page: Any) -> str:
@@ -671,6 +730,7 @@ class Archive:
         values = {key: _post_values(post) for key, post in posts.items()}
         thread_id = self._upsert_thread_from_page(site_id, key_of_thread, page, url, stamp)
         new, same, changed = self._save_posts(site_id, thread_id, page.page, values, stamp)
+        gone = self._mark_vanished(thread_id, page, stamp)
         page_changed = self._upsert_page(
             site_id,
             kind="thread",
@@ -691,6 +751,7 @@ class Archive:
             unchanged_posts=same,
             page_changed=page_changed,
             post_keys=tuple(values),
+            gone_posts=gone,
         )
 
     def _fetch_meta(
@@ -1003,22 +1064,18 @@ class Archive:
         if title is not None and stored_title is None:
             self._set_thread_title(thread_id, title)
 
-    @_writes
-    def mark_posts_gone(
-        self, thread_id: int, page_no: int, present_post_keys: Iterable[str], now: str | None = None
-    ) -> int:
-        """Stamp gone_at on the posts of this thread page that are not among
-        `present_post_keys` (and are not gone already); returns how many."""
-        cursor = self.db.execute(
-            """UPDATE posts SET gone_at = :now
-            WHERE thread_id = :thread_id AND page = :page_no AND gone_at IS NULL
-              AND post_key NOT IN (SELECT value FROM json_each(:keys))""",
-            {
-                "now": _stamp(now),
-                "thread_id": thread_id,
-                "page_no": page_no,
-                "keys": _names(present_post_keys, "present_post_keys"),
-            },
+    def _mark_vanished(self, thread_id: int, page: ThreadPageRecord, now: str) -> int:
+        """Stamp gone_at on the stored posts `page` shows have vanished (vanished_pid_span);
+        returns how many. Saving a post clears its gone_at, so one seen again is back."""
+        span = vanished_pid_span(page)
+        if span is None:
+            return 0
+        present = [post.pid for post in page.posts if post.pid is not None]
+        cursor = self.db.conn.execute(
+            _MARK_VANISHED_SQL,
+            {"now": now, "thread_id": thread_id, "above": span.above, "below": span.below,
+             "run_low": span.run_low, "run_high": span.run_high, "page": page.page,
+             "present": json.dumps(present)},
         )
         return cursor.rowcount
 
@@ -1340,6 +1397,7 @@ class Archive:
         new_posts: int,
         new_versions: int,
         failures: Mapping[str, int],
+        gone_posts: int = 0,
         now: str | None = None,
     ) -> None:
         """Close a run with its totals (failures maps reason code -> count) and index the
@@ -1347,7 +1405,8 @@ class Archive:
         cursor = self.db.execute(
             """UPDATE runs SET finished_at = :now, status = :status, requests = :requests,
                 not_modified = :not_modified, new_posts = :new_posts,
-                new_versions = :new_versions, failures = :failures, failures_json = :failures_json
+                new_versions = :new_versions, gone_posts = :gone_posts, failures = :failures,
+                failures_json = :failures_json
             WHERE id = :id""",
             {
                 "id": run_id,
@@ -1357,6 +1416,7 @@ class Archive:
                 "not_modified": not_modified,
                 "new_posts": new_posts,
                 "new_versions": new_versions,
+                "gone_posts": gone_posts,
                 "failures": sum(failures.values()),
                 "failures_json": _json(dict(failures)),
             },

@@ -16,7 +16,7 @@ import sqlite_utils
 
 from storage.bigram import BIGRAM_FUNCTION
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 
 class SchemaVersionError(RuntimeError):
@@ -113,7 +113,7 @@ CREATE TABLE posts (
     UNIQUE (site_id, post_key)
 )""",
     "CREATE INDEX idx_posts_thread_floor ON posts (thread_id, floor)",
-    # mark_posts_gone() looks posts up by (thread, page).
+    # Replaced by (thread_id, pid) in migration 9.
     "CREATE INDEX idx_posts_thread_page ON posts (thread_id, page)",
     "CREATE INDEX idx_posts_author ON posts (author)",
     "CREATE INDEX idx_posts_posted_at ON posts (posted_at)",
@@ -441,6 +441,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         "search index batches written as one segment each: FTS5's pending-terms hash raised to "
         "16 MiB for posts_fts and posts_bigram",
         _ONE_SEGMENT_PER_BATCH,
+    ),
+    Migration(
+        9,
+        "vanished posts: a thread's posts indexed by pid, the order a page's posts are a run of "
+        "(storage.archive.vanished_pid_span), instead of by page; runs count the posts found gone",
+        (
+            "DROP INDEX idx_posts_thread_page",
+            "CREATE INDEX idx_posts_thread_pid ON posts (thread_id, pid)",
+            "ALTER TABLE runs ADD COLUMN gone_posts INTEGER NOT NULL DEFAULT 0",
+        ),
     ),
 )
 

@@ -374,23 +374,7 @@ def test_a_board_page_changes_only_when_its_threads_move(archive, site_id):
     assert (state["last_changed_at"], state["last_fetched_at"]) == (T2, T2)
 
 
-# --- vanished posts and threads ---------------------------------------------------------
-def test_mark_posts_gone_and_reappearance(archive, site_id):
-    three = make_page(88, [make_post(1001, 1, OPENING), make_post(1002, 2, REPLY), make_post(1003, 3, THIRD)])
-    result = save(archive, site_id, three, T0)
-    other_page = make_page(88, [make_post(2001, 21, THIRD)], page=2, page_count=2)
-    save(archive, site_id, other_page, T0, url="http://bbs.example.cn/thread-88-2-1.html")
-    without_1002 = make_page(88, [make_post(1001, 1, OPENING), make_post(1003, 3, THIRD)])
-    now_two = save(archive, site_id, without_1002, T1)
-    assert archive.mark_posts_gone(result.thread_id, 1, now_two.post_keys, now=T1) == 1
-    assert archive.mark_posts_gone(result.thread_id, 1, now_two.post_keys, now=T2) == 0
-    assert post_row(archive, 1002)["gone_at"] == T1
-    assert post_row(archive, 1001)["gone_at"] is None and post_row(archive, 2001)["gone_at"] is None
-    assert count(archive, "posts") == 4  # nothing is deleted
-    save(archive, site_id, three, T3)
-    assert post_row(archive, 1002)["gone_at"] is None and post_row(archive, 1002)["last_seen_at"] == T3
-
-
+# --- vanished threads (vanished posts: test_vanished_posts.py) ---------------------------
 def test_mark_thread_gone_until_it_is_seen_again(archive, site_id):
     thread_id = save(archive, site_id, two_post_page(), T0).thread_id
     assert archive.mark_thread_gone(thread_id, now=T1) is True

@@ -407,3 +407,17 @@ class DemoForum:
             post = self.post(pid)
             post.status = "deleted"
             self._touch(self.threads[post.tid])
+
+    def remove_post(self, pid: int) -> None:
+        """Take a post off its thread outright, as a Discuz thread without floor positions
+        shows a deletion (and as a post moved to another thread leaves): the posts after it
+        move up one place, onto earlier pages, and take their new places' floor numbers."""
+        with self.lock:
+            post = self.post(pid)
+            if post.floor == 1:
+                raise ValueError("the opening post is the thread: delete_thread removes it")
+            thread = self.threads[post.tid]
+            thread.posts.remove(post)
+            for floor, later in enumerate(thread.posts, start=1):
+                later.floor = floor
+            self._touch(thread)
