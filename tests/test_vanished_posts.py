@@ -16,7 +16,9 @@ from scraper.sites import load_site, site_from_dict
 from storage.archive import Archive, vanished_pid_span
 from storage.schema import SCHEMA_VERSION
 from tests.test_storage_support import T0, T1, T2, archive, make_page, make_post, site_id  # noqa: F401
-from tests.test_crawl_demo import DEMO_CONFIG
+from tests.test_crawl_demo import DEMO_CONFIG, demo_site
+from tests.test_daemon_convergence import fresh_copy, refresh
+from tests.test_incremental import Clock
 
 PER_PAGE = 5
 TID = 77
@@ -174,3 +176,18 @@ def test_a_crawl_stamps_exactly_the_posts_taken_off_the_forum(demo_forum, tmp_pa
         assert stored == shown
         run = archive.db.execute("select gone_posts from runs order by id desc limit 1").fetchone()[0]
         assert run == 2
+
+
+def test_the_daemons_verify_pass_finds_a_post_taken_off_a_quiet_thread(demo_forum, tmp_path):
+    # Taking a post off changes no board row: only the verify pass re-reads the page.
+    forum, clock = demo_forum.forum, Clock()
+    with Archive(tmp_path / "a.db") as archive:
+        site = demo_site(demo_forum.base_url)
+        refresh(archive, site, clock, 0)
+        thread_pages = archive.db.execute("select count(*) from pages where kind = 'thread'").fetchone()[0]
+        forum.remove_post(303)  # thread 3 keeps its three pages
+        clock.advance(minutes=10)
+        report = refresh(archive, site, clock, thread_pages)
+        assert report.gone_posts == 1 and set(gone(archive)) == {303}
+        kept = archive.db.execute("select post_key, floor from posts where gone_at is null order by post_key")
+        assert kept.fetchall() == [(key, floor) for key, floor, _, _ in fresh_copy(demo_forum, tmp_path)]
