@@ -20,6 +20,12 @@ def refresh(archive, site, clock, verify_budget):
     return asyncio.run(Crawler(archive, site, options=options, now=clock).run(boards, job="refresh"))
 
 
+def first_refresh(archive, site, clock) -> int:
+    """The first refresh of an empty archive (no verify pass); returns the thread pages it stored."""
+    refresh(archive, site, clock, 0)
+    return archive.db.execute("select count(*) from pages where kind = 'thread'").fetchone()[0]
+
+
 def fresh_copy(server, tmp_path):
     """What a from-scratch crawl of the forum stores now: the state to converge to."""
     with Archive(tmp_path / "fresh.db") as archive:
@@ -32,8 +38,7 @@ def test_the_archive_converges_and_the_forum_sees_only_boards_and_changed_pages(
     forum, clock = demo_forum.forum, Clock()
     with Archive(tmp_path / "a.db") as archive:
         site = demo_site(demo_forum.base_url)
-        refresh(archive, site, clock, 0)
-        thread_pages = archive.db.execute("select count(*) from pages where kind = 'thread'").fetchone()[0]
+        thread_pages = first_refresh(archive, site, clock)
 
         replied = max(forum.threads.values(), key=lambda t: len(t.posts))
         forum.add_reply(replied.tid, "admin", "收敛测试的新回复")

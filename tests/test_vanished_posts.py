@@ -17,7 +17,7 @@ from storage.archive import Archive, vanished_pid_span
 from storage.schema import SCHEMA_VERSION
 from tests.test_storage_support import T0, T1, T2, archive, make_page, make_post, site_id  # noqa: F401
 from tests.test_crawl_demo import DEMO_CONFIG, demo_site
-from tests.test_daemon_convergence import fresh_copy, refresh
+from tests.test_daemon_convergence import first_refresh, fresh_copy, refresh
 from tests.test_incremental import Clock
 
 PER_PAGE = 5
@@ -183,8 +183,7 @@ def test_the_daemons_verify_pass_finds_a_post_taken_off_a_quiet_thread(demo_foru
     forum, clock = demo_forum.forum, Clock()
     with Archive(tmp_path / "a.db") as archive:
         site = demo_site(demo_forum.base_url)
-        refresh(archive, site, clock, 0)
-        thread_pages = archive.db.execute("select count(*) from pages where kind = 'thread'").fetchone()[0]
+        thread_pages = first_refresh(archive, site, clock)
         forum.remove_post(303)  # thread 3 keeps its three pages
         clock.advance(minutes=10)
         report = refresh(archive, site, clock, thread_pages)
