@@ -468,6 +468,7 @@ _NOISY_PLAIN_PIECES = st.one_of(_TEXT_AND_BREAK_PIECES, st.sampled_from([
     '<span style="display:&nbsp;none">n</span>', "<span style='x\"display:none'>q</span>", '<span style="display:none" class="x">y</span>',
     '<span style="color:red">红</span>', '<span style="display:none"><font class="jammer">j</font></span>',
     '<div class="a_pr">广告</div>', "<script>x</script>", '<style style="display:none">s</style>', "<b>粗</b>",
+    '<span style="display:none"></span>', "<span title='a<b'>t</span>", '<font class="jammer">j<span>s</span></font>',
 ]))
 
 
@@ -494,6 +495,33 @@ def test_a_plain_body_is_cleaned_from_its_serialisation_as_on_a_copy(content, no
         expected = _cleaned_on_a_copy(root, noise)
         assert quick == expected
         assert list(quick[2]) == list(expected[2])  # counts in the same order
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_NOISY_PLAIN_PIECES, max_size=25).map("".join))
+def test_the_plainest_noise_is_cut_in_one_pass_as_element_by_element(content):
+    inner_html = fragment(content).inner_html or ""
+    plainest = clean._cut_plainest_noise(inner_html, MARKUP_NOISE)
+    if plainest is not None:  # None: other markup, which the element-by-element cut decides on
+        assert plainest == clean._cut_noise(inner_html, MARKUP_NOISE)
+
+
+def test_a_discuz_post_takes_the_one_pass_cut():
+    root = fragment('第一行<font class="jammer">, M0 J# x0</font><br>\n<span style="display:none">5 e! a</span>第二行<br>')
+    assert clean._cut_plainest_noise(root.inner_html, MARKUP_NOISE) == ("第一行<br>\n第二行<br>", 1, 1)
+    nested = fragment('<span style="display:none">a<font class="jammer">j</font>b</span>正文')
+    assert clean._cut_plainest_noise(nested.inner_html, MARKUP_NOISE) is None
+
+
+@pytest.mark.parametrize("jammer, hidden", [
+    ('<font class="jammer">', '<span style="color:red">'),  # not hidden
+    ('<font class="jammer">', '<span style="display:none" class="x">'),  # more than a style
+    ("<font class=jammer>", '<span style="display:none">'),  # not how the serialiser writes it
+])
+def test_a_start_tag_the_element_cut_would_not_cut_is_refused(jammer, hidden):
+    selectors = MarkupSelectors(jammer="font.jammer", jammer_start_tag=jammer, hidden_start_tag=hidden)
+    with pytest.raises(ValueError):
+        clean._cut_plainest_noise("正文", selectors)
 
 
 def test_a_discuz_post_of_text_and_jammer_is_cleaned_without_a_copy():

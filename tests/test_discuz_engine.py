@@ -224,12 +224,14 @@ def test_the_breadcrumb_is_read_from_its_bar_only():
     assert (without_bar.board, without_bar.fid) == (None, None)
 
 
-def test_the_jammer_start_tag_is_how_the_serialiser_writes_a_jammer_element():
+def test_the_noise_start_tags_are_how_the_serialiser_writes_those_elements():
     from scraper.engines.discuz import MARKUP_NOISE
 
     element = LexborHTMLParser("<FONT CLASS=jammer>x</FONT>").css_first("font")
     assert element.css_matches(MARKUP_NOISE.jammer)
     assert element.html == f"{MARKUP_NOISE.jammer_start_tag}x</font>"
+    hidden = LexborHTMLParser("<SPAN STYLE=display:none>x</SPAN>").css_first("span")
+    assert hidden.html == f"{MARKUP_NOISE.hidden_start_tag}x</span>"
 
 
 # --- thread page 2 ------------------------------------------------------------------------------

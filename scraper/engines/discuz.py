@@ -114,6 +114,7 @@ SELECTORS = DiscuzSelectors()
 
 # Layer 1 of the noise filters, for clean.strip_markup_noise and clean.clean_plain_body.
 MARKUP_NOISE = MarkupSelectors(jammer="font.jammer", jammer_start_tag='<font class="jammer">',
+                               hidden_start_tag='<span style="display:none">',
                                ad_slot='div[class*="a_"]', ad_class_prefix="a_")
 
 # Default floor names ($postno, install_var.php); admins may rename them.
