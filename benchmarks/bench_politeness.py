@@ -22,6 +22,10 @@ pacer stretches a host's gap to 5x the server time of its last request (Heritrix
 factor). Until that time left out the event loop's own lag, the slowdown lengthened every
 host's gap the busier the crawler was.
 
+The CPU the crawler and the server process spend per request gives the cores the ceiling's
+rate would need on this machine: above one, one crawler process cannot reach it; above the
+machine's count, nothing can here.
+
 Each gap of --gaps is measured both ways: 0.2 s is the issue's; a longer one shows the pacer
 where the crawler's CPU is not the limit (at 0.2 s, 50 hosts ask for 250 pages/s).
 
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import resource
 import statistics
 import tempfile
@@ -89,13 +94,17 @@ def crawl_once(forums: ForumHosts, db: Path, gap_s: float, pacer_for: Callable[[
     """One crawl of every forum with a real gap; its figures from the server's log."""
     forums.served()  # start the log afresh
     seeds = forums.board_urls()
-    wall, cpu = time.perf_counter(), cpu_s()
+    wall, cpu, server_cpu = time.perf_counter(), cpu_s(), forums.cpu_s()
     with Archive(db) as archive:
         reports = asyncio.run(crawl_forums(archive, seeds, crawl_options(seeds, delay_s=gap_s), pacer_for=pacer_for))
-    wall, cpu = time.perf_counter() - wall, cpu_s() - cpu
+    wall, cpu, server_cpu = time.perf_counter() - wall, cpu_s() - cpu, forums.cpu_s() - server_cpu
     report = gap_report(forums.served(), gap_s)
+    ceiling = report["hosts"] / gap_s
+    crawler_ms, server_ms = 1000 * cpu / report["requests"], 1000 * server_cpu / report["requests"]
     report.update(wall_s=wall, cpu_busy=cpu / wall, failures=sum(sum(r.failures.values()) for r in reports),
-                  pages=sum(r.pages_saved for r in reports))
+                  pages=sum(r.pages_saved for r in reports), crawler_cpu_ms=crawler_ms, server_cpu_ms=server_ms,
+                  # CPU the ceiling's request rate asks of this machine, crawler and server together.
+                  ceiling_cores=ceiling * (crawler_ms + server_ms) / 1000)
     return report
 
 
@@ -123,12 +132,14 @@ def main() -> None:
         print()
         print("| gap s | ceiling req/s | jitter | requests | window s | requests/s | efficiency | per-host efficiency "
               "| mean gap ms (end to start) | min gap ms (end to start) | min gap ms (write began to start) "
-              "| gap violations | max in flight | crawler CPU busy |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+              "| gap violations | max in flight | crawler CPU busy | crawler CPU ms/request | server CPU ms/request "
+              "| cores the ceiling needs |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             print(f"| {r['gap']} | {r['hosts'] / r['gap']:.0f} | {r['jitter']} | {r['requests']} | {r['window_s']:.2f} | {r['rate']:.1f} | {r['efficiency']:.1%} "
                   f"| {r['per_host_efficiency']:.1%} | {r['mean_gap_ms']:.1f} | {r['min_gap_ms']:.1f} | {r['min_bound_ms']:.1f} "
-                  f"| {r['violations']} | {r['in_flight']} | {r['cpu_busy']:.0%} |")
+                  f"| {r['violations']} | {r['in_flight']} | {r['cpu_busy']:.0%} | {r['crawler_cpu_ms']:.2f} "
+                  f"| {r['server_cpu_ms']:.2f} | {r['ceiling_cores']:.2f} of {os.cpu_count()} |")
         print()
         for r in rows:
             met = r["efficiency"] >= TARGET_EFFICIENCY and r["violations"] == 0 and r["in_flight"] <= 1

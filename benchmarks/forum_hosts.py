@@ -13,6 +13,7 @@ commands from the parent over a pipe: read the log, add replies to threads, stop
 from __future__ import annotations
 
 import multiprocessing
+import resource
 import sys
 import threading
 import time
@@ -136,6 +137,9 @@ def _serve(conn, shape: ForumShape) -> None:
             for server in servers:
                 server.served.clear()
             conn.send(served)
+        elif command == "cpu":
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            conn.send(usage.ru_utime + usage.ru_stime)
         elif command == "reply":
             conn.send(_add_replies(forum, *args))
         elif command == "stop":
@@ -165,7 +169,8 @@ class ForumHosts:
     """The forum served on `shape.host_count` loopback hosts by a child process.
 
     Use as a context manager; .base_urls, .posts (posts per host), .thread_pages (per host),
-    .served() (the request log since the last call), .add_replies(fraction)."""
+    .served() (the request log since the last call), .cpu_s() (the server's CPU seconds so
+    far), .add_replies(fraction)."""
 
     def __init__(self, shape: ForumShape):
         self.shape = shape
@@ -197,6 +202,11 @@ class ForumHosts:
     def served(self) -> list[Served]:
         """Every request served since the last call, in no particular order."""
         self._conn.send(("log",))
+        return self._conn.recv()
+
+    def cpu_s(self) -> float:
+        """CPU seconds the server process has used so far (all its threads)."""
+        self._conn.send(("cpu",))
         return self._conn.recv()
 
     def add_replies(self, fraction: float) -> dict:
