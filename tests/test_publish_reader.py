@@ -219,6 +219,15 @@ async def test_quotes_edit_notes_signatures_and_images(archive_path):
         "http://bbs.example.cn/data/attachment/a.jpg", "http://bbs.example.cn/b.png"}
 
 
+async def test_a_vanished_post_is_shown_with_when_it_went(archive_path):
+    with sqlite3.connect(archive_path) as conn:
+        conn.execute("update posts set gone_at = '2026-11-29T10:00:00+00:00' where floor = 5")
+    page = LexborHTMLParser((await make_datasette(archive_path).client.get("/-/thread/1")).text)
+    notes = {p.css_first(".floor").text(): p.css_first(".gone") for p in page.css("article.thread-post")}
+    assert notes["5#"].text() == "gone from the forum since 2026-11-29T10:00:00+00:00"
+    assert [floor for floor, note in notes.items() if note is not None] == ["5#"]
+
+
 # --- hostile content and parameters -----------------------------------------------------
 async def test_stored_xss_never_reaches_a_page_unescaped(archive_path):
     post_ids = [add_post(archive_path, 10 + i, html=payload, author=payload, signature=payload, edit_note=payload,
