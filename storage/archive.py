@@ -293,6 +293,7 @@ def vanished_pid_span(page: ThreadPageRecord) -> VanishedSpan | None:
                         run_low=low, run_high=high)
 
 
+_COUNT_IN_SPAN_SQL = "SELECT count(*) FROM posts WHERE thread_id = ? AND pid > ? AND pid < ?"
 _MARK_VANISHED_SQL = """UPDATE posts SET gone_at = :now
 WHERE thread_id = :thread_id AND pid > :above AND pid < :below AND gone_at IS NULL
   AND (pid BETWEEN :run_low AND :run_high OR page <= :page)
@@ -1070,12 +1071,17 @@ class Archive:
         span = vanished_pid_span(page)
         if span is None:
             return 0
-        present = [post.pid for post in page.posts if post.pid is not None]
+        present = {post.pid for post in page.posts if post.pid is not None}
+        # Mostly the span holds the page's own posts and nothing else. Counting its posts reads
+        # the (thread_id, pid) index alone; the UPDATE reads each row, long texts and all.
+        stored = self.db.conn.execute(_COUNT_IN_SPAN_SQL, [thread_id, span.above, span.below]).fetchone()[0]
+        if stored == sum(span.above < pid < span.below for pid in present):
+            return 0
         cursor = self.db.conn.execute(
             _MARK_VANISHED_SQL,
             {"now": now, "thread_id": thread_id, "above": span.above, "below": span.below,
              "run_low": span.run_low, "run_high": span.run_high, "page": page.page,
-             "present": json.dumps(present)},
+             "present": json.dumps(sorted(present))},
         )
         return cursor.rowcount
 
