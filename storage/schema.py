@@ -16,7 +16,7 @@ import sqlite_utils
 
 from storage.bigram import BIGRAM_FUNCTION
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 
 class SchemaVersionError(RuntimeError):
@@ -451,6 +451,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX idx_posts_thread_pid ON posts (thread_id, pid)",
             "ALTER TABLE runs ADD COLUMN gone_posts INTEGER NOT NULL DEFAULT 0",
         ),
+    ),
+    Migration(
+        10,
+        "the posts gone from the forum, indexed by when they went (a partial index: only they are in it), "
+        "for the gone_posts query",
+        ("CREATE INDEX idx_posts_gone ON posts (gone_at) WHERE gone_at IS NOT NULL",),
     ),
 )
 

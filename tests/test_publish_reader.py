@@ -41,6 +41,7 @@ QUERIES = {  # stored query -> its parameters
     "latest_posts": [],
     "search": ["q", "limit", "offset"],
     "author_posts": ["author"],
+    "gone_posts": [],
     "active_threads": [],
     "post_history": ["post_id"],
     "crawl_health": [],
@@ -219,10 +220,17 @@ async def test_quotes_edit_notes_signatures_and_images(archive_path):
         "http://bbs.example.cn/data/attachment/a.jpg", "http://bbs.example.cn/b.png"}
 
 
-async def test_a_vanished_post_is_shown_with_when_it_went(archive_path):
+async def test_a_vanished_post_is_shown_with_when_it_went_and_listed_as_gone(archive_path):
     with sqlite3.connect(archive_path) as conn:
         conn.execute("update posts set gone_at = '2026-11-29T10:00:00+00:00' where floor = 5")
-    page = LexborHTMLParser((await make_datasette(archive_path).client.get("/-/thread/1")).text)
+        plan = conn.execute("explain query plan " + load_config(archive_path)["databases"]["forum"]["queries"][
+            "gone_posts"]["sql"]).fetchall()
+    assert any("idx_posts_gone" in row[-1] for row in plan), plan  # not a scan of every post
+    client = make_datasette(archive_path).client
+    gone = (await client.get("/forum/gone_posts.json", params={"_shape": "array"})).json()
+    assert [(r["floor"], r["title"], r["gone_at"]) for r in gone] == [
+        (5, "基层党委办公室应强化的十种意识", "2026-11-29T10:00:00+00:00")]
+    page = LexborHTMLParser((await client.get("/-/thread/1")).text)
     notes = {p.css_first(".floor").text(): p.css_first(".gone") for p in page.css("article.thread-post")}
     assert notes["5#"].text() == "gone from the forum since 2026-11-29T10:00:00+00:00"
     assert [floor for floor, note in notes.items() if note is not None] == ["5#"]
