@@ -143,8 +143,8 @@ async def test_every_stored_query_answers_for_the_seed_thread(archive_path):
     assert [(r["post_id"], r["floor"]) for r in history] == [(3, 3)]
     assert history[0]["content_text"].startswith("要做好办公室工作")
     health = await rows("crawl_health")
-    assert [(r["kind"], r["what"], r["failures"]) for r in health][-2:] == [
-        ("run", "crawl", 1), ("fetch failures", "http_5xx", 1)]
+    assert [(r["kind"], r["what"], r["failures"], r["gone_posts"]) for r in health][-2:] == [
+        ("run", "crawl", 1, 0), ("fetch failures", "http_5xx", 1, None)]
     assert {r["floor"] for r in await rows("search")} == {1, 6}
 
 
