@@ -190,3 +190,23 @@ def test_the_daemons_verify_pass_finds_a_post_taken_off_a_quiet_thread(demo_foru
         assert report.gone_posts == 1 and set(gone(archive)) == {303}
         kept = archive.db.execute("select post_key, floor from posts where gone_at is null order by post_key")
         assert kept.fetchall() == [(key, floor) for key, floor, _, _ in fresh_copy(demo_forum, tmp_path)]
+
+
+def test_an_archive_of_schema_8_is_upgraded_and_its_posts_can_be_found_gone(tmp_path):
+    path = tmp_path / "old.db"
+    with Archive(path) as archive:
+        site = archive.upsert_site("old", engine="discuz", base_url="http://bbs.example.cn/")
+        for page in thread_pages(list(range(101, 111))):
+            save_page(archive, site, page, T0)
+    # Back to what version 8 left: its posts indexes, no gone_posts column, no migrations 9-10.
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript("""
+        DROP INDEX idx_posts_gone; DROP INDEX idx_posts_thread_pid; ALTER TABLE runs DROP COLUMN gone_posts;
+        CREATE INDEX idx_posts_thread_page ON posts (thread_id, page);
+        DELETE FROM schema_version WHERE version > 8;
+    """)
+    conn.close()
+    with Archive(path) as upgraded:
+        assert upgraded.db.execute("select max(version) from schema_version").fetchone()[0] == SCHEMA_VERSION
+        page_1 = thread_pages([pid for pid in range(101, 111) if pid != 104])[0]
+        assert save_page(upgraded, site, page_1, T1).gone_posts == 1 and gone(upgraded) == {104: T1}
