@@ -71,7 +71,7 @@ def gap_report(served: list[Served], gap_s: float) -> dict:
             violations += bounds[-1] < gap_s
     ceiling = len(hosts) / gap_s
     return {
-        "hosts": len(hosts), "requests": len(served), "window_s": last - first,
+        "hosts": len(hosts), "ceiling": ceiling, "requests": len(served), "window_s": last - first,
         "rate": overall, "efficiency": overall / ceiling,
         "per_host_efficiency": statistics.mean(per_host_rates) * gap_s if per_host_rates else 0.0,
         "violations": violations, "min_bound_ms": 1000 * min(bounds), "min_gap_ms": 1000 * min(gaps),
@@ -99,12 +99,11 @@ def crawl_once(forums: ForumHosts, db: Path, gap_s: float, pacer_for: Callable[[
         reports = asyncio.run(crawl_forums(archive, seeds, crawl_options(seeds, delay_s=gap_s), pacer_for=pacer_for))
     wall, cpu, server_cpu = time.perf_counter() - wall, cpu_s() - cpu, forums.cpu_s() - server_cpu
     report = gap_report(forums.served(), gap_s)
-    ceiling = report["hosts"] / gap_s
     crawler_ms, server_ms = 1000 * cpu / report["requests"], 1000 * server_cpu / report["requests"]
     report.update(wall_s=wall, cpu_busy=cpu / wall, failures=sum(sum(r.failures.values()) for r in reports),
                   pages=sum(r.pages_saved for r in reports), crawler_cpu_ms=crawler_ms, server_cpu_ms=server_ms,
                   # CPU the ceiling's request rate asks of this machine, crawler and server together.
-                  ceiling_cores=ceiling * (crawler_ms + server_ms) / 1000)
+                  ceiling_cores=report["ceiling"] * (crawler_ms + server_ms) / 1000)
     return report
 
 
@@ -136,7 +135,7 @@ def main() -> None:
               "| cores the ceiling needs |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
-            print(f"| {r['gap']} | {r['hosts'] / r['gap']:.0f} | {r['jitter']} | {r['requests']} | {r['window_s']:.2f} | {r['rate']:.1f} | {r['efficiency']:.1%} "
+            print(f"| {r['gap']} | {r['ceiling']:.0f} | {r['jitter']} | {r['requests']} | {r['window_s']:.2f} | {r['rate']:.1f} | {r['efficiency']:.1%} "
                   f"| {r['per_host_efficiency']:.1%} | {r['mean_gap_ms']:.1f} | {r['min_gap_ms']:.1f} | {r['min_bound_ms']:.1f} "
                   f"| {r['violations']} | {r['in_flight']} | {r['cpu_busy']:.0%} | {r['crawler_cpu_ms']:.2f} "
                   f"| {r['server_cpu_ms']:.2f} | {r['ceiling_cores']:.2f} of {os.cpu_count()} |")

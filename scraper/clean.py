@@ -821,7 +821,7 @@ def _cut_plainest_noise(inner_html: str, selectors: MarkupSelectors) -> tuple[st
         return None
     pattern = _plainest_noise_pattern(selectors.jammer_start_tag, selectors.hidden_start_tag)
     remaining, cut = pattern.subn("", inner_html)
-    if remaining.count("<") != remaining.count("<br>"):
+    if not _is_escaped_text_and_breaks(None, remaining):
         return None  # other markup: _cut_noise decides what of it is noise
     # Every "<" of inner_html opened a <br> or a cut element, and a cut element holds no "<":
     # each jammer start tag in it began one cut element.

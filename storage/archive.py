@@ -86,7 +86,6 @@ class SaveResult:
     new_versions: int
     unchanged_posts: int
     page_changed: bool
-    post_keys: tuple[str, ...] = ()  # the page's posts, by post key
     gone_posts: int = 0  # stored posts of the thread the page shows have vanished (vanished_pid_span)
 
 
@@ -751,7 +750,6 @@ class Archive:
             new_versions=changed,
             unchanged_posts=same,
             page_changed=page_changed,
-            post_keys=tuple(values),
             gone_posts=gone,
         )
 
