@@ -103,6 +103,10 @@ def test_connection_settings(db_path):
     assert pragma(db, "foreign_keys") == 1
     assert pragma(db, "busy_timeout") == 5000
     assert pragma(db, "synchronous") == 1  # NORMAL
+    # The savepoints' sub-journals in memory (a crawl saves each page in one); read-only
+    # connections keep SQLite's default.
+    assert pragma(db, "temp_store") == 2  # MEMORY
+    assert pragma(open_db(db_path, readonly=True), "temp_store") == 0
 
 
 def test_foreign_keys_are_enforced(db_path):
