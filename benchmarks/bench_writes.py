@@ -4,6 +4,12 @@ against raw sqlite3 executemany of the same rows into a plain table with the pos
 columns, also one transaction per page. Everything runs in one process, on the same
 records, into fresh SQLite files with the archive's pragmas (WAL, synchronous=NORMAL).
 
+A second baseline, not a target, attributes the gap: the same rows put by bare executemany
+into the archive's own schema (its tables, indexes, foreign keys and connection settings; a
+thread row, the posts, their first versions and a pages row per page, with the archive's
+transactions), with no dedup check, upserts or record handling. No writer that keeps the
+schema goes faster.
+
 The archive indexes posts for search in batches, off the per-page path, so three archive
 figures are reported, each against the same raw run:
   write path   save_thread_page with batch indexing switched off (index_batch_posts=None)
@@ -31,7 +37,15 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from benchmarks.corpus import POST_TEXT_BYTES, SITE_URL, command, machine, page_variant, parsed_pages
-from storage.archive import INDEX_BATCH_POSTS, Archive, _post_values
+from storage.archive import (
+    _INSERT_FIRST_VERSION_SQL,
+    _INSERT_NEW_POST_SQL,
+    _RECORD_COLUMNS,
+    INDEX_BATCH_POSTS,
+    Archive,
+    _post_values,
+)
+from storage.db import open_db
 from storage.search import search_posts
 
 TARGET_RATIO = 0.40  # archive posts/s over raw posts/s, at least, for each archive line
@@ -87,6 +101,33 @@ def raw_rows(pages: list) -> list[list[tuple]]:
     return out
 
 
+# The schema floor's thread and pages rows: the columns a save fills that no default does.
+FLOOR_THREAD_INSERT = ("INSERT INTO threads (id, site_id, tid, thread_key, title, url, first_seen_at, last_seen_at) "
+                       "VALUES (?, 1, ?, ?, ?, ?, ?, ?)")
+FLOOR_PAGE_INSERT = ("INSERT INTO pages (site_id, url, url_key, kind, thread_id, page_no, extract_hash, post_count, "
+                     "first_fetched_at, last_fetched_at, last_changed_at) VALUES (1, ?, ?, 'thread', ?, ?, ?, ?, ?, ?, ?)")
+
+
+def schema_rows(pages: list) -> list[tuple[tuple, list[tuple], list[tuple], tuple]]:
+    """Each page's rows for the archive's own tables (thread, posts, first versions, pages
+    row), computed before timing as raw_rows() is: thread ids are 1.., post ids 1.."""
+    out = []
+    post_id = 1
+    for thread_id, page in enumerate(pages, start=1):
+        url, url_key = page_url(page.tid)
+        values = [_post_values(post) for post in page.posts]
+        ids = range(post_id, post_id + len(values))
+        post_id += len(values)
+        out.append((
+            (thread_id, page.tid, str(page.tid), page.title, url, NOW, NOW),
+            [(i, 1, thread_id, f"pid:{v['pid']}", page.page, NOW, NOW, *map(v.__getitem__, _RECORD_COLUMNS),
+              v["status"]) for i, v in zip(ids, values)],
+            [(i, v["content_hash"], v["edit_note"], NOW) for i, v in zip(ids, values)],
+            (url, url_key, thread_id, page.page, "0" * 64, len(values), NOW, NOW, NOW),
+        ))
+    return out
+
+
 def groups(items: list, size: int) -> list[list]:
     """`items` in consecutive groups of `size` (the last may be shorter)."""
     return [items[n:n + size] for n in range(0, len(items), size)]
@@ -108,6 +149,31 @@ def write_raw(path: Path, rows_by_page: list[list[tuple]], *, with_fts: bool = F
         conn.execute("BEGIN IMMEDIATE")
         for rows in group:
             conn.executemany(RAW_INSERT, rows)
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return elapsed
+
+
+def write_schema_floor(path: Path, rows_by_page: list, *, pages_per_commit: int = 1) -> float:
+    """Seconds to put every page's rows into a fresh archive file (opened as the archive
+    opens it) with bare executemany, in the archive's transactions: one per
+    `pages_per_commit` pages, each page a savepoint in it when they are grouped."""
+    db = open_db(path)
+    db.execute("INSERT INTO sites (id, name, engine, created_at) VALUES (1, 'bench', 'discuz', ?)", [NOW])
+    conn = db.conn
+    start = time.perf_counter()
+    for group in groups(rows_by_page, pages_per_commit):
+        conn.execute("BEGIN IMMEDIATE")
+        for thread, posts, versions, page in group:
+            if pages_per_commit > 1:
+                conn.execute("SAVEPOINT page")
+            conn.execute(FLOOR_THREAD_INSERT, thread)
+            conn.executemany(_INSERT_NEW_POST_SQL, posts)
+            conn.executemany(_INSERT_FIRST_VERSION_SQL, versions)
+            conn.execute(FLOOR_PAGE_INSERT, page)
+            if pages_per_commit > 1:
+                conn.execute("RELEASE page")
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - start
     conn.close()
@@ -252,11 +318,13 @@ def main() -> None:
     pages = [page_variant(templates[n % TEMPLATES], n + 1) for n in range(args.pages)]
     posts = sum(len(p.posts) for p in pages)
     rows_by_page = raw_rows(pages)
+    floor_rows = schema_rows(pages)
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         per_commit = {"pages_per_commit": args.pages_per_commit}
         raw_s = write_raw(tmp_path / "raw.db", rows_by_page, **per_commit)
+        floor_s = write_schema_floor(tmp_path / "floor.db", floor_rows, **per_commit)
         raw_fts_s = None if args.skip_trigger_line else write_raw(
             tmp_path / "raw_fts.db", rows_by_page, with_fts=True, fts_detail=args.fts_detail, **per_commit)
         with timing_vanished_check() as vanished_check_s:
@@ -305,6 +373,8 @@ def main() -> None:
     if raw_fts_s is not None:
         print(f"  raw + FTS5 trigram trigger       {posts / raw_fts_s:10.0f} posts/s  ({raw_fts_s:.2f} s)  "
               f"detail={args.fts_detail} (not a target: what a per-insert index costs)")
+    print(f"  archive schema, bare inserts     {posts / floor_s:10.0f} posts/s  ({floor_s:.2f} s)  "
+          f"{raw_s / floor_s:6.1%} of raw  (not a target: the most a writer keeping the schema gets)")
     print(f"  archive write path (no indexing) {posts / write_s:10.0f} posts/s  ({write_s:.2f} s)  "
           f"{_verdict(raw_s / write_s)}")
     print(f"    of which the vanished-post check {1e6 * vanished_check_s[0] / args.pages:.1f} us/page "
