@@ -60,7 +60,8 @@ MAX_PAGES_PER_THREAD = 5000  # hard ceiling whatever a page claims
 LEASE_S = 300  # a leased frontier row returns to pending after this
 # A crawl commits its saved pages together at most this often (storage's grouped_commits):
 # one COMMIT per page cost about 7% of a busy crawl's CPU. A kill loses at most this much
-# work, which is fetched again; Datasette sees new pages this much later.
+# work, which is fetched again; Datasette sees new pages this much later. The daemon's
+# scheduled jobs, one connection each, commit every page at once (scraper.schedule).
 GROUP_COMMIT_S = 0.25
 
 # --- the daemon -----------------------------------------------------------------------

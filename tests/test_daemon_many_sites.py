@@ -4,9 +4,12 @@ import ast
 import asyncio
 import inspect
 import time
+from contextlib import ExitStack
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
 from click.testing import CliRunner
 
 from scraper import config, crawl, schedule
@@ -14,6 +17,7 @@ from scraper.cli import main
 from scraper.crawl import CrawlOptions, crawl_sites
 from scraper.demo.server import start
 from scraper.errors import ConfigError
+from scraper.schedule import RunOptions
 from scraper.sites import Site, site_from_dict
 from storage.archive import Archive
 from tests.test_crawl_demo import DEMO_CONFIG, demo_site
@@ -126,3 +130,42 @@ def test_no_archive_transaction_in_the_crawler_spans_an_await():
         awaits = [n for n in ast.walk(node) if isinstance(n, (ast.Await, ast.AsyncWith, ast.AsyncFor))]
         assert not awaits and isinstance(node, ast.With), f"line {node.lineno}: a transaction spans an await"
     assert not any(inspect.iscoroutinefunction(method) for _, method in inspect.getmembers(Archive))
+
+
+SITES_AT_ONCE = 12
+
+
+def test_the_scheduled_jobs_of_many_sites_at_once_all_finish(tmp_path):
+    """The daemon runs each site's job in a thread of its own, each with its own archive
+    connection: no job may hold the write lock across its fetches and gaps, or the others
+    wait past the busy timeout and fail with "database is locked"."""
+    db = tmp_path / "a.db"
+    Archive(db).close()  # the schema, before the jobs race to create it
+    options = RunOptions(delay_s=0.3, allow_private=True)
+    with ExitStack() as stack:
+        forums = [stack.enter_context(start(f"127.0.0.{n + 2}", 0)) for n in range(SITES_AT_ONCE)]
+        sites = [named_site(f"forum-{n}", forum.base_url) for n, forum in enumerate(forums)]
+        scheduler = schedule.build_scheduler(tmp_path / "jobs.db", max_workers=SITES_AT_ONCE)
+        ended = []  # one entry per job run that returned or raised
+        scheduler.add_listener(ended.append, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+        scheduler.start(paused=True)
+        now = datetime.now(timezone.utc)
+        for site in sites:
+            discover = schedule.site_jobs(db, site, options)[0]
+            schedule.add_job(scheduler, discover, next_run_time=now)
+        scheduler.resume()
+        try:
+            deadline = time.monotonic() + 120
+            while len(ended) < SITES_AT_ONCE and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            scheduler.shutdown(wait=True)
+    assert [event.exception for event in ended] == [None] * SITES_AT_ONCE
+    with Archive(db, readonly=True) as archive:
+        runs = archive.db.execute("select sites.name, runs.status, runs.failures_json from runs "
+                                  "join sites on sites.id = runs.site_id order by sites.name").fetchall()
+        posts = dict(archive.db.execute(
+            "select sites.name, count(*) from posts join threads on threads.id = posts.thread_id "
+            "join sites on sites.id = threads.site_id group by sites.name").fetchall())
+    assert sorted(runs) == sorted((site.name, "finished", "{}") for site in sites)
+    assert len(set(posts.values())) == 1 and set(posts) == {site.name for site in sites}
