@@ -34,12 +34,15 @@ def crawl_options(seeds: list[str], **overrides) -> CrawlOptions:
 
 
 async def crawl_forums(archive: Archive, seeds: list[str], options: CrawlOptions, *,
-                       pacer_for: Callable[[], HostPacer] | None = None) -> list[CrawlReport]:
+                       pacer_for: Callable[[], HostPacer] | None = None,
+                       site_numbers: list[int] | None = None) -> list[CrawlReport]:
     """Crawl every forum from its board URL, concurrently (one Crawler per host, as
     scraper.crawl.crawl_sites does, which takes no pacer); `pacer_for` builds each
-    Crawler's pacer."""
-    crawlers = [Crawler(archive, forum_site(url, i), options=options,
-                        pacer=pacer_for() if pacer_for else None) for i, url in enumerate(seeds)]
+    Crawler's pacer. Forum n of the seeds is site forum-n, or forum-{site_numbers[n]}
+    (crawls that share an archive give each forum its own name)."""
+    numbers = range(len(seeds)) if site_numbers is None else site_numbers
+    crawlers = [Crawler(archive, forum_site(url, number), options=options,
+                        pacer=pacer_for() if pacer_for else None) for number, url in zip(numbers, seeds)]
     return list(await asyncio.gather(*(crawler.run([url]) for crawler, url in zip(crawlers, seeds))))
 
 

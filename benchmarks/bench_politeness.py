@@ -26,16 +26,22 @@ The CPU the crawler and the server process spend per request gives the cores the
 rate would need on this machine: above one, one crawler process cannot reach it; above the
 machine's count, nothing can here.
 
+With --processes N (N > 1) each pass splits the hosts over N crawler processes (one event
+loop and one archive connection each, on the same archive file), started together; their CPU
+is the crawler CPU. It measures whether more cores would reach the ceiling: the processes
+share SQLite's one write lock.
+
 Each gap of --gaps is measured both ways: 0.2 s is the issue's; a longer one shows the pacer
 where the crawler's CPU is not the limit (at 0.2 s, 50 hosts ask for 250 pages/s).
 
-    .venv/bin/python -m benchmarks.bench_politeness [--hosts 50] [--gaps 0.2,2.0] [--threads 6]
+    .venv/bin/python -m benchmarks.bench_politeness [--hosts 50] [--gaps 0.2,2.0] [--threads 6] [--processes N]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import resource
 import statistics
@@ -90,18 +96,54 @@ def pacers(gap_s: float) -> dict[str, Callable[[], HostPacer] | None]:
     }
 
 
-def crawl_once(forums: ForumHosts, db: Path, gap_s: float, pacer_for: Callable[[], HostPacer] | None) -> dict:
+def crawl_share(db: Path, seeds: list[str], numbers: list[int], options, pacer_for, reports_to) -> None:
+    """One crawler process's share of the forums; its reports' (pages, failures) go to reports_to."""
+    with Archive(db) as archive:
+        reports = asyncio.run(crawl_forums(archive, seeds, options, pacer_for=pacer_for, site_numbers=numbers))
+    reports_to.put((sum(r.pages_saved for r in reports), sum(sum(r.failures.values()) for r in reports)))
+
+
+def crawl_in_processes(db: Path, seeds: list[str], options, pacer_for, processes: int) -> tuple[int, int, float]:
+    """The forums split round-robin over `processes` crawler processes on one archive, run
+    together: pages saved, failures, and the processes' CPU seconds."""
+    Archive(db).close()  # the schema, before the processes race to create it
+    context = multiprocessing.get_context("fork")  # the pacer factory travels without pickling
+    results = context.Queue()
+    children = [context.Process(target=crawl_share, args=(db, seeds[k::processes],
+                                                          list(range(len(seeds)))[k::processes], options,
+                                                          pacer_for, results)) for k in range(processes)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    for child in children:
+        child.start()
+    shares = [results.get() for _ in children]  # before join: a full queue would block the child's exit
+    for child in children:
+        child.join()
+        if child.exitcode != 0:
+            raise SystemExit(f"a crawler process failed with exit code {child.exitcode}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return sum(pages for pages, _ in shares), sum(failures for _, failures in shares), cpu
+
+
+def crawl_once(forums: ForumHosts, db: Path, gap_s: float, pacer_for: Callable[[], HostPacer] | None,
+               processes: int = 1) -> dict:
     """One crawl of every forum with a real gap; its figures from the server's log."""
     forums.served()  # start the log afresh
     seeds = forums.board_urls()
+    options = crawl_options(seeds, delay_s=gap_s)
     wall, cpu, server_cpu = time.perf_counter(), cpu_s(), forums.cpu_s()
-    with Archive(db) as archive:
-        reports = asyncio.run(crawl_forums(archive, seeds, crawl_options(seeds, delay_s=gap_s), pacer_for=pacer_for))
-    wall, cpu, server_cpu = time.perf_counter() - wall, cpu_s() - cpu, forums.cpu_s() - server_cpu
+    if processes > 1:
+        pages, failures, cpu = crawl_in_processes(db, seeds, options, pacer_for, processes)
+    else:
+        with Archive(db) as archive:
+            reports = asyncio.run(crawl_forums(archive, seeds, options, pacer_for=pacer_for))
+        pages, failures = sum(r.pages_saved for r in reports), sum(sum(r.failures.values()) for r in reports)
+        cpu = cpu_s() - cpu
+    wall, server_cpu = time.perf_counter() - wall, forums.cpu_s() - server_cpu
     report = gap_report(forums.served(), gap_s)
     crawler_ms, server_ms = 1000 * cpu / report["requests"], 1000 * server_cpu / report["requests"]
-    report.update(wall_s=wall, cpu_busy=cpu / wall, failures=sum(sum(r.failures.values()) for r in reports),
-                  pages=sum(r.pages_saved for r in reports), crawler_cpu_ms=crawler_ms, server_cpu_ms=server_ms,
+    report.update(wall_s=wall, cpu_busy=cpu / wall, failures=failures,
+                  pages=pages, crawler_cpu_ms=crawler_ms, server_cpu_ms=server_ms,
                   # CPU the ceiling's request rate asks of this machine, crawler and server together.
                   ceiling_cores=report["ceiling"] * (crawler_ms + server_ms) / 1000)
     return report
@@ -113,18 +155,23 @@ def main() -> None:
     parser.add_argument("--gaps", default="0.2,2.0", help="delay_s values (seconds between requests to one host)")
     parser.add_argument("--threads", type=int, default=6, help="threads per forum (1-5 pages each)")
     parser.add_argument("--posts-per-page", type=int, default=10)
+    parser.add_argument("--processes", type=int, default=1,
+                        help="crawler processes the hosts are split over, on one archive (default 1)")
     args = parser.parse_args()
+    if args.processes < 1:
+        parser.error("--processes must be at least 1")
 
     print(f"machine: {machine()}")
     print(f"command: {command()}")
     shape = ForumShape(host_count=args.hosts, thread_count=args.threads, posts_per_page=args.posts_per_page)
     with ForumHosts(shape) as forums, tempfile.TemporaryDirectory(prefix="bench-politeness-") as workdir:
+        print(f"crawler processes: {args.processes}")
         print(f"forums: {args.hosts} hosts x ({forums.threads} threads, {forums.thread_pages} thread pages, "
               f"{forums.board_pages} board pages, {args.posts_per_page} posts a page)")
         rows = []
         for gap in [float(g) for g in args.gaps.split(",")]:
             for n, (label, pacer_for) in enumerate(pacers(gap).items()):
-                row = crawl_once(forums, Path(workdir) / f"gap-{gap}-{n}.db", gap, pacer_for)
+                row = crawl_once(forums, Path(workdir) / f"gap-{gap}-{n}.db", gap, pacer_for, args.processes)
                 row.update(gap=gap, jitter=label)
                 rows.append(row)
                 print(f"  gap {gap} s, jitter {row['jitter']}: {row['efficiency']:.1%}", flush=True)
