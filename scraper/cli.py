@@ -14,7 +14,7 @@ import click
 
 from scraper import __version__, config
 from scraper.errors import ArchiverError, ConfigError
-from scraper.sites import Site, load_site, site_for_url, site_from_dict
+from scraper.sites import Site, check_same_forum, load_site, site_for_url, site_from_dict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -77,7 +77,11 @@ def crawl(urls, db_path, config_path, site_name, delay_s, allow_private, max_req
                                max_requests=max_requests)
         progress = ProgressReporter(site.name)
         try:
-            report = asyncio.run(Crawler(archive, site, options=options, on_page=progress).run(list(urls)))
+            try:
+                crawler = Crawler(archive, site, options=options, on_page=progress)
+            except ConfigError as exc:
+                _fail(str(exc))
+            report = asyncio.run(crawler.run(list(urls)))
         finally:
             progress.close()
     failures = ", ".join(f"{k} {v}" for k, v in sorted(report.failures.items())) or "none"
@@ -104,6 +108,18 @@ def _daemon_sites(config_paths: tuple[str, ...], board_urls: tuple[str, ...]) ->
     if len(set(names)) != len(names):
         raise ConfigError(f"two sites share a name: {sorted(n for n in names if names.count(n) > 1)}")
     return sites
+
+
+def _check_sites_against_archive(db_path: str, sites: list[Site]) -> None:
+    """Before any job starts: no site may be another forum than the one the archive holds
+    under its name (scraper.sites.check_same_forum)."""
+    from storage.archive import Archive
+
+    if not Path(db_path).is_file():
+        return
+    with Archive(db_path, readonly=True) as archive:
+        for site in sites:
+            check_same_forum((archive.get_site(site.name) or {}).get("base_url"), site)
 
 
 @main.command()
@@ -134,6 +150,7 @@ def run(db_path, config_paths, board_urls, every_s, delay_s, allow_private, veri
         _fail("name at least one site: --config FILE or --site BOARD_URL")
     try:
         sites = _daemon_sites(config_paths, board_urls)
+        _check_sites_against_archive(db_path, sites)
     except ConfigError as exc:
         _fail(str(exc))
     options = schedule.RunOptions(delay_s=delay_s, allow_private=allow_private, verify_budget_requests=verify_budget,

@@ -171,3 +171,33 @@ def site_for_url(url: str, *, name: str | None = None, engine: str = "discuz") -
     folder = parts.path[: parts.path.rfind("/") + 1] or "/"
     base = f"{parts.scheme}://{parts.netloc}{folder}"
     return site_from_dict({"name": name or default_name[:63], "engine": engine, "base_url": base})
+
+
+def _folder(path: str) -> str:
+    """The folder part of a URL path, ending in '/'."""
+    return path[: path.rfind("/") + 1] or "/"
+
+
+def check_same_forum(stored_base_url: str | None, site: Site) -> None:
+    """Refuse to file `site` under the archive's site of the same name when that one is
+    another forum on the same host: a forum in a folder beside it (example.cn/bbs/ and
+    example.cn/club/, which `crawl URL` names alike). Posts are keyed by the forum's post
+    ids, so the second forum's posts would be filed as edits of the first's.
+
+    Allowed: the same folder, or one inside the other (URL forms of one forum differ in
+    depth); another scheme or port; another host (a forum that moved, or a site pointed at
+    another address on purpose).
+    """
+    if not stored_base_url or not site.base_url:
+        return
+    stored, given = urlsplit(stored_base_url), urlsplit(site.base_url)
+    if (stored.hostname or "").lower() != (given.hostname or "").lower():
+        return
+    stored_folder, given_folder = _folder(stored.path), _folder(given.path)
+    if stored_folder.startswith(given_folder) or given_folder.startswith(stored_folder):
+        return
+    raise ConfigError(
+        f"the archive's site {site.name!r} is the forum at {stored_base_url}; {site.base_url} is another "
+        f"folder of that host, so another forum, whose post ids would collide with the stored ones. Give it a "
+        f"name of its own (crawl --site NAME, or `name` in its config)"
+    )
