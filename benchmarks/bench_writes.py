@@ -40,11 +40,13 @@ from benchmarks.corpus import POST_TEXT_BYTES, SITE_URL, command, machine, page_
 from storage.archive import (
     _INSERT_FIRST_VERSION_SQL,
     _INSERT_NEW_POST_SQL,
-    _RECORD_COLUMNS,
     INDEX_BATCH_POSTS,
     Archive,
+    _first_version_row,
+    _new_post_row,
     _post_values,
 )
+from storage.dedup import post_key
 from storage.db import open_db
 from storage.search import search_posts
 
@@ -115,15 +117,15 @@ def schema_rows(pages: list) -> list[tuple[tuple, list[tuple], list[tuple], tupl
     post_id = 1
     for thread_id, page in enumerate(pages, start=1):
         url, url_key = page_url(page.tid)
-        values = [_post_values(post) for post in page.posts]
-        ids = range(post_id, post_id + len(values))
-        post_id += len(values)
+        key_of_thread = str(page.tid)
+        keyed = [(post_key(post.pid, key_of_thread, post.floor), _post_values(post)) for post in page.posts]
+        ids = range(post_id, post_id + len(keyed))
+        post_id += len(keyed)
         out.append((
-            (thread_id, page.tid, str(page.tid), page.title, url, NOW, NOW),
-            [(i, 1, thread_id, f"pid:{v['pid']}", page.page, NOW, NOW, *map(v.__getitem__, _RECORD_COLUMNS),
-              v["status"]) for i, v in zip(ids, values)],
-            [(i, v["content_hash"], v["edit_note"], NOW) for i, v in zip(ids, values)],
-            (url, url_key, thread_id, page.page, "0" * 64, len(values), NOW, NOW, NOW),
+            (thread_id, page.tid, key_of_thread, page.title, url, NOW, NOW),
+            [_new_post_row(i, 1, thread_id, key, page.page, values, NOW) for i, (key, values) in zip(ids, keyed)],
+            [_first_version_row(i, values, NOW) for i, (_, values) in zip(ids, keyed)],
+            (url, url_key, thread_id, page.page, "0" * 64, len(keyed), NOW, NOW, NOW),
         ))
     return out
 

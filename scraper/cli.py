@@ -14,7 +14,7 @@ import click
 
 from scraper import __version__, config
 from scraper.errors import ArchiverError, ConfigError
-from scraper.sites import Site, check_same_forum, load_site, site_for_url, site_from_dict
+from scraper.sites import Site, check_site_in_archive, load_site, site_for_url, site_from_dict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -119,7 +119,7 @@ def _check_sites_against_archive(db_path: str, sites: list[Site]) -> None:
         return
     with Archive(db_path, readonly=True) as archive:
         for site in sites:
-            check_same_forum((archive.get_site(site.name) or {}).get("base_url"), site)
+            check_site_in_archive(archive, site)
 
 
 @main.command()

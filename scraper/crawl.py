@@ -39,7 +39,7 @@ from scraper.politeness import (
     robots_url,
 )
 from scraper.politeness import utc_now_iso as _utc_now_iso
-from scraper.sites import Site, check_same_forum
+from scraper.sites import Site, check_site_in_archive
 from storage.archive import Archive, thread_page_extract_hash
 
 log = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ class Crawler:
         stop: threading.Event | None = None,
         on_page: Callable[[CrawlReport, dict], None] | None = None,
     ):
-        check_same_forum((archive.get_site(site.name) or {}).get("base_url"), site)  # before anything is opened
+        check_site_in_archive(archive, site)  # before anything is opened
         self.archive = archive
         self.site = site
         self.options = options or CrawlOptions()

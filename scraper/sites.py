@@ -168,8 +168,7 @@ def site_for_url(url: str, *, name: str | None = None, engine: str = "discuz") -
     host = parts.hostname
     default_name = re.sub(r"[^a-z0-9_-]+", "-", (host + (f"-{parts.port}" if parts.port else "")).lower()).strip("-")
     # Discuz often lives in a folder (https://example.cn/bbs/): the base is the URL's folder.
-    folder = parts.path[: parts.path.rfind("/") + 1] or "/"
-    base = f"{parts.scheme}://{parts.netloc}{folder}"
+    base = f"{parts.scheme}://{parts.netloc}{_folder(parts.path)}"
     return site_from_dict({"name": name or default_name[:63], "engine": engine, "base_url": base})
 
 
@@ -201,3 +200,9 @@ def check_same_forum(stored_base_url: str | None, site: Site) -> None:
         f"folder of that host, so another forum, whose post ids would collide with the stored ones. Give it a "
         f"name of its own (crawl --site NAME, or `name` in its config)"
     )
+
+
+def check_site_in_archive(archive: Any, site: Site) -> None:
+    """check_same_forum against the site the archive (a storage Archive) holds under site.name."""
+    known = archive.get_site(site.name)
+    check_same_forum(known["base_url"] if known else None, site)

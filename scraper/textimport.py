@@ -15,7 +15,7 @@ from scraper.engines.base import ParseContext
 from scraper.engines.discuz_text import parse_text_page
 from scraper.errors import ConfigError
 from scraper.politeness import utc_now_iso
-from scraper.sites import Site, check_same_forum, load_site, site_from_dict
+from scraper.sites import Site, check_site_in_archive, load_site, site_from_dict
 from storage.archive import Archive
 
 
@@ -46,7 +46,7 @@ def import_text_file(archive: Archive, path: Path, *, site_name: str = "text", u
     except UnicodeDecodeError:
         raise ConfigError(f"{path} is not UTF-8 text") from None
     site = _site_for_import(archive, site_name, config_path)
-    check_same_forum((archive.get_site(site.name) or {}).get("base_url"), site)
+    check_site_in_archive(archive, site)
     now = now or utc_now_iso()
     source = url or f"file:{path.name}"
     ctx = ParseContext(url=source, utc_offset=site.utc_offset, fetched_at=now, noise=site.noise)

@@ -199,6 +199,18 @@ _INSERT_NEW_POST_SQL = (
 )
 # A new post's one version: its text stays in posts (see _add_current_version).
 _INSERT_FIRST_VERSION_SQL = "INSERT INTO post_versions (post_id, content_hash, edit_note, seen_at) VALUES (?, ?, ?, ?)"
+
+
+def _new_post_row(post_id: int, site_id: int, thread_id: int, key: str, page_no: int | None,
+                  values: Mapping[str, Any], now: str) -> tuple:
+    """A new post's parameters for _INSERT_NEW_POST_SQL (values: from _post_values)."""
+    return (post_id, site_id, thread_id, key, page_no, now, now, *map(values.__getitem__, _RECORD_COLUMNS),
+            values["status"])
+
+
+def _first_version_row(post_id: int, values: Mapping[str, Any], now: str) -> tuple:
+    """A new post's first version's parameters for _INSERT_FIRST_VERSION_SQL."""
+    return (post_id, values["content_hash"], values["edit_note"], now)
 # A post seen again: where it is now, when it was seen, and the fields that are not versioned
 # with its text, in one row write. :keeps_archived (a deleted or blocked rendering of a post
 # archived while normal) leaves those fields as they were archived.
@@ -849,18 +861,12 @@ class Archive:
             new_ids = range(next_id, next_id + len(new_keys))
             conn.executemany(
                 _INSERT_NEW_POST_SQL,
-                [
-                    (post_id, site_id, thread_id, key, page_no, now, now,
-                     *map(values[key].__getitem__, _RECORD_COLUMNS), values[key]["status"])
-                    for post_id, key in zip(new_ids, new_keys)
-                ],
+                [_new_post_row(post_id, site_id, thread_id, key, page_no, values[key], now)
+                 for post_id, key in zip(new_ids, new_keys)],
             )
             conn.executemany(
                 _INSERT_FIRST_VERSION_SQL,
-                [
-                    (post_id, values[key]["content_hash"], values[key]["edit_note"], now)
-                    for post_id, key in zip(new_ids, new_keys)
-                ],
+                [_first_version_row(post_id, values[key], now) for post_id, key in zip(new_ids, new_keys)],
             )
         touches = []
         edited = []
