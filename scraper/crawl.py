@@ -191,7 +191,8 @@ class Crawler:
                                            utc_offset=site.utc_offset, config=site.raw)
         self._robots: dict[str, RobotsRules] = {}
         self._visited: set[str] = set()  # frontier keys queued in this run: each is visited once
-        self._printed_pages: dict[int, int] = {}  # tid -> page count printed on its first page
+        # thread part of a page key -> page count printed on the first page of it read this run
+        self._printed_pages: dict[str, int] = {}
         self._active_threads: set[int] = set()  # thread ids that gained posts or versions in this run
         self._verify_keys: set[str] = set()  # frontier keys the verify pass queued: each is re-read alone
         self._unordered_boards: set[str] = set()  # boards (key prefixes) seen listed otherwise than by last post
@@ -517,15 +518,16 @@ class Crawler:
         return []
 
     def _enqueue_next_page(self, row: dict, page) -> None:
-        """Follow the pager, but no further than the page count printed on page 1 plus a
-        margin: a pager that keeps claiming one more page is a trap, not a thread."""
-        if page.tid is not None and page.page == 1:
-            self._printed_pages[page.tid] = page.page_count
-        printed = self._printed_pages.get(page.tid) if page.tid is not None else None
-        if printed is None and page.tid is not None:
-            stored = self.archive.db.execute("select page_count from threads where site_id = ? and thread_key = ?",
-                                             [self.site_id, str(page.tid)]).fetchone()
-            printed = stored[0] if stored and stored[0] else page.page_count
+        """Follow the pager, but no further than a margin past the page count printed on the
+        first page of the thread this run read (page 1 whenever it was read): a pager that
+        keeps claiming one more page is a trap, not a thread. A run that starts past page 1 (a
+        revisit starts at the last known page) is held to the count its first page printed,
+        not to each later page's own claim."""
+        key = row["url_key"]
+        thread = key.rsplit(":", 1)[0] if _page_from_key(key) is not None else key
+        if page.page == 1:
+            self._printed_pages[thread] = page.page_count
+        printed = self._printed_pages.setdefault(thread, page.page_count)
         limit = min((printed or page.page_count) + config.PAGE_COUNT_MARGIN, config.MAX_PAGES_PER_THREAD)
         next_url = sibling_page_url(row["url"], self.engine, page.page + 1)
         if page.page + 1 > limit:

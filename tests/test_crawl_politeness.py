@@ -181,6 +181,21 @@ def test_endless_pagination_is_cut_at_the_printed_count_plus_margin(tmp_path):
     assert report.skipped["trap:page_count"] == 1
 
 
+def test_endless_pagination_is_cut_when_the_run_starts_past_page_1(tmp_path):
+    # A revisit starts at the thread's last known page. Each page of the trap claims one page
+    # more than itself (and is saved, page count and all, before the pager is followed), so a
+    # cap taken from the latest claim would never stop.
+    with MisbehavingServer() as srv, Archive(tmp_path / "a.db") as archive:
+        site = site_for_url(srv.url("/"))
+        first = run(archive, site, [srv.url("/thread-9-3-1.html")])
+        second = run(archive, site, [srv.url("/thread-9-6-1.html")])
+        pages = [r[0] for r in archive.db.execute("select page from posts order by page")]
+    assert pages == [3, 4, 5, 6, 7, 8, 9]  # each run: its first page's count (page + 1) plus 2
+    fetched = [int(h.split("-")[2]) for h in srv.hits if h.startswith("/thread-9-")]
+    assert fetched == [3, 4, 5, 6] + [6, 7, 8, 9]
+    assert first.skipped["trap:page_count"] == 1 and second.skipped["trap:page_count"] == 1
+
+
 def test_the_circuit_opens_after_repeated_failures(tmp_path):
     with MisbehavingServer() as srv, Archive(tmp_path / "a.db") as archive:
         site = site_from_dict(dict(site_for_url(srv.url("/")).raw, politeness={"max_tries": 1}))
