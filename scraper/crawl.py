@@ -14,6 +14,7 @@ import asyncio
 import logging
 import math
 import random
+import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -25,9 +26,19 @@ from scraper.clean import NoiseRules, parse_html
 from scraper.decode import decode_html
 from scraper.engines import get_engine
 from scraper.engines.base import BLOCK_KINDS, Engine, PageKind, ParseContext
-from scraper.errors import BlockedAddress, FetchError, ParseError, TrapDetected, UnsupportedScheme
+from scraper.errors import (
+    ArchiverError,
+    BadURL,
+    BlockedAddress,
+    FetchError,
+    OffsiteRedirect,
+    ParseError,
+    RobotsDisallowed,
+    TrapDetected,
+    UnsupportedScheme,
+)
 from scraper.frontier import entry_for, sibling_page_url
-from scraper.net import AddressGuard, Fetcher, FetchResult
+from scraper.net import AddressGuard, Fetcher, FetchResult, effective_port, split_url
 from scraper.politeness import (
     CircuitBreaker,
     HostPacer,
@@ -43,6 +54,9 @@ from scraper.sites import Site, check_site_in_archive
 from storage.archive import Archive, thread_page_extract_hash
 
 log = logging.getLogger(__name__)
+
+# The reason a URL fails with when processing it raised an error no rule handles (a defect).
+INTERNAL_ERROR = "internal_error"
 
 # How long a one-shot run waits for a retry that is due soon before leaving it for the next run.
 RETRY_WAIT_MAX_S = 120.0
@@ -178,8 +192,7 @@ class Crawler:
         self.now = now
         self.stop = stop  # set from a signal handler: finish the page in hand, then return
         self.on_page = on_page  # progress: called with the run's report after every page
-        delay_s = self.options.delay_s if self.options.delay_s is not None else site.politeness.delay_s
-        self.pacer = pacer or HostPacer(delay_s=delay_s)
+        self.pacer = pacer or HostPacer(delay_s=effective_delay_s(site, self.options))
         self.circuit = circuit or CircuitBreaker()
         self._own_fetcher = fetcher is None
         self.fetcher = fetcher or Fetcher(
@@ -297,7 +310,14 @@ class Crawler:
                 # In short steps, so a stop request is noticed within a second.
                 await asyncio.sleep(min(max(wait, 0.05), 1.0))
                 continue
-            await self.process(row)
+            requests_before = self.fetcher.requests_made
+            try:
+                await self.process(row)
+            except (sqlite3.Error, MemoryError):
+                raise  # the archive itself is failing: nothing can be recorded, the run stops
+            except Exception as exc:  # a defect, or input no rule foresaw: this URL fails, the run goes on
+                log.exception("%s: unexpected error; the URL is recorded as failed (internal_error)", row["url"])
+                self._record_unexpected(row, exc, requested=self.fetcher.requests_made > requests_before)
             if self.on_page is not None:
                 self.on_page(self.report, row)
 
@@ -336,7 +356,7 @@ class Crawler:
             headers["If-None-Match"] = state["etag"]
         if state.get("last_modified"):
             headers["If-Modified-Since"] = state["last_modified"]
-        result = await self._fetch(url, host, headers=headers)
+        result = await self._fetch(url, host, headers=headers, check_redirect=_redirect_rule(url, rules))
         if isinstance(result, FetchError):
             self._record_failure(row, url, result)
             return
@@ -344,6 +364,7 @@ class Crawler:
             with self.archive.transaction():
                 self._record_fetch(result)
                 self.archive.finish(row["id"], "done", now=self.now())
+                self._schedule_revisit_if_last(state)
             self.report.not_modified += 1
             return
         if result.status != 200:
@@ -352,12 +373,13 @@ class Crawler:
         self._handle_page(row, result)
 
     async def _fetch(self, url: str, host: str, *, headers: dict, accept=config.ACCEPTED_CONTENT_TYPES,
-                     max_bytes: int | None = None, max_redirects: int | None = None) -> FetchResult | FetchError:
+                     max_bytes: int | None = None, max_redirects: int | None = None,
+                     check_redirect: Callable[[str], None] | None = None) -> FetchResult | FetchError:
         async with self.pacer.slot(host) as slot:
             self.report.requests += 1
             try:
                 result = await self.fetcher.get(url, headers=headers, accept_types=accept, max_bytes=max_bytes,
-                                                max_redirects=max_redirects)
+                                                max_redirects=max_redirects, check_redirect=check_redirect)
                 slot.server_s = result.server_s  # only the server's time may slow us down
             except FetchError as exc:
                 if exc.retryable:  # the host is struggling or unreachable, not the URL at fault
@@ -482,9 +504,18 @@ class Crawler:
             return self.archive.page_state(self.site_id, next_key) is None
         return True
 
-    def _schedule_revisit(self, thread_id: int | None, page) -> None:
+    def _schedule_revisit_if_last(self, state: dict) -> None:
+        """A page the server answered 304 for (`state`: its pages row): when it is its thread's
+        last known page, the thread's next visit is set as for a page whose posts hash the
+        same. Else a quiet thread on a forum that sends validators would stay due, and be
+        asked for again on every refresh."""
+        thread = self.archive.thread(state["thread_id"]) if state.get("thread_id") is not None else None
+        if thread is not None and state.get("page_no") is not None and state["page_no"] >= (thread["page_count"] or 1):
+            self._schedule_revisit(thread["id"], None, last_page=True)
+
+    def _schedule_revisit(self, thread_id: int | None, page, *, last_page: bool = False) -> None:
         """After a thread's last page: next due soon if the thread changed in this run, else later."""
-        if thread_id is None or page.page < page.page_count:
+        if thread_id is None or not (last_page or page.page >= page.page_count):
             return
         self.archive.schedule_revisit(thread_id, active=thread_id in self._active_threads,
                                       min_s=self.options.revisit_min_s, max_s=self.options.revisit_max_s,
@@ -624,6 +655,8 @@ class Crawler:
                 self.archive.record_parse_failure(url=result.final_url, reason=reason, detail=detail,
                                                   body_sha256=sha, site_id=self.site_id, now=self.now())
             self.archive.finish(row["id"], state, reason, now=self.now())
+            if state == "failed":
+                self._keep_thread_due(row)
         counter = self.report.skipped if state == "skipped" else self.report.failures
         counter[reason] += 1
 
@@ -631,10 +664,22 @@ class Crawler:
         """A URL that got no usable response; `record=False` when its attempt is already a fetch row."""
         with self.archive.transaction():
             if record:
-                self.archive.record_fetch(url=url, reason=exc.reason, site_id=self.site_id,
-                                          run_id=self.report.run_id, now=self.now())
+                self.archive.record_fetch(url=url, final_url=getattr(exc, "final_url", None), reason=exc.reason,
+                                          site_id=self.site_id, run_id=self.report.run_id, now=self.now())
             self._retry_or_fail(row, exc.reason, exc.retryable)
         self.report.failures[exc.reason] += 1
+
+    def _record_unexpected(self, row: dict, exc: Exception, *, requested: bool) -> None:
+        """A URL whose processing raised what no rule handles: failed with reason
+        internal_error (the log has the traceback), its request recorded if one was made
+        (the transaction that would have recorded it was rolled back)."""
+        with self.archive.transaction():
+            if requested:
+                self.archive.record_fetch(url=row["url"], reason=INTERNAL_ERROR, site_id=self.site_id,
+                                          run_id=self.report.run_id, now=self.now())
+            self.archive.finish(row["id"], "failed", INTERNAL_ERROR, now=self.now())
+            self._keep_thread_due(row)
+        self.report.failures[INTERNAL_ERROR] += 1
 
     def _retry_or_fail(self, row: dict, reason: str, retryable: bool, *, wait_s: float | None = None) -> None:
         """Retry later (after the server's Retry-After, or backoff) while tries remain; else fail."""
@@ -644,6 +689,15 @@ class Crawler:
             self.archive.finish(row["id"], "pending", reason, next_due_at=due, now=self.now())
         else:
             self.archive.finish(row["id"], "failed", reason, now=self.now())
+            self._keep_thread_due(row)
+
+    def _keep_thread_due(self, row: dict) -> None:
+        """A thread page that ended failed leaves its thread due at once, so the next run asks
+        for it again: the board row that queued it has stored the thread's new reply count
+        already, and would not show the change a second time (the replies would wait for the
+        thread's revisit, weeks away for a quiet one)."""
+        if row["kind"] == PageKind.THREAD and _page_from_key(row["url_key"]) is not None:
+            self.archive.mark_thread_due(self.site_id, row["url_key"].split(":")[1], now=self.now())
 
     def _backoff_s(self, attempts: int) -> float:
         """Exponential backoff with jitter that only lengthens it."""
@@ -663,7 +717,7 @@ class Crawler:
             return False  # the archive keeps one site's pages; links elsewhere are not followed
         try:
             entry = entry_for(url, self.engine)
-        except TrapDetected as exc:
+        except (TrapDetected, BadURL) as exc:
             self._record_trap(url, exc, discovered_from, depth)
             return False
         if entry.key in self._visited:
@@ -674,10 +728,12 @@ class Crawler:
                                      host=host_of(entry.url), priority=priority, depth=depth,
                                      discovered_from=discovered_from, now=self.now())
         if not added:
-            self.archive.requeue(self.site_id, entry.key, next_due_at=self.now(), now=self.now())
+            self.archive.requeue(self.site_id, entry.key, next_due_at=self.now(), now=self.now(), url=entry.url)
         return True
 
-    def _record_trap(self, url: str, exc: TrapDetected, discovered_from: str | None, depth: int) -> None:
+    def _record_trap(self, url: str, exc: ArchiverError, discovered_from: str | None, depth: int) -> None:
+        """A URL refused before any request (a trap, or one that cannot be requested): a
+        skipped frontier row with the reason, so the archive says why it was not fetched."""
         key = f"trap:{url[:200]}"
         if key in self._visited:
             return
@@ -731,6 +787,38 @@ class Crawler:
     def _finish(self, row: dict, state: str, reason: str) -> None:
         self.archive.finish(row["id"], state, reason, now=self.now())
         self.report.skipped[reason] += 1
+
+
+def effective_delay_s(site: Site, options: CrawlOptions) -> float:
+    """The gap between two requests to the site's host: the operator's --delay as given; else
+    the site config's, but never under config.DELAY_S for a forum on the network. Only a forum
+    the operator allowed as private (the demo, a local copy) may be crawled faster by its
+    config: a config copied onto a real forum's URL must not take its pace along."""
+    if options.delay_s is not None:
+        return options.delay_s
+    delay_s = site.politeness.delay_s
+    if delay_s < config.DELAY_S and site.host not in options.allow_private_hosts:
+        log.warning("%s: the site config's delay_s %g s is under the %g s floor for a forum on the network; "
+                    "using %g s (--delay overrides)", site.name, delay_s, config.DELAY_S, config.DELAY_S)
+        return config.DELAY_S
+    return delay_s
+
+
+def _redirect_rule(url: str, rules: RobotsRules) -> Callable[[str], None]:
+    """The redirects a page fetch follows: on the page's own host (another port only if it is
+    80 or 443), where robots.txt allows. Another host is another forum, whose robots.txt and
+    pace this crawl does not keep; what it serves is not this site's to save."""
+    origin = split_url(url)
+    ports = {effective_port(origin), 80, 443}
+
+    def check(target: str) -> None:
+        parts = split_url(target)
+        if (parts.hostname or "").lower() != (origin.hostname or "").lower() or effective_port(parts) not in ports:
+            raise OffsiteRedirect(f"{url} redirects off {origin.hostname}, to {target}", final_url=target)
+        if not rules.allows(target):
+            raise RobotsDisallowed(f"{url} redirects to {target}, which robots.txt disallows")
+
+    return check
 
 
 def _page_from_key(key: str) -> int | None:

@@ -32,6 +32,23 @@ class UnsupportedScheme(FetchError):
     reason = "unsupported_scheme"
 
 
+class BadURL(FetchError):
+    """A URL that cannot be requested at all: a port out of range, a broken IPv6 literal."""
+
+    reason = "bad_url"
+
+
+class OffsiteRedirect(FetchError):
+    """A page redirected off its forum's host: what it leads to is not this site's to save.
+    final_url names where it led (a forum that moved says so here)."""
+
+    reason = "offsite_redirect"
+
+    def __init__(self, message: str = "", *, final_url: str):
+        super().__init__(message)
+        self.final_url = final_url
+
+
 class BlockedAddress(FetchError):
     """The host resolves to an address this crawler must not reach (SSRF guard)."""
 

@@ -41,6 +41,13 @@ def canonicalize(url: str, *, sort_params: bool = True) -> str:
     return urlunsplit((scheme, host, parts.path or "/", urlencode(query), ""))
 
 
+# Parameters that narrow what a thread or board page lists: one author's posts (Discuz's
+# "只看该作者"), one category's threads, another order or time window. Such a page's key names
+# the whole page, so the URL fetched for the key drops them: else a copied "only this author"
+# link would archive that author's posts as the whole thread, on every later visit too.
+VIEW_FILTER_PARAMS = frozenset({"authorid", "filter", "typeid", "sortid", "orderby", "dateline", "specialtype"})
+
+
 @dataclass(frozen=True)
 class FrontierEntry:
     url: str  # the URL to fetch: cleaned, in the site's own URL style and parameter order
@@ -62,8 +69,14 @@ def entry_for(url: str, engine: Engine) -> FrontierEntry:
             ident, page = found
             if page > config.MAX_PAGES_PER_THREAD:
                 raise TrapDetected("page_ceiling", f"page {page} of {kind} {ident}")
-            return FrontierEntry(fetch_url, f"{kind}:{ident}:{page}", kind)
+            return FrontierEntry(_without_params(fetch_url, VIEW_FILTER_PARAMS), f"{kind}:{ident}:{page}", kind)
     return FrontierEntry(fetch_url, f"url:{canonical}", engine.url_kind(canonical))
+
+
+def _without_params(url: str, names: frozenset[str]) -> str:
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() not in names]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 
 
 def sibling_page_url(url: str, engine: Engine, page: int) -> str:

@@ -23,13 +23,14 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
 import httpx
 
 from scraper import config
 from scraper.errors import (
     BadContentType,
+    BadURL,
     BlockedAddress,
     ConnectError,
     DeadlineExceeded,
@@ -88,6 +89,22 @@ def forbidden_reason(address: str) -> str | None:
     return None
 
 
+def split_url(url: str) -> SplitResult:
+    """urlsplit with the port read too: raises BadURL where urlsplit or the port refuses
+    the URL (a port past 65535, a broken IPv6 literal), a ValueError otherwise."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (reading it is the check)
+    except ValueError as exc:
+        raise BadURL(f"{url[:200]!r}: {exc}") from None
+    return parts
+
+
+def effective_port(parts: SplitResult) -> int:
+    """The port a split http(s) URL connects to."""
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
 @dataclass
 class AddressGuard:
     """Resolves a host once and refuses non-public addresses, except for hosts the operator
@@ -98,14 +115,13 @@ class AddressGuard:
 
     async def check(self, url: str) -> str:
         """Return the address to connect to for `url`, or raise."""
-        parts = urlsplit(url)
+        parts = split_url(url)
         if parts.scheme not in ("http", "https"):
             raise UnsupportedScheme(f"refusing {parts.scheme or 'scheme-less'} URL {url!r}")
         host = parts.hostname
         if not host:
             raise UnsupportedScheme(f"no host in {url!r}")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        addresses = await self.resolver(host, port)
+        addresses = await self.resolver(host, effective_port(parts))
         if not addresses:
             raise DNSError(f"no address for {host}")
         address = addresses[0]
@@ -245,17 +261,21 @@ class Fetcher:
         accept_types: Iterable[str] | None = config.ACCEPTED_CONTENT_TYPES,
         max_bytes: int | None = None,
         max_redirects: int | None = None,
+        check_redirect: Callable[[str], None] | None = None,
     ) -> FetchResult:
         """Fetch `url`, following redirects by hand. Raises a FetchError subclass on failure.
 
         A non-2xx final status is returned, not raised: the caller records it.
+        check_redirect(target) is called before each redirect is followed, and refuses it by
+        raising a FetchError (the crawler keeps a page's redirects on its forum's host).
         """
         started = time.monotonic()
         cpu_started = time.thread_time()
         try:
             async with asyncio.timeout(self.deadline_s):
                 result = await self._get(url, headers or {}, accept_types, max_bytes or self.max_body_bytes,
-                                         self.max_redirects if max_redirects is None else max_redirects, started)
+                                         self.max_redirects if max_redirects is None else max_redirects, started,
+                                         check_redirect)
         except TimeoutError:
             raise DeadlineExceeded(f"no complete response within {self.deadline_s:g} s") from None
         # While the loop runs other tasks, their CPU time passes on the wall clock too; what is
@@ -265,7 +285,8 @@ class Fetcher:
         result.server_s = max(0.0, (time.monotonic() - started) - (time.thread_time() - cpu_started))
         return result
 
-    async def _get(self, url, headers, accept_types, max_bytes, max_redirects, started) -> FetchResult:
+    async def _get(self, url, headers, accept_types, max_bytes, max_redirects, started,
+                   check_redirect: Callable[[str], None] | None) -> FetchResult:
         seen = {url}
         redirects: list[str] = []
         current = url
@@ -279,7 +300,12 @@ class Fetcher:
             location = result.headers.get("location")
             if not location:
                 raise ProtocolError(f"HTTP {result.status} without Location")
-            target = urljoin(current, location.strip())
+            try:
+                target = urljoin(current, location.strip())
+            except ValueError as exc:
+                raise BadURL(f"Location {location[:200]!r}: {exc}") from None
+            if check_redirect is not None:
+                check_redirect(target)
             if target in seen:
                 raise RedirectLoop(f"redirect loop back to {target}")
             if len(redirects) >= max_redirects:

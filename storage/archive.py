@@ -1159,20 +1159,24 @@ class Archive:
 
     @_writes
     def requeue(
-        self, site_id: int, url_key: str, next_due_at: str | None = None, now: str | None = None
+        self, site_id: int, url_key: str, next_due_at: str | None = None, now: str | None = None,
+        url: str | None = None,
     ) -> bool:
         """Put a finished URL back to pending, due at next_due_at (default: now), with its
-        attempts reset. A leased row is left to its holder. Returns whether a row changed."""
+        attempts reset; `url`, when given, is the URL it is fetched by from now on (the key's
+        form as the crawler builds it today). A leased row is left to its holder. Returns
+        whether a row changed."""
         stamp = _stamp(now)
         cursor = self.db.execute(
             """UPDATE frontier SET state = 'pending', reason = NULL, attempts = 0,
-                next_due_at = :due, leased_until = NULL, updated_at = :now
+                next_due_at = :due, leased_until = NULL, updated_at = :now, url = coalesce(:url, url)
             WHERE site_id = :site_id AND url_key = :url_key AND state != 'leased'""",
             {
                 "due": stamp if next_due_at is None else normalise_time(next_due_at),
                 "now": stamp,
                 "site_id": site_id,
                 "url_key": url_key,
+                "url": url,
             },
         )
         return cursor.rowcount == 1
@@ -1312,6 +1316,10 @@ class Archive:
         return counts
 
     # --- adaptive revisits ------------------------------------------------------------
+    def thread(self, thread_id: int) -> dict | None:
+        """A threads row, by id."""
+        return self._one("SELECT * FROM threads WHERE id = ?", [thread_id])
+
     def thread_states(self, site_id: int, thread_keys: Iterable[str]) -> dict[str, dict]:
         """What the archive knows of these threads, by thread_key: counts, pages, next due time."""
         keys = list(thread_keys)
@@ -1341,6 +1349,18 @@ class Archive:
             "UPDATE threads SET next_due_at = ?, quiet_visits = ? WHERE id = ?", [due, quiet, thread_id]
         )
         return due
+
+    @_writes
+    def mark_thread_due(self, site_id: int, thread_key: str, now: str | None = None) -> bool:
+        """Make a stored thread due for a visit now, unless it is due sooner already. Returns
+        whether a row changed."""
+        stamp = _stamp(now)
+        cursor = self.db.execute(
+            """UPDATE threads SET next_due_at = :now WHERE site_id = :site_id AND thread_key = :key
+                AND (next_due_at IS NULL OR next_due_at > :now)""",
+            {"now": stamp, "site_id": site_id, "key": thread_key},
+        )
+        return cursor.rowcount == 1
 
     def due_threads(self, site_id: int, now: str, limit: int) -> list[dict]:
         """Threads still on the forum whose next due time has passed, most overdue first."""

@@ -20,7 +20,7 @@ LOCAL = frozenset({"127.0.0.1"})
 
 
 def run(archive, site, urls, *, crawler_args=None, **options):
-    opts = CrawlOptions(allow_private_hosts=LOCAL, **{"delay_s": 0, "backoff_base_s": 0.05, **options})
+    opts = CrawlOptions(**{"allow_private_hosts": LOCAL, "delay_s": 0, "backoff_base_s": 0.05, **options})
     return asyncio.run(Crawler(archive, site, options=opts, **(crawler_args or {})).run(urls))
 
 
@@ -80,6 +80,19 @@ def test_recrawl_with_validators_is_all_304_and_adds_only_fetches(tmp_path):
     assert second.not_modified == len(recrawl) == second.requests
     assert {t: after[t] for t in CONTENT_TABLES} == {t: before[t] for t in CONTENT_TABLES}
     assert after["fetches"] == before["fetches"] + len(recrawl)
+
+
+def test_a_304_for_a_threads_last_page_moves_its_next_visit_out(tmp_path):
+    # A quiet thread that stayed due would be asked for on every refresh.
+    with start("127.0.0.1", 0, DemoForum(validators=True)) as server, Archive(tmp_path / "a.db") as archive:
+        site = demo_site(server.base_url)
+        run(archive, site, [f"{server.base_url}forum-1-1.html"])
+        due = dict(archive.db.execute("select id, next_due_at from threads where gone_at is null"))
+        archive.db.execute("update threads set next_due_at = '2000-01-01T00:00:00+00:00'")
+        report = run(archive, site, [], incremental=True, revisit_due_threads=True)
+        after = archive.db.execute("select id, next_due_at, quiet_visits from threads where gone_at is null").fetchall()
+    assert report.not_modified == len(due) == report.requests
+    assert all(next_due > "2000-01-02" and quiet == 1 for _, next_due, quiet in after)
 
 
 def test_a_block_page_is_not_stored_and_holds_the_host(demo_forum, tmp_path):
@@ -142,11 +155,15 @@ def test_faults_end_with_their_own_reason_and_the_crawl_carries_on(tmp_path):
             "/bomb/gzip": "too_large",
             "/loop-a": "redirect_loop",
             "/chain/0": "too_many_redirects",
-            f"/redirect?to=http://127.0.0.2:{forbidden.port}/ok": "blocked_address",
-            f"/redirect?to=http://[::ffff:127.0.0.1]:{forbidden.port}/ok": "blocked_address",
-            f"/redirect?to=http://2130706433:{forbidden.port}/ok": "blocked_address",
-            "/redirect?to=http://169.254.169.254/latest/meta-data/": "blocked_address",
-            "/redirect?to=file:///etc/passwd": "unsupported_scheme",
+            # A page's redirects stay on its host: the crawler refuses these before the address
+            # guard (test_net) would; either way nothing connects.
+            f"/redirect?to=http://127.0.0.2:{forbidden.port}/ok": "offsite_redirect",
+            f"/redirect?to=http://[::ffff:127.0.0.1]:{forbidden.port}/ok": "offsite_redirect",
+            f"/redirect?to=http://2130706433:{forbidden.port}/ok": "offsite_redirect",
+            "/redirect?to=http://169.254.169.254/latest/meta-data/": "offsite_redirect",
+            f"/redirect?to=http://127.0.0.1:{forbidden.port}/ok": "offsite_redirect",  # another port
+            "/redirect?to=file:///etc/passwd": "offsite_redirect",
+            "/redirect?to=http://127.0.0.1:99999/ok": "bad_url",
         }
         site = site_for_url(srv.url("/"))
         site = site_from_dict(dict(site.raw, politeness={"max_tries": 2}))
@@ -169,6 +186,53 @@ def test_faults_end_with_their_own_reason_and_the_crawl_carries_on(tmp_path):
     assert fetch_rows == report.requests
     # Three faults are retryable and slow: each of their two tries ends within the deadline + 1 s.
     assert elapsed < 3 * 2 * (1.0 + 1.0) + 5
+
+
+def test_a_page_redirected_to_another_host_is_not_saved_and_says_where_it_led(tmp_path):
+    # Another forum's page saved under this site would merge its posts into this one's.
+    with MisbehavingServer("127.0.0.1") as srv, MisbehavingServer("127.0.0.2") as elsewhere:
+        moved_to = elsewhere.url("/thread-9-1-1.html")
+        with Archive(tmp_path / "a.db") as archive:
+            # The other host is one the guard would let through (a public forum, in life).
+            report = run(archive, site_for_url(srv.url("/")),
+                         [srv.url(f"/redirect?to={moved_to}"), srv.url("/redirect?to=/thread-9-1-1.html")],
+                         allow_private_hosts=LOCAL | {"127.0.0.2"})
+            fetches = archive.db.execute("select reason, final_url from fetches where reason is not null "
+                                         "and url not like '%/robots.txt'").fetchall()
+            threads = archive.db.execute("select tid, url from threads").fetchall()
+    assert elsewhere.hits == []
+    assert fetches == [("offsite_redirect", moved_to)]
+    # The redirect within the host is followed, and its page saved.
+    assert threads == [(9, srv.url("/thread-9-1-1.html"))]
+    assert report.failures == {"offsite_redirect": 1}
+
+
+def test_a_bad_link_on_a_page_is_skipped_and_the_crawl_carries_on(tmp_path, monkeypatch):
+    # One error no rule foresaw must cost its URL, not the site's run: the URL fails with
+    # internal_error and the rest of the frontier is crawled.
+    import scraper.crawl as crawl_module
+
+    real = crawl_module.Crawler._handle_page
+
+    def broken_once(self, row, result):
+        if "thread-9-1-" in row["url"]:
+            raise RuntimeError("a defect")
+        return real(self, row, result)
+
+    monkeypatch.setattr(crawl_module.Crawler, "_handle_page", broken_once)
+    with MisbehavingServer() as srv, Archive(tmp_path / "a.db") as archive:
+        report = run(archive, site_for_url(srv.url("/")),
+                     [srv.url("/thread-9-1-1.html"), srv.url("/thread-9-3-1.html")])
+        states = {url: (state, reason) for url, state, reason in archive.db.execute(
+            "select url, state, reason from frontier")}
+        fetches = archive.db.execute("select count(*) from fetches").fetchone()[0]
+        run_status = archive.db.execute("select status from runs").fetchone()[0]
+    assert states[srv.url("/thread-9-1-1.html")] == ("failed", "internal_error")
+    # The rest was crawled: page 3 printed 4 pages, the margin allows 2 more.
+    assert [states[srv.url(f"/thread-9-{n}-1.html")] for n in (3, 4, 5, 6)] == [("done", None)] * 4
+    assert report.pages_saved == 4 and report.failures == {"internal_error": 1}
+    assert fetches == report.requests  # the failed URL's request has its fetches row
+    assert run_status == "finished"
 
 
 def test_endless_pagination_is_cut_at_the_printed_count_plus_margin(tmp_path):
@@ -237,3 +301,33 @@ def test_every_request_names_the_project_and_a_contact(demo_forum, tmp_path):
     assert len(agents) == 1
     agent = agents.pop()
     assert agent.startswith("forum-archiver/") and "+https://archive.example.org/contact" in agent
+
+
+@pytest.mark.parametrize(("url", "options", "expected_s"), [
+    # The README's `crawl URL --config seeds/sites/demo.toml` on a real forum: the demo's 0.2 s
+    # must not come along.
+    ("https://bbs.example.cn/forum-2-1.html", {}, 3.0),
+    ("http://127.0.0.1:8765/forum-1-1.html", {"allow_private_hosts": frozenset({"127.0.0.1"})}, 0.2),
+    ("https://bbs.example.cn/forum-2-1.html", {"delay_s": 1.0}, 1.0),  # the operator's --delay
+])
+def test_a_site_config_cannot_crawl_a_forum_on_the_network_faster_than_the_floor(tmp_path, url, options, expected_s):
+    from scraper.cli import _resolve_site
+
+    with Archive(tmp_path / "a.db") as archive:
+        site = _resolve_site(archive, [url], "seeds/sites/demo.toml", None)
+        crawler = Crawler(archive, site, options=CrawlOptions(**options))
+    assert site.politeness.delay_s == 0.2
+    assert crawler.pacer.delay_s == expected_s
+
+
+def test_a_copied_only_this_author_link_archives_the_whole_thread(demo_forum, tmp_path):
+    base = demo_forum.base_url
+    with Archive(tmp_path / "a.db") as archive:
+        site = demo_site(base)
+        run(archive, site, [f"{base}forum.php?mod=viewthread&tid=2&page=1&authorid=2001"])
+        # The row of thread 2's page 1 exists now; a later board crawl must not keep its filter.
+        run(archive, site, [f"{base}forum-1-1.html"])
+        stored = [r[0] for r in archive.db.execute(
+            "select p.pid from posts p join threads t on t.id = p.thread_id where t.tid = 2 order by p.pid")]
+    assert not [r.path for r in gets(demo_forum) if "authorid" in r.path]
+    assert stored == sorted(p.pid for p in demo_forum.forum.threads[2].posts)

@@ -54,3 +54,14 @@ def test_fetched_url_keeps_the_sites_parameter_order():
     assert entry.url == "http://h/forum.php?mod=redirect&goto=lastpost"
     assert entry.key == "url:http://h/forum.php?goto=lastpost&mod=redirect"
     assert sibling_page_url("http://h/forum-2-1.html", ENGINE, 2) == "http://h/forum-2-2.html"
+
+
+def test_a_filtered_view_of_a_thread_or_board_is_fetched_whole():
+    # "只看该作者" and a board's category filter show part of the page their key names.
+    thread = entry_for("http://h/forum.php?mod=viewthread&tid=2&page=1&authorid=2001", ENGINE)
+    board = entry_for("http://h/forum.php?mod=forumdisplay&fid=7&filter=typeid&typeid=5&orderby=dateline", ENGINE)
+    assert (thread.url, thread.key) == ("http://h/forum.php?mod=viewthread&tid=2&page=1", "thread:2:1")
+    assert (board.url, board.key) == ("http://h/forum.php?mod=forumdisplay&fid=7", "board:7:1")
+    # A URL no key names keeps them: there they may be what the page is.
+    other = entry_for("http://h/home.php?mod=space&uid=7&authorid=7", ENGINE)
+    assert other.url == "http://h/home.php?mod=space&uid=7&authorid=7"

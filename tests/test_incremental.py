@@ -273,3 +273,22 @@ def test_a_due_thread_is_revisited_at_its_last_page_and_then_waits_twice_as_long
     assert report.new_posts == 0
     assert quiet[:2] == (1, 1)
     assert quiet[2] == (clock.at + timedelta(hours=2)).isoformat(timespec="seconds")
+
+
+def test_a_new_reply_whose_thread_fetch_failed_is_fetched_by_the_next_run(demo_forum, tmp_path):
+    # The board page that showed the new reply stored the thread's new reply count, so the next
+    # board read shows no change: the thread itself must stay due.
+    forum, clock = demo_forum.forum, Clock()
+    with Archive(tmp_path / "a.db") as archive:
+        site = site_from_dict(dict(demo_site(demo_forum.base_url).raw, politeness={"delay_s": 0, "max_tries": 1}))
+        run(archive, site, clock)
+        thread = next(t for t in forum.threads.values() if forum.thread_pages(t) == 1)
+        pid = forum.add_reply(thread.tid, "admin", "一条新的回复")
+        demo_forum.inject(f"/thread-{thread.tid}-1-1.html", 503)
+        clock.advance(minutes=5)
+        failed = run(archive, site, clock)
+        clock.advance(minutes=5)
+        later = run(archive, site, clock)
+        archived = archive.db.execute("select count(*) from posts where pid = ?", [pid]).fetchone()[0]
+    assert failed.failures == {"http_503": 1} and failed.new_posts == 0
+    assert later.new_posts == 1 and archived == 1
