@@ -863,7 +863,8 @@ async def crawl_sites(archive: Archive, targets: Iterable[SiteTarget | tuple[Sit
 
     Sites on different hosts run concurrently in this event loop, so twenty forums take about
     as long as the slowest one. Sites that share a host run one after another: each Crawler
-    paces only its own requests, and a host must never see two in flight. Sharing the one
+    paces only its own requests, and a host must never see two in flight; each starts once
+    the previous one's gap (or a server's Retry-After pause) has passed. Sharing the one
     Archive connection is safe because no archive transaction block spans an await: each one
     begins and ends between two awaits (committed alone or as a savepoint of the open group),
     so blocks of different sites never interleave, and a failing one undoes only itself.
@@ -878,6 +879,7 @@ async def crawl_sites(archive: Archive, targets: Iterable[SiteTarget | tuple[Sit
         by_host.setdefault(target.site.host, []).append(index)
 
     async def crawl_host(indexes: list[int]) -> None:
+        wait_s = 0.0  # what the host's previous crawl left of its gap (or of a server's pause)
         for index in indexes:
             if stop is not None and stop.is_set():
                 return
@@ -885,7 +887,11 @@ async def crawl_sites(archive: Archive, targets: Iterable[SiteTarget | tuple[Sit
             try:
                 crawler = Crawler(archive, target.site, options=target.options or options, stop=stop,
                                   on_page=progress_for(target.site) if progress_for else None)
-                reports[index] = await crawler.run(list(target.seeds), job=target.job or job)
+                crawler.pacer.pause(target.site.host, wait_s)
+                try:
+                    reports[index] = await crawler.run(list(target.seeds), job=target.job or job)
+                finally:
+                    wait_s = crawler.pacer.ready_in(target.site.host)
             except Exception as exc:  # noqa: BLE001 - one forum's failure must not cost the others their run
                 log.exception("%s: the crawl failed", target.site.name)
                 errors.append(exc)

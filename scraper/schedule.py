@@ -193,7 +193,11 @@ def _run_site_job(db_path: str, site_json: str, options_json: str, job: str) -> 
             # nothing to group anyway.
             crawler = Crawler(archive, site, options=crawl_options(site, options, job, group_commit_s=0),
                               stop=STOP, on_page=ProgressReporter(site.name))
-            report = asyncio.run(crawler.run(job_seeds(site, job), job=job))
+            crawler.pacer.pause(site.host, held.not_before() - time.time())
+            try:
+                report = asyncio.run(crawler.run(job_seeds(site, job), job=job))
+            finally:
+                held.set_not_before(time.time() + crawler.pacer.ready_in(site.host))
     _log_report(site, job, report)
     return {"run_id": report.run_id, "requests": report.requests, "new_posts": report.new_posts}
 
@@ -216,17 +220,36 @@ class HostLock:
     A job holds its site's host lock for its whole run, which keeps a site's discover and
     refresh jobs apart (they share the site's queue) and keeps two sites on one host from
     pacing their requests separately, two in flight at once. The kernel drops the lock when
-    the holder dies, even by kill -9."""
+    the holder dies, even by kill -9.
+
+    The file holds when the host may next be asked (Unix time), written by the job that ends:
+    the next job waits out the last one's gap, or the Retry-After pause a server gave it,
+    instead of asking at once."""
 
     def __init__(self, db_path: str | Path, host: str):
         self.path = Path(f"{db_path}.{host}.lock")
         self._handle = None
 
+    def not_before(self) -> float:
+        """The Unix time before which the host must not be asked (0 when none is known).
+        Only while the lock is held."""
+        self._handle.seek(0)
+        try:
+            return float(self._handle.read().strip() or 0)
+        except ValueError:
+            return 0.0  # a file from an older version, or torn by a crash: no wait known
+
+    def set_not_before(self, unix_s: float) -> None:
+        """Record when the host may next be asked. Only while the lock is held."""
+        self._handle.truncate(0)
+        self._handle.write(f"{unix_s:.3f}\n")
+        self._handle.flush()
+
     def try_acquire(self) -> bool:
         """Take the lock if it is free; never blocks."""
         if self._handle is not None:
             return True
-        handle = open(self.path, "a")  # noqa: SIM115 - held open for as long as the lock is
+        handle = open(self.path, "a+")  # noqa: SIM115 - held open for as long as the lock is
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -255,13 +278,13 @@ def acquire_all(locks: list[HostLock], wait_s: float) -> list[HostLock]:
 
 
 @contextmanager
-def host_lock(db_path: str | Path, host: str, *, wait_s: float = 0.0) -> Iterator[bool]:
-    """Hold the host's lock for the block, waiting up to `wait_s` for it; yields whether it
-    was taken."""
+def host_lock(db_path: str | Path, host: str, *, wait_s: float = 0.0) -> Iterator[HostLock | None]:
+    """Hold the host's lock for the block, waiting up to `wait_s` for it; yields the lock, or
+    None when it was not taken."""
     lock = HostLock(db_path, host)
     held = bool(acquire_all([lock], wait_s))
     try:
-        yield held
+        yield lock if held else None
     finally:
         lock.release()
 

@@ -331,3 +331,20 @@ def test_a_copied_only_this_author_link_archives_the_whole_thread(demo_forum, tm
             "select p.pid from posts p join threads t on t.id = p.thread_id where t.tid = 2 order by p.pid")]
     assert not [r.path for r in gets(demo_forum) if "authorid" in r.path]
     assert stored == sorted(p.pid for p in demo_forum.forum.threads[2].posts)
+
+
+def test_crawls_of_one_host_in_turn_keep_the_gap_between_them(demo_forum, tmp_path):
+    # run --once crawls a site's discovery, then its refresh: the second must wait out the
+    # Retry-After the server gave the first's last request.
+    from scraper.crawl import SiteTarget, crawl_sites
+
+    base = demo_forum.base_url
+    site = site_from_dict(dict(demo_site(base).raw, politeness={"delay_s": 0, "max_tries": 1}))
+    demo_forum.inject("/thread-4-1-1.html", 503, headers={"Retry-After": "2"})
+    options = CrawlOptions(delay_s=0, allow_private_hosts=LOCAL)
+    with Archive(tmp_path / "a.db") as archive:
+        asyncio.run(crawl_sites(archive, [SiteTarget(site, (f"{base}thread-4-1-1.html",), options),
+                                          SiteTarget(site, (f"{base}thread-5-1-1.html",), options)]))
+    asked = [r for r in gets(demo_forum) if r.path.startswith("/thread-")]
+    assert [r.path for r in asked] == ["/thread-4-1-1.html", "/thread-5-1-1.html"]
+    assert asked[1].at - asked[0].at >= 2.0

@@ -102,3 +102,23 @@ def test_jobs_of_two_sites_on_one_host_take_turns(tmp_path):
         spans = sorted((min(r.at for r in s.requests), max(r.at for r in s.requests)) for s in (first, second))
     assert all(result["value"]["requests"] > 0 for _, result in jobs)
     assert spans[0][1] < spans[1][0], "the second site's job waited for the first's to end"
+
+
+def test_the_next_job_on_a_host_waits_out_the_last_jobs_pause(demo_forum, tmp_path):
+    # A server's Retry-After, given to the discover job's last request, holds for the refresh
+    # job that takes the host's lock next, as it would within one job.
+    db, site = tmp_path / "a.db", demo_site(demo_forum.base_url)
+    site = site_from_dict(dict(site.raw, boards=[1], politeness={"delay_s": 0, "max_tries": 1}))
+    options = RunOptions(delay_s=0, allow_private=True)
+    schedule.discover_site(str(db), json.dumps(site.raw), options.to_json())
+    guide = "/forum.php?mod=guide&view=newthread&page=1"  # the discover job's last request
+    demo_forum.inject(guide, 503, headers={"Retry-After": "2"})
+    mark = len(demo_forum.requests)
+    schedule.discover_site(str(db), json.dumps(site.raw), options.to_json())
+    with Archive(db) as archive:  # a thread falls due: the refresh job asks for it
+        thread_id, url = archive.db.execute("select id, url from threads order by id limit 1").fetchone()
+        archive.db.execute("update threads set next_due_at = '2000-01-01T00:00:00+00:00' where id = ?", [thread_id])
+    schedule.refresh_site(str(db), json.dumps(site.raw), options.to_json())
+    asked = [r for r in demo_forum.requests[mark:] if r.method == "GET"]
+    assert [r.path for r in asked] == ["/forum-1-1.html", guide, url[len(demo_forum.base_url) - 1:]]
+    assert asked[2].at - asked[1].at >= 2.0
