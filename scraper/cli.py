@@ -165,6 +165,17 @@ def run(db_path, config_paths, board_urls, every_s, delay_s, allow_private, veri
     if once:
         schedule.run_once(db_path, sites, options)
         return
+    try:
+        with schedule.daemon_lock(db_path):
+            _run_daemon(db_path, sites, options)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+def _run_daemon(db_path: str, sites: list, options) -> None:
+    """The scheduler's loop, until SIGTERM or SIGINT; the caller holds the archive's daemon lock."""
+    from scraper import schedule
+
     specs = [spec for site in sites for spec in schedule.site_jobs(db_path, site, options)]
     scheduler = schedule.build_scheduler(schedule.jobs_path_for(db_path),
                                          max_workers=schedule.executor_workers(len(specs)))

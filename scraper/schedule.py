@@ -15,6 +15,7 @@ import asyncio
 import fcntl
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from scraper import config
+from scraper.errors import ConfigError
 from scraper.sites import Site, site_from_dict
 
 if TYPE_CHECKING:
@@ -77,6 +79,31 @@ class RunOptions:
 def jobs_path_for(db_path: str | Path) -> Path:
     """Where the job store of the archive at `db_path` lives."""
     return Path(f"{db_path}.jobs.db")
+
+
+@contextmanager
+def daemon_lock(db_path: str | Path) -> Iterator[None]:
+    """Hold the archive's one daemon slot for the block. A second daemon on the same archive
+    would share its job store and remove the first one's jobs as sites it was not given (one
+    APScheduler job store must never serve two schedulers): it is refused with a ConfigError
+    naming the holder. The kernel drops the lock when the holder dies, even by kill -9."""
+    path = Path(f"{db_path}.daemon.lock")
+    handle = open(path, "a+")  # noqa: SIM115 - held open for as long as the lock is
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ConfigError(f"a daemon is running on {db_path} already (pid {holder}); one daemon serves "
+                              "every site of an archive: stop it and start one `run` naming all the sites "
+                              "(--config and --site may repeat)") from None
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing drops the lock
 
 
 def executor_workers(job_count: int) -> int:

@@ -1,5 +1,6 @@
 """One test per command, through click's runner or as the real process a user starts."""
 
+import os
 import signal
 import socket
 import subprocess
@@ -145,3 +146,18 @@ def test_demo_crawls_then_serves(tmp_path, process):
     proc.send_signal(signal.SIGINT)  # Ctrl-C
     proc.wait(15)
     assert port_closes(port), "datasette outlived forum-archiver demo"
+
+
+def test_a_second_daemon_on_one_archive_is_refused_and_leaves_the_first_ones_jobs(tmp_path):
+    # Both would share the archive's job store, and each removes the jobs of sites it was not given.
+    from scraper import schedule
+
+    db = tmp_path / "a.db"
+    site_a = "http://127.0.0.1:9/forum-1-1.html"  # never fetched: the refusal comes first
+    with schedule.daemon_lock(db):
+        result = CliRunner().invoke(main, ["run", "--db", str(db), "--site", site_a, "--allow-private"])
+    assert result.exit_code != 0
+    assert "a daemon is running on" in result.output and f"pid {os.getpid()}" in result.output
+    assert not schedule.jobs_path_for(db).exists()
+    with schedule.daemon_lock(db):  # released by the holder: the next daemon may start
+        pass
