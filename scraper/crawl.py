@@ -368,9 +368,26 @@ class Crawler:
             self.report.not_modified += 1
             return
         if result.status != 200:
-            self._handle_status(row, result)
+            blocked = self._block_kind(result) if result.body else None
+            if blocked is not None:
+                self._handle_block(row, result, blocked)
+            else:
+                self._handle_status(row, result)
             return
         self._handle_page(row, result)
+
+    def _block_kind(self, result: FetchResult) -> PageKind | None:
+        """The block an error response's body shows (a bot challenge is often sent as 403 or
+        503), or None: its status then speaks for it."""
+        decoded = decode_html(result.body, result.content_type, self.site.encoding)
+        kind = self.engine.page_kind(parse_html(decoded.text), result.status)
+        return kind if kind in BLOCK_KINDS else None
+
+    def _handle_block(self, row: dict, result: FetchResult, kind: PageKind) -> None:
+        """A block page is never content: its body is kept, the URL fails as blocked:<kind>,
+        and a forum that shows one wants us gone for a while."""
+        self._save_unparsed(row, result, f"blocked:{kind}", state="failed")
+        self.pacer.pause(row["host"], self.options.block_pause_s)
 
     async def _fetch(self, url: str, host: str, *, headers: dict, accept=config.ACCEPTED_CONTENT_TYPES,
                      max_bytes: int | None = None, max_redirects: int | None = None,
@@ -433,9 +450,7 @@ class Crawler:
         ctx = ParseContext(url=result.final_url, utc_offset=self.site.utc_offset, fetched_at=self.now(),
                            noise=self._noise_rules())
         if kind in BLOCK_KINDS:
-            self._save_unparsed(row, result, f"blocked:{kind}", state="failed")
-            # A forum that shows us a block page wants us gone for a while.
-            self.pacer.pause(row["host"], self.options.block_pause_s)
+            self._handle_block(row, result, kind)
             return
         if kind == PageKind.MISSING:
             self._handle_missing(row, result)
@@ -452,6 +467,12 @@ class Crawler:
                 self._save_unparsed(row, result, exc.reason, state="failed", detail=str(exc), parse_failure=True)
                 return
             save(row, result, parsed, decoded)
+        elif row["kind"] in (PageKind.THREAD, PageKind.BOARD):
+            # The URL names a thread or board page and the page shows none: most likely a
+            # template the engine does not know. Recorded as a parse failure (the body is kept,
+            # to parse again once the engine knows it), never passed over as a page of no interest.
+            self._save_unparsed(row, result, ParseError.reason, state="failed", parse_failure=True,
+                                detail=f"the URL names a {row['kind']} page; the page reads as {kind}")
         else:
             self._save_unparsed(row, result, "unknown_page", state="skipped")
 

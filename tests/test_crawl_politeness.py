@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
@@ -108,6 +109,34 @@ def test_a_block_page_is_not_stored_and_holds_the_host(demo_forum, tmp_path):
     assert report.failures["blocked:notice"] == 1
     notice, after = gets(demo_forum, "/thread-999-1-1.html")[0], gets(demo_forum, "/thread-4-1-1.html")[0]
     assert after.at - notice.at >= 1.0
+
+
+@pytest.mark.parametrize("status", [403, 503])
+def test_a_challenge_sent_with_an_error_status_is_a_block_and_holds_the_host(demo_forum, tmp_path, status):
+    challenge = (Path(__file__).parent / "fixtures" / "discuz" / "challenge.html").read_bytes()
+    urls = [f"{demo_forum.base_url}thread-999-1-1.html", f"{demo_forum.base_url}thread-4-1-1.html"]
+    demo_forum.inject("/thread-999-1-1.html", status, body=challenge)
+    with Archive(tmp_path / "a.db") as archive:
+        report = run(archive, demo_site(demo_forum.base_url), urls, block_pause_s=1.0)
+        reasons = dict(archive.db.execute("select url, reason from fetches where url like '%thread-%'").fetchall())
+        state = archive.db.execute("select state, reason from frontier where url = ?", [urls[0]]).fetchone()
+    assert reasons[urls[0]] == "blocked:challenge" and state == ("failed", "blocked:challenge")
+    assert report.failures["blocked:challenge"] == 1
+    challenged, after = gets(demo_forum, "/thread-999-1-1.html")[0], gets(demo_forum, "/thread-4-1-1.html")[0]
+    assert len(gets(demo_forum, "/thread-999-1-1.html")) == 1  # not retried as a plain 503 would be
+    assert after.at - challenged.at >= 1.0
+
+
+def test_a_thread_url_whose_page_is_no_thread_is_a_parse_failure_with_its_body_kept(demo_forum, tmp_path):
+    # A template the engine does not know: the page must be findable and parseable again later.
+    url = f"{demo_forum.base_url}thread-4-1-1.html"
+    demo_forum.inject("/thread-4-1-1.html", 200, body="<html><body><div id='ct'>新模板</div></body></html>".encode())
+    with Archive(tmp_path / "a.db") as archive:
+        report = run(archive, demo_site(demo_forum.base_url), [url])
+        state = archive.db.execute("select state, reason from frontier where url = ?", [url]).fetchone()
+        failure = archive.db.execute("select url, reason, detail, body_sha256 is not null from parse_failures").fetchall()
+    assert state == ("failed", "parse_error") and report.failures["parse_error"] == 1
+    assert failure == [(url, "parse_error", "the URL names a thread page; the page reads as unknown", 1)]
 
 
 def test_a_deleted_thread_notice_marks_the_thread_gone_without_holding_the_host(demo_forum, tmp_path):
