@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sys
@@ -63,11 +64,12 @@ def main(verbose: bool) -> None:
 @click.option("--max-requests", type=click.IntRange(min=1), help="Stop after this many requests.")
 def crawl(urls, db_path, config_path, site_name, delay_s, allow_private, max_requests) -> None:
     """Crawl board or thread URLS once: follow board rows and thread pages, store everything."""
+    from scraper import schedule
     from scraper.crawl import CrawlOptions, Crawler
     from scraper.progress import ProgressReporter
     from storage.archive import Archive
 
-    with Archive(db_path) as archive:
+    with Archive(db_path) as archive, contextlib.ExitStack() as held_locks:
         try:
             site = _resolve_site(archive, list(urls), config_path, site_name)
         except ConfigError as exc:
@@ -75,13 +77,23 @@ def crawl(urls, db_path, config_path, site_name, delay_s, allow_private, max_req
         hosts = frozenset(urlsplit(u).hostname.lower() for u in urls if urlsplit(u).hostname)
         options = CrawlOptions(delay_s=delay_s, allow_private_hosts=hosts if allow_private else frozenset(),
                                max_requests=max_requests)
+        # The host's lock, as a daemon job takes it: never two crawls of one host at once, and
+        # this one starts once the last one's gap (or a server's pause) has passed.
+        lock = held_locks.enter_context(schedule.host_lock(db_path, site.host))
+        if lock is None:
+            click.echo(f"{site.host} is being crawled into {db_path} (a daemon job or another crawl); waiting "
+                       f"up to {config.SITE_LOCK_WAIT_S:.0f} s for it to finish", err=True)
+            lock = held_locks.enter_context(schedule.host_lock(db_path, site.host, wait_s=config.SITE_LOCK_WAIT_S))
+            if lock is None:
+                _fail(f"{site.host} stayed busy for {config.SITE_LOCK_WAIT_S:.0f} s; try again later")
         progress = ProgressReporter(site.name)
         try:
             try:
                 crawler = Crawler(archive, site, options=options, on_page=progress)
             except ConfigError as exc:
                 _fail(str(exc))
-            report = asyncio.run(crawler.run(list(urls)))
+            with schedule.paced_by_host_lock(lock, crawler):
+                report = asyncio.run(crawler.run(list(urls)))
         finally:
             progress.close()
     failures = ", ".join(f"{k} {v}" for k, v in sorted(report.failures.items())) or "none"

@@ -220,11 +220,8 @@ def _run_site_job(db_path: str, site_json: str, options_json: str, job: str) -> 
             # nothing to group anyway.
             crawler = Crawler(archive, site, options=crawl_options(site, options, job, group_commit_s=0),
                               stop=STOP, on_page=ProgressReporter(site.name))
-            crawler.pacer.pause(site.host, held.not_before() - time.time())
-            try:
+            with paced_by_host_lock(held, crawler):
                 report = asyncio.run(crawler.run(job_seeds(site, job), job=job))
-            finally:
-                held.set_not_before(time.time() + crawler.pacer.ready_in(site.host))
     _log_report(site, job, report)
     return {"run_id": report.run_id, "requests": report.requests, "new_posts": report.new_posts}
 
@@ -314,6 +311,18 @@ def host_lock(db_path: str | Path, host: str, *, wait_s: float = 0.0) -> Iterato
         yield lock if held else None
     finally:
         lock.release()
+
+
+@contextmanager
+def paced_by_host_lock(lock: HostLock, crawler) -> Iterator[None]:
+    """Around a crawl of the held lock's host: the crawler asks no sooner than the host's last
+    crawl allowed, and records when its own last request lets the next crawl start."""
+    host = crawler.site.host
+    crawler.pacer.pause(host, lock.not_before() - time.time())
+    try:
+        yield
+    finally:
+        lock.set_not_before(time.time() + crawler.pacer.ready_in(host))
 
 
 def board_urls(site: Site) -> list[str]:

@@ -161,3 +161,22 @@ def test_a_second_daemon_on_one_archive_is_refused_and_leaves_the_first_ones_job
     assert not schedule.jobs_path_for(db).exists()
     with schedule.daemon_lock(db):  # released by the holder: the next daemon may start
         pass
+
+
+def test_crawl_takes_the_hosts_lock_and_keeps_the_last_crawls_pause(demo_forum, tmp_path, monkeypatch):
+    from scraper import config, schedule
+
+    db, url = tmp_path / "a.db", f"{demo_forum.base_url}thread-4-1-1.html"
+    args = ["crawl", url, "--db", str(db), "--delay", "0", "--allow-private"]
+    monkeypatch.setattr(config, "SITE_LOCK_WAIT_S", 0.5)
+    daemon_job = schedule.HostLock(db, "127.0.0.1")
+    assert daemon_job.try_acquire()
+    busy = CliRunner().invoke(main, args)
+    # The job that held the lock leaves: the server asked it for a 1.5 s pause.
+    daemon_job.set_not_before(time.time() + 1.5)
+    daemon_job.release()
+    started = time.monotonic()
+    done = CliRunner().invoke(main, args)
+    asked = [r for r in demo_forum.requests if r.method == "GET"]
+    assert busy.exit_code == 1 and "stayed busy" in busy.output
+    assert done.exit_code == 0 and asked and asked[0].at - started >= 1.4
