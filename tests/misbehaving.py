@@ -132,6 +132,11 @@ class Handler(BaseHTTPRequestHandler):
             return None
         if path == "/huge-chunked":
             return self._huge_chunked()
+        if path == "/declared-huge":  # says 10 GB is coming, then sends nothing
+            self._headers(200, length=10 * 1024**3)
+            time.sleep(5)
+            self.close_connection = True
+            return None
         if path == "/wrong-content-length":
             self._headers(200, length=10000)
             self.wfile.write(b"<html>tiny")

@@ -83,18 +83,38 @@ async def test_file_scheme_redirect_is_refused(server):
         await f.aclose()
 
 
-async def test_rebinding_resolver_is_checked_every_request(server):
-    answers = iter(["93.184.216.34", "127.0.0.1"])
+async def test_each_request_connects_to_the_address_its_check_resolved(server):
+    # forum.test is known to this resolver alone (.test never resolves in DNS): a client that
+    # resolved the name again by itself, instead of connecting to the checked address, fails.
+    calls = []
+
+    async def resolver(host, port):
+        calls.append(host)
+        return ["127.0.0.1"]
+
+    f = Fetcher(user_agent=UA, guard=AddressGuard(allowed_hosts=frozenset({"forum.test"}), resolver=resolver),
+                deadline_s=2)
+    try:
+        first = await f.get("http://forum.test:%d/ok" % server.port)
+        second = await f.get("http://forum.test:%d/ok" % server.port)
+    finally:
+        await f.aclose()
+    assert (first.status, second.status) == (200, 200)
+    assert calls == ["forum.test", "forum.test"]  # resolved and checked for each request
+    assert server.hits == ["/ok", "/ok"]
+
+
+async def test_a_rebinding_resolver_is_checked_on_every_request(server):
+    answers = iter(["10.1.2.3", "127.0.0.1"])
 
     async def rebinding(host, port):
         return [next(answers)]
 
     f = Fetcher(user_agent=UA, guard=AddressGuard(resolver=rebinding), deadline_s=2)
     try:
-        # First answer is public (nothing listens there in this sandbox), the second is loopback.
-        with pytest.raises(Exception):
+        with pytest.raises(BlockedAddress, match="10.1.2.3"):
             await f.get("http://forum.test:%d/ok" % server.port)
-        with pytest.raises(BlockedAddress):
+        with pytest.raises(BlockedAddress, match="127.0.0.1"):
             await f.get("http://forum.test:%d/ok" % server.port)
     finally:
         await f.aclose()
@@ -255,3 +275,14 @@ def test_address_literals_skip_getaddrinfo_names_do_not():
     # Not literals in the strict form: what they mean is getaddrinfo's to say (and the guard's to check).
     assert asyncio.run(resolve("2130706433")) == (["127.0.0.1"], 1)
     assert asyncio.run(resolve("localhost"))[1] == 1
+
+
+async def test_a_declared_length_past_the_cap_is_refused_before_any_body_is_read(server):
+    f = fetcher()
+    started = time.monotonic()
+    try:
+        with pytest.raises(TooLarge, match="Content-Length"):
+            await f.get(server.url("/declared-huge"))
+    finally:
+        await f.aclose()
+    assert time.monotonic() - started < 2  # the server sends nothing: only the header could tell
