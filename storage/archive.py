@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import zstandard
 
 from storage.db import open_db
-from storage.dedup import classify, content_hash, extract_hash, post_key, thread_key
+from storage.dedup import classify, content_hash, extract_hash, normalise_content, post_key, thread_key
 from storage.records import BoardPageRecord, PostRecord, ThreadPageRecord
 from storage.bigram import BIGRAM_FUNCTION
 from storage.schema import BIGRAM_INDEXED_THROUGH, BIGRAM_TABLE, INDEXED_THROUGH, SEARCH_INDEX_STATE
@@ -44,6 +44,7 @@ FRONTIER_STATES = ("pending", "leased", "done", "failed", "skipped")
 FINISH_STATES = frozenset({"done", "failed", "skipped", "pending"})
 PHRASE_STATUSES = frozenset({"proposed", "confirmed", "rejected"})
 NORMAL_STATUS = "normal"
+HIDDEN_STATUS = "hidden"  # part of the post locked away (reply to see, credits, password)
 DEFAULT_LEASE_S = 300  # matches the crawler's default; storage cannot import its config
 BODY_COMPRESSION = "zstd"
 # Every fetched page pays the compression; each body is stored once. Measured on the demo
@@ -235,6 +236,12 @@ _TOUCH_POST_SQL = """UPDATE posts SET
     attachments_json = CASE WHEN :keeps_archived THEN attachments_json ELSE :attachments_json END,
     noise_json = CASE WHEN :keeps_archived THEN noise_json ELSE :noise_json END
 WHERE id = :id"""
+
+
+def _holds_new_line(text: str, archived: str) -> bool:
+    """Whether a line of `text` (white space aside) is missing from `archived`."""
+    archived = normalise_content(archived)
+    return any(line and line not in archived for line in map(normalise_content, text.splitlines()))
 
 
 def _distinct_posts(key_of_thread: str, posts: Sequence[PostRecord]) -> dict[str, PostRecord]:
@@ -870,12 +877,17 @@ class Archive:
             )
         touches = []
         edited = []
+        shows_new_text = self._hidden_renderings_with_new_text(stored, values)
         for key, (post_id, stored_hash, archived_from_normal) in stored.items():
             post_values = values[key]
             # A deleted, blocked or hidden rendering must not overwrite text archived from a
             # normal one, on this visit or any later one (the status alone moves off normal at
             # the first); it may replace another such rendering (a hidden post's visible part).
-            keeps_archived = post_values["status"] != NORMAL_STATUS and archived_from_normal
+            # A hidden rendering whose visible part says what the archived text does not is an
+            # edit (the author added a [hide] block and rewrote the rest): it is versioned,
+            # and the archived text stays as the version before it.
+            keeps_archived = (post_values["status"] != NORMAL_STATUS and archived_from_normal
+                              and post_id not in shows_new_text)
             touches.append(
                 {**post_values, "id": post_id, "thread_id": thread_id, "page": page_no, "now": now,
                  "keeps_archived": keeps_archived}
@@ -887,6 +899,20 @@ class Archive:
         for post_id, post_values in edited:
             self._replace_content(post_id, post_values, now)
         return len(new_keys), len(stored) - len(edited), len(edited)
+
+    def _hidden_renderings_with_new_text(self, stored: Mapping[str, tuple], values: Mapping[str, dict]) -> set[int]:
+        """Ids of stored posts whose rendering on this page is hidden (part of it locked away)
+        and whose visible text holds a line the archived text does not: an edit, not a part
+        of the archived text hidden. Reads the archived text of hidden renderings only."""
+        hidden = {post_id: values[key] for key, (post_id, stored_hash, _) in stored.items()
+                  if values[key]["status"] == HIDDEN_STATUS and values[key]["content_hash"] != stored_hash}
+        if not hidden:
+            return set()
+        archived = dict(self.db.conn.execute(
+            "SELECT id, content_text FROM posts WHERE id IN (SELECT value FROM json_each(?))",
+            [json.dumps(list(hidden))]))
+        return {post_id for post_id, post_values in hidden.items()
+                if _holds_new_line(post_values["content_text"], archived.get(post_id) or "")}
 
     def _replace_content(self, post_id: int, values: dict, now: str) -> None:
         # The version being superseded gets its text from posts before posts changes.

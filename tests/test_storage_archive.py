@@ -493,3 +493,21 @@ def test_times_are_stored_in_utc_and_naive_times_refused(archive):
         with pytest.raises(ValueError):
             archive.start_run(None, "crawl", now=bad)
     assert count(archive, "runs") == 1
+
+
+def test_a_hidden_rendering_keeps_the_archived_text_unless_its_visible_part_is_new(archive, site_id):
+    save(archive, site_id, two_post_page(REPLY), T0)
+    first_line = "一是参谋意识。"  # the start of REPLY
+    assert REPLY.startswith(first_line) and first_line != REPLY
+    # Part of the post locked away: what shows is in the archived text, nothing is lost or new.
+    partly = make_post(1002, 2, first_line, status=PostStatus.HIDDEN)
+    result = save(archive, site_id, make_page(88, [make_post(1001, 1, OPENING), partly]), T1)
+    assert result.new_versions == 0
+    assert fields(post_row(archive, 1002), "status", "content_text") == ("hidden", REPLY)
+    # The author rewrote the post around a [hide] block: the visible part is an edit.
+    rewritten = f"{first_line}\n补充说明：以下内容回复可见"
+    edited = make_post(1002, 2, rewritten, status=PostStatus.HIDDEN)
+    result = save(archive, site_id, make_page(88, [make_post(1001, 1, OPENING), edited]), T2)
+    assert result.new_versions == 1
+    assert fields(post_row(archive, 1002), "status", "content_text") == ("hidden", rewritten)
+    assert versions(archive, 1002) == [REPLY, rewritten]  # the full text stays, as the earlier version
