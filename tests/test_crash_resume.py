@@ -17,12 +17,30 @@ from tests.test_daemon_status import demo_config
 KILLS = 20
 
 
-def crawler_process(db, config):
+# The daemon's `run --once`, with a pause inside each thread page's save (after its rows are
+# written, before its transaction commits), so that many kills land mid-transaction.
+SLOW_SAVES = """
+import sys, time
+from storage.archive import Archive
+save = Archive.save_thread_page
+def slow_save(self, *args, **kwargs):
+    result = save(self, *args, **kwargs)
+    time.sleep(0.03)
+    return result
+Archive.save_thread_page = slow_save
+from scraper.cli import main
+sys.argv[0] = "forum-archiver"
+main()
+"""
+
+
+def crawler_process(db, config, *, slow_saves=True):
     # A delay long enough that a run outlasts the kill's random moment (up to 0.8 s after the
     # run starts): once the pacer's slowdown weighed the server's time only, runs got shorter
     # and at 0.05 s only 8-9 of 20 kills landed mid-run; at 0.15 s, 20 of 20 in three runs.
+    program = ["-c", SLOW_SAVES] if slow_saves else ["-m", "scraper.cli"]
     return subprocess.Popen(
-        [sys.executable, "-m", "scraper.cli", "run", "--db", str(db), "--config", str(config), "--delay", "0.15",
+        [sys.executable, *program, "run", "--db", str(db), "--config", str(config), "--delay", "0.15",
          "--allow-private", "--once"],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -78,7 +96,7 @@ def test_kill_9_at_twenty_random_moments_then_restart_converges(demo_forum, tmp_
         crawler.wait(timeout=10)
         if db.exists():
             check_whole(db)
-    final = crawler_process(db, config)
+    final = crawler_process(db, config, slow_saves=False)
     assert final.wait(timeout=60) == 0, final.stderr.read()
     check_whole(db)
     assert time.monotonic() - started < 90
@@ -92,11 +110,20 @@ def test_kill_9_at_twenty_random_moments_then_restart_converges(demo_forum, tmp_
 
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     conn = sqlite3.connect(db)
+    # Every URL ends done, failed or skipped, or waits for a retry that is not due yet.
     unfinished = conn.execute(
         "select url, state, next_due_at from frontier where state not in ('done', 'failed', 'skipped')"
-        " and not (state = 'pending' and next_due_at <= ?)", [now]).fetchall()
+        " and not (state = 'pending' and next_due_at > ?)", [now]).fetchall()
+    # No post was edited: each has its one version, and no kill left a version without its post.
+    versions = conn.execute("select (select count(*) from post_versions), (select count(*) from posts),"
+                            " (select count(*) from posts where version_count != 1)").fetchone()
+    # Every thread page saved has its posts (a page is saved whole or not at all).
+    empty_pages = conn.execute("select url from pages where kind = 'thread' and not exists (select 1 from posts p"
+                               " where p.thread_id = pages.thread_id and p.page = pages.page_no)").fetchall()
     conn.close()
     assert unfinished == []
+    assert versions[0] == versions[1] and versions[2] == 0
+    assert empty_pages == []
     conn = sqlite3.connect(db)
     killed_mid_run = conn.execute("select count(*) from runs where status = 'abandoned'").fetchone()[0]
     still_running = conn.execute("select count(*) from runs where status = 'running'").fetchone()[0]
