@@ -37,6 +37,10 @@ def _site_for_import(archive: Archive, site_name: str, config_path: str | Path |
     return site_from_dict({"name": site_name, "base_url": "http://text-import.invalid/"})
 
 
+# The runs row of an import says so (runs.job), beside crawl, discover and refresh.
+IMPORT_JOB = "import-text"
+
+
 def import_text_file(archive: Archive, path: Path, *, site_name: str = "text", url: str | None = None,
                      config_path: str | Path | None = None, now: str | None = None) -> ImportResult:
     """Parse `path` as a text rendering of a Discuz thread page and save it in one transaction."""
@@ -55,9 +59,12 @@ def import_text_file(archive: Archive, path: Path, *, site_name: str = "text", u
                                   utc_offset=site.utc_offset, config=site.raw)
     # A text rendering has no URL of its own unless the operator gives one: key it by content.
     url_key = f"text:{hashlib.sha256(raw).hexdigest()[:16]}" if url is None else f"text:{url}"
-    with archive.transaction():
+    with archive.transaction():  # the page and its runs row, together or not at all
+        run_id = archive.start_run(site_id, IMPORT_JOB, now=now)
         sha = archive.store_body(raw, now=now)
         saved = archive.save_thread_page(site_id, page, url=source, url_key=url_key, body_sha256=sha,
                                          encoding="utf-8", now=now)
+        archive.finish_run(run_id, status="finished", requests=0, not_modified=0, new_posts=saved.new_posts,
+                           new_versions=saved.new_versions, failures={}, gone_posts=saved.gone_posts, now=now)
     return ImportResult(title=page.title, posts=len(page.posts), new_posts=saved.new_posts,
                         new_versions=saved.new_versions, thread_id=saved.thread_id)

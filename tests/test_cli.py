@@ -77,6 +77,9 @@ def test_import_text(tmp_path):
     assert "8 posts (8 new" in result.output
     with Archive(db, readonly=True) as archive:
         assert archive.db.execute("select count(*) from posts").fetchone()[0] == 8
+        # The import is a run of its own, as metadata.yaml and `status` say.
+        assert archive.db.execute("select job, status, new_posts, requests from runs").fetchall() == [
+            ("import-text", "finished", 8, 0)]
 
 
 def test_import_text_refuses_a_file_that_is_not_a_thread(tmp_path):
