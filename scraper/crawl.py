@@ -321,6 +321,13 @@ class Crawler:
             if self.on_page is not None:
                 self.on_page(self.report, row)
 
+    def host_ready_in(self) -> float:
+        """Seconds until the site's host may be asked again, for the crawl that comes next: the
+        gap after the last request (or a server's pause), or, for a host that kept failing,
+        until its circuit half-opens."""
+        host = self.site.host
+        return max(self.pacer.ready_in(host), self.circuit.retry_in(host))
+
     def _stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()
 
@@ -912,7 +919,7 @@ async def crawl_sites(archive: Archive, targets: Iterable[SiteTarget | tuple[Sit
                 try:
                     reports[index] = await crawler.run(list(target.seeds), job=target.job or job)
                 finally:
-                    wait_s = crawler.pacer.ready_in(target.site.host)
+                    wait_s = crawler.host_ready_in()
             except Exception as exc:  # noqa: BLE001 - one forum's failure must not cost the others their run
                 log.exception("%s: the crawl failed", target.site.name)
                 errors.append(exc)

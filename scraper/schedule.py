@@ -316,13 +316,14 @@ def host_lock(db_path: str | Path, host: str, *, wait_s: float = 0.0) -> Iterato
 @contextmanager
 def paced_by_host_lock(lock: HostLock, crawler) -> Iterator[None]:
     """Around a crawl of the held lock's host: the crawler asks no sooner than the host's last
-    crawl allowed, and records when its own last request lets the next crawl start."""
+    crawl allowed, and records when the next crawl may start: after its own last gap, or once
+    its circuit half-opens if the host kept failing."""
     host = crawler.site.host
     crawler.pacer.pause(host, lock.not_before() - time.time())
     try:
         yield
     finally:
-        lock.set_not_before(time.time() + crawler.pacer.ready_in(host))
+        lock.set_not_before(time.time() + crawler.host_ready_in())
 
 
 def board_urls(site: Site) -> list[str]:

@@ -122,3 +122,18 @@ def test_the_next_job_on_a_host_waits_out_the_last_jobs_pause(demo_forum, tmp_pa
     asked = [r for r in demo_forum.requests[mark:] if r.method == "GET"]
     assert [r.path for r in asked] == ["/forum-1-1.html", guide, url[len(demo_forum.base_url) - 1:]]
     assert asked[2].at - asked[1].at >= 2.0
+
+
+def test_a_host_whose_circuit_opened_is_left_alone_by_the_next_job_too(tmp_path):
+    from scraper.crawl import Crawler
+    from scraper.politeness import CircuitBreaker
+
+    db, site = tmp_path / "a.db", demo_site("http://127.0.0.1:9/")
+    with Archive(db) as archive:
+        crawler = Crawler(archive, site, circuit=CircuitBreaker(threshold=1, cooldown_s=30))
+        lock = HostLock(db, site.host)
+        assert lock.try_acquire()
+        with schedule.paced_by_host_lock(lock, crawler):
+            crawler.circuit.failure(site.host)  # the job's requests kept failing: the circuit opened
+        assert 29 < lock.not_before() - time.time() <= 30
+        lock.release()
