@@ -316,3 +316,35 @@ async def test_the_reader_is_closed_to_whoever_may_not_see_posts(archive_path):
                        plugins_dir=str(PLUGINS_DIR), template_dir=str(TEMPLATES_DIR)).client
     assert (await closed.get("/forum/posts")).status_code == 403
     assert (await closed.get("/-/thread/1")).status_code == 403
+
+
+@pytest.mark.parametrize("name", ["bbs.example.cn.db", "my archive.db"])
+async def test_every_link_the_reader_and_the_search_box_give_answers_whatever_the_files_name(archive_path, name):
+    # Datasette tilde-encodes such database names in its paths (/bbs~2Eexample~2Ecn): links
+    # built by hand from the file name led to 404s.
+    named = archive_path.with_name(name)
+    archive_path.rename(named)
+    datasette = datasette_with(named)
+    pages = [await datasette.client.get("/"), await datasette.client.get("/-/thread/1")]
+    assert [page.status_code for page in pages] == [200, 200]
+    links = set()
+    for page in pages:
+        tree = LexborHTMLParser(page.text)
+        links |= {node.attributes.get("href") for node in tree.css("a[href^='/']")}
+        links |= {f"{node.attributes.get('action')}?q=办公室" for node in tree.css("form.archive-search")}
+    links = {link for link in links if link and not link.startswith("/-/static")}
+    assert any("post_history" in link for link in links) and any("search" in link for link in links)
+    for link in sorted(links):
+        response = await datasette.client.get(link, follow_redirects=True)
+        assert response.status_code == 200, link
+
+
+async def test_a_quote_the_posts_html_keeps_is_shown_once(archive_path):
+    # A crawled Discuz post keeps its quote block in its HTML, and lists it in quotes_json too.
+    add_post(archive_path, 9, author="引用者", html="<blockquote>仲伯间 发表于 2012-3-12 14:40<br>被引用的话</blockquote><p>回复正文</p>",
+             text="仲伯间 发表于 2012-3-12 14:40\n被引用的话\n回复正文",
+             quotes_json=json.dumps([{"text": "被引用的话", "author": "仲伯间", "posted_at_raw": "2012-3-12 14:40"}]))
+    page = LexborHTMLParser((await make_datasette(archive_path).client.get("/-/thread/1")).text)
+    post = page.css("article.thread-post")[-1]
+    assert post.text().count("被引用的话") == 1
+    assert "回复正文" in post.css_first(".post-body").text()

@@ -120,6 +120,15 @@ def _quotes(raw: str | None) -> list[Quote]:
     return [Quote(str(q.get("text") or ""), q.get("author"), q.get("posted_at_raw")) for q in _json_list(raw)]
 
 
+def _quotes_not_in_body(quotes: list[Quote], body_html: str) -> list[Quote]:
+    """The quotes the post's HTML does not show already: a crawled Discuz post keeps its quote
+    block in its HTML, while a text rendering's quotes live in quotes_json alone."""
+    if not quotes:
+        return []
+    shown = " ".join(LexborHTMLParser(body_html).text().split())
+    return [quote for quote in quotes if " ".join(quote.text.split()) not in shown]
+
+
 def _attachments(raw: str | None) -> list[FileLink]:
     links = []
     for item in _json_list(raw):
@@ -132,14 +141,15 @@ def _attachments(raw: str | None) -> list[FileLink]:
 def post_view(row: dict[str, Any], base_url: str, thread_url: str | None, *, hotlink_images: bool) -> PostView:
     """A posts row (as THREAD_POSTS_SQL selects it) turned into what the template shows."""
     original = f"{thread_url}#pid{row['pid']}" if thread_url and row.get("pid") else thread_url
+    body_html = render_body(row["content_html"], base_url, hotlink_images=hotlink_images)
     return PostView(
         post_id=row["id"],
         floor=row["floor"],
         floor_label=row["floor_label"],
         author=row["author"],
         posted_at=local_time(row["posted_at"], row["posted_at_raw"]),
-        body_html=render_body(row["content_html"], base_url, hotlink_images=hotlink_images),
-        quotes=_quotes(row["quotes_json"]),
+        body_html=body_html,
+        quotes=_quotes_not_in_body(_quotes(row["quotes_json"]), body_html),
         signature=row["signature"],
         edit_note=row["edit_note"],
         attachments=_attachments(row["attachments_json"]),

@@ -7,7 +7,7 @@ itself lives in scraper.publish.reader.
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from datasette import hookimpl
 from datasette.resources import TableResource
@@ -88,8 +88,11 @@ async def thread_page(datasette, request):
         "hotlink_images": hotlink,
         "database": db.name,
         "page_path": lambda n: f"{_thread_path(datasette, thread_id)}?page={int(n)}",
-        "history_path": lambda pid: datasette.urls.path(
-            f"/{quote(db.name)}/post_history?{urlencode({'post_id': int(pid)})}"),
+        # Datasette's own URL builders: they encode a database name as Datasette routes it
+        # (dots and spaces tilde-encoded: bbs.example.cn.db is /bbs~2Eexample~2Ecn).
+        "history_path": lambda pid: f"{datasette.urls.query(db.name, 'post_history')}?"
+                                    f"{urlencode({'post_id': int(pid)})}",
+        "table_path": f"{datasette.urls.query(db.name, 'thread_posts')}?{urlencode({'thread_id': thread_id})}",
         "markup": Markup,
     }, request=request)
     return Response.html(html)
@@ -102,7 +105,7 @@ def register_routes(datasette):
 
 @hookimpl
 def top_homepage(datasette, request):
-    action = datasette.urls.path(f"/{quote(_archive(datasette).name)}/search")
+    action = datasette.urls.query(_archive(datasette).name, "search")
     return Markup(
         '<form class="archive-search" action="{}" method="get" role="search">'
         '<label for="archive-q">Search posts (中文 works: one character or more)</label> '
