@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import sqlite3
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,6 +17,7 @@ import click
 from scraper import __version__, config
 from scraper.errors import ArchiverError, ConfigError
 from scraper.sites import Site, check_site_in_archive, load_site, site_for_url, site_from_dict
+from storage.schema import NotAnArchiveError, SchemaVersionError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,7 +38,8 @@ def _resolve_site(archive, urls: list[str], config_path: str | None, site_name: 
         site = site_for_url(urls[0], name=site_name)
     else:
         raise ConfigError("name a site config (--config) or give a URL")
-    if urls and urlsplit(urls[0]).hostname != site.host:
+    base = urlsplit(site.base_url)
+    if urls and (urlsplit(urls[0]).scheme, urlsplit(urls[0]).netloc.lower()) != (base.scheme, base.netloc.lower()):
         # The operator pointed the site at another address (e.g. the demo forum on a free port).
         parts = urlsplit(urls[0])
         raw = dict(site.raw, base_url=f"{parts.scheme}://{parts.netloc}{urlsplit(site.base_url).path}")
@@ -44,7 +47,22 @@ def _resolve_site(archive, urls: list[str], config_path: str | None, site_name: 
     return site
 
 
-@click.group()
+class _ArchiverGroup(click.Group):
+    """The commands, with the errors a bad --db file gives turned into one clear line (no
+    traceback): not an archive, a schema too old or too new, no such file, not SQLite."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (NotAnArchiveError, SchemaVersionError) as exc:
+            raise click.ClickException(str(exc)) from None
+        except FileNotFoundError as exc:
+            raise click.ClickException(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
+        except sqlite3.DatabaseError as exc:
+            raise click.ClickException(f"the archive cannot be used: {exc}") from None
+
+
+@click.group(cls=_ArchiverGroup)
 @click.version_option(__version__, prog_name="forum-archiver")
 @click.option("-v", "--verbose", is_flag=True, help="Log every request.")
 def main(verbose: bool) -> None:
@@ -324,7 +342,9 @@ def phrases_confirm(db_path, site_name, reject, phrase) -> None:
 def serve(db_path, host, port, immutable) -> None:
     """Serve the archive read-only with Datasette."""
     from scraper.publish import datasette_command, run_datasette
+    from storage.db import open_db
 
+    open_db(db_path, readonly=True).close()  # an old or foreign file is named here, not by 400s in the browser
     sys.exit(run_datasette(datasette_command(db_path, host=host, port=port, immutable=immutable)))
 
 

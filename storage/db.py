@@ -8,7 +8,7 @@ from pathlib import Path
 import sqlite_utils
 
 from storage.bigram import BIGRAM_FUNCTION, bigram_document
-from storage.schema import ensure_schema
+from storage.schema import check_readable, ensure_schema
 
 # A writer waits this long for another process's write lock before giving up.
 BUSY_TIMEOUT_MS = 5000
@@ -20,7 +20,9 @@ def open_db(path: str | Path, *, readonly: bool = False) -> sqlite_utils.Databas
     Writable: creates the file if needed, switches it to WAL (readers never block the
     writer), creates or migrates the schema, then keeps SQLite's temporary files (the
     savepoints' sub-journals) in memory. Read-only: opens with a ``mode=ro`` URI,
-    so nothing can be written through the connection; the file must exist.
+    so nothing can be written through the connection; the file must exist and hold this
+    software's current schema. A file with another program's tables is refused either way
+    (NotAnArchiveError).
 
     Either way: the bigram_document SQL function registered (the triggers that keep the
     bigram index exact call it), foreign keys on, busy_timeout 5000 ms, synchronous=NORMAL (safe with WAL:
@@ -49,8 +51,10 @@ def open_db(path: str | Path, *, readonly: bool = False) -> sqlite_utils.Databas
         # The bigram index's triggers call it (storage.schema, migration 4).
         conn.create_function(BIGRAM_FUNCTION, 1, bigram_document, deterministic=True)
         db = sqlite_utils.Database(conn)
-        if not readonly:
-            ensure_schema(db)
+        if readonly:
+            check_readable(db)  # a reader cannot upgrade: an old or foreign file is named, not misread
+        else:
+            ensure_schema(db)  # refuses a file that holds another program's tables
             # A crawl saves each page in a savepoint of a grouped commit: SQLite copies every
             # page the savepoint changes to a sub-journal, spilled to a temporary file past
             # 64 KiB. Kept in memory, the write path is faster (bench_writes: 0.51-0.54 s

@@ -20,7 +20,13 @@ SCHEMA_VERSION = 10
 
 
 class SchemaVersionError(RuntimeError):
-    """The archive was written by a newer version of this software than the one running."""
+    """The archive was written by a newer version of this software than the one running, or,
+    opened read-only, by an older one (only a writer upgrades it)."""
+
+
+class NotAnArchiveError(RuntimeError):
+    """The SQLite file holds tables but no archive schema: another program's database, which
+    this software must not write its tables into."""
 
 
 @dataclass(frozen=True)
@@ -469,6 +475,32 @@ def current_version(db: sqlite_utils.Database) -> int:
     return row[0] or 0
 
 
+def _refuse_foreign_tables(db: sqlite_utils.Database) -> None:
+    """Raise NotAnArchiveError if `db`, which has no archive schema, holds tables of its own."""
+    tables = db.table_names()
+    if tables:
+        shown = ", ".join(tables[:5]) + (", ..." if len(tables) > 5 else "")
+        raise NotAnArchiveError(f"{db.conn.execute('PRAGMA database_list').fetchone()[2]} is not an archive: "
+                                f"it holds other tables ({shown}) and no schema_version")
+
+
+def check_readable(db: sqlite_utils.Database) -> int:
+    """For a read-only open: the archive's schema version, if this software can read it.
+    Raises NotAnArchiveError for another program's database, SchemaVersionError for a file
+    newer than this software or older than it (a writer upgrades it; a reader cannot)."""
+    version = current_version(db)
+    if version == 0:
+        _refuse_foreign_tables(db)
+        raise NotAnArchiveError(f"{db.conn.execute('PRAGMA database_list').fetchone()[2]} is not an archive: "
+                                "it has no schema")
+    _refuse_newer(version, SCHEMA_VERSION)
+    if version < SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"the archive has schema version {version} and this software reads version {SCHEMA_VERSION}: "
+            "open it for writing once to upgrade it (forum-archiver index --db FILE does)")
+    return version
+
+
 def _refuse_newer(version: int, target: int) -> None:
     if version > target:
         raise SchemaVersionError(
@@ -485,6 +517,8 @@ def ensure_schema(db: sqlite_utils.Database, migrations: Sequence[Migration] = M
     target = migrations[-1].version if migrations else 0
     version = current_version(db)
     _refuse_newer(version, target)
+    if version == 0:
+        _refuse_foreign_tables(db)
     conn = db.conn
     for migration in migrations:
         if migration.version <= version:
@@ -523,7 +557,9 @@ __all__ = [
     "SCHEMA_VERSION",
     "SEARCH_INDEX_STATE",
     "Migration",
+    "NotAnArchiveError",
     "SchemaVersionError",
+    "check_readable",
     "current_version",
     "ensure_schema",
 ]

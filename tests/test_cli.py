@@ -183,3 +183,48 @@ def test_crawl_takes_the_hosts_lock_and_keeps_the_last_crawls_pause(demo_forum, 
     asked = [r for r in demo_forum.requests if r.method == "GET"]
     assert busy.exit_code == 1 and "stayed busy" in busy.output
     assert done.exit_code == 0 and asked and asked[0].at - started >= 1.4
+
+
+def test_a_db_that_is_not_an_archive_gets_one_clear_line_and_is_left_as_it_was(tmp_path):
+    import sqlite3
+
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database at all\n" * 100, encoding="utf-8")
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("create table customers (id integer primary key, name text)")
+    for args, expected in [
+        (["status", "--db", str(text)], "the archive cannot be used: file is not a database"),
+        (["index", "--db", str(other)], "is not an archive: it holds other tables (customers)"),
+        (["status", "--db", str(other)], "is not an archive: it holds other tables (customers)"),
+        (["crawl", "http://127.0.0.1:9/forum-1-1.html", "--db", str(other)], "is not an archive"),
+        (["crawl", "http://127.0.0.1:9/forum-1-1.html", "--db", str(tmp_path / "no" / "a.db")], "no directory"),
+    ]:
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1 and expected in result.output, (args, result.output)
+        assert "Traceback" not in result.output
+    with sqlite3.connect(other) as conn:  # nothing of the archive's was written into it
+        assert [r[0] for r in conn.execute("select name from sqlite_master")] == ["customers"]
+
+
+def test_an_archive_of_an_older_schema_is_named_to_a_reader_and_upgraded_by_a_writer(tmp_path):
+    from storage.schema import MIGRATIONS, SCHEMA_VERSION, ensure_schema
+    from storage.db import open_db
+    import sqlite_utils
+
+    db = tmp_path / "old.db"
+    ensure_schema(sqlite_utils.Database(db), MIGRATIONS[:-1])  # as the version before this one left it
+    for command in ("status", "serve"):
+        old = CliRunner().invoke(main, [command, "--db", str(db)])
+        assert old.exit_code == 1 and f"reads version {SCHEMA_VERSION}" in old.output and "index --db" in old.output
+    assert CliRunner().invoke(main, ["index", "--db", str(db)]).exit_code == 0
+    assert CliRunner().invoke(main, ["status", "--db", str(db)]).exit_code == 0
+    open_db(db, readonly=True).close()
+
+
+def test_a_config_is_moved_to_the_address_of_the_url_given_port_and_all(tmp_path):
+    from scraper.cli import _resolve_site
+
+    with Archive(tmp_path / "a.db") as archive:
+        site = _resolve_site(archive, ["http://127.0.0.1:18765/forum-1-1.html"], str(DEMO_CONFIG), None)
+    assert site.base_url == "http://127.0.0.1:18765/"  # the config says :8765
