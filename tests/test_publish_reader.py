@@ -40,8 +40,8 @@ QUERIES = {  # stored query -> its parameters
     "thread_posts": ["thread_id", "page"],
     "latest_posts": [],
     "search": ["q", "limit", "offset"],
-    "author_posts": ["author"],
-    "gone_posts": [],
+    "author_posts": ["author", "page"],
+    "gone_posts": ["page"],
     "active_threads": [],
     "post_history": ["post_id"],
     "crawl_health": [],
@@ -118,6 +118,15 @@ async def test_metadata_describes_every_visible_table_and_column(archive_path):
             columns = [r[1] for r in conn.execute(f"pragma table_info([{table}])")]
             assert described[table]["description"], table
             assert set(columns) <= set(described[table]["columns"]), table
+
+
+def test_metadata_names_every_status_the_code_writes(archive_path):
+    from scraper.engines.base import PostStatus
+
+    described = load_metadata(archive_path)["databases"]["forum"]["tables"]
+    run_statuses = ("running", "finished", "interrupted", "failed", "abandoned")  # crawl.py, Archive.abandon_runs
+    assert all(status in described["runs"]["columns"]["status"] for status in run_statuses)
+    assert all(status.value in described["posts"]["columns"]["status"] for status in PostStatus)
 
 
 async def test_every_stored_query_answers_for_the_seed_thread(archive_path):
@@ -224,7 +233,7 @@ async def test_a_vanished_post_is_shown_with_when_it_went_and_listed_as_gone(arc
     with sqlite3.connect(archive_path) as conn:
         conn.execute("update posts set gone_at = '2026-11-29T10:00:00+00:00' where floor = 5")
         plan = conn.execute("explain query plan " + load_config(archive_path)["databases"]["forum"]["queries"][
-            "gone_posts"]["sql"]).fetchall()
+            "gone_posts"]["sql"], {"page": ""}).fetchall()
     assert any("idx_posts_gone" in row[-1] for row in plan), plan  # not a scan of every post
     client = make_datasette(archive_path).client
     gone = (await client.get("/forum/gone_posts.json", params={"_shape": "array"})).json()
@@ -348,3 +357,15 @@ async def test_a_quote_the_posts_html_keeps_is_shown_once(archive_path):
     post = page.css("article.thread-post")[-1]
     assert post.text().count("被引用的话") == 1
     assert "回复正文" in post.css_first(".post-body").text()
+
+
+async def test_an_author_with_more_posts_than_a_page_is_read_page_by_page(archive_path):
+    with sqlite3.connect(archive_path) as conn:
+        before = conn.execute("select max(id) from posts").fetchone()[0]
+    for n in range(1005):
+        add_post(archive_path, 100 + n, html=f"<p>第 {n} 帖</p>", author="多产作者")
+    client = make_datasette(archive_path).client
+    pages = [(await client.get(f"/forum/author_posts.json?author=多产作者&page={p}&_shape=array")).json()
+             for p in ("", 2, 3)]
+    assert [len(rows) for rows in pages] == [1000, 5, 0]
+    assert {r["post_id"] for rows in pages for r in rows} == set(range(before + 1, before + 1006))
