@@ -201,6 +201,10 @@ FROM (
 ORDER BY part, score, sort_time DESC, post_id DESC"""
 
 
+# Longer than any phrase a reader searches for, and far below SQLite's 50,000-byte limit on
+# a LIKE pattern (the scan of posts not yet indexed is a LIKE).
+MAX_QUERY_CHARS = 1_000
+
 SEARCH_SQL = build_search_sql("rank")
 _STATEMENTS = {
     (order, by_site): build_search_sql(order, by_site=by_site)
@@ -221,11 +225,15 @@ def search_posts(
     """Posts whose text contains `q` as a literal substring, best or newest first.
 
     Returns dicts with post_id, thread_id, title, author, floor, posted_at and snippet
-    (the hit marked « »). A blank query finds nothing; no query raises or changes the
-    archive, whatever characters it holds.
+    (the hit marked « »). A blank query finds nothing; no query changes the archive,
+    whatever characters it holds. NUL characters are dropped (no search box can send one,
+    and SQLite ends a string at it); a query over MAX_QUERY_CHARS raises ValueError.
     """
     if not isinstance(q, str):
         raise TypeError(f"q must be str, got {type(q).__name__}")
+    q = q.replace("\x00", "")
+    if len(q) > MAX_QUERY_CHARS:
+        raise ValueError(f"a search of {len(q):,} characters is longer than the {MAX_QUERY_CHARS:,} a search may be")
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     if limit < 0 or offset < 0:
@@ -239,4 +247,4 @@ def search_posts(
     return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
-__all__ = ["SEARCH_SQL", "build_search_sql", "search_posts"]
+__all__ = ["MAX_QUERY_CHARS", "SEARCH_SQL", "build_search_sql", "search_posts"]

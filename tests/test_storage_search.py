@@ -96,6 +96,13 @@ def test_hostile_queries_never_raise_and_change_nothing(corpus):
     assert {t: count(corpus, t) for t in before} == before
 
 
+def test_a_nul_in_a_query_is_dropped_and_an_overlong_query_is_refused_plainly(corpus):
+    assert search_posts(corpus.db, "参谋\x00") == search_posts(corpus.db, "参谋") != []
+    assert search_posts(corpus.db, "鲸鱼\x00zzzz") == []
+    with pytest.raises(ValueError, match="100,000 characters"):
+        search_posts(corpus.db, "办" * 100_000)
+
+
 def test_operators_are_searched_as_literal_text(corpus):
     for q in ["NEAR(", "NEAR(a b)", '"FTS5"', "*", '"', "50%", "%", "_hidden_", "_"]:
         assert pids(corpus, search_posts(corpus.db, q)) == [2001], q
