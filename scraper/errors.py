@@ -125,6 +125,12 @@ class TrapDetected(ArchiverError):
 
 
 # --- content --------------------------------------------------------------------------
+class ImportConflict(ArchiverError):
+    """A text rendering whose posts would be filed over other posts of the archive."""
+
+    reason = "import_conflict"
+
+
 class ParseError(ArchiverError):
     """The only exception a parser may raise on bad input."""
 

@@ -13,10 +13,11 @@ from pathlib import Path
 
 from scraper.engines.base import ParseContext
 from scraper.engines.discuz_text import parse_text_page
-from scraper.errors import ConfigError
+from scraper.errors import ConfigError, ImportConflict
 from scraper.politeness import utc_now_iso
 from scraper.sites import Site, check_site_in_archive, load_site, site_from_dict
 from storage.archive import Archive
+from storage.dedup import post_key, thread_key
 
 
 @dataclass
@@ -41,6 +42,31 @@ def _site_for_import(archive: Archive, site_name: str, config_path: str | Path |
 IMPORT_JOB = "import-text"
 
 
+def _refuse_other_posts_at_its_floors(archive: Archive, site_name: str, page) -> None:
+    """A text rendering shows no post ids: its posts are keyed by thread and floor, and its
+    thread by title unless the URL gives the tid. Where the archive already holds a post at
+    one of those keys written by another author or at another time, the text is another
+    thread of the same title, or its floors have shifted (a post deleted in between): saving
+    it would file its posts as edits of others. Raises ImportConflict, before anything is
+    written."""
+    key_of_thread = thread_key(page.tid, page.title)
+    stored = {key: (author, posted_at_raw) for key, author, posted_at_raw in archive.db.execute(
+        """SELECT p.post_key, p.author, p.posted_at_raw FROM posts p
+        JOIN threads t ON t.id = p.thread_id JOIN sites s ON s.id = t.site_id
+        WHERE s.name = ? AND t.thread_key = ?""", [site_name, key_of_thread])}
+    for post in page.posts:
+        held = stored.get(post_key(post.pid, key_of_thread, post.floor)) if post.pid is None else None
+        if held is None:
+            continue
+        author, posted_at_raw = held
+        if (author and post.author and author != post.author) or (
+                posted_at_raw and post.posted_at_raw and posted_at_raw != post.posted_at_raw):
+            raise ImportConflict(
+                f"floor {post.floor} of \"{page.title}\" is archived as {author}'s post of {posted_at_raw}, and this "
+                f"text has {post.author}'s of {post.posted_at_raw} there: another thread of the same title, or "
+                "floors shifted by a deleted post. Give the thread's URL (--url) to import it as its own thread")
+
+
 def import_text_file(archive: Archive, path: Path, *, site_name: str = "text", url: str | None = None,
                      config_path: str | Path | None = None, now: str | None = None) -> ImportResult:
     """Parse `path` as a text rendering of a Discuz thread page and save it in one transaction."""
@@ -55,6 +81,7 @@ def import_text_file(archive: Archive, path: Path, *, site_name: str = "text", u
     source = url or f"file:{path.name}"
     ctx = ParseContext(url=source, utc_offset=site.utc_offset, fetched_at=now, noise=site.noise)
     page = parse_text_page(text, ctx)
+    _refuse_other_posts_at_its_floors(archive, site.name, page)
     site_id = archive.upsert_site(site.name, engine=site.engine, base_url=site.base_url,
                                   utc_offset=site.utc_offset, config=site.raw)
     # A text rendering has no URL of its own unless the operator gives one: key it by content.

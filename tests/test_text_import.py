@@ -14,6 +14,7 @@ from scraper.engines.base import ParseContext
 from scraper.engines.discuz_text import parse_text_page, thread_ref_from_url
 from scraper.errors import ParseError
 from scraper.sites import load_site
+from scraper.textimport import import_text_file
 
 REPO = Path(__file__).resolve().parent.parent
 SEED_TEXT = (REPO / "seeds" / "000_742c7f89ba496aaa.txt").read_text(encoding="utf-8")
@@ -176,3 +177,35 @@ def test_any_text_parses_or_raises_parse_error(lines):
     except ParseError:
         return
     assert page.posts and all(not JAMMER_RUN.search(p.content_text) for p in page.posts)
+
+
+def test_an_import_that_would_file_its_posts_over_others_is_refused_and_writes_nothing(tmp_path):
+    # A text rendering has no post ids: its posts are keyed by floor (and its thread by title
+    # without a URL). Another thread of the same title, or the same page after a post was
+    # deleted (every later floor moves up one), would turn into "edits" of other posts.
+    import re
+
+    from scraper.errors import ImportConflict
+    from storage.archive import Archive
+
+    seed_file, config = REPO / "seeds" / "000_742c7f89ba496aaa.txt", REPO / "seeds" / "sites" / "demo.toml"
+    seed = SEED_TEXT
+    lines = seed.split("\n")
+    heads = [i for i, line in enumerate(lines) if re.search(r"发表于 .*\| 显示全部楼层", line)]
+    shifted = tmp_path / "shifted.txt"  # the third post deleted
+    shifted.write_text("\n".join(lines[:heads[2]] + lines[heads[3]:]), encoding="utf-8")
+    retimed = tmp_path / "retimed.txt"  # another thread of the same title, opened at another time
+    retimed.write_text(re.sub(r"发表于 (\d{4})-", lambda m: f"发表于 {int(m[1]) + 1}-", seed, count=1),
+                       encoding="utf-8")
+    with Archive(tmp_path / "a.db") as archive:
+        import_text_file(archive, seed_file, site_name="demo", config_path=config)
+        before = archive.db.execute("select post_key, author, content_hash, version_count from posts "
+                                    "order by post_key").fetchall()
+        for text in (shifted, retimed):
+            with pytest.raises(ImportConflict, match="--url"):
+                import_text_file(archive, text, site_name="demo", config_path=config)
+        after = archive.db.execute("select post_key, author, content_hash, version_count from posts "
+                                   "order by post_key").fetchall()
+        # The same text again is no conflict: nothing new.
+        again = import_text_file(archive, seed_file, site_name="demo", config_path=config)
+    assert after == before and (again.new_posts, again.new_versions) == (0, 0)
