@@ -369,3 +369,15 @@ async def test_an_author_with_more_posts_than_a_page_is_read_page_by_page(archiv
              for p in ("", 2, 3)]
     assert [len(rows) for rows in pages] == [1000, 5, 0]
     assert {r["post_id"] for rows in pages for r in rows} == set(range(before + 1, before + 1006))
+
+
+async def test_a_posts_link_to_the_forum_goes_to_the_page_it_was_on(archive_path):
+    with sqlite3.connect(archive_path) as conn:
+        conn.execute("update threads set url = 'https://bbs.example.cn/thread-88-1-1.html'")
+    add_post(archive_path, 11, html="<p>第二页的帖子</p>", pid=206, page=2)
+    add_post(archive_path, 9, html="<p>第一页的帖子</p>", pid=105, page=1)
+    page = LexborHTMLParser((await make_datasette(archive_path).client.get("/-/thread/1")).text)
+    links = {a.attributes["href"] for a in page.css("article.thread-post header a") if "bbs.example.cn" in
+             (a.attributes.get("href") or "")}
+    assert "https://bbs.example.cn/thread-88-2-1.html#pid206" in links
+    assert "https://bbs.example.cn/thread-88-1-1.html#pid105" in links

@@ -8,6 +8,7 @@ through the template's autoescaping.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any
@@ -138,9 +139,15 @@ def _attachments(raw: str | None) -> list[FileLink]:
     return links
 
 
-def post_view(row: dict[str, Any], base_url: str, thread_url: str | None, *, hotlink_images: bool) -> PostView:
-    """A posts row (as THREAD_POSTS_SQL selects it) turned into what the template shows."""
-    original = f"{thread_url}#pid{row['pid']}" if thread_url and row.get("pid") else thread_url
+def post_view(row: dict[str, Any], base_url: str, thread_url: str | None, *, hotlink_images: bool,
+              page_url: Callable[[int], str] | None = None) -> PostView:
+    """A posts row (as THREAD_POSTS_SQL selects it) turned into what the template shows.
+    page_url(n): the forum's URL of page n of the thread, for the post's "on the forum" link
+    (without it, the thread's first page)."""
+    on_page = thread_url
+    if thread_url and page_url is not None and (row.get("page") or 1) > 1:
+        on_page = page_url(row["page"])
+    original = f"{on_page}#pid{row['pid']}" if on_page and row.get("pid") else on_page
     body_html = render_body(row["content_html"], base_url, hotlink_images=hotlink_images)
     return PostView(
         post_id=row["id"],
@@ -162,14 +169,14 @@ def post_view(row: dict[str, Any], base_url: str, thread_url: str | None, *, hot
 
 THREAD_SQL = """
 select threads.id, threads.title, threads.url, threads.board, threads.replies, threads.views,
-    threads.gone_at, sites.name as site_name, sites.base_url, sites.utc_offset
+    threads.gone_at, sites.name as site_name, sites.base_url, sites.utc_offset, sites.engine
 from threads join sites on sites.id = threads.site_id
 where threads.id = :thread_id
 """
 # The same order as the thread_posts stored query: floors first, unnumbered posts last.
 _POST_ORDER = "floor is null, floor, posted_at, id"
 THREAD_POSTS_SQL = f"""
-select id, pid, floor, floor_label, author, posted_at, posted_at_raw, content_html, quotes_json,
+select id, pid, floor, floor_label, page, author, posted_at, posted_at_raw, content_html, quotes_json,
     signature, edit_note, attachments_json, status, version_count, gone_at
 from posts where thread_id = :thread_id
 order by {_POST_ORDER}

@@ -14,6 +14,9 @@ from datasette.resources import TableResource
 from datasette.utils.asgi import Response
 from markupsafe import Markup, escape
 
+from scraper.engines import get_engine
+from scraper.errors import ConfigError
+from scraper.frontier import sibling_page_url
 from scraper.publish import reader
 
 PLUGIN_NAME = "forum-archiver"
@@ -77,7 +80,9 @@ async def thread_page(datasette, request):
     thread_url = reader.web_url(thread["url"])
     base_url = thread_url or reader.web_url(thread["base_url"]) or "https://invalid.example/"
     hotlink = bool(_plugin_setting(datasette, "hotlink_images", False))
-    posts = [reader.post_view(dict(row), base_url, thread_url, hotlink_images=hotlink) for row in rows]
+    page_url = _forum_page_url(thread["engine"], thread_url)
+    posts = [reader.post_view(dict(row), base_url, thread_url, hotlink_images=hotlink, page_url=page_url)
+             for row in rows]
     html = await datasette.render_template("forum_thread.html", {
         "thread": thread,
         "thread_url": thread_url,
@@ -96,6 +101,18 @@ async def thread_page(datasette, request):
         "markup": Markup,
     }, request=request)
     return Response.html(html)
+
+
+def _forum_page_url(engine_name: str | None, thread_url: str | None):
+    """page n -> the forum's URL of that page of the thread, in the thread URL's own style;
+    None when the engine is not known here (the link then goes to the thread's first page)."""
+    if not thread_url:
+        return None
+    try:
+        engine = get_engine(engine_name or "")
+    except ConfigError:
+        return None
+    return lambda page: sibling_page_url(thread_url, engine, int(page))
 
 
 @hookimpl
