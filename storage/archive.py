@@ -747,8 +747,9 @@ class Archive:
         key_of_thread = thread_key(page.tid, page.title)
         posts = _distinct_posts(key_of_thread, page.posts)
         values = {key: _post_values(post) for key, post in posts.items()}
-        thread_id = self._upsert_thread_from_page(site_id, key_of_thread, page, url, stamp)
-        new, same, changed = self._save_posts(site_id, thread_id, page.page, values, stamp)
+        thread_id, thread_is_new = self._upsert_thread_from_page(site_id, key_of_thread, page, url, stamp)
+        new, same, changed = self._save_posts(site_id, thread_id, page.page, values, stamp,
+                                              thread_is_new=thread_is_new)
         gone = self._mark_vanished(thread_id, page, stamp)
         page_changed = self._upsert_page(
             site_id,
@@ -795,11 +796,12 @@ class Archive:
 
     def _upsert_thread_from_page(
         self, site_id: int, key: str, page: ThreadPageRecord, url: str, now: str
-    ) -> int:
+    ) -> tuple[int, bool]:
+        """The thread's id, and whether this save created it (its first sighting is now)."""
         title = (page.title or "").strip() or None
         # The title is left out of the update: naming it there, even unchanged, fires the
         # threads_fts update trigger, which re-indexes the title on every page of a thread.
-        thread_id, stored_title = self.db.conn.execute(
+        thread_id, stored_title, first_seen_at = self.db.conn.execute(
             """INSERT INTO threads (site_id, tid, thread_key, title, url, board, fid, replies,
                 views, page_count, first_seen_at, last_seen_at)
             VALUES (:site_id, :tid, :key, :title, :url, :board, :fid, :replies, :views,
@@ -816,7 +818,7 @@ class Archive:
                 page_count = coalesce(excluded.page_count, threads.page_count),
                 last_seen_at = excluded.last_seen_at,
                 gone_at = NULL
-            RETURNING id, title""",
+            RETURNING id, title, first_seen_at""",
             {
                 "site_id": site_id,
                 "tid": page.tid,
@@ -834,14 +836,15 @@ class Archive:
         ).fetchone()
         if title is not None and title != stored_title:
             self._set_thread_title(thread_id, title)
-        return thread_id
+        return thread_id, first_seen_at == now
 
     def _set_thread_title(self, thread_id: int, title: str) -> None:
         # Apart from the upserts, so threads_fts re-indexes a title only when it changes.
         self.db.conn.execute("UPDATE threads SET title = ? WHERE id = ?", [title, thread_id])
 
     def _save_posts(
-        self, site_id: int, thread_id: int, page_no: int, values: Mapping[str, dict], now: str
+        self, site_id: int, thread_id: int, page_no: int, values: Mapping[str, dict], now: str,
+        *, thread_is_new: bool = False,
     ) -> tuple[int, int, int]:
         """Insert, touch or version a page's posts (values: by post key); returns how many
         were new, the same, and changed. New posts and their first versions go in with one
@@ -860,6 +863,10 @@ class Archive:
             )
         }
         new_keys = [key for key in values if key not in stored]
+        if new_keys and not thread_is_new:  # a thread this save created holds nothing to adopt
+            adopted = self._adopt_floor_keyed_posts(thread_id, {key: values[key] for key in new_keys})
+            stored.update(adopted)
+            new_keys = [key for key in new_keys if key not in adopted]
         if new_keys:
             # Ids are given, not left to SQLite, so the versions can be bound to them in one
             # executemany. max(id) + 1 is the id SQLite itself would pick: this transaction
@@ -899,6 +906,27 @@ class Archive:
         for post_id, post_values in edited:
             self._replace_content(post_id, post_values, now)
         return len(new_keys), len(stored) - len(edited), len(edited)
+
+    def _adopt_floor_keyed_posts(self, thread_id: int, new: Mapping[str, dict]) -> dict[str, tuple]:
+        """Posts of this page new by their pid that the thread holds already without one (a
+        text import keys its posts by floor): the stored post at the same floor, by the same
+        author at the same time, takes the pid and its key, and is then saved as seen again,
+        not stored twice. Returns the adopted posts as the dedup lookup gives stored ones."""
+        by_floor = {(v["floor"], v["author"], v["posted_at_raw"]): key for key, v in new.items()
+                    if v["pid"] is not None and v["floor"] is not None}
+        if not by_floor:
+            return {}
+        adopted = {}
+        for post_id, floor, author, posted_at_raw, stored_hash, from_normal in self.db.conn.execute(
+                """SELECT id, floor, author, posted_at_raw, content_hash,
+                    coalesce(content_status, 'normal') = 'normal'
+                FROM posts WHERE thread_id = ? AND pid IS NULL AND floor IS NOT NULL""", [thread_id]):
+            key = by_floor.get((floor, author, posted_at_raw))
+            if key is not None and key not in adopted:
+                self.db.conn.execute("UPDATE posts SET pid = ?, post_key = ? WHERE id = ?",
+                                     [new[key]["pid"], key, post_id])
+                adopted[key] = (post_id, stored_hash, from_normal)
+        return adopted
 
     def _hidden_renderings_with_new_text(self, stored: Mapping[str, tuple], values: Mapping[str, dict]) -> set[int]:
         """Ids of stored posts whose rendering on this page is hidden (part of it locked away)

@@ -511,3 +511,20 @@ def test_a_hidden_rendering_keeps_the_archived_text_unless_its_visible_part_is_n
     assert result.new_versions == 1
     assert fields(post_row(archive, 1002), "status", "content_text") == ("hidden", rewritten)
     assert versions(archive, 1002) == [REPLY, rewritten]  # the full text stays, as the earlier version
+
+
+def test_a_crawled_post_takes_over_the_same_post_imported_from_text_without_a_pid(archive, site_id):
+    # A text rendering shows no pids: its posts are keyed by floor. The crawl of the same
+    # thread later sees the pids; the posts must not be stored twice.
+    def post(pid, floor, text, author, at):
+        return make_post(pid, floor, text, author=author, posted_at_raw=at)
+
+    imported = [post(None, 1, OPENING, "仲伯间", "2012-3-12 14:40"), post(None, 2, REPLY, "仲伯间", "2012-3-12 14:42")]
+    save(archive, site_id, make_page(88, imported), T0)
+    crawled = [post(1001, 1, OPENING, "仲伯间", "2012-3-12 14:40"), post(1002, 2, REPLY_EDITED, "仲伯间", "2012-3-12 14:42"),
+               post(1003, 3, THIRD, "xg0101", "2012-3-16 14:55")]
+    result = save(archive, site_id, make_page(88, crawled), T1)
+    assert (result.new_posts, result.new_versions, result.unchanged_posts) == (1, 1, 1)
+    rows = archive.db.execute("select pid, post_key, floor, version_count from posts order by floor").fetchall()
+    assert rows == [(1001, "1001", 1, 1), (1002, "1002", 2, 2), (1003, "1003", 3, 1)]
+    assert versions(archive, 1002) == [REPLY, REPLY_EDITED]
