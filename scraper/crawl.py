@@ -499,7 +499,7 @@ class Crawler:
                 self.archive.finish(row["id"], "done", now=self.now())
                 self._schedule_revisit(known.get("thread_id"), page)
                 if self._follows_pager(row, page, unchanged=True):
-                    self._enqueue_next_page(row, page)
+                    self._enqueue_next_page(row, page, result.final_url)
             self.report.unchanged_pages += 1
             return
         with self.archive.transaction():
@@ -514,7 +514,7 @@ class Crawler:
                 self._active_threads.add(saved.thread_id)
             self._schedule_revisit(saved.thread_id, page)
             if self._follows_pager(row, page, unchanged=False):
-                self._enqueue_next_page(row, page)
+                self._enqueue_next_page(row, page, result.final_url)
         self.report.pages_saved += 1
         self.report.new_posts += saved.new_posts
         self.report.new_versions += saved.new_versions
@@ -576,19 +576,24 @@ class Crawler:
             return [_last_known_page_url(dict(known, url=known["url"] or board_row.url), self.engine)]
         return []
 
-    def _enqueue_next_page(self, row: dict, page) -> None:
+    def _enqueue_next_page(self, row: dict, page, final_url: str) -> None:
         """Follow the pager, but no further than a margin past the page count printed on the
         first page of the thread this run read (page 1 whenever it was read): a pager that
         keeps claiming one more page is a trap, not a thread. A run that starts past page 1 (a
         revisit starts at the last known page) is held to the count its first page printed,
         not to each later page's own claim."""
         key = row["url_key"]
-        thread = key.rsplit(":", 1)[0] if _page_from_key(key) is not None else key
+        # The thread's own id when the page shows it: a URL that redirected here is keyed otherwise.
+        thread = (f"thread:{page.tid}" if page.tid is not None
+                  else key.rsplit(":", 1)[0] if _page_from_key(key) is not None else key)
         if page.page == 1:
             self._printed_pages[thread] = page.page_count
         printed = self._printed_pages.setdefault(thread, page.page_count)
         limit = min((printed or page.page_count) + config.PAGE_COUNT_MARGIN, config.MAX_PAGES_PER_THREAD)
-        next_url = sibling_page_url(row["url"], self.engine, page.page + 1)
+        # From the page as the forum served it: a URL that redirected to the thread (a
+        # "last post" link, an old URL form) names no page of it to step from.
+        here = final_url if self.engine.thread_ref(final_url) else row["url"]
+        next_url = sibling_page_url(here, self.engine, page.page + 1)
         if page.page + 1 > limit:
             self._record_trap(next_url, TrapDetected("page_count", f"page {page.page + 1} past {limit}"),
                               row["url"], row["depth"] + 1)

@@ -377,3 +377,12 @@ def test_crawls_of_one_host_in_turn_keep_the_gap_between_them(demo_forum, tmp_pa
     asked = [r for r in gets(demo_forum) if r.path.startswith("/thread-")]
     assert [r.path for r in asked] == ["/thread-4-1-1.html", "/thread-5-1-1.html"]
     assert asked[1].at - asked[0].at >= 2.0
+
+
+def test_a_thread_reached_through_a_redirect_follows_its_pager_from_where_it_landed(tmp_path):
+    with MisbehavingServer() as srv, Archive(tmp_path / "a.db") as archive:
+        run(archive, site_for_url(srv.url("/")), [srv.url("/redirect?to=/thread-9-3-1.html")])
+        pages = [r[0] for r in archive.db.execute("select page from posts order by page")]
+    # Page 3 printed 4 pages; the margin allows 2 more, asked for by their own URLs.
+    assert pages == [3, 4, 5, 6]
+    assert [h for h in srv.hits if h.startswith("/thread-9-")] == [f"/thread-9-{n}-1.html" for n in (3, 4, 5, 6)]
