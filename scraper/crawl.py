@@ -359,10 +359,13 @@ class Crawler:
             return
         state = self.archive.page_state(self.site_id, row["url_key"]) or {}
         headers = {}
-        if state.get("etag"):
-            headers["If-None-Match"] = state["etag"]
-        if state.get("last_modified"):
-            headers["If-Modified-Since"] = state["last_modified"]
+        # A board or guide page is asked for whole: its rows decide what else this run reads
+        # (the pager, the changed threads), and a 304 would answer none of that.
+        if row["kind"] not in (PageKind.BOARD, PageKind.GUIDE):
+            if state.get("etag"):
+                headers["If-None-Match"] = state["etag"]
+            if state.get("last_modified"):
+                headers["If-Modified-Since"] = state["last_modified"]
         result = await self._fetch(url, host, headers=headers, check_redirect=_redirect_rule(url, rules))
         if isinstance(result, FetchError):
             self._record_failure(row, url, result)

@@ -4,6 +4,8 @@ import asyncio
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from scraper import config
 from scraper.crawl import CrawlOptions, Crawler
 from scraper.demo.forum import DemoForum
@@ -190,9 +192,14 @@ def test_board_pages_never_read_are_read_whatever_page_1_shows(tmp_path):
     assert sorted(third) == sorted(first_pages(forum)), "read to the end once, the boards stop at page 1 again"
 
 
-def test_a_thread_moved_in_from_an_unlisted_board_is_found_by_the_daily_full_read(tmp_path):
+@pytest.mark.parametrize("validators", [False, True])
+def test_a_thread_moved_in_from_an_unlisted_board_is_found_by_the_daily_full_read(tmp_path, validators):
+    # With validators on, a board page asked conditionally would answer 304, and the read would
+    # end there: board pages are asked whole.
     quiet = {"revisit_min_s": 30 * 86400, "revisit_max_s": 30 * 86400}  # no thread comes due meanwhile
-    with crawled_200(tmp_path, boards=[1], **quiet) as crawls:
+    forum = forum_of_200_threads()
+    forum.validators = validators
+    with crawled_200(tmp_path, forum=forum, boards=[1], **quiet) as crawls:
         forum = crawls.forum
         moved = [t for t in forum.board_threads(2) if not t.sticky][-1]  # an old thread of board 2
         forum.move_thread(moved.tid, 1)
