@@ -556,9 +556,19 @@ class Crawler:
         """Queue the last known page of each thread whose revisit time has come; returns how many."""
         queued = 0
         for thread in self.archive.due_threads(self.site_id, self.now(), limit):
-            url = _last_known_page_url(thread, self.engine)
-            queued += self.enqueue(url, discovered_from=None, depth=1, priority=2)
+            for url in self._revisit_urls(thread):
+                queued += self.enqueue(url, discovered_from=None, depth=1, priority=2)
         return queued
+
+    def _revisit_urls(self, thread: dict) -> list[str]:
+        """Where a revisit of a stored thread starts: its last known page, where new replies
+        appear, and before it the first page of it never saved (a fetch that failed for good in
+        an earlier run), whose posts nothing else would ask for again."""
+        urls = [_last_known_page_url(thread, self.engine)]
+        gap = self.archive.first_unsaved_page(self.site_id, thread["thread_key"], thread["page_count"])
+        if gap is not None and gap < (thread["page_count"] or 1):
+            urls.insert(0, sibling_page_url(thread["url"], self.engine, gap))
+        return urls
 
     def _changed_threads(self, board, states: dict[str, dict]) -> list[str]:
         """URLs to fetch for a board's rows: new threads whole; threads whose replies or last post
@@ -576,7 +586,7 @@ class Crawler:
             board_row.last_post_at is not None and board_row.last_post_at != known["last_post_at"])
         due = known["next_due_at"] is not None and known["next_due_at"] <= self.now()
         if moved or due or known["gone_at"]:
-            return [_last_known_page_url(dict(known, url=known["url"] or board_row.url), self.engine)]
+            return self._revisit_urls(dict(known, url=known["url"] or board_row.url))
         return []
 
     def _enqueue_next_page(self, row: dict, page, final_url: str) -> None:

@@ -299,3 +299,22 @@ def test_a_new_reply_whose_thread_fetch_failed_is_fetched_by_the_next_run(demo_f
         archived = archive.db.execute("select count(*) from posts where pid = ?", [pid]).fetchone()[0]
     assert failed.failures == {"http_503": 1} and failed.new_posts == 0
     assert later.new_posts == 1 and archived == 1
+
+
+def test_a_middle_page_that_failed_for_good_is_fetched_by_a_later_run(demo_forum, tmp_path):
+    # A revisit starts at the thread's last known page: a page before it whose every try failed
+    # in the first crawl would never be asked for again, and its posts never archived.
+    forum, clock = demo_forum.forum, Clock()
+    thread = max(forum.threads.values(), key=lambda t: len(t.posts))
+    while forum.thread_pages(thread) < 3:
+        forum.add_reply(thread.tid, "admin", f"第 {len(thread.posts)} 条回复")
+    demo_forum.inject(f"/thread-{thread.tid}-2-1.html", 500, times=3)  # every try of the first crawl
+    with Archive(tmp_path / "a.db") as archive:
+        site = demo_site(demo_forum.base_url)
+        first = run(archive, site, clock, backoff_base_s=0.01)
+        clock.advance(hours=1)
+        run(archive, site, clock, backoff_base_s=0.01)
+        stored = archive.db.execute("select count(*) from posts join threads on threads.id = posts.thread_id "
+                                    "where threads.tid = ?", [thread.tid]).fetchone()[0]
+    assert first.failures == {"http_500": 3}  # every try
+    assert stored == len(thread.posts)
