@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 from scraper import config
 from scraper.clean import NoiseRules, parse_html
@@ -282,8 +283,9 @@ class Crawler:
                      self.site.name, pages_this_run, thread_pages, achieved)
         before = min(started_at, _plus_seconds(self.now(), -opts.verify_min_age_s))
         for page in self.archive.least_recently_verified_pages(self.site_id, before, pages_this_run):
-            if self.enqueue(page["url"], discovered_from=None, depth=1, priority=0):
-                self._verify_keys.add(entry_for(page["url"], self.engine).key)
+            url = self._on_site(page["url"])
+            if self.enqueue(url, discovered_from=None, depth=1, priority=0):
+                self._verify_keys.add(entry_for(url, self.engine).key)
         try:
             await self._drain(until_requests=self.report.requests + pages_this_run)
         finally:
@@ -564,11 +566,21 @@ class Crawler:
         """Where a revisit of a stored thread starts: its last known page, where new replies
         appear, and before it the first page of it never saved (a fetch that failed for good in
         an earlier run), whose posts nothing else would ask for again."""
+        thread = dict(thread, url=self._on_site(thread["url"]))
         urls = [_last_known_page_url(thread, self.engine)]
         gap = self.archive.first_unsaved_page(self.site_id, thread["thread_key"], thread["page_count"])
         if gap is not None and gap < (thread["page_count"] or 1):
             urls.insert(0, sibling_page_url(thread["url"], self.engine, gap))
         return urls
+
+    def _on_site(self, url: str) -> str:
+        """A stored URL at the site's address now: a forum that moved to another port or host
+        (the site stays the same, as check_same_forum allows) keeps its paths, and its threads
+        must be asked for where it is, not where it was."""
+        parts, base = urlsplit(url), urlsplit(self.site.base_url)
+        if (parts.scheme, parts.netloc) == (base.scheme, base.netloc):
+            return url
+        return urlunsplit((base.scheme, base.netloc, parts.path, parts.query, parts.fragment))
 
     def _changed_threads(self, board, states: dict[str, dict]) -> list[str]:
         """URLs to fetch for a board's rows: new threads whole; threads whose replies or last post

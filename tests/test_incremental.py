@@ -318,3 +318,19 @@ def test_a_middle_page_that_failed_for_good_is_fetched_by_a_later_run(demo_forum
                                     "where threads.tid = ?", [thread.tid]).fetchone()[0]
     assert first.failures == {"http_500": 3}  # every try
     assert stored == len(thread.posts)
+
+
+def test_a_forum_that_moved_to_another_port_keeps_its_threads_revisited(tmp_path):
+    # The site stays the same forum; its stored thread URLs still name the old address, and
+    # revisits must ask where it is now.
+    forum, clock = DemoForum(), Clock()
+    with Archive(tmp_path / "a.db") as archive:
+        with start("127.0.0.1", 0, forum) as before:
+            run(archive, demo_site(before.base_url), clock)
+        thread = next(t for t in forum.threads.values() if not t.sticky)
+        pid = forum.add_reply(thread.tid, "admin", "搬家以后的新回复")
+        clock.advance(minutes=5)
+        with start("127.0.0.1", 0, forum) as after:
+            report = run(archive, demo_site(after.base_url), clock, backoff_base_s=0.01)
+        archived = archive.db.execute("select count(*) from posts where pid = ?", [pid]).fetchone()[0]
+    assert report.failures == {} and report.new_posts == 1 and archived == 1
