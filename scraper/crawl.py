@@ -489,13 +489,19 @@ class Crawler:
             self._save_unparsed(row, result, "unknown_page", state="skipped")
 
     def _save_thread(self, row, result, page, decoded) -> None:
-        requested_page = _page_from_key(row["url_key"])
+        key = row["url_key"]
+        requested_page = _page_from_key(key)
         if requested_page is not None and page.page < requested_page:
-            # Discuz serves its last page for numbers past the end: nothing new here.
-            self._save_unparsed(row, result, "trap:past_end", state="skipped")
-            return
-        known = self.archive.page_state(self.site_id, row["url_key"])
-        if known and known.get("extract_hash") == thread_page_extract_hash(page):
+            if not self._thread_shrank(page, requested_page):
+                # Discuz serves its last page for numbers past the end: nothing new here.
+                self._save_unparsed(row, result, "trap:past_end", state="skipped")
+                return
+            # The thread's last known page is gone (posts deleted since): what came back is its
+            # last page now, saved as that page, so its page count and next visit move on.
+            key = _sibling_key(key, page.page)
+        known = self.archive.page_state(self.site_id, key)
+        # (A shrunk thread is saved even when the page is as archived: its page count changes.)
+        if known and key == row["url_key"] and known.get("extract_hash") == thread_page_extract_hash(page):
             # Discuz seldom sends validators: this is our 304. Only the fetch is recorded
             # (its row says the page was seen then); the raw body, whose counters and ads
             # change on every view, is not kept again.
@@ -511,7 +517,7 @@ class Crawler:
             sha = self.archive.store_body(result.body, now=self.now())
             self._record_fetch(result, body_sha256=sha)
             saved = self.archive.save_thread_page(
-                self.site_id, page, url=result.final_url, url_key=row["url_key"], body_sha256=sha,
+                self.site_id, page, url=result.final_url, url_key=key, body_sha256=sha,
                 encoding=decoded.encoding, replaced_chars=decoded.replaced, etag=result.headers.get("etag"),
                 last_modified=result.headers.get("last-modified"), now=self.now())
             self.archive.finish(row["id"], "done", now=self.now())
@@ -524,6 +530,15 @@ class Crawler:
         self.report.new_posts += saved.new_posts
         self.report.new_versions += saved.new_versions
         self.report.gone_posts += saved.gone_posts
+
+    def _thread_shrank(self, page, requested_page: int) -> bool:
+        """Whether a page served for a higher page number is the thread's last page after
+        deletions: the page asked for was the archive's last known page, and the thread now
+        prints fewer pages. (Asked for past the page count it printed, it is a pager's trap.)"""
+        if page.tid is None or page.page != page.page_count:
+            return False
+        known = self.archive.thread_states(self.site_id, [str(page.tid)]).get(str(page.tid))
+        return known is not None and known["page_count"] == requested_page > page.page_count
 
     def _follows_pager(self, row: dict, page, *, unchanged: bool) -> bool:
         """Whether a thread page's next page is queued. A verify re-read reads its one page. In an

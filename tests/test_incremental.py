@@ -334,3 +334,27 @@ def test_a_forum_that_moved_to_another_port_keeps_its_threads_revisited(tmp_path
             report = run(archive, demo_site(after.base_url), clock, backoff_base_s=0.01)
         archived = archive.db.execute("select count(*) from posts where pid = ?", [pid]).fetchone()[0]
     assert report.failures == {} and report.new_posts == 1 and archived == 1
+
+
+def test_a_thread_shrunk_by_deletions_has_its_new_replies_found(demo_forum, tmp_path):
+    # A revisit asks for the last known page; once deletions take that page away, Discuz serves
+    # its last page instead. That answer is the thread's last page now, not a pager's trap.
+    forum, clock = demo_forum.forum, Clock()
+    tid = forum.add_thread(1, "会变短的主题", "admin", "主楼")
+    for i in range(forum.posts_per_page):
+        forum.add_reply(tid, "bob", f"回复 {i}")
+    assert forum.thread_pages(forum.threads[tid]) == 2
+    with Archive(tmp_path / "a.db") as archive:
+        site = demo_site(demo_forum.base_url)
+        run(archive, site, clock)
+        for post in forum.threads[tid].posts[-2:]:
+            forum.remove_post(post.pid)
+        pid = forum.add_reply(tid, "carol", "删帖以后的新回复")
+        clock.advance(minutes=5)
+        mark = len(demo_forum.requests)
+        run(archive, site, clock)
+        asked = [p for p in gets_since(demo_forum, mark) if p.startswith(f"/thread-{tid}-")]
+        archived = archive.db.execute("select count(*) from posts where pid = ?", [pid]).fetchone()[0]
+        page_count = archive.db.execute("select page_count from threads where tid = ?", [tid]).fetchone()[0]
+    assert asked == [f"/thread-{tid}-2-1.html"]  # the last known page; the forum answers with page 1
+    assert archived == 1 and page_count == 1
