@@ -1445,6 +1445,8 @@ class Archive:
         return self._all(
             """SELECT p.url, p.url_key, coalesce(max(f.fetched_at), p.last_fetched_at) AS verified_at
             FROM pages p LEFT JOIN fetches f ON f.site_id = p.site_id AND f.url = p.url
+                -- only a read verifies: a request that failed leaves the page as old as it was
+                AND f.status IN (200, 304)
             WHERE p.site_id = ? AND p.kind = 'thread'
                 AND NOT EXISTS (SELECT 1 FROM frontier q WHERE q.site_id = p.site_id
                     AND q.url_key = p.url_key AND q.state IN ('pending', 'leased'))

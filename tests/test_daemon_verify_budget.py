@@ -297,3 +297,21 @@ def test_over_one_cycle_of_runs_every_page_is_verified_once_the_least_recently_v
     one_cycle = [path for paths in per_run[:runs_per_cycle] for path in paths]
     assert sorted(one_cycle) == archived, "each page once in a cycle"
     assert sorted(per_run[runs_per_cycle]) == sorted(per_run[0]), "the next cycle starts with the first verified"
+
+
+def test_a_verify_read_that_failed_leaves_its_page_first_in_line(demo_forum, tmp_path):
+    # Counted as verified, a failed re-read would wait a whole verify cycle for its next try.
+    clock = Clock()
+    with Archive(tmp_path / "a.db") as archive:
+        site = site_from_dict(dict(demo_site(demo_forum.base_url).raw, politeness={"delay_s": 0, "max_tries": 1}))
+        run(archive, site, clock)
+        clock.advance(seconds=MIN_AGE_S + 1)
+        mark = len(demo_forum.requests)
+        oldest = archive.least_recently_verified_pages(archive.get_site("demo")["id"], clock(), 1)[0]["url"]
+        demo_forum.inject(oldest[len(demo_forum.base_url) - 1:], 503)
+        failed = verify_only(archive, site, clock, 1)
+        clock.advance(seconds=60)
+        verify_only(archive, site, clock, 1)
+        asked = gets_since(demo_forum, mark)
+    assert failed.failures == {"http_503": 1}
+    assert asked == [oldest[len(demo_forum.base_url) - 1:]] * 2  # asked again, not passed over
