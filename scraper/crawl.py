@@ -317,9 +317,9 @@ class Crawler:
                 await self.process(row)
             except (sqlite3.Error, MemoryError):
                 raise  # the archive itself is failing: nothing can be recorded, the run stops
-            except Exception as exc:  # a defect, or input no rule foresaw: this URL fails, the run goes on
+            except Exception:  # a defect, or input no rule foresaw: this URL fails, the run goes on
                 log.exception("%s: unexpected error; the URL is recorded as failed (internal_error)", row["url"])
-                self._record_unexpected(row, exc, requested=self.fetcher.requests_made > requests_before)
+                self._record_unexpected(row, requested=self.fetcher.requests_made > requests_before)
             if self.on_page is not None:
                 self.on_page(self.report, row)
 
@@ -583,10 +583,17 @@ class Crawler:
         an earlier run), whose posts nothing else would ask for again."""
         thread = dict(thread, url=self._on_site(thread["url"]))
         urls = [_last_known_page_url(thread, self.engine)]
-        gap = self.archive.first_unsaved_page(self.site_id, thread["thread_key"], thread["page_count"])
+        gap = self._first_unsaved_page(thread["thread_key"], thread["page_count"])
         if gap is not None and gap < (thread["page_count"] or 1):
             urls.insert(0, sibling_page_url(thread["url"], self.engine, gap))
         return urls
+
+    def _first_unsaved_page(self, thread_key: str, page_count: int | None) -> int | None:
+        """The lowest page of the thread, up to page_count, that no save holds under its page
+        key (thread:T:P); None when every one is saved."""
+        prefix = f"{PageKind.THREAD}:{thread_key}:"
+        saved = self.archive.page_keys_with_prefix(self.site_id, prefix) if page_count else set()
+        return next((n for n in range(1, (page_count or 0) + 1) if f"{prefix}{n}" not in saved), None)
 
     def _on_site(self, url: str) -> str:
         """A stored URL at the site's address now: a forum that moved to another port or host
@@ -727,9 +734,10 @@ class Crawler:
             if parse_failure:
                 self.archive.record_parse_failure(url=result.final_url, reason=reason, detail=detail,
                                                   body_sha256=sha, site_id=self.site_id, now=self.now())
-            self.archive.finish(row["id"], state, reason, now=self.now())
             if state == "failed":
-                self._keep_thread_due(row)
+                self._fail(row, reason)
+            else:
+                self.archive.finish(row["id"], state, reason, now=self.now())
         counter = self.report.skipped if state == "skipped" else self.report.failures
         counter[reason] += 1
 
@@ -742,7 +750,7 @@ class Crawler:
             self._retry_or_fail(row, exc.reason, exc.retryable)
         self.report.failures[exc.reason] += 1
 
-    def _record_unexpected(self, row: dict, exc: Exception, *, requested: bool) -> None:
+    def _record_unexpected(self, row: dict, *, requested: bool) -> None:
         """A URL whose processing raised what no rule handles: failed with reason
         internal_error (the log has the traceback), its request recorded if one was made
         (the transaction that would have recorded it was rolled back)."""
@@ -750,8 +758,7 @@ class Crawler:
             if requested:
                 self.archive.record_fetch(url=row["url"], reason=INTERNAL_ERROR, site_id=self.site_id,
                                           run_id=self.report.run_id, now=self.now())
-            self.archive.finish(row["id"], "failed", INTERNAL_ERROR, now=self.now())
-            self._keep_thread_due(row)
+            self._fail(row, INTERNAL_ERROR)
         self.report.failures[INTERNAL_ERROR] += 1
 
     def _retry_or_fail(self, row: dict, reason: str, retryable: bool, *, wait_s: float | None = None) -> None:
@@ -761,14 +768,14 @@ class Crawler:
             due = _plus_seconds(self.now(), max(wait_s or 0.0, self._backoff_s(row["attempts"])))
             self.archive.finish(row["id"], "pending", reason, next_due_at=due, now=self.now())
         else:
-            self.archive.finish(row["id"], "failed", reason, now=self.now())
-            self._keep_thread_due(row)
+            self._fail(row, reason)
 
-    def _keep_thread_due(self, row: dict) -> None:
-        """A thread page that ended failed leaves its thread due at once, so the next run asks
-        for it again: the board row that queued it has stored the thread's new reply count
-        already, and would not show the change a second time (the replies would wait for the
-        thread's revisit, weeks away for a quiet one)."""
+    def _fail(self, row: dict, reason: str) -> None:
+        """End a URL as failed. A thread page that fails leaves its thread due at once, so the
+        next run asks for it again: the board row that queued it has stored the thread's new
+        reply count already, and would not show the change a second time (the replies would
+        wait for the thread's revisit, weeks away for a quiet one)."""
+        self.archive.finish(row["id"], "failed", reason, now=self.now())
         if row["kind"] == PageKind.THREAD and _page_from_key(row["url_key"]) is not None:
             self.archive.mark_thread_due(self.site_id, row["url_key"].split(":")[1], now=self.now())
 
@@ -881,11 +888,9 @@ def _redirect_rule(url: str, rules: RobotsRules) -> Callable[[str], None]:
     """The redirects a page fetch follows: on the page's own host (another port only if it is
     80 or 443), where robots.txt allows. Another host is another forum, whose robots.txt and
     pace this crawl does not keep; what it serves is not this site's to save."""
-    origin = split_url(url)
-    ports = {effective_port(origin), 80, 443}
-
-    def check(target: str) -> None:
-        parts = split_url(target)
+    def check(target: str) -> None:  # parses nothing until a redirect comes (most pages have none)
+        origin, parts = split_url(url), split_url(target)
+        ports = {effective_port(origin), 80, 443}
         if (parts.hostname or "").lower() != (origin.hostname or "").lower() or effective_port(parts) not in ports:
             raise OffsiteRedirect(f"{url} redirects off {origin.hostname}, to {target}", final_url=target)
         if not rules.allows(target):
@@ -930,6 +935,7 @@ async def crawl_sites(archive: Archive, targets: Iterable[SiteTarget | tuple[Sit
                       options: CrawlOptions | None = None, *, job: str = "crawl",
                       stop: threading.Event | None = None,
                       progress_for: Callable[[Site], Callable[[CrawlReport, dict], None]] | None = None,
+                      host_waits: dict[str, float] | None = None,
                       ) -> list[CrawlReport | None]:
     """Crawl several sites at once into one archive; returns the targets' reports in their order
     (None for a target a stop request kept from starting).
@@ -937,7 +943,9 @@ async def crawl_sites(archive: Archive, targets: Iterable[SiteTarget | tuple[Sit
     Sites on different hosts run concurrently in this event loop, so twenty forums take about
     as long as the slowest one. Sites that share a host run one after another: each Crawler
     paces only its own requests, and a host must never see two in flight; each starts once
-    the previous one's gap (or a server's Retry-After pause) has passed. Sharing the one
+    the previous one's gap (or a server's Retry-After pause) has passed. host_waits, by host:
+    seconds before its first request (a crawl of it elsewhere asked for them), updated with
+    what the last crawl of it leaves, for the caller to hand on. Sharing the one
     Archive connection is safe because no archive transaction block spans an await: each one
     begins and ends between two awaits (committed alone or as a savepoint of the open group),
     so blocks of different sites never interleave, and a failing one undoes only itself.
@@ -951,8 +959,9 @@ async def crawl_sites(archive: Archive, targets: Iterable[SiteTarget | tuple[Sit
     for index, target in enumerate(targets):
         by_host.setdefault(target.site.host, []).append(index)
 
+    waits = host_waits if host_waits is not None else {}
+
     async def crawl_host(indexes: list[int]) -> None:
-        wait_s = 0.0  # what the host's previous crawl left of its gap (or of a server's pause)
         for index in indexes:
             if stop is not None and stop.is_set():
                 return
@@ -960,11 +969,12 @@ async def crawl_sites(archive: Archive, targets: Iterable[SiteTarget | tuple[Sit
             try:
                 crawler = Crawler(archive, target.site, options=target.options or options, stop=stop,
                                   on_page=progress_for(target.site) if progress_for else None)
-                crawler.pacer.pause(target.site.host, wait_s)
+                # What the host's previous crawl left of its gap (or of a pause, an open circuit).
+                crawler.pacer.pause(target.site.host, waits.get(target.site.host, 0.0))
                 try:
                     reports[index] = await crawler.run(list(target.seeds), job=target.job or job)
                 finally:
-                    wait_s = crawler.host_ready_in()
+                    waits[target.site.host] = crawler.host_ready_in()
             except Exception as exc:  # noqa: BLE001 - one forum's failure must not cost the others their run
                 log.exception("%s: the crawl failed", target.site.name)
                 errors.append(exc)

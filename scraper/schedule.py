@@ -87,23 +87,17 @@ def daemon_lock(db_path: str | Path) -> Iterator[None]:
     would share its job store and remove the first one's jobs as sites it was not given (one
     APScheduler job store must never serve two schedulers): it is refused with a ConfigError
     naming the holder. The kernel drops the lock when the holder dies, even by kill -9."""
-    path = Path(f"{db_path}.daemon.lock")
-    handle = open(path, "a+")  # noqa: SIM115 - held open for as long as the lock is
+    lock = FileLock(f"{db_path}.daemon.lock")
+    if not lock.try_acquire():
+        holder = lock.path.read_text(encoding="utf-8").strip() or "another process"
+        raise ConfigError(f"a daemon is running on {db_path} already (pid {holder}); one daemon serves "
+                          "every site of an archive: stop it and start one `run` naming all the sites "
+                          "(--config and --site may repeat)")
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise ConfigError(f"a daemon is running on {db_path} already (pid {holder}); one daemon serves "
-                              "every site of an archive: stop it and start one `run` naming all the sites "
-                              "(--config and --site may repeat)") from None
-        handle.truncate(0)
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
+        lock.write(str(os.getpid()))
         yield
     finally:
-        handle.close()  # closing drops the lock
+        lock.release()
 
 
 def executor_workers(job_count: int) -> int:
@@ -239,35 +233,14 @@ def _log_report(site: Site, job: str, report) -> None:
              report.requests, report.new_posts, report.new_versions, report.gone_posts, dict(report.failures) or "none")
 
 
-class HostLock:
-    """An exclusive lock on one host's crawling into one archive, across threads and processes.
-    A job holds its site's host lock for its whole run, which keeps a site's discover and
-    refresh jobs apart (they share the site's queue) and keeps two sites on one host from
-    pacing their requests separately, two in flight at once. The kernel drops the lock when
-    the holder dies, even by kill -9.
+class FileLock:
+    """An exclusive lock on a file, across threads and processes, with a line of text in the
+    file for whoever takes it next. The kernel drops the lock when the holder dies, even by
+    kill -9."""
 
-    The file holds when the host may next be asked (Unix time), written by the job that ends:
-    the next job waits out the last one's gap, or the Retry-After pause a server gave it,
-    instead of asking at once."""
-
-    def __init__(self, db_path: str | Path, host: str):
-        self.path = Path(f"{db_path}.{host}.lock")
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
         self._handle = None
-
-    def not_before(self) -> float:
-        """The Unix time before which the host must not be asked (0 when none is known).
-        Only while the lock is held."""
-        self._handle.seek(0)
-        try:
-            return float(self._handle.read().strip() or 0)
-        except ValueError:
-            return 0.0  # a file from an older version, or torn by a crash: no wait known
-
-    def set_not_before(self, unix_s: float) -> None:
-        """Record when the host may next be asked. Only while the lock is held."""
-        self._handle.truncate(0)
-        self._handle.write(f"{unix_s:.3f}\n")
-        self._handle.flush()
 
     def try_acquire(self) -> bool:
         """Take the lock if it is free; never blocks."""
@@ -287,6 +260,43 @@ class HostLock:
             fcntl.flock(self._handle, fcntl.LOCK_UN)
             self._handle.close()
             self._handle = None
+
+    def read(self) -> str:
+        """The file's text (only while the lock is held)."""
+        self._handle.seek(0)
+        return self._handle.read().strip()
+
+    def write(self, text: str) -> None:
+        """Replace the file's text (only while the lock is held)."""
+        self._handle.truncate(0)
+        self._handle.write(f"{text}\n")
+        self._handle.flush()
+
+
+class HostLock(FileLock):
+    """An exclusive lock on one host's crawling into one archive, across threads and processes.
+    A job holds its site's host lock for its whole run, which keeps a site's discover and
+    refresh jobs apart (they share the site's queue) and keeps two sites on one host from
+    pacing their requests separately, two in flight at once.
+
+    The file holds when the host may next be asked (Unix time), written by the crawl that ends:
+    the next one waits out the last one's gap, the Retry-After pause a server gave it, or its
+    open circuit, instead of asking at once."""
+
+    def __init__(self, db_path: str | Path, host: str):
+        super().__init__(f"{db_path}.{host}.lock")
+
+    def not_before(self) -> float:
+        """The Unix time before which the host must not be asked (0 when none is known).
+        Only while the lock is held."""
+        try:
+            return float(self.read() or 0)
+        except ValueError:
+            return 0.0  # a file from an older version, or torn by a crash: no wait known
+
+    def set_not_before(self, unix_s: float) -> None:
+        """Record when the host may next be asked. Only while the lock is held."""
+        self.write(f"{unix_s:.3f}")
 
 
 def acquire_all(locks: list[HostLock], wait_s: float) -> list[HostLock]:
@@ -357,8 +367,14 @@ def run_once(db_path: str | Path, sites: list[Site], options: RunOptions = RunOp
             for site in runnable:
                 _abandon_dead_runs(archive, site)
             try:
-                reports = asyncio.run(crawl_sites(archive, targets, stop=STOP,
-                                                  progress_for=lambda site: reporters[site.name]))
+                # Each host's wait goes in from its lock file and comes back out to it.
+                waits = {host: lock.not_before() - time.time() for host, lock in locks.items() if lock in held}
+                try:
+                    reports = asyncio.run(crawl_sites(archive, targets, stop=STOP, host_waits=waits,
+                                                      progress_for=lambda site: reporters[site.name]))
+                finally:
+                    for host, wait_s in waits.items():
+                        locks[host].set_not_before(time.time() + wait_s)
             finally:
                 # The reporters share one stream, and so one status line: end it once.
                 for reporter in list(reporters.values())[:1]:

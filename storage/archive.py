@@ -1370,17 +1370,14 @@ class Archive:
         return counts
 
     # --- adaptive revisits ------------------------------------------------------------
-    def first_unsaved_page(self, site_id: int, thread_key: str, page_count: int | None) -> int | None:
-        """The lowest page of the thread, up to page_count, that no save holds under its page
-        key (thread:T:P, as the crawler keys pages); None when every one is saved."""
-        if not page_count:
-            return None
-        prefix = f"thread:{thread_key}:"
-        # A range of the (site_id, url_key) index: ';' is the character after ':'.
-        saved = {key[len(prefix):] for (key,) in self.db.execute(
+    def page_keys_with_prefix(self, site_id: int, prefix: str) -> set[str]:
+        """The url_keys of the site's saved pages that start with `prefix` (one range of the
+        (site_id, url_key) index)."""
+        # Every key that starts with the prefix sorts before the prefix with its last character raised.
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        return {key for (key,) in self.db.execute(
             "SELECT url_key FROM pages WHERE site_id = ? AND url_key >= ? AND url_key < ?",
-            [site_id, prefix, prefix[:-1] + ";"])}
-        return next((page for page in range(1, page_count + 1) if str(page) not in saved), None)
+            [site_id, prefix, upper])}
 
     def thread(self, thread_id: int) -> dict | None:
         """A threads row, by id."""

@@ -137,3 +137,22 @@ def test_a_host_whose_circuit_opened_is_left_alone_by_the_next_job_too(tmp_path)
             crawler.circuit.failure(site.host)  # the job's requests kept failing: the circuit opened
         assert 29 < lock.not_before() - time.time() <= 30.01  # stored to the millisecond
         lock.release()
+
+
+def test_run_once_leaves_the_hosts_pause_for_the_next_crawl_of_it(demo_forum, tmp_path):
+    # A cron run that ends on a server's Retry-After hands it on through the host's lock file.
+    db, site = tmp_path / "a.db", demo_site(demo_forum.base_url)
+    site = site_from_dict(dict(site.raw, boards=[1], politeness={"delay_s": 0, "max_tries": 1}))
+    options = RunOptions(delay_s=0, allow_private=True, verify_budget_requests=0)
+    schedule.run_once(db, [site], options)
+    guide = "/forum.php?mod=guide&view=newthread&page=1"
+    demo_forum.inject(guide, 503, headers={"Retry-After": "30"})
+    mark = len(demo_forum.requests)
+    schedule.run_once(db, [site], options)
+    assert [r.path for r in demo_forum.requests[mark:]][-1] == guide  # the run's last request
+    lock = HostLock(db, site.host)
+    assert lock.try_acquire()
+    try:
+        assert 25 < lock.not_before() - time.time() <= 30.01
+    finally:
+        lock.release()
