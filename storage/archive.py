@@ -43,6 +43,12 @@ log = logging.getLogger(__name__)
 FRONTIER_STATES = ("pending", "leased", "done", "failed", "skipped")
 FINISH_STATES = frozenset({"done", "failed", "skipped", "pending"})
 PHRASE_STATUSES = frozenset({"proposed", "confirmed", "rejected"})
+# A runs row is 'running' from start_run until finish_run closes it with one of
+# RUN_END_STATUSES ('interrupted': stopped by a signal), or abandon_runs finds it left behind.
+RUN_RUNNING = "running"
+RUN_ABANDONED = "abandoned"
+RUN_END_STATUSES = ("finished", "interrupted", "failed")
+RUN_STATUSES = (RUN_RUNNING, *RUN_END_STATUSES, RUN_ABANDONED)
 NORMAL_STATUS = "normal"
 HIDDEN_STATUS = "hidden"  # part of the post locked away (reply to see, credits, password)
 DEFAULT_LEASE_S = 300  # matches the crawler's default; storage cannot import its config
@@ -1468,7 +1474,7 @@ class Archive:
     @_writes
     def start_run(self, site_id: int | None, job: str, now: str | None = None) -> int:
         """Open a runs row (status 'running'); returns its id."""
-        return self._insert("runs", {"site_id": site_id, "job": job, "started_at": _stamp(now)})
+        return self._insert("runs", {"site_id": site_id, "job": job, "started_at": _stamp(now), "status": RUN_RUNNING})
 
     @_writes
     def abandon_runs(self, site_id: int, job: str, now: str | None = None) -> int:
@@ -1476,8 +1482,8 @@ class Archive:
         while holding the site's lock, when no such run can be alive (a killed process never
         got to finish its row)."""
         cursor = self.db.execute(
-            "UPDATE runs SET status = 'abandoned', finished_at = ? WHERE site_id = ? AND job = ? AND status = 'running'",
-            [_stamp(now), site_id, job],
+            "UPDATE runs SET status = ?, finished_at = ? WHERE site_id = ? AND job = ? AND status = ?",
+            [RUN_ABANDONED, _stamp(now), site_id, job, RUN_RUNNING],
         )
         return cursor.rowcount
 
@@ -1496,7 +1502,10 @@ class Archive:
         now: str | None = None,
     ) -> None:
         """Close a run with its totals (failures maps reason code -> count) and index the
-        posts still waiting for the search index."""
+        posts still waiting for the search index. `status` is one of RUN_END_STATUSES."""
+        if status not in RUN_END_STATUSES:
+            # The published metadata names every status; one made up here would be unexplained.
+            raise ValueError(f"cannot close a run as {status!r}; use one of {RUN_END_STATUSES}")
         cursor = self.db.execute(
             """UPDATE runs SET finished_at = :now, status = :status, requests = :requests,
                 not_modified = :not_modified, new_posts = :new_posts,
@@ -1599,6 +1608,8 @@ class Archive:
 
 __all__ = [
     "INDEX_BATCH_POSTS",
+    "RUN_END_STATUSES",
+    "RUN_STATUSES",
     "Archive",
     "ReadOnlyArchiveError",
     "SaveResult",

@@ -442,14 +442,19 @@ def test_an_inner_failure_caught_inside_the_outer_transaction_undoes_only_itself
 def test_runs_start_and_finish(archive, site_id):
     run_id = archive.start_run(site_id, "crawl", now=T0)
     assert next(archive.db.query("SELECT status FROM runs"))["status"] == "running"
-    archive.finish_run(run_id, status="ok", requests=12, not_modified=3, new_posts=40, new_versions=2,
+    # A status the published metadata does not explain is refused, and the run stays open.
+    with pytest.raises(ValueError, match="'ok'"):
+        archive.finish_run(run_id, status="ok", requests=12, not_modified=3, new_posts=40, new_versions=2,
+                           failures={}, now=T1)
+    assert next(archive.db.query("SELECT status FROM runs"))["status"] == "running"
+    archive.finish_run(run_id, status="finished", requests=12, not_modified=3, new_posts=40, new_versions=2,
                        failures={"timeout": 2, "http_503": 1}, now=T1)
     run = next(archive.db.query("SELECT * FROM runs"))
-    assert fields(run, "finished_at", "requests", "not_modified", "new_posts", "new_versions") == (
-        T1, 12, 3, 40, 2)
+    assert fields(run, "status", "finished_at", "requests", "not_modified", "new_posts", "new_versions") == (
+        "finished", T1, 12, 3, 40, 2)
     assert run["failures"] == 3 and json.loads(run["failures_json"]) == {"http_503": 1, "timeout": 2}
     with pytest.raises(LookupError):
-        archive.finish_run(run_id + 1, status="ok", requests=0, not_modified=0, new_posts=0, new_versions=0,
+        archive.finish_run(run_id + 1, status="finished", requests=0, not_modified=0, new_posts=0, new_versions=0,
                            failures={})
 
 

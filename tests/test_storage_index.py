@@ -89,7 +89,7 @@ def test_finish_run_and_close_index_what_is_pending(tmp_path):
         site = archive.upsert_site("s", engine="discuz")
         run = archive.start_run(site, "crawl")
         save(archive, site, 1, [PATTON])
-        archive.finish_run(run, status="done", requests=1, not_modified=0, new_posts=1, new_versions=0, failures={})
+        archive.finish_run(run, status="finished", requests=1, not_modified=0, new_posts=1, new_versions=0, failures={})
         assert archive.pending_index_count() == 0
         save(archive, site, 2, [OFFICE])
         assert archive.pending_index_count() == 1
