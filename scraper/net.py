@@ -78,8 +78,9 @@ def forbidden_reason(address: str) -> str | None:
         ("unspecified", ip.is_unspecified),
         ("link-local", ip.is_link_local),
         ("multicast", ip.is_multicast),
-        ("private", ip.is_private),
+        # Before private: Python counts 240.0.0.0/4 as private too, which names it wrongly.
         ("reserved", ip.is_reserved),
+        ("private", ip.is_private),
         ("shared", isinstance(ip, ipaddress.IPv4Address) and ip in _SHARED),
     ):
         if hit:

@@ -205,10 +205,13 @@ async def test_error_statuses_are_returned_not_raised(server):
         ("0.0.0.0", "unspecified"),
         ("224.0.0.1", "multicast"),
         ("240.0.0.1", "reserved"),
+        ("255.255.255.255", "reserved"),
+        ("fd00::1", "private"),
+        ("fe80::1", "link-local"),
     ],
 )
 def test_forbidden_addresses(address, reason):
-    assert forbidden_reason(address) is not None
+    assert forbidden_reason(address) == reason
 
 
 def test_public_addresses_pass():
