@@ -17,6 +17,16 @@ def test_gbk_page_with_meta_only_and_gb18030_characters_decodes_exactly():
     assert decoded.replaced == 0
 
 
+def test_header_charset_decodes_a_page_without_meta():
+    # Only the header names the charset: the site default (UTF-8) must not win.
+    text = "<p>基层党委办公室 𠮷 €</p>"
+    decoded = decode_html(text.encode("gb18030"), "text/html; charset=gbk")
+    assert (decoded.text, decoded.encoding, decoded.replaced) == (text, "gb18030", 0)
+    big5 = "<p>辦公室寫作</p>"
+    decoded = decode_html(big5.encode("big5"), "text/html; charset=big5", default="gbk")
+    assert (decoded.text, decoded.encoding) == (big5, "big5hkscs")  # Big5 labels read as its superset
+
+
 def test_header_charset_wins_when_meta_agrees():
     body = '<meta charset="utf-8">中文'.encode("utf-8")
     assert decode_html(body, "text/html; charset=UTF-8").encoding == "utf-8"

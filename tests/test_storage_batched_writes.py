@@ -222,3 +222,41 @@ def test_a_post_already_deleted_before_the_upgrade_keeps_its_text(archive, site_
     archive.db.execute("UPDATE posts SET status = 'deleted', content_status = NULL")
     save(archive, site_id, make_page(88, [make_post(1001, 1, "", status=PostStatus.DELETED)]), T1)
     assert post_rows(archive)[1001][:3] == (TEXTS[1001], "deleted", 1)
+
+
+class _CallCounter:
+    """The archive's connection, counting the statements handed to SQLite (an executemany is
+    one call however many rows it binds)."""
+
+    def __init__(self, conn):
+        self._conn = conn
+        self.calls = 0
+
+    def execute(self, *args):
+        self.calls += 1
+        return self._conn.execute(*args)
+
+    def executemany(self, *args):
+        self.calls += 1
+        return self._conn.executemany(*args)
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
+def calls_to_save(archive, site_id, page, now):
+    counter = archive.db.conn = _CallCounter(archive.db.conn)
+    try:
+        save(archive, site_id, page, now, url=f"http://bbs.example.cn/thread-{page.tid}-1-1.html")
+    finally:
+        archive.db.conn = counter._conn
+    return counter.calls
+
+
+def test_the_statements_a_page_takes_do_not_grow_with_its_posts(archive, site_id):
+    small = make_page(88, [make_post(pid, pid - 1000, TEXTS[pid]) for pid in range(1001, 1004)])
+    large = make_page(89, [make_post(pid, pid - 2000, f"第{pid}楼") for pid in range(2001, 2010)])
+    for now in (T0, T1):  # new posts, then the same posts seen again
+        calls = calls_to_save(archive, site_id, small, now)
+        assert calls > 0 and calls_to_save(archive, site_id, large, now) == calls, now
+    assert count(archive, "posts") == 12

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import storage.archive as archive_module
 from storage.archive import Archive
 import storage.bigram as bigram_module
-from storage.bigram import BIGRAM_RANGES, bigram_document, is_bigram_char, python_bigram_document, sql_is_bigram_char
+from storage.bigram import BIGRAM_FUNCTION, BIGRAM_RANGES, bigram_document, is_bigram_char, python_bigram_document, sql_is_bigram_char
 from storage.schema import MIGRATIONS, ensure_schema
 from storage.search import build_search_sql, search_posts
 from tests.test_storage_support import T0, T1, make_page, make_post
@@ -299,3 +299,22 @@ def test_the_index_command_fills_an_upgraded_archives_backlog_now(tmp_path, monk
         assert archive.pending_index_count() == 0
         assert bigram_ids(archive, "鲸鱼") == sorted(like_ids(archive, "鲸鱼")) != []
         assert searched_ids(archive, "鲸鱼") == like_ids(archive, "鲸鱼")
+
+
+def test_the_index_plan_reads_the_bigram_index_and_the_scan_plan_reads_posts(tmp_path):
+    # A post's pairs taken out of the index behind the archive's back: the index plan no
+    # longer finds it, the scan still does, so each plan is the route it is named for. (The
+    # other post keeps the word in the index: with no hit there, either plan reads the index.)
+    with Archive(tmp_path / "a.db", index_batch_posts=None) as archive:
+        site = archive.upsert_site("s", engine="discuz")
+        save(archive, site, 1, ["鲸鱼在海里", "海豚在海里", "又见鲸鱼"])
+        archive.index_pending()
+        whale, again = [row[0] for row in archive.db.execute(
+            "SELECT id FROM posts WHERE content_text LIKE '%鲸鱼%' ORDER BY id")]
+        both = [again, whale]  # newest first
+        assert forced_ids(archive, "鲸鱼", "index") == forced_ids(archive, "鲸鱼", "scan") == both
+        archive.db.execute(
+            f"INSERT INTO posts_bigram (posts_bigram, rowid, pairs) "
+            f"SELECT 'delete', id, {BIGRAM_FUNCTION}(content_text) FROM posts WHERE id = ?", [whale])
+        assert forced_ids(archive, "鲸鱼", "index") == [again]
+        assert forced_ids(archive, "鲸鱼", "scan") == both

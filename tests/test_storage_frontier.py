@@ -139,6 +139,24 @@ def test_two_connections_never_lease_one_row_twice(archive, site_id):
     assert archive.frontier_counts() == {"pending": 0, "leased": 60, "done": 0, "failed": 0, "skipped": 0}
 
 
+def test_a_lease_taken_while_another_connection_holds_one_open_gets_another_row(archive, site_id):
+    # The overlap is forced, not left to timing: A's lease is leased but uncommitted while B asks.
+    add(archive, site_id, "t1", now=T0)
+    add(archive, site_id, "t2", now=T0)
+    taken = {}
+    with Archive(archive.path) as other:
+        asker = threading.Thread(target=lambda: taken.update(row=other.lease_next(site_id, now=T1, lease_s=LEASE_S)))
+        with archive.transaction():
+            first = archive.lease_next(site_id, now=T1, lease_s=LEASE_S)
+            asker.start()
+            asker.join(timeout=0.5)
+            assert asker.is_alive(), "B leased while A's lease was not yet committed"
+        asker.join(timeout=30)
+    assert not asker.is_alive()
+    assert {first["url_key"], taken["row"]["url_key"]} == {"t1", "t2"}
+    assert archive.frontier_counts()["leased"] == 2
+
+
 def test_lease_by_key_takes_that_pending_row_due_or_not(archive, site_id):
     add(archive, site_id, "trap", next_due_at=T3, now=T0)
     add(archive, site_id, "other", now=T0)

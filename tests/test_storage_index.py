@@ -151,9 +151,11 @@ def test_a_kill_between_write_and_index_loses_nothing(tmp_path):
 def test_ranking_is_bounded_but_paging_reaches_every_match(tmp_path):
     with Archive(tmp_path / "a.db", index_batch_posts=None) as archive:
         site = archive.upsert_site("s", engine="discuz")
-        # Post n holds the phrase n times: more is a better bm25 score, so rank differs from age.
+        # Post k holds the phrase 1 + 3k mod 7 times: more is a better bm25 score, and the
+        # counts do not follow the posts' age (the ranked six hold it 7, 3, 6, 2, 5, 1 times).
         for tid in range(1, 5):
-            save(archive, site, tid, ["办公室。" * (1 + (tid * 5 + n) % 7) + "其他内容" * 9 for n in range(5)])
+            save(archive, site, tid, ["办公室。" * (1 + ((tid - 1) * 5 + n) * 3 % 7) + "其他内容" * 9
+                                      for n in range(5)])
         archive.index_pending(limit=15)  # 15 indexed, 5 waiting above the watermark
         ids = found(archive, "办公室", limit=100)
         assert len(ids) == 20
@@ -169,6 +171,7 @@ def test_ranking_is_bounded_but_paging_reaches_every_match(tmp_path):
         scores = dict(archive.db.execute(
             "SELECT rowid, rank FROM posts_fts WHERE posts_fts MATCH '\"办公室\"'").fetchall())
         assert [scores[i] for i in ranked] == sorted(scores[i] for i in ranked)  # ...by relevance
+        assert ranked != sorted(ranked, reverse=True)  # which is not their age
         assert older == sorted(ids[:9], reverse=True)  # then the rest, newest first
         with pytest.raises(ValueError):
             build_search_sql("rank", rank_window=0)
