@@ -140,14 +140,14 @@ def _daemon_sites(config_paths: tuple[str, ...], board_urls: tuple[str, ...]) ->
     return sites
 
 
-def _check_sites_against_archive(db_path: str, sites: list[Site]) -> None:
-    """Before any job starts: no site may be another forum than the one the archive holds
-    under its name (scraper.sites.check_same_forum)."""
+def _prepare_archive(db_path: str, sites: list[Site]) -> None:
+    """Before any job starts: open the archive for writing once, which creates it or upgrades
+    its schema (the jobs would otherwise race to, and a reader refuses an older schema), and
+    check that no site is another forum than the one the archive holds under its name
+    (scraper.sites.check_same_forum)."""
     from storage.archive import Archive
 
-    if not Path(db_path).is_file():
-        return
-    with Archive(db_path, readonly=True) as archive:
+    with Archive(db_path) as archive:
         for site in sites:
             check_site_in_archive(archive, site)
 
@@ -180,7 +180,7 @@ def run(db_path, config_paths, board_urls, every_s, delay_s, allow_private, veri
         _fail("name at least one site: --config FILE or --site BOARD_URL")
     try:
         sites = _daemon_sites(config_paths, board_urls)
-        _check_sites_against_archive(db_path, sites)
+        _prepare_archive(db_path, sites)
     except ConfigError as exc:
         _fail(str(exc))
     options = schedule.RunOptions(delay_s=delay_s, allow_private=allow_private, verify_budget_requests=verify_budget,

@@ -4,6 +4,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from scraper import config, schedule
@@ -97,6 +98,30 @@ def test_one_sites_job_never_runs_twice_at_once(tmp_path):
     assert len(runs) >= 2
     for (_, end), (next_start, _) in zip(runs, runs[1:]):
         assert next_start >= end, runs
+
+
+@pytest.mark.parametrize("left_by", ["the version before", "touch"])
+def test_run_upgrades_an_older_archive_instead_of_refusing_to_start(demo_forum, tmp_path, left_by):
+    # After an upgrade of the software the daemon must keep archiving: its site check opened
+    # the archive read-only, which refuses an older schema (and an empty file made in advance).
+    import sqlite_utils
+
+    from storage.schema import MIGRATIONS, SCHEMA_VERSION, ensure_schema
+
+    db = tmp_path / "a.db"
+    if left_by == "touch":
+        db.touch()
+    else:
+        ensure_schema(sqlite_utils.Database(db), MIGRATIONS[:-1])
+    site_config = tmp_path / "demo.toml"
+    site_config.write_text(DEMO_CONFIG.read_text(encoding="utf-8").replace(
+        "http://127.0.0.1:8765/", demo_forum.base_url), encoding="utf-8")
+    result = CliRunner().invoke(main, ["run", "--db", str(db), "--config", str(site_config), "--delay", "0",
+                                       "--allow-private", "--once"])
+    assert result.exit_code == 0, result.output
+    with Archive(db, readonly=True) as archive:
+        assert archive.db.execute("select max(version) from schema_version").fetchone()[0] == SCHEMA_VERSION
+        assert archive.db.execute("select count(*) from posts").fetchone()[0] > 0
 
 
 def test_run_once_crawls_each_site_once_and_exits(demo_forum, tmp_path):
