@@ -193,7 +193,11 @@ def run(db_path, config_paths, board_urls, every_s, delay_s, allow_private, veri
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     if once:
-        schedule.run_once(db_path, sites, options)
+        try:
+            schedule.run_once(db_path, sites, options)
+        except ExceptionGroup as failed:  # each site's error is in the log already, with its traceback
+            _fail(f"{failed.message} (the log above has each one's traceback): " + "; ".join(
+                f"{' '.join(getattr(e, '__notes__', ()))}: {type(e).__name__}: {e}" for e in failed.exceptions))
         return
     try:
         with schedule.daemon_lock(db_path):

@@ -83,11 +83,17 @@ VERIFY_CYCLE_S = 30 * 24 * 3600
 # by a deleted reply, changes no row on the pages read before it.
 BOARD_FULL_READ_S = 24 * 3600
 SCHEDULE_EVERY_S = 3600  # how often a site's job runs
-SITE_LOCK_WAIT_S = 300  # a job finding its host busy (its site's other job, another site) waits this long, then skips
+# `run --once` finding a host busy (another process crawls it) waits this long, then skips the
+# site; a daemon job waits up to its own interval (scraper.schedule.RunOptions.lock_wait_s).
+SITE_LOCK_WAIT_S = 300
 REFRESH_LAG_S = 10  # on start, a site's refresh job follows its discover job by this much
-DAEMON_MAX_WORKERS = 16  # jobs the daemon runs at once (sites on different hosts crawl in parallel)
-MISFIRE_GRACE_S = 600  # a job late by more than this waits for its next time (coalesced to one run)
-STOP_GRACE_S = 10  # after SIGTERM/SIGINT the page in hand may take this long to finish
+# Jobs the daemon runs at once (sites on different hosts crawl in parallel), two per site: each
+# holds a thread, an archive connection and a socket. Jobs beyond it wait for a free worker.
+DAEMON_MAX_WORKERS = 64
+# How late a job may start and still run: None, however late, once (missed runs coalesce). A
+# job late after the machine slept, or queued behind long first crawls for a worker, runs when
+# it can; a grace would drop it, and with every worker busy for hours, drop it every time.
+MISFIRE_GRACE_S: float | None = None
 
 # --- time -----------------------------------------------------------------------------
 DEFAULT_UTC_OFFSET = "+08:00"  # Discuz prints site-local time; most Discuz sites are UTC+8

@@ -35,6 +35,7 @@ from scraper.errors import (
     OffsiteRedirect,
     ParseError,
     RobotsDisallowed,
+    StopRequested,
     TrapDetected,
     UnsupportedScheme,
 )
@@ -193,7 +194,7 @@ class Crawler:
         self.now = now
         self.stop = stop  # set from a signal handler: finish the page in hand, then return
         self.on_page = on_page  # progress: called with the run's report after every page
-        self.pacer = pacer or HostPacer(delay_s=effective_delay_s(site, self.options))
+        self.pacer = pacer or HostPacer(delay_s=effective_delay_s(site, self.options), stop=stop)
         self.circuit = circuit or CircuitBreaker()
         self._own_fetcher = fetcher is None
         self.fetcher = fetcher or Fetcher(
@@ -315,6 +316,10 @@ class Crawler:
             requests_before = self.fetcher.requests_made
             try:
                 await self.process(row)
+            except StopRequested:
+                # The stop came while the request waited out its host's gap: none was made.
+                self.archive.return_lease(row["id"], now=self.now())
+                return
             except (sqlite3.Error, MemoryError):
                 raise  # the archive itself is failing: nothing can be recorded, the run stops
             except Exception:  # a defect, or input no rule foresaw: this URL fails, the run goes on
@@ -977,6 +982,7 @@ async def crawl_sites(archive: Archive, targets: Iterable[SiteTarget | tuple[Sit
                     waits[target.site.host] = crawler.host_ready_in()
             except Exception as exc:  # noqa: BLE001 - one forum's failure must not cost the others their run
                 log.exception("%s: the crawl failed", target.site.name)
+                exc.add_note(f"{target.site.name} {target.job or job}")  # whose crawl it ended
                 errors.append(exc)
 
     await asyncio.gather(*(crawl_host(indexes) for indexes in by_host.values()))

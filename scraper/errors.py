@@ -124,6 +124,13 @@ class TrapDetected(ArchiverError):
         super().__init__(message or rule, reason=f"trap:{rule}")
 
 
+class StopRequested(ArchiverError):
+    """A stop (SIGTERM, SIGINT) came while a request waited for its host's gap: the request is
+    not made, and its URL goes back to the queue as it was."""
+
+    reason = "stopped"
+
+
 # --- content --------------------------------------------------------------------------
 class ImportConflict(ArchiverError):
     """A text rendering whose posts would be filed over other posts of the archive."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -25,9 +26,11 @@ from urllib.parse import urlsplit, urlunsplit
 from protego import Protego
 
 from scraper import config
+from scraper.errors import StopRequested
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+STOP_POLL_S = 1.0  # how often a wait for a host's gap looks for a stop request
 
 def host_of(url: str) -> str:
     """The politeness key of a URL: its host name (ports of one address are one host)."""
@@ -58,8 +61,11 @@ class HostPacer:
 
     def __init__(self, *, delay_s: float = config.DELAY_S, clock: Clock = time.monotonic,
                  sleep: Sleep = asyncio.sleep, rng: Callable[[], float] = random.random,
-                 slowdown_factor: float = config.SLOWDOWN_FACTOR):
+                 slowdown_factor: float = config.SLOWDOWN_FACTOR, stop: threading.Event | None = None):
         self.delay_s = delay_s
+        # Set by a signal handler: a wait for a host's slot ends in StopRequested within a
+        # second, instead of sleeping out a long pause (a Retry-After may hold a host an hour).
+        self.stop = stop
         self.slowdown_factor = slowdown_factor
         self.clock = clock
         self.sleep = sleep
@@ -95,6 +101,18 @@ class HostPacer:
         state = self._hosts.get(host)
         return max(0.0, state.next_start - self.clock()) if state else 0.0
 
+    async def _wait_until(self, moment: float) -> None:
+        wait = moment - self.clock()
+        if self.stop is None:
+            if wait > 0:
+                await self.sleep(wait)
+            return
+        while wait > 0 and not self.stop.is_set():
+            await self.sleep(min(wait, STOP_POLL_S))
+            wait = moment - self.clock()
+        if self.stop.is_set():
+            raise StopRequested("stop requested while waiting for the host's gap")
+
     @asynccontextmanager
     async def slot(self, host: str):
         """Hold the host's one slot for a request; the gap after it starts when it ends.
@@ -104,9 +122,7 @@ class HostPacer:
         """
         state = self._state(host)
         async with state.lock:
-            wait = state.next_start - self.clock()
-            if wait > 0:
-                await self.sleep(wait)
+            await self._wait_until(state.next_start)
             started = self.clock()
             use = SlotUse()
             try:

@@ -3,9 +3,9 @@
 Jobs live in a SQLite job store beside the archive (`<archive>.jobs.db`), so they survive a
 restart. Each site has two jobs with stable ids, `discover:<site>` and `refresh:<site>`; each
 is re-registered with replace_existing on every start, coalesces missed runs into one, never
-runs twice at once, and skips a run that is later than the misfire grace time (the next one
-comes soon enough). The two jobs of a site share the site's frontier, so they take the lock of
-the site's host: one waits (a bounded time) while the other runs. Job functions are module-level and
+runs twice at once, and runs however late it starts (config.MISFIRE_GRACE_S). The two jobs of a
+site share the site's frontier, so they take the lock of the site's host: one waits (up to its
+interval) while the other runs. Job functions are module-level and
 take str arguments only: the job store pickles references, not objects.
 """
 
@@ -64,7 +64,10 @@ class RunOptions:
     verify_budget_requests: int | None = None  # overrides the site's budget when set
     # Overrides the site's schedule every_s (`--every`): the jobs' interval, which the verify pass paces its share to.
     every_s: float | None = None
-    lock_wait_s: float = config.SITE_LOCK_WAIT_S  # how long a job waits for its host's lock
+    # How long a job waits for its host's lock. None: a scheduled job waits up to its own
+    # interval (a site's other job may run long; skipping every time it did would starve this
+    # one), a `--once` run SITE_LOCK_WAIT_S.
+    lock_wait_s: float | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -111,18 +114,24 @@ def build_scheduler(jobs_path: str | Path, *, max_workers: int = 1) -> Backgroun
     return BackgroundScheduler(
         jobstores={"default": SQLAlchemyJobStore(url=f"sqlite:///{Path(jobs_path).resolve()}")},
         executors={"default": ThreadPoolExecutor(max_workers=max_workers)},
-        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": int(config.MISFIRE_GRACE_S)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": _grace(config.MISFIRE_GRACE_S)},
         timezone="UTC",
     )
 
 
-def add_job(scheduler, spec: JobSpec, *, misfire_grace_s: float = config.MISFIRE_GRACE_S,
+def _grace(seconds: float | None) -> int | None:
+    # APScheduler's own default (1 s) would drop any run a busy pool starts late: always explicit.
+    return None if seconds is None else int(seconds)
+
+
+def add_job(scheduler, spec: JobSpec, *, misfire_grace_s: float | None = config.MISFIRE_GRACE_S,
             next_run_time: datetime | None = None) -> None:
-    """Register (or replace) `spec`: coalesced, one instance at a time, explicit misfire grace."""
+    """Register (or replace) `spec`: coalesced, one instance at a time, an explicit misfire
+    grace (None: a late run still runs, once)."""
     kwargs = {"next_run_time": next_run_time} if next_run_time is not None else {}
     scheduler.add_job(spec.func, IntervalTrigger(seconds=spec.every_s), args=list(spec.args), id=spec.job_id,
                       name=spec.job_id, replace_existing=True, coalesce=True, max_instances=1,
-                      misfire_grace_time=int(misfire_grace_s), **kwargs)
+                      misfire_grace_time=_grace(misfire_grace_s), **kwargs)
 
 
 def site_jobs(db_path: str | Path, site: Site, options: RunOptions = RunOptions()) -> list[JobSpec]:
@@ -199,10 +208,14 @@ def _run_site_job(db_path: str, site_json: str, options_json: str, job: str) -> 
 
     site = site_from_dict(json.loads(site_json))
     options = RunOptions.from_json(options_json)
-    with host_lock(db_path, site.host, wait_s=options.lock_wait_s) as held:
+    lock_wait_s = options.lock_wait_s if options.lock_wait_s is not None else run_interval_s(site, options)
+    with host_lock(db_path, site.host, wait_s=lock_wait_s) as held:
         if not held:
-            log.warning("%s: the lock of %s stayed taken for %.0f s (another job or process is crawling "
-                        "that host); %s skipped until its next time", site.name, site.host, options.lock_wait_s, job)
+            if STOP.is_set():
+                log.warning("%s: stopping; %s not started", site.name, job)
+            else:
+                log.warning("%s: the lock of %s stayed taken for %.0f s (another job or process is crawling "
+                            "that host); %s skipped until its next time", site.name, site.host, lock_wait_s, job)
             return {"run_id": None, "requests": 0, "new_posts": 0, "skipped": True}
         with Archive(db_path) as archive:
             _abandon_dead_runs(archive, site)
@@ -353,13 +366,16 @@ def run_once(db_path: str | Path, sites: list[Site], options: RunOptions = RunOp
     from storage.archive import Archive
 
     locks = {host: HostLock(db_path, host) for host in {site.host for site in sites}}
-    held = acquire_all(list(locks.values()), options.lock_wait_s)
+    lock_wait_s = options.lock_wait_s if options.lock_wait_s is not None else config.SITE_LOCK_WAIT_S
+    held = acquire_all(list(locks.values()), lock_wait_s)
     try:
         runnable = [site for site in sites if locks[site.host] in held]
         for site in sites:
-            if site not in runnable:
+            if site not in runnable and STOP.is_set():
+                log.warning("%s: stopping; not started", site.name)
+            elif site not in runnable:
                 log.warning("%s: the lock of %s stayed taken for %.0f s (another process is crawling that "
-                            "host); skipped", site.name, site.host, options.lock_wait_s)
+                            "host); skipped", site.name, site.host, lock_wait_s)
         reporters = {site.name: ProgressReporter(site.name) for site in runnable}
         targets = [SiteTarget(site, tuple(job_seeds(site, job)), crawl_options(site, options, job), job)
                    for site in runnable for job in JOBS]

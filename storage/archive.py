@@ -1354,6 +1354,19 @@ class Archive:
         return cursor.rowcount
 
     @_writes
+    def return_lease(self, frontier_id: int, now: str) -> bool:
+        """Give a leased row back as it was before its lease: pending, due when it was, its
+        attempt not counted (a stop came before its request was made). Returns whether the
+        row was still leased."""
+        cursor = self.db.execute(
+            """UPDATE frontier SET state = 'pending', leased_until = NULL, attempts = max(attempts - 1, 0),
+                updated_at = :now
+            WHERE id = :id AND state = 'leased'""",
+            {"now": normalise_time(now), "id": frontier_id},
+        )
+        return cursor.rowcount == 1
+
+    @_writes
     def release_site_leases(self, site_id: int, now: str) -> int:
         """Return every leased row of a site to pending, expired or not: for a worker that
         holds the site's lock, any lease is a dead worker's. Returns how many."""

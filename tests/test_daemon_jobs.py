@@ -156,3 +156,52 @@ def test_run_once_leaves_the_hosts_pause_for_the_next_crawl_of_it(demo_forum, tm
         assert 25 < lock.not_before() - time.time() <= 30.01
     finally:
         lock.release()
+
+
+def test_a_stop_request_ends_a_jobs_wait_for_its_hosts_pause(demo_forum, tmp_path):
+    # A Retry-After handed on through the lock file can hold the host for up to an hour: a
+    # stop that comes meanwhile ends the job within about a second, with no request made
+    # after it and the job's URL back in the queue as it was, its attempt not counted.
+    db, site = tmp_path / "a.db", demo_site(demo_forum.base_url)
+    lock = HostLock(db, site.host)
+    assert lock.try_acquire()
+    lock.set_not_before(time.time() + 40)
+    lock.release()
+    thread, result = run_job_in_thread(schedule.discover_site, db, site, RunOptions(delay_s=0, allow_private=True))
+    time.sleep(1.0)
+    schedule.STOP.set()
+    try:
+        stopped = time.monotonic()
+        thread.join(timeout=10)
+        assert not thread.is_alive() and time.monotonic() - stopped < 2.5
+    finally:
+        schedule.STOP.clear()
+    assert demo_forum.requests == [] and result["value"]["requests"] == 0
+    with Archive(db, readonly=True) as archive:
+        assert archive.db.execute("select job, status from runs").fetchall() == [("discover", "interrupted")]
+        queued = archive.db.execute("select state, attempts from frontier").fetchall()
+    assert queued and set(queued) == {("pending", 0)}
+
+
+def test_a_job_waits_for_its_host_up_to_its_own_interval(demo_forum, tmp_path, caplog):
+    # A site's discovery may run longer than any fixed wait; its refresh job, which would
+    # then give up at the same point every interval, waits up to its interval instead.
+    db, site = tmp_path / "a.db", demo_site(demo_forum.base_url)
+    other_job = HostLock(db, site.host)
+    assert other_job.try_acquire()
+    options = RunOptions(delay_s=0, allow_private=True, every_s=4)  # lock_wait_s left to the interval
+    thread, result = run_job_in_thread(schedule.discover_site, db, site, options)
+    time.sleep(2.5)
+    assert thread.is_alive() and demo_forum.requests == []
+    other_job.release()
+    thread.join(timeout=30)
+    assert result["value"]["requests"] > 0
+    assert other_job.try_acquire()  # now held for longer than the interval: this run is skipped
+    try:
+        with caplog.at_level(logging.WARNING, logger="scraper.schedule"):
+            thread, result = run_job_in_thread(schedule.refresh_site, db, site, options)
+            thread.join(timeout=30)
+    finally:
+        other_job.release()
+    assert result["value"]["skipped"] and 4 <= result["took"] < 10
+    assert "stayed taken for 4 s" in caplog.text

@@ -94,22 +94,45 @@ def test_one_site_failing_does_not_cost_the_others_their_crawl(tmp_path, demo_fo
     assert runs == [("crawl", "finished", posts)] and posts > 0
 
 
+def run_once_args(db, tmp_path, servers):
+    args = ["run", "--db", str(db), "--delay", "0", "--allow-private", "--once"]
+    for name, server in servers:
+        path = tmp_path / f"{name}.toml"
+        path.write_text(DEMO_CONFIG.read_text(encoding="utf-8").replace(
+            "http://127.0.0.1:8765/", server.base_url).replace('name = "demo"', f'name = "{name}"'),
+            encoding="utf-8")
+        args += ["--config", str(path)]
+    return args
+
+
 def test_run_once_crawls_every_configured_site(tmp_path):
     db = tmp_path / "a.db"
     with start("127.0.0.2", 0) as first, start("127.0.0.3", 0) as second:
-        args = ["run", "--db", str(db), "--delay", "0", "--allow-private", "--once"]
-        for name, server in (("forum-a", first), ("forum-b", second)):
-            path = tmp_path / f"{name}.toml"
-            path.write_text(DEMO_CONFIG.read_text(encoding="utf-8").replace(
-                "http://127.0.0.1:8765/", server.base_url).replace('name = "demo"', f'name = "{name}"'),
-                encoding="utf-8")
-            args += ["--config", str(path)]
-        result = CliRunner().invoke(main, args)
+        result = CliRunner().invoke(main, run_once_args(db, tmp_path, [("forum-a", first), ("forum-b", second)]))
     assert result.exit_code == 0, result.output
     with Archive(db, readonly=True) as archive:
         runs = archive.db.execute("select sites.name, job, status from runs join sites on sites.id = runs.site_id "
                                   "order by sites.name, runs.id").fetchall()
     assert runs == [(name, job, "finished") for name in ("forum-a", "forum-b") for job in schedule.JOBS]
+
+
+def test_run_once_names_a_failed_site_in_one_line_and_keeps_the_others(tmp_path):
+    # The archive refuses forum-b's writes (a real SQLite error, as from a failing disk): its
+    # crawl stops, forum-a's does not, and the command ends with one line, not a traceback.
+    db = tmp_path / "a.db"
+    with start("127.0.0.2", 0) as first, start("127.0.0.3", 0) as second:
+        args = run_once_args(db, tmp_path, [("forum-a", first), ("forum-b", second)])
+        with Archive(db) as archive:
+            archive.db.execute("""CREATE TRIGGER refuse_b BEFORE INSERT ON fetches
+                WHEN NEW.url LIKE 'http://127.0.0.3:%' BEGIN SELECT RAISE(ABORT, 'disk trouble'); END""")
+        result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "2 of 4 site crawls failed" in result.output
+    assert "forum-b discover: IntegrityError: disk trouble; forum-b refresh: IntegrityError" in result.output
+    with Archive(db, readonly=True) as archive:
+        runs = archive.db.execute("select sites.name, job, status from runs join sites on sites.id = runs.site_id "
+                                  "order by sites.name, runs.id").fetchall()
+    assert [run for run in runs if run[0] == "forum-a"] == [("forum-a", job, "finished") for job in schedule.JOBS]
 
 
 def test_the_daemon_has_a_worker_per_job_up_to_the_cap():
