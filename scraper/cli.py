@@ -104,6 +104,7 @@ def crawl(urls, db_path, config_path, site_name, delay_s, allow_private, max_req
             lock = held_locks.enter_context(schedule.host_lock(db_path, site.host, wait_s=config.SITE_LOCK_WAIT_S))
             if lock is None:
                 _fail(f"{site.host} stayed busy for {config.SITE_LOCK_WAIT_S:.0f} s; try again later")
+        schedule.abandon_dead_runs(archive, site)  # a crawl killed before: its run still says 'running'
         progress = ProgressReporter(site.name)
         try:
             try:

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 # Set by the daemon's SIGTERM/SIGINT handler; running crawls finish the page in hand and return.
 STOP = threading.Event()
 JOBS = ("discover", "refresh")  # each site's jobs, in the order `run --once` runs them
+CRAWLING_JOBS = (*JOBS, "crawl")  # the runs that hold the lock of their site's host throughout
 LOCK_POLL_S = 0.2  # how often a job waiting for its host's lock tries again
 
 
@@ -218,7 +219,7 @@ def _run_site_job(db_path: str, site_json: str, options_json: str, job: str) -> 
                             "that host); %s skipped until its next time", site.name, site.host, lock_wait_s, job)
             return {"run_id": None, "requests": 0, "new_posts": 0, "skipped": True}
         with Archive(db_path) as archive:
-            _abandon_dead_runs(archive, site)
+            abandon_dead_runs(archive, site)
             # Each scheduled job writes through a connection of its own, beside the other
             # jobs' (one thread each). A group of commits holds the write lock across the
             # job's fetches and politeness gaps, and shuts the other jobs out: sixteen sites
@@ -233,11 +234,13 @@ def _run_site_job(db_path: str, site_json: str, options_json: str, job: str) -> 
     return {"run_id": report.run_id, "requests": report.requests, "new_posts": report.new_posts}
 
 
-def _abandon_dead_runs(archive, site: Site) -> None:
+def abandon_dead_runs(archive, site: Site) -> None:
+    """Close the site's runs left 'running' by a process that died: call it only while holding
+    the lock of the site's host. Every job that crawls (the daemon's, `crawl`) holds that lock
+    for its whole run, so while we hold it none of them can be alive."""
     known = archive.get_site(site.name)
     if known is not None:
-        # We hold the lock of the site's host: a 'running' run of the site left behind was killed mid-run.
-        for job in JOBS:
+        for job in CRAWLING_JOBS:
             archive.abandon_runs(known["id"], job)
 
 
@@ -381,7 +384,7 @@ def run_once(db_path: str | Path, sites: list[Site], options: RunOptions = RunOp
                    for site in runnable for job in JOBS]
         with Archive(db_path) as archive:
             for site in runnable:
-                _abandon_dead_runs(archive, site)
+                abandon_dead_runs(archive, site)
             try:
                 # Each host's wait goes in from its lock file and comes back out to it.
                 waits = {host: lock.not_before() - time.time() for host, lock in locks.items() if lock in held}
@@ -410,6 +413,6 @@ def _resolve(ref: str):
     return ref_to_obj(ref)
 
 
-__all__ = ["JOBS", "STOP", "HostLock", "JobSpec", "RunOptions", "acquire_all", "add_job", "board_urls",
+__all__ = ["CRAWLING_JOBS", "JOBS", "STOP", "HostLock", "JobSpec", "RunOptions", "abandon_dead_runs", "acquire_all", "add_job", "board_urls",
            "build_scheduler", "crawl_options", "discover_site", "executor_workers", "first_run_lag", "job_seeds", "jobs_path_for",
            "host_lock", "refresh_site", "run_interval_s", "run_once", "site_jobs"]

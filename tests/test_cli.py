@@ -1,5 +1,6 @@
 """One test per command, through click's runner or as the real process a user starts."""
 
+import json
 import os
 import signal
 import socket
@@ -13,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from scraper.cli import main
+from scraper.sites import load_site, site_from_dict
 from storage.archive import Archive
 
 REPO = Path(__file__).resolve().parent.parent
@@ -100,6 +102,32 @@ def test_crawl(demo_forum, tmp_path):
     with Archive(db, readonly=True) as archive:
         assert archive.db.execute("select count(*) from threads where title = '基层党委办公室应强化的十种意识'"
                                   ).fetchone()[0] == 1
+
+
+def test_a_killed_crawls_run_is_closed_by_the_next_crawl_or_job_of_its_host(demo_forum, tmp_path):
+    # A crawl killed mid-run leaves its runs row 'running'; whoever holds the host's lock next
+    # knows no crawl of it is alive, and closes the row as 'abandoned' (status showed it running for ever).
+    from scraper import schedule
+
+    db = tmp_path / "a.db"
+    args = ["crawl", f"{demo_forum.base_url}forum-1-1.html", "--db", str(db), "--config", str(DEMO_CONFIG),
+            "--delay", "0", "--allow-private", "--max-requests", "2"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+
+    def leave_a_running_crawl():
+        with Archive(db) as archive:
+            archive.db.execute("update runs set status = 'running', finished_at = null where id = "
+                               "(select max(id) from runs)")
+
+    leave_a_running_crawl()
+    assert CliRunner().invoke(main, args).exit_code == 0
+    leave_a_running_crawl()
+    site = load_site(DEMO_CONFIG)
+    site = site_from_dict(dict(site.raw, base_url=demo_forum.base_url))
+    schedule.refresh_site(str(db), json.dumps(site.raw), schedule.RunOptions(delay_s=0, allow_private=True).to_json())
+    with Archive(db, readonly=True) as archive:
+        runs = archive.db.execute("select job, status from runs order by id").fetchall()
+    assert runs == [("crawl", "abandoned"), ("crawl", "abandoned"), ("refresh", "finished")]
 
 
 def test_crawl_without_allow_private_refuses_loopback(demo_forum, tmp_path):
