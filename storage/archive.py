@@ -182,7 +182,7 @@ def _post_values(post: PostRecord) -> dict[str, Any]:
         "posted_at_raw": post.posted_at_raw,
         "content_text": text,
         "content_html": html,
-        "content_hash": content_hash(text),
+        "content_hash": content_hash(text, getattr(post, "media_refs", None) or ()),
         "quotes_json": _json([_quote_dict(q) for q in post.quotes or ()]),
         "signature": post.signature,
         "edit_note": post.edit_note,
@@ -202,7 +202,8 @@ _RECORD_COLUMNS = (
 # it once): per-post INSERTs built from dicts cost more in Python than SQLite spent on them.
 _INSERT_NEW_POST_SQL = (
     f"INSERT INTO posts (id, site_id, thread_id, post_key, page, first_seen_at, last_seen_at, "
-    f"{', '.join(_RECORD_COLUMNS)}, content_status) VALUES ({', '.join('?' * (7 + len(_RECORD_COLUMNS)))}, ?)"
+    f"{', '.join(_RECORD_COLUMNS)}, content_status, hash_covers_media) "
+    f"VALUES ({', '.join('?' * (7 + len(_RECORD_COLUMNS)))}, ?, 1)"
 )
 # A new post's one version: its text stays in posts (see _add_current_version).
 _INSERT_FIRST_VERSION_SQL = "INSERT INTO post_versions (post_id, content_hash, edit_note, seen_at) VALUES (?, ?, ?, ?)"
@@ -240,7 +241,10 @@ _TOUCH_POST_SQL = """UPDATE posts SET
     signature = CASE WHEN :keeps_archived THEN signature ELSE coalesce(:signature, signature) END,
     edit_note = CASE WHEN :keeps_archived THEN edit_note ELSE coalesce(:edit_note, edit_note) END,
     attachments_json = CASE WHEN :keeps_archived THEN attachments_json ELSE :attachments_json END,
-    noise_json = CASE WHEN :keeps_archived THEN noise_json ELSE :noise_json END
+    noise_json = CASE WHEN :keeps_archived THEN noise_json ELSE :noise_json END,
+    -- the same hash as a hash of this rendering's text and media: it covers them (migration 11)
+    hash_covers_media = CASE WHEN NOT :keeps_archived AND content_hash = :content_hash THEN 1
+        ELSE hash_covers_media END
 WHERE id = :id"""
 
 
@@ -859,11 +863,12 @@ class Archive:
         conn = self.db.conn
         # One lookup for the whole page: the dedup check.
         stored = {
-            key: (post_id, stored_hash, archived_from_normal)
-            for key, post_id, stored_hash, archived_from_normal in conn.execute(
+            key: (post_id, stored_hash, archived_from_normal, covers_media)
+            for key, post_id, stored_hash, archived_from_normal, covers_media in conn.execute(
                 # content_status NULL: a post already off normal when the column came (migration 6),
                 # read as archived text.
-                """SELECT post_key, id, content_hash, coalesce(content_status, 'normal') = 'normal' FROM posts
+                """SELECT post_key, id, content_hash, coalesce(content_status, 'normal') = 'normal',
+                    hash_covers_media FROM posts
                 WHERE site_id = ? AND post_key IN (SELECT value FROM json_each(?))""",
                 [site_id, _names(values, "post keys")],
             )
@@ -891,7 +896,7 @@ class Archive:
         touches = []
         edited = []
         shows_new_text = self._hidden_renderings_with_new_text(stored, values)
-        for key, (post_id, stored_hash, archived_from_normal) in stored.items():
+        for key, (post_id, stored_hash, archived_from_normal, covers_media) in stored.items():
             post_values = values[key]
             # A deleted, blocked or hidden rendering must not overwrite text archived from a
             # normal one, on this visit or any later one (the status alone moves off normal at
@@ -906,12 +911,23 @@ class Archive:
                  "keeps_archived": keeps_archived}
             )
             if not keeps_archived and classify(stored_hash, post_values["content_hash"]) == "changed":
-                edited.append((post_id, post_values))
+                if not covers_media and content_hash(post_values["content_text"]) == stored_hash:
+                    # Hashed before versions covered images and links, on the same text: the same
+                    # version, its hash taken up (what its media were then is not known).
+                    self._take_up_media_hash(post_id, stored_hash, post_values["content_hash"])
+                else:
+                    edited.append((post_id, post_values))
         if touches:
             conn.executemany(_TOUCH_POST_SQL, touches)
         for post_id, post_values in edited:
             self._replace_content(post_id, post_values, now)
         return len(new_keys), len(stored) - len(edited), len(edited)
+
+    def _take_up_media_hash(self, post_id: int, text_hash: str, version_hash: str) -> None:
+        conn = self.db.conn
+        conn.execute("UPDATE posts SET content_hash = ?, hash_covers_media = 1 WHERE id = ?", [version_hash, post_id])
+        conn.execute("UPDATE OR IGNORE post_versions SET content_hash = ? WHERE post_id = ? AND content_hash = ?",
+                     [version_hash, post_id, text_hash])
 
     def _adopt_floor_keyed_posts(self, thread_id: int, new: Mapping[str, dict]) -> dict[str, tuple]:
         """Posts of this page new by their pid that the thread holds already without one (a
@@ -923,22 +939,22 @@ class Archive:
         if not by_floor:
             return {}
         adopted = {}
-        for post_id, floor, author, posted_at_raw, stored_hash, from_normal in self.db.conn.execute(
+        for post_id, floor, author, posted_at_raw, stored_hash, from_normal, covers_media in self.db.conn.execute(
                 """SELECT id, floor, author, posted_at_raw, content_hash,
-                    coalesce(content_status, 'normal') = 'normal'
+                    coalesce(content_status, 'normal') = 'normal', hash_covers_media
                 FROM posts WHERE thread_id = ? AND pid IS NULL AND floor IS NOT NULL""", [thread_id]):
             key = by_floor.get((floor, author, posted_at_raw))
             if key is not None and key not in adopted:
                 self.db.conn.execute("UPDATE posts SET pid = ?, post_key = ? WHERE id = ?",
                                      [new[key]["pid"], key, post_id])
-                adopted[key] = (post_id, stored_hash, from_normal)
+                adopted[key] = (post_id, stored_hash, from_normal, covers_media)
         return adopted
 
     def _hidden_renderings_with_new_text(self, stored: Mapping[str, tuple], values: Mapping[str, dict]) -> set[int]:
         """Ids of stored posts whose rendering on this page is hidden (part of it locked away)
         and whose visible text holds a line the archived text does not: an edit, not a part
         of the archived text hidden. Reads the archived text of hidden renderings only."""
-        hidden = {post_id: values[key] for key, (post_id, stored_hash, _) in stored.items()
+        hidden = {post_id: values[key] for key, (post_id, stored_hash, *_) in stored.items()
                   if values[key]["status"] == HIDDEN_STATUS and values[key]["content_hash"] != stored_hash}
         if not hidden:
             return set()
@@ -963,6 +979,7 @@ class Archive:
                 content_text = :content_text,
                 content_html = :content_html,
                 content_hash = :content_hash,
+                hash_covers_media = 1,
                 content_status = :status,
                 version_count = version_count + :added
             WHERE id = :id""",

@@ -32,9 +32,15 @@ def normalise_content(text: str) -> str:
     return " ".join(unicodedata.normalize("NFC", text).split())
 
 
-def content_hash(text: str) -> str:
-    """SHA-256 hex digest of the normalised text: the identity of one version of a post."""
-    return hashlib.sha256(normalise_content(text).encode("utf-8")).hexdigest()
+def content_hash(text: str, media_refs: Iterable[str] = ()) -> str:
+    """SHA-256 hex digest of the normalised text and, when there are any, the post's images and
+    links (stable identities, in order, from its engine): the identity of one version of a post.
+    A post without images or links hashes as its text alone, as in archives written before."""
+    normalised = normalise_content(text)
+    refs = "\n".join(media_refs)
+    if refs:
+        normalised = f"{normalised}\x00{refs}"  # NUL: the HTML parser never leaves one in text
+    return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
 
 
 def thread_key(tid: int | None, title: str | None) -> str:

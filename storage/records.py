@@ -35,6 +35,9 @@ class PostRecord(Protocol):
     posted_at_raw: str | None
     content_text: str
     content_html: str
+    # Optional (read with getattr; none when absent): the body's images and links as stable
+    # identities, in order. A version is the text and these (storage.dedup.content_hash).
+    media_refs: Sequence[str]
     quotes: Sequence[QuoteRecord]
     signature: str | None
     edit_note: str | None

@@ -16,7 +16,7 @@ import sqlite_utils
 
 from storage.bigram import BIGRAM_FUNCTION
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 
 class SchemaVersionError(RuntimeError):
@@ -463,6 +463,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "the posts gone from the forum, indexed by when they went (a partial index: only they are in it), "
         "for the gone_posts query",
         ("CREATE INDEX idx_posts_gone ON posts (gone_at) WHERE gone_at IS NOT NULL",),
+    ),
+    Migration(
+        11,
+        "a version covers a post's images and links too: posts.hash_covers_media says whether its "
+        "content_hash does (0: written before, hashed on its text alone; taken up when next seen)",
+        ("ALTER TABLE posts ADD COLUMN hash_covers_media INTEGER NOT NULL DEFAULT 0",),
     ),
 )
 

@@ -4,6 +4,7 @@ robustness: mutated pages raise only ParseError, pathological nesting stays fast
 
 from __future__ import annotations
 
+import base64
 import random
 import re
 import time
@@ -648,3 +649,22 @@ def test_a_body_wrapped_in_a_font_reads_as_the_same_post(page1):
     assert post.quotes == plain.quotes and post.quotes
     assert post.content_text == plain.content_text and "引用的话" not in post.content_text
     assert post.edit_note == plain.edit_note and post.attachments == plain.attachments
+
+
+def test_media_refs_name_an_attachment_by_its_id_whatever_its_signed_link_says():
+    # Discuz signs attachment links per view (base64 of aid|hash|time|uid|tid): two views of
+    # one post differ in the link, not in what it links to. Images and other links stay as they are.
+    from scraper.engines.discuz import media_refs
+
+    def html(token):
+        return (f'<p>见附件<a href="http://bbs.example.cn/forum.php?mod=attachment&amp;aid={token}&amp;nothumb=yes">'
+                f'资料.zip</a><img src="http://bbs.example.cn/data/attachment/forum/a.jpg"></p>')
+
+    monday, tuesday = (base64.b64encode(f"56|{h}|{t}|0|88".encode()).decode()
+                       for h, t in (("abc12345", 1710000000), ("def67890", 1710086400)))
+    assert media_refs(html(monday)) == media_refs(html(tuesday)) == (
+        "attachment:56", "http://bbs.example.cn/data/attachment/forum/a.jpg")
+    assert media_refs(html("not-base64")) == (
+        "http://bbs.example.cn/forum.php?mod=attachment&aid=not-base64&nothumb=yes",
+        "http://bbs.example.cn/data/attachment/forum/a.jpg")
+    assert media_refs("<p>纯文本</p>") == ()

@@ -260,3 +260,44 @@ def test_the_statements_a_page_takes_do_not_grow_with_its_posts(archive, site_id
         calls = calls_to_save(archive, site_id, small, now)
         assert calls > 0 and calls_to_save(archive, site_id, large, now) == calls, now
     assert count(archive, "posts") == 12
+
+
+# --- versions cover a post's images and links ------------------------------------------------
+PHOTO = "http://bbs.example.cn/data/attachment/forum/202403/02/abc.jpg"
+OTHER_PHOTO = "http://bbs.example.cn/data/attachment/forum/202403/02/xyz.jpg"
+
+
+def illustrated(pid, photo, text="看图说话。"):
+    return make_post(pid, pid - 1000, text, content_html=f'<p>{text}<br><img src="{photo}"></p>',
+                     media_refs=(photo,))
+
+
+def test_an_edit_that_swaps_an_image_but_keeps_the_text_is_a_new_version(archive, site_id):
+    save(archive, site_id, make_page(88, [illustrated(1001, PHOTO)]), T0)
+    assert tally(save(archive, site_id, make_page(88, [illustrated(1001, PHOTO)]), T1))[:3] == (0, 0, 1)  # the same
+    result = save(archive, site_id, make_page(88, [illustrated(1001, OTHER_PHOTO)]), T2)
+    assert tally(result)[:3] == (0, 1, 0)  # a new version
+    current = archive.db.execute("SELECT content_html, version_count FROM posts").fetchone()
+    assert OTHER_PHOTO in current[0] and current[1] == 2
+    superseded = archive.db.execute("SELECT content_html FROM post_versions WHERE content_html IS NOT NULL").fetchall()
+    assert len(superseded) == 1 and PHOTO in superseded[0][0]  # the HTML before the edit is kept
+
+
+def test_a_post_hashed_on_its_text_alone_takes_up_the_new_hash_without_a_version(archive, site_id):
+    # As an archive written before versions covered media holds it: the text's hash, flagged so.
+    save(archive, site_id, make_page(88, [illustrated(1001, PHOTO)]), T0)
+    text_hash = content_hash("看图说话。")
+    archive.db.execute("UPDATE posts SET content_hash = ?, hash_covers_media = 0", [text_hash])
+    archive.db.execute("UPDATE post_versions SET content_hash = ?", [text_hash])
+    assert tally(save(archive, site_id, make_page(88, [illustrated(1001, PHOTO)]), T1))[:3] == (0, 0, 1)  # the same
+    row = archive.db.execute("SELECT content_hash, hash_covers_media, version_count FROM posts").fetchone()
+    assert row == (content_hash("看图说话。", [PHOTO]), 1, 1)
+    assert archive.db.execute("SELECT content_hash FROM post_versions").fetchall() == [(row[0],)]
+    # From then on, a swapped image is an edit.
+    assert tally(save(archive, site_id, make_page(88, [illustrated(1001, OTHER_PHOTO)]), T2))[:3] == (0, 1, 0)
+
+
+def test_a_post_without_images_or_links_hashes_as_its_text(archive, site_id):
+    save(archive, site_id, make_page(88, [make_post(1001, 1, TEXTS[1001])]), T0)
+    assert archive.db.execute("SELECT content_hash, hash_covers_media FROM posts").fetchone() == (
+        content_hash(TEXTS[1001]), 1)

@@ -199,10 +199,11 @@ def test_an_archive_of_schema_8_is_upgraded_and_its_posts_can_be_found_gone(tmp_
         site = archive.upsert_site("old", engine="discuz", base_url="http://bbs.example.cn/")
         for page in thread_pages(list(range(101, 111))):
             save_page(archive, site, page, T0)
-    # Back to what version 8 left: its posts indexes, no gone_posts column, no migrations 9-10.
+    # Back to what version 8 left: its posts indexes, no gone_posts column, no migrations 9-11.
     conn = sqlite3.connect(path, isolation_level=None)
     conn.executescript("""
         DROP INDEX idx_posts_gone; DROP INDEX idx_posts_thread_pid; ALTER TABLE runs DROP COLUMN gone_posts;
+        ALTER TABLE posts DROP COLUMN hash_covers_media;
         CREATE INDEX idx_posts_thread_page ON posts (thread_id, page);
         DELETE FROM schema_version WHERE version > 8;
     """)

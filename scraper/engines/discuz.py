@@ -10,6 +10,7 @@ engines.base. The only exception they raise is ParseError.
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
@@ -825,6 +826,33 @@ def _post_parts(table: LexborNode, ctx: ParseContext, *, rare_in_table_may_match
     )
 
 
+# An image's source or a link's target in sanitised HTML (the sanitiser writes every attribute
+# double-quoted, with & as &amp;).
+_MEDIA_IN_HTML = re.compile(r'<(?:img|a)\s[^>]*?\b(?:src|href)="([^"]*)"')
+
+
+def media_refs(content_html: str) -> tuple[str, ...]:
+    """The images and links of a post's sanitised HTML, in order, each as a stable identity:
+    what makes an edit that changes no text (a swapped image, a corrected link) a new version
+    (storage.dedup.content_hash). Discuz signs an attachment link anew for every page view
+    (aid=base64 of 'aid|hash|time|uid|tid'), so such a link is named by its attachment id alone:
+    otherwise every visit would look like an edit."""
+    if "<img" not in content_html and "<a" not in content_html:
+        return ()
+    return tuple(_stable_ref(url.replace("&amp;", "&")) for url in _MEDIA_IN_HTML.findall(content_html))
+
+
+def _stable_ref(url: str) -> str:
+    if "mod=attachment" not in url:
+        return url
+    token = (parse_qs(urlsplit(url).query).get("aid") or [""])[0]
+    try:
+        aid = base64.b64decode(token + "=" * (-len(token) % 4), validate=True).split(b"|", 1)[0].decode("ascii")
+    except (ValueError, UnicodeDecodeError):
+        return url
+    return f"attachment:{aid}" if aid.isdigit() else url
+
+
 def _signature(table: LexborNode) -> str | None:
     sign = table.css_first(SELECTORS.signature)
     if sign is None:
@@ -878,6 +906,7 @@ def _parse_post(
         posted_at_raw=posted_raw,
         content_text=parts.content_text,
         content_html=parts.content_html,
+        media_refs=media_refs(parts.content_html),
         quotes=parts.quotes or [],
         signature=_signature(table) if any_often_absent and parts.status is not PostStatus.DELETED else None,
         edit_note=parts.edit_note,
