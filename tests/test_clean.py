@@ -102,8 +102,17 @@ _ORIGINAL_TRAILING_RUN = re.compile(rf"(?:{clean.JAMMER_UNIT}){{5,}}[\x20\xa0]*$
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from(list(" \xa0!#,.09:;?@AZaz{~中") + ["1 a", ", M", "5 e"]), max_size=40).map("".join))
 def test_linear_trailing_match_agrees_with_the_plain_regex(text):
-    expected = _ORIGINAL_TRAILING_RUN.sub("", text, count=1)
-    assert clean._strip_trailing_run(text)[0] == expected
+    expected = _ORIGINAL_TRAILING_RUN.search(text)
+    match = clean._TRAILING_RUN_REVERSED.match(text[::-1])
+    assert (match.end() if match else 0) == (len(text) - expected.start() if expected else 0)
+
+
+def test_a_list_or_a_formula_at_a_line_edge_is_text_not_jammer():
+    # Runs whose units all (but one) open alike: jammer draws each unit's first character at random.
+    for line in ("本题选项: A, B, C, D, E", "1. a, b, c, d, e", "grades: A, B, C, D, F", "a + b + c + d + e + f",
+                 "A, B, C, D, E 都对"):
+        assert clean.strip_jammer_line(line) == (line, 0), line
+    assert clean.strip_jammer_line("选项, M0 J# x0 L/ B- S") == ("选项", 1)  # a run of jammer() is still one
 
 
 def test_trailing_strip_is_linear_on_long_jammer_like_lines():
