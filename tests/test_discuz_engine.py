@@ -668,3 +668,68 @@ def test_media_refs_name_an_attachment_by_its_id_whatever_its_signed_link_says()
         "http://bbs.example.cn/forum.php?mod=attachment&aid=not-base64&nothumb=yes",
         "http://bbs.example.cn/data/attachment/forum/a.jpg")
     assert media_refs("<p>纯文本</p>") == ()
+
+
+PICTURE_BOARD = """<html><body class="pg_forumdisplay"><div id="pt"><div class="z">
+<a href="forum.php?mod=forumdisplay&fid=5">图片</a></div></div>
+<div id="pgt"><div class="pg"><strong>1</strong><a href="forum-5-2.html">2</a>
+<label><span title="共 2 页"> / 2 页</span></label></div></div>
+<div id="threadlist"><form id="moderate">
+<table summary="forum_5" id="threadlisttableid">
+<tbody id="stickthread_100"><tr><th><a href="thread-100-1-1.html" class="s xst">版规</a></th>
+<td class="by"><cite><a href="home.php?mod=space&uid=1">admin</a></cite></td>
+<td class="num"><a href="thread-100-1-1.html" class="xi2">0</a><em>9</em></td>
+<td class="by"><cite>admin</cite><em><a href="#">2024-3-1 10:00</a></em></td></tr></tbody>
+<tbody id="separatorline"><tr><td></td></tr></tbody></table>
+<ul id="waterfall" class="ml waterfall cl">
+<li style="width:227px"><div class="c cl"><a href="thread-101-1-1.html" title="照片一" class="z"><img src="a.jpg"></a></div>
+<h3 class="xw0"><a href="thread-101-1-1.html" title="照片一">照片一</a></h3>
+<div class="auth cl"><cite class="xg1 y">喜欢: 0 &nbsp; 回复: <a href="thread-101-1-1.html" title="3 回复">3</a></cite>
+<a href="home.php?mod=space&uid=7">张三</a></div></li>
+<li style="width:227px"><div class="c cl"><a href="thread-102-1-1.html" title="照片二" class="z"><img src="b.jpg"></a></div>
+<h3 class="xw0"><a href="thread-102-1-1.html" title="照片二">照片二</a></h3>
+<div class="auth cl"><cite class="xg1 y">回复: <a href="thread-102-1-1.html">1</a></cite>
+<a href="home.php?mod=space&uid=8">李四</a></div></li>
+</ul></form></div></body></html>"""
+
+
+def test_a_board_in_picture_mode_lists_its_tiles_beside_its_sticky_rows():
+    # picstyle boards (what guests see on picture boards) keep only sticky threads in the table.
+    tree = clean.parse_html(PICTURE_BOARD)
+    assert ENGINE.page_kind(tree) == PageKind.BOARD
+    board = ENGINE.parse_board(tree, ParseContext(url="https://bbs.example.cn/forum-5-1.html"))
+    assert [(r.tid, r.title, r.replies, r.author, r.sticky) for r in board.rows] == [
+        (100, "版规", 0, "admin", True), (101, "照片一", 3, "张三", False), (102, "照片二", 1, "李四", False)]
+    assert board.rows[1].url == "https://bbs.example.cn/thread-101-1-1.html"
+    assert (board.fid, board.page, board.page_count) == (5, 1, 2)
+    without_table = clean.parse_html(re.sub(r"<table.*?</table>", "", PICTURE_BOARD, flags=re.S))
+    assert ENGINE.page_kind(without_table) == PageKind.BOARD
+    assert [r.tid for r in ENGINE.parse_board(without_table, ParseContext(url="https://bbs.example.cn/forum-5-1.html")).rows] == [101, 102]
+
+
+def _one_post_thread(after_body: str) -> str:
+    return f"""<html><head><title>T - B - S</title></head><body>
+<div id="pt"><div class="z"><a href="forum.php?mod=forumdisplay&fid=2">Board</a></div></div>
+<div id="postlist"><table><tr><td class="plc"><h1><span id="thread_subject">Subject</span></h1></td></tr></table>
+<div id="post_1"><table id="pid1"><tr><td class="plc">
+<div class="pi"><strong><a href="forum.php?mod=redirect&goto=findpost&ptid=88&pid=1" id="postnum1">楼主</a></strong>
+<div class="pti"><div class="authi"><a href="home.php?mod=space&uid=7" class="xi2">张三</a>
+<em id="authorposton1">发表于 2024-3-2 10:05:11</em></div></div></div>
+<div class="pct"><div class="pcb"><div class="t_fsz"><table><tr><td class="t_f" id="postmessage_1">十二张图</td></tr></table>
+{after_body}</div></div></div></td></tr></table></div></div></body></html>"""
+
+
+def test_images_in_the_hidden_image_list_are_the_posts_attachments():
+    # With many images Discuz lists them all in div#imagelist_{pid}, hidden until its script
+    # builds the thumbnails: the images are the post's, the hiding is the page's.
+    images = "".join(
+        f'<dl class="tattl attm"><dd><p class="mbn"><a href="forum.php?mod=attachment&amp;aid=Nzd8{n}" id="aid{n}">'
+        f'photo{n}.jpg</a></p><div class="mbn savephotop"><img id="aimg_{n}" aid="{n}" src="static/image/common/none.gif" '
+        f'zoomfile="data/attachment/forum/p{n}.jpg" file="data/attachment/forum/p{n}.jpg" class="zoom" /></div></dd></dl>'
+        for n in range(70, 82))
+    pattl = (f'<div class="pattl"><div id="imagelist_1" class="cl" style="display:none">{images}</div>'
+             f'<div id="imagelistthumb_1" class="pattl_c cl">组图打开中，请稍候......</div></div>')
+    [post] = thread(_one_post_thread(pattl), url="https://bbs.example.cn/thread-88-1-1.html").posts
+    assert [(a.aid, a.name, a.url) for a in post.attachments] == [
+        (str(n), f"photo{n}.jpg", f"https://bbs.example.cn/data/attachment/forum/p{n}.jpg") for n in range(70, 82)]
+    assert post.content_text == "十二张图"

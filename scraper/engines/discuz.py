@@ -44,6 +44,12 @@ class DiscuzSelectors:
     post_table: str = 'table[id^="pid"]'  # inside postlist; id must be pid{digits}
     thread_list: str = "table#threadlisttableid"
     thread_rows: str = 'tbody[id^="normalthread_"], tbody[id^="stickthread_"]'
+    # A board in picture mode (picstyle, as guests see it): the table keeps the sticky rows,
+    # the others are tiles of ul#waterfall, with title, replies and author but no last post.
+    picture_rows: str = "ul#waterfall > li"
+    picture_title: str = "h3 a"
+    picture_replies: str = "div.auth cite a"
+    picture_author: str = 'div.auth > a[href*="uid="]'
     notice: str = "#messagetext"  # showmessage(): no permission, no such thread...
     login_box: str = "#messagelogin"  # showmessage() asking the visitor to log in
     # A login form; the header's quick-login form (#lsform) is on every page for guests.
@@ -94,6 +100,9 @@ class DiscuzSelectors:
     # text: the attachments are their own field.
     text_furniture: tuple[str, ...] = ("dl.tattl",)
     unplaced_attachments: str = "div.pattl"
+    # With many images and imagelistthumb on, div.pattl holds them all in a list hidden until
+    # its script builds the thumbnails: hidden by design, not noise.
+    hidden_image_list: str = 'div[id^="imagelist_"]:not([id^="imagelistthumb_"])'
     image_tip_names: str = 'div[id^="aimg_"][id$="_menu"]'  # hidden tip with the file name
     attachment_links: str = 'a[href*="mod=attachment"]'
     # board rows
@@ -426,7 +435,8 @@ def _page_kind(tree: LexborHTMLParser, status: int) -> PageKind:
         return PageKind.THREAD
     if tree.css_first(s.guide_page) is not None or _has_board_column(tree):
         return PageKind.GUIDE
-    if tree.css_first(s.thread_list) is not None or tree.css_first(s.thread_rows) is not None:
+    if (tree.css_first(s.thread_list) is not None or tree.css_first(s.thread_rows) is not None
+            or tree.css_first(s.picture_rows) is not None):
         return PageKind.BOARD
     if tree.css_first(s.login_box) is not None:  # before NOTICE: a login wall shows both
         return PageKind.LOGIN
@@ -804,6 +814,9 @@ def _post_parts(table: LexborNode, ctx: ParseContext, *, rare_in_table_may_match
     unplaced = table.css_first(SELECTORS.unplaced_attachments) if rare_in_table else None
     if unplaced is not None:
         unplaced = unplaced.clone()
+        for image_list in unplaced.css(SELECTORS.hidden_image_list):
+            if "style" in image_list.attrs:
+                del image_list.attrs["style"]
         clean.strip_markup_noise(unplaced, MARKUP_NOISE)  # page furniture, not post noise: not counted
     attachments = []
     if rare_in_body or unplaced is not None:
@@ -1020,14 +1033,37 @@ def _board_row(row: LexborNode, ctx: ParseContext, tz: timezone, fetched: dateti
     )
 
 
+def _picture_row(tile: LexborNode, ctx: ParseContext) -> BoardRow | None:
+    """A thread of a board in picture mode: its tile in ul#waterfall."""
+    link = tile.css_first(SELECTORS.picture_title)
+    url = absolute_url(link.attributes.get("href"), ctx.url) if link is not None else None
+    ref = thread_ref(url) if _is_web_url(url) else None
+    if ref is None:
+        return None
+    author = tile.css_first(SELECTORS.picture_author)
+    return BoardRow(
+        tid=ref[0],
+        title=_text(link) or (link.attributes.get("title") or "").strip(),
+        url=url,
+        replies=_count(tile.css_first(SELECTORS.picture_replies)),
+        views=None,
+        author=_text(author) or None,
+        last_post_at=None,
+        last_post_raw=None,
+        sticky=False,
+    )
+
+
 def _parse_board(tree: LexborHTMLParser, ctx: ParseContext) -> BoardPage:
     tz = site_timezone(ctx.utc_offset)
     fetched = fetch_time(ctx.fetched_at, tz)
     table = tree.css_first(SELECTORS.thread_list)
     row_nodes = tree.css(SELECTORS.thread_rows)
-    if table is None and not row_nodes:
-        raise ParseError(f"no thread list (table#threadlisttableid) on board page {ctx.url}")
+    tiles = tree.css(SELECTORS.picture_rows)
+    if table is None and not row_nodes and not tiles:
+        raise ParseError(f"no thread list (table#threadlisttableid or ul#waterfall) on board page {ctx.url}")
     rows = [row for row in (_board_row(node, ctx, tz, fetched) for node in row_nodes) if row is not None]
+    rows += [row for row in (_picture_row(tile, ctx) for tile in tiles) if row is not None]
     url_ref = board_ref(ctx.url)
     page, page_count = read_pages(tree, url_ref[1] if url_ref else None)
     name, fid = _breadcrumb_board(tree)
