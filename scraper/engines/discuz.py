@@ -167,11 +167,13 @@ _QUOTE_ATTRIBUTION = (
 
 
 # --- times --------------------------------------------------------------------------------
+# The hour may be a 12-hour one with AM/PM after it (a site whose timeformat is 'h:i A').
 _ABSOLUTE_TIME = re.compile(
     r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?\s+(\d{1,2}):(\d{2})(?::(\d{2}))?"
+    r"(?:\s*([AaPp][Mm])\b)?"
 )
 _UTC_OFFSET = re.compile(r"^([+-])(\d{2}):?(\d{2})$")
-_DAY_CLOCK = re.compile(r"^(今天|昨天|前天)\s*(\d{1,2}):(\d{2})$")
+_DAY_CLOCK = re.compile(r"^(今天|昨天|前天)\s*(\d{1,2}):(\d{2})(?:\s*([AaPp][Mm]))?$")
 _DAYS_BACK = {"今天": 0, "昨天": 1, "前天": 2}
 # dgmdate()'s relative forms, as (pattern, how far back from the fetch time).
 _RELATIVE_TIMES = (
@@ -211,6 +213,13 @@ def fetch_time(fetched_at: str | None, tz: timezone) -> datetime | None:
     return moment.astimezone(tz).replace(microsecond=0)
 
 
+def _hour_24(hour: int, meridiem: str | None) -> int:
+    """The hour on a 24-hour clock: 12 AM is 0, 1 PM is 13; an hour outside 1-12 is one already."""
+    if meridiem is None or not 1 <= hour <= 12:
+        return hour
+    return hour % 12 + (12 if meridiem.lower() == "pm" else 0)
+
+
 def parse_absolute_time(text: str, tz: timezone) -> str | None:
     """'2012-3-12 14:40:59' or '2018-11-1 23:44' (anywhere in `text`) -> ISO 8601 in `tz`."""
     match = _ABSOLUTE_TIME.search(text or "")
@@ -218,7 +227,7 @@ def parse_absolute_time(text: str, tz: timezone) -> str | None:
         return None
     year, month, day, hour, minute = (int(match[i]) for i in range(1, 6))
     try:
-        moment = datetime(year, month, day, hour, minute, int(match[6] or 0), tzinfo=tz)
+        moment = datetime(year, month, day, _hour_24(hour, match[7]), minute, int(match[6] or 0), tzinfo=tz)
     except ValueError:  # 2012-13-40: printed, but no real time
         return None
     return moment.isoformat(timespec="seconds")
@@ -235,7 +244,7 @@ def parse_post_time(text: str, tz: timezone, fetched: datetime | None) -> str | 
     if match:
         day = fetched - timedelta(days=_DAYS_BACK[match[1]])
         try:
-            moment = day.replace(hour=int(match[2]), minute=int(match[3]), second=0)
+            moment = day.replace(hour=_hour_24(int(match[2]), match[4]), minute=int(match[3]), second=0)
         except ValueError:
             return None
         return moment.isoformat(timespec="seconds")
