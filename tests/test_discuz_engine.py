@@ -424,6 +424,9 @@ def test_floor_number():
 
 def test_assign_floors():
     assert assign_floors(["楼主", "推荐", "沙发", "板凳"], 1, 1) == [1, None, 2, 3]
+    # A stuck reply (置顶回复, '来自 45#') is shown again on page 1, out of its order: it has no
+    # floor there and numbers no neighbour (the renamed 沙发 is 2, not 46).
+    assert assign_floors(["楼主", "来自 45#", "抢到沙发", "板凳"], 1, 9) == [1, None, 2, 3]
     # Renamed labels take their number from the nearest readable floor.
     assert assign_floors(["头条", "前排", "板凳", "4#"], 1, 2) == [1, 2, 3, 4]
     # No number anywhere: the position, with this page's size on a page that is not the last.

@@ -130,6 +130,9 @@ MARKUP_NOISE = MarkupSelectors(jammer="font.jammer", jammer_start_tag='<font cla
 # Default floor names ($postno, install_var.php); admins may rename them.
 FLOOR_NAMES = {"楼主": 1, "沙发": 2, "板凳": 3, "地板": 4}
 HOT_REPLY_LABELS = frozenset({"推荐"})  # hot replies pulled to the top of page 1 carry no number
+# A reply stuck to the top of page 1 (置顶回复, X3.2+) is labelled '来自 45#': shown again there,
+# out of the page's order; its place is on its own page.
+_STUCK_REPLY_LABEL = re.compile(r"^来自\s*\d+\s*#?$")
 DEFAULT_POSTS_PER_PAGE = 10  # Discuz's setting postperpage, used only when nothing else tells
 POSTED_PREFIX = "发表于"
 # showmessage() texts that mean "no such thread/board" (thread_nonexistence,
@@ -587,16 +590,22 @@ def floor_number(label: str) -> int | None:
     return number if number >= 1 else None  # floors count from 1
 
 
+def _shown_again(label: str) -> bool:
+    """A post repeated at the top of page 1 from its own place: a hot reply or a stuck one."""
+    return label in HOT_REPLY_LABELS or _STUCK_REPLY_LABEL.match(normalise_whitespace(label)) is not None
+
+
 def assign_floors(labels: list[str], page: int, page_count: int) -> list[int | None]:
     """Floors of the posts of one page, in page order.
 
-    A floor is read from its label. Hot replies (推荐) have none. A label that names no
+    A floor is read from its label. Posts shown again at the top of page 1 (hot replies,
+    推荐, and stuck ones, 来自 N#) have none there. A label that names no
     number (an admin renamed 沙发, say) takes its number from the nearest readable floor on
     the page, or, when none is readable, from its position: (page - 1) * posts per page,
     where posts per page is this page's count unless it is the last page.
     """
-    floors = [None if label in HOT_REPLY_LABELS else floor_number(label) for label in labels]
-    regular = [i for i, label in enumerate(labels) if label not in HOT_REPLY_LABELS]
+    floors = [None if _shown_again(label) else floor_number(label) for label in labels]
+    regular = [i for i, label in enumerate(labels) if not _shown_again(label)]
     known = [(rank, floors[i]) for rank, i in enumerate(regular) if floors[i] is not None]
     per_page = len(regular) if page < page_count else DEFAULT_POSTS_PER_PAGE
     for rank, i in enumerate(regular):
