@@ -514,7 +514,7 @@ class Crawler:
                 self._record_fetch(result)
                 self.archive.finish(row["id"], "done", now=self.now())
                 self._schedule_revisit(known.get("thread_id"), page)
-                if self._follows_pager(row, page, unchanged=True):
+                if self._follows_pager(row, page, unchanged=True, new_posts=0):
                     self._enqueue_next_page(row, page, result.final_url)
             self.report.unchanged_pages += 1
             return
@@ -529,7 +529,7 @@ class Crawler:
             if saved.new_posts or saved.new_versions:
                 self._active_threads.add(saved.thread_id)
             self._schedule_revisit(saved.thread_id, page)
-            if self._follows_pager(row, page, unchanged=False):
+            if self._follows_pager(row, page, unchanged=False, new_posts=saved.new_posts):
                 self._enqueue_next_page(row, page, result.final_url)
         self.report.pages_saved += 1
         self.report.new_posts += saved.new_posts
@@ -545,12 +545,16 @@ class Crawler:
         known = self.archive.thread_states(self.site_id, [str(page.tid)]).get(str(page.tid))
         return known is not None and known["page_count"] == requested_page > page.page_count
 
-    def _follows_pager(self, row: dict, page, *, unchanged: bool) -> bool:
+    def _follows_pager(self, row: dict, page, *, unchanged: bool, new_posts: int) -> bool:
         """Whether a thread page's next page is queued. A verify re-read reads its one page. In an
         incremental run, a page found as archived leads on only to a page never archived (the
         thread's last known page, now full, and the new one after it): a page archived already
-        is fetched when its thread's board row or due time asks for it, not here."""
+        is fetched when its thread's board row or due time asks for it, not here. A page listed
+        newest first leads on only while it held new posts: new replies come in at page 1 and
+        push the rest down, so the pages after one with nothing new hold only archived posts."""
         if page.page >= page.page_count or row["url_key"] in self._verify_keys:
+            return False
+        if self.options.incremental and new_posts == 0 and lists_newest_first(page):
             return False
         next_key = _sibling_key(row["url_key"], page.page + 1)
         if unchanged and self.options.incremental and next_key is not None:
@@ -567,8 +571,10 @@ class Crawler:
             self._schedule_revisit(thread["id"], None, last_page=True)
 
     def _schedule_revisit(self, thread_id: int | None, page, *, last_page: bool = False) -> None:
-        """After a thread's last page: next due soon if the thread changed in this run, else later."""
-        if thread_id is None or not (last_page or page.page >= page.page_count):
+        """After a thread's last page (page 1 of one listed newest first: its new replies' page):
+        next due soon if the thread changed in this run, else later."""
+        where_replies_land = page is not None and page.page == 1 and lists_newest_first(page)
+        if thread_id is None or not (last_page or where_replies_land or page.page >= page.page_count):
             return
         self.archive.schedule_revisit(thread_id, active=thread_id in self._active_threads,
                                       min_s=self.options.revisit_min_s, max_s=self.options.revisit_max_s,
@@ -583,11 +589,15 @@ class Crawler:
         return queued
 
     def _revisit_urls(self, thread: dict) -> list[str]:
-        """Where a revisit of a stored thread starts: its last known page, where new replies
-        appear, and before it the first page of it never saved (a fetch that failed for good in
-        an earlier run), whose posts nothing else would ask for again."""
+        """Where a revisit of a stored thread starts: where new replies appear (its last known
+        page, or page 1 of a thread listed newest first), and before it the first page of it
+        never saved (a fetch that failed for good in an earlier run), whose posts nothing else
+        would ask for again."""
         thread = dict(thread, url=self._on_site(thread["url"]))
-        urls = [_last_known_page_url(thread, self.engine)]
+        if thread.get("id") is not None and self.archive.lists_newest_first(thread["id"]):
+            urls = [sibling_page_url(thread["url"], self.engine, 1)]
+        else:
+            urls = [_last_known_page_url(thread, self.engine)]
         gap = self._first_unsaved_page(thread["thread_key"], thread["page_count"])
         if gap is not None and gap < (thread["page_count"] or 1):
             urls.insert(0, sibling_page_url(thread["url"], self.engine, gap))
@@ -915,6 +925,13 @@ def _sibling_key(key: str, page: int) -> str | None:
     """The frontier key of another page of the thread or board keyed `key` (None for a URL
     keyed otherwise)."""
     return f"{key.rsplit(':', 1)[0]}:{page}" if _page_from_key(key) is not None else None
+
+
+def lists_newest_first(page) -> bool:
+    """Whether a thread page lists its replies newest first (a thread set so; Discuz keeps the
+    opening post on top): its numbered replies run downwards."""
+    floors = [post.floor for post in page.posts if post.floor is not None and post.floor > 1]
+    return len(floors) >= 2 and all(a > b for a, b in zip(floors, floors[1:]))
 
 
 def _last_known_page_url(thread: dict, engine: Engine) -> str:

@@ -1461,6 +1461,16 @@ class Archive:
         )
         return cursor.rowcount == 1
 
+    def lists_newest_first(self, thread_id: int) -> bool:
+        """Whether the archived pages of a thread of several pages list its replies newest first
+        (page 1's replies are numbered above every post of the later pages): its new replies
+        appear on page 1, not on its last page."""
+        row = self.db.conn.execute(
+            """SELECT (SELECT min(floor) FROM posts WHERE thread_id = :id AND page = 1 AND floor > 1)
+                > (SELECT max(floor) FROM posts WHERE thread_id = :id AND page > 1)""", {"id": thread_id}
+        ).fetchone()
+        return bool(row[0])
+
     def due_threads(self, site_id: int, now: str, limit: int) -> list[dict]:
         """Threads still on the forum whose next due time has passed, most overdue first."""
         return self._all(

@@ -358,3 +358,36 @@ def test_a_thread_shrunk_by_deletions_has_its_new_replies_found(demo_forum, tmp_
         page_count = archive.db.execute("select page_count from threads where tid = ?", [tid]).fetchone()[0]
     assert asked == [f"/thread-{tid}-2-1.html"]  # the last known page; the forum answers with page 1
     assert archived == 1 and page_count == 1
+
+
+def test_a_thread_listed_newest_first_is_revisited_at_page_1_where_its_replies_land(demo_forum, tmp_path):
+    # A thread set to show replies newest first (倒序看帖) puts new replies on page 1 and pushes
+    # the rest down: its last page holds its oldest replies, and asking there found nothing new.
+    forum, clock = demo_forum.forum, Clock()
+    longest = max(forum.threads.values(), key=lambda t: len(t.posts))
+    longest.newest_first = True
+    pages = forum.thread_pages(longest)
+    assert pages > 1, "the demo forum has a multi-page thread"
+    with Archive(tmp_path / "a.db") as archive:
+        site = demo_site(demo_forum.base_url)
+        run(archive, site, clock)
+        new_pids = [forum.add_reply(longest.tid, "admin", f"置顶之下的新回复 {i}") for i in range(2)]
+        mark = len(demo_forum.requests)
+        clock.advance(minutes=5)
+        report = run(archive, site, clock)
+        after_replies = [p for p in gets_since(demo_forum, mark) if p.startswith("/thread-")]
+        stored = {row[0]: row[1:] for row in archive.db.execute(
+            "select pid, floor, page from posts join threads on threads.id = posts.thread_id where threads.tid = ?",
+            [longest.tid])}
+        gone = archive.db.execute("select count(*) from posts where gone_at is not null").fetchone()[0]
+        # Quiet since: when it falls due, its page 1 is asked, once.
+        clock.at = datetime.fromisoformat(archive.db.execute(
+            "select next_due_at from threads where tid = ?", [longest.tid]).fetchone()[0]) + timedelta(minutes=1)
+        mark = len(demo_forum.requests)
+        quiet = run(archive, site, clock)
+        when_due = [p for p in gets_since(demo_forum, mark) if p.startswith(f"/thread-{longest.tid}-")]
+    # Page 1 held the new replies; page 2 held none (only replies pushed down from page 1): no further.
+    assert after_replies == [f"/thread-{longest.tid}-1-1.html", f"/thread-{longest.tid}-2-1.html"]
+    assert report.new_posts == 2 and all(stored[pid][1] == 1 for pid in new_pids)
+    assert len(stored) == len(longest.posts) and gone == 0  # pushed down a page, not gone
+    assert when_due == [f"/thread-{longest.tid}-1-1.html"] and quiet.new_posts == 0

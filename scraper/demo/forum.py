@@ -94,7 +94,14 @@ class DemoThread:
     jammer: bool = True
     authoronleft: bool = False
     sticky: bool = False
+    # Set to show its replies newest first (Discuz's 倒序看帖): page 1 is the opening post, then
+    # the newest replies, so new replies land on page 1 and push the rest down.
+    newest_first: bool = False
     changed_at: datetime = field(default_factory=lambda: datetime.now(UTC))  # for Last-Modified
+
+    def posts_in_order(self) -> list[DemoPost]:
+        """The posts in the order the thread's pages list them."""
+        return self.posts[:1] + self.posts[:0:-1] if self.newest_first else self.posts
 
     @property
     def opening_post(self) -> DemoPost:

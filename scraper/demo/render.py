@@ -456,7 +456,7 @@ def render_thread_page(forum: DemoForum, thread: DemoThread, page: int, site_url
     """Page `page` (already within range) of a thread: viewthread.htm with its posts."""
     board = forum.boards[thread.fid]
     per_page = forum.posts_per_page
-    posts = thread.posts[(page - 1) * per_page: page * per_page]
+    posts = thread.posts_in_order()[(page - 1) * per_page: page * per_page]
     jump = f"forum.php?mod=viewthread&amp;tid={thread.tid}&amp;extra=&amp;page="
     multipage = pager(len(thread.posts), per_page, page, lambda p: thread_href(thread.tid, p), jump)
     next_button = (f'<div class="pgbtn"><a href="{thread_href(thread.tid, page + 1)}" hidefocus="true" '
