@@ -743,3 +743,20 @@ def test_images_in_the_hidden_image_list_are_the_posts_attachments():
     assert [(a.aid, a.name, a.url) for a in post.attachments] == [
         (str(n), f"photo{n}.jpg", f"https://bbs.example.cn/data/attachment/forum/p{n}.jpg") for n in range(70, 82)]
     assert post.content_text == "十二张图"
+
+
+@pytest.mark.parametrize("quote", [
+    # X2/X2.5 BBCode quotes, still rendered so on X3: the link wraps only a back-arrow image.
+    '<div class="quote"><blockquote><font size="2"><font color="#999999">李四 发表于 2012-3-1 09:00</font> '
+    '<a href="forum.php?mod=redirect&amp;goto=findpost&amp;pid=999&amp;ptid=88"><img src="static/image/common/back.gif" '
+    'border="0" alt="" /></a></font><br />\r\n引用的话</blockquote></div><br />\r\n',
+    # Discuz 6/7 posts kept in X: the words stand straight in the blockquote.
+    '<div class="quote"><blockquote>原帖由 <i>李四</i> 于 2012-3-1 09:00 发表 <a href="redirect.php?goto=findpost'
+    '&amp;pid=999&amp;ptid=88"><img src="images/common/back.gif" border="0" alt="" /></a><br />\r\n引用的话</blockquote>'
+    '</div><br />\r\n',
+])
+def test_older_quotes_keep_their_attribution_out_of_the_quoted_text(quote):
+    html = _one_post_thread("").replace('id="postmessage_1">十二张图', f'id="postmessage_1">{quote}回复正文')
+    [post] = thread(html, url="https://bbs.example.cn/thread-88-1-1.html").posts
+    assert post.quotes == [Quote(text="引用的话", author="李四", posted_at_raw="2012-3-1 09:00", pid=999)]
+    assert post.content_text == "回复正文"

@@ -746,6 +746,16 @@ def _split_attribution(text: str) -> tuple[str | None, str | None]:
     return None, None
 
 
+def _line_before(node: LexborNode) -> list[LexborNode]:
+    """The siblings before `node` back to the line's start (a <br> or the parent's start)."""
+    line = []
+    sibling = node.prev
+    while sibling is not None and sibling.tag != "br":
+        line.insert(0, sibling)
+        sibling = sibling.prev
+    return line
+
+
 def _take_quotes(body: LexborNode, noise: NoiseRules, counts: dict[str, int]) -> list[Quote]:
     """Read every outermost quote into a Quote and remove it from `body`."""
     every_quote = body.css(SELECTORS.quote)
@@ -757,15 +767,20 @@ def _take_quotes(body: LexborNode, noise: NoiseRules, counts: dict[str, int]) ->
         author = posted_raw = pid = None
         link = block.css_first(SELECTORS.quote_attribution)
         if link is not None:
-            author, posted_raw = _split_attribution(_text(link))
             pid_value = _query(link.attributes.get("href") or "")[1].get("pid", "")
             pid = int(pid_value) if pid_value.isdigit() else None
             # The attribution is <font size=2><a ...><font color=...>X 发表于 T</font></a></font><br />.
             wrapper = link
             while wrapper.parent is not None and wrapper.parent.mem_id != block.mem_id and wrapper.parent.tag == "font":
                 wrapper = wrapper.parent
+            # Quotes written before X3 link only a back-arrow image after the words: X2's
+            # <font size=2><font color=..>X 发表于 T</font> <a><img></a></font>, Discuz 6/7's
+            # 原帖由 <i>X</i> 于 T 发表 <a><img></a> straight in the blockquote.
+            words = [] if _text(link) or wrapper is not link else _line_before(link)
+            author, posted_raw = _split_attribution(" ".join(filter(None, (_text(n) for n in (*words, wrapper)))))
             _remove_following_breaks(wrapper, 1)
-            wrapper.decompose()
+            for node in (*words, wrapper):
+                node.decompose()
         text, text_counts = clean.clean_node_text(block, noise)
         clean.merge_counts(counts, text_counts)
         quotes.append(Quote(text=text, author=author, posted_at_raw=posted_raw, pid=pid))
