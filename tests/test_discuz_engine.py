@@ -760,3 +760,17 @@ def test_older_quotes_keep_their_attribution_out_of_the_quoted_text(quote):
     [post] = thread(html, url="https://bbs.example.cn/thread-88-1-1.html").posts
     assert post.quotes == [Quote(text="引用的话", author="李四", posted_at_raw="2012-3-1 09:00", pid=999)]
     assert post.content_text == "回复正文"
+
+
+@pytest.mark.parametrize("board_link", ["forum-news-1.html", "forum.php?mod=forumdisplay&amp;fid=news"])
+def test_a_board_linked_by_its_alias_is_named_and_numbered(board_link):
+    # A board given an alias (forumkeys) is linked by it; the post buttons still name its number.
+    html = _one_post_thread("").replace('<a href="forum.php?mod=forumdisplay&fid=2">Board</a>',
+                                        f'<a href="{board_link}">新闻</a>')
+    page = thread(html, url="https://bbs.example.cn/thread-88-1-1.html")
+    assert (page.board, page.fid) == ("新闻", None)
+    with_button = html.replace('<div id="postlist">',
+                               '<a href="forum.php?mod=post&amp;action=newthread&amp;fid=7" id="newspecial">发帖</a>'
+                               '<div id="postlist">')
+    page = thread(with_button, url="https://bbs.example.cn/thread-88-1-1.html")
+    assert (page.board, page.fid) == ("新闻", 7)

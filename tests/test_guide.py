@@ -1,5 +1,6 @@
 """The new-threads guide: the demo forum serves it, the engine reads it, discovery uses it."""
 
+import re
 import json
 
 import httpx
@@ -151,3 +152,16 @@ def test_discovery_reads_the_guide_on_only_while_its_pages_hold_nothing_archived
         second = gets_since(server, mark)
     assert first == ["/" + GUIDE.format(page) for page in (1, 2, 3)], "every page was new"
     assert second[0] == "/" + GUIDE.format(1) and len(second) == 1 + 3, "page 1 reached archived threads"
+
+
+def test_a_guide_row_of_a_board_linked_by_its_alias_keeps_its_board_and_author(demo_forum):
+    # With forumkeys a row's board link is forum-{alias}-1.html: it is still the board column,
+    # not the author's.
+    tree, ctx = guide_page(demo_forum)
+    first_board = demo_forum.forum.boards[1]
+    html = re.sub(r'href="forum-1-1\.html"', 'href="forum-news-1.html"', tree.html)
+    assert html != tree.html
+    rows = ENGINE.parse_guide(parse_html(html), ctx).rows
+    aliased = [row for row in rows if demo_forum.forum.threads[row.tid].fid == 1]
+    assert aliased and all(row.board == first_board.name for row in aliased)
+    assert all(row.author == demo_forum.forum.threads[row.tid].opening_post.author for row in rows)

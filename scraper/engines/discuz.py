@@ -61,6 +61,9 @@ class DiscuzSelectors:
     canonical: str = 'link[rel="canonical"]'
     breadcrumb: str = "#pt"
     breadcrumb_links: str = ".z a"  # inside breadcrumb
+    # Links that name the thread's board by its number whatever the breadcrumb's URLs say: the
+    # post buttons (发帖 #newspecial, 回复 #post_reply) of a board given an alias (forum-news-1.html).
+    fid_links: str = 'a[href*="mod=post"][href*="fid="], a[onclick*="mod=post"][onclick*="fid="]'
     pager_bar: str = "#pgt"  # the bar above the posts; it holds the pager of a thread with pages
     pager: str = "div.pg"
     pager_total: str = "label span[title]"  # title="共 N 页"
@@ -161,6 +164,9 @@ _PRINTED_COUNT = re.compile(r"(\d+(?:\.\d+)?)\s*(万?)")  # 25031, or 4.5万 in 
 _DIGITS = re.compile(r"\d+")
 _THREAD_FILE = re.compile(r"(?:^|/)thread-(\d+)-(\d+)-(\d+)\.html$")
 _BOARD_FILE = re.compile(r"(?:^|/)forum-(\d+)-(\d+)\.html$")
+# A board given an alias (Discuz's forumkeys): forum-{alias}-{page}.html, forumdisplay&fid={alias}.
+_BOARD_ALIAS_FILE = re.compile(r"(?:^|/)forum-[A-Za-z_]\w*-\d+\.html$")
+_FID_PARAM = re.compile(r"[?&;]fid=(\d+)")
 _BOARD_SUMMARY = re.compile(r"forum_(\d+)")
 GUIDE_NEW_THREADS = "newthread"  # the guide view listing every board's threads, newest first
 _QUOTE_ATTRIBUTION = (
@@ -482,7 +488,8 @@ def _has_board_column(tree: LexborHTMLParser) -> bool:
 def _board_link(cell: LexborNode) -> LexborNode | None:
     # The guide's board column: a direct link to forumdisplay (the author column has cite > a).
     for child in cell.iter():
-        if child.tag == SELECTORS.guide_board_link and board_ref(child.attributes.get("href") or ""):
+        href = child.attributes.get("href") or "" if child.tag == SELECTORS.guide_board_link else ""
+        if href and (board_ref(href) or _is_board_alias(href)):
             return child
     return None
 
@@ -546,14 +553,34 @@ def _header_counts(postlist: LexborNode) -> tuple[int | None, int | None]:
 
 
 def _breadcrumb_board(tree: LexborHTMLParser) -> tuple[str | None, int | None]:
-    """(name, fid) of the deepest board linked in the breadcrumb."""
+    """(name, fid) of the deepest board linked in the breadcrumb. A board linked by its alias
+    takes its number from the page's post buttons, which name it by number."""
     found: tuple[str | None, int | None] = (None, None)
     breadcrumb = tree.css_first(SELECTORS.breadcrumb)  # near the top: found without a walk of the page
     for link in breadcrumb.css(SELECTORS.breadcrumb_links) if breadcrumb is not None else ():
-        ref = board_ref(link.attributes.get("href") or "")
+        href = link.attributes.get("href") or ""
+        ref = board_ref(href)
         if ref:
             found = (_text(link) or None, ref[0])
+        elif _is_board_alias(href):
+            found = (_text(link) or None, None)
+    if found[0] is not None and found[1] is None:
+        for button in tree.css(SELECTORS.fid_links):
+            match = _FID_PARAM.search(button.attributes.get("href") or button.attributes.get("onclick") or "")
+            if match and int(match[1]) > 0:
+                return found[0], int(match[1])
     return found
+
+
+def _is_board_alias(url: str) -> bool:
+    try:
+        path, query = _query(url)
+    except ValueError:
+        return False
+    if _BOARD_ALIAS_FILE.search(path):
+        return True
+    fid = query.get("fid", "")
+    return _is_forum_php(path) and query.get("mod") == "forumdisplay" and bool(fid) and not fid.isdigit()
 
 
 def _thread_title(tree: LexborHTMLParser) -> str:
