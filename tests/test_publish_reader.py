@@ -168,6 +168,26 @@ async def test_post_history_lists_every_version_oldest_first(archive_path):
     assert [r["content_text"] for r in resp.json()] == ["第一版", "第二版"]
 
 
+async def test_post_history_shows_an_edit_that_swapped_an_image_by_its_html(tmp_path):
+    # Through the write path: the same text with another picture is a version of its own.
+    from tests.test_storage_support import make_page, make_post
+
+    path = tmp_path / "forum.db"
+    with Archive(path) as archive:
+        site = archive.upsert_site("demo", engine="discuz")
+        for n, photo in enumerate(("http://bbs.example.cn/a.jpg", "http://bbs.example.cn/b.jpg")):
+            post = make_post(1001, 1, "看图", content_html=f'<p>看图<img src="{photo}"></p>', media_refs=(photo,))
+            archive.save_thread_page(site, make_page(88, [post]), url="t88", url_key="t88",
+                                     now=f"2026-01-0{n + 1}T00:00:00+00:00")
+        post_id = archive.db.execute("select id from posts").fetchone()[0]
+    resp = await make_datasette(path).client.get("/forum/post_history.json",
+                                                 params={"post_id": post_id, "_shape": "array"})
+    rows = resp.json()
+    assert [r["content_text"] for r in rows] == ["看图", "看图"]
+    assert ["a.jpg" in r["content_html"] for r in rows] == [True, False]
+    assert [r["is_current"] for r in rows] == [0, 1]
+
+
 # --- the thread reader ------------------------------------------------------------------
 async def test_thread_page_shows_the_seed_thread_as_the_forum_did(archive_path):
     client = make_datasette(archive_path).client
