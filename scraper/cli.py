@@ -64,11 +64,14 @@ class _ArchiverGroup(click.Group):
 
 @click.group(cls=_ArchiverGroup)
 @click.version_option(__version__, prog_name="forum-archiver")
-@click.option("-v", "--verbose", is_flag=True, help="Log every request.")
+@click.option("-v", "--verbose", is_flag=True, help="Log every page (each job's summary is logged anyway).")
 def main(verbose: bool) -> None:
     """Archive forum threads politely into SQLite, and publish them with Datasette."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # A line per job run, even unasked: a daemon's journal (or cron's mail) says what each
+    # run did, and not only what went wrong.
+    logging.getLogger("scraper.schedule").setLevel(logging.INFO)
 
 
 @main.command()

@@ -104,3 +104,17 @@ def test_status_says_when_the_verify_budget_is_short_of_the_cycle(tmp_path):
     # within the minimum age of a day.
     assert ("verify: 2 of 12 thread pages a run (every 3600 s), each page about every 24.0 hours; "
             "a cycle of 4.0 hours asks 3 a run, more than the budget of 2") in result.output, result.output
+
+
+def test_each_job_run_says_what_it_did_in_the_log_without_verbose(demo_forum, tmp_path):
+    # As under systemd or cron: output that is not a terminal, no -v. Per-page lines stay out.
+    db = tmp_path / "a.db"
+    done = subprocess.run(
+        [sys.executable, "-m", "scraper.cli", "run", "--db", str(db), "--config",
+         str(demo_config(tmp_path, demo_forum.base_url)), "--delay", "0", "--allow-private", "--once"],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert [line.split("demo ", 1)[1].split(":")[0] for line in lines if "INFO scraper.schedule: demo " in line] == [
+        "discover", "refresh"]
+    assert not any("forum_archiver.progress" in line for line in lines)
