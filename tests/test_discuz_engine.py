@@ -754,6 +754,10 @@ def test_images_in_the_hidden_image_list_are_the_posts_attachments():
     '<div class="quote"><blockquote>原帖由 <i>李四</i> 于 2012-3-1 09:00 发表 <a href="redirect.php?goto=findpost'
     '&amp;pid=999&amp;ptid=88"><img src="images/common/back.gif" border="0" alt="" /></a><br />\r\n引用的话</blockquote>'
     '</div><br />\r\n',
+    # ... on a traditional-Chinese forum.
+    '<div class="quote"><blockquote>原帖由 <i>李四</i> 於 2012-3-1 09:00 發表 <a href="redirect.php?goto=findpost'
+    '&amp;pid=999&amp;ptid=88"><img src="images/common/back.gif" border="0" alt="" /></a><br />\r\n引用的话</blockquote>'
+    '</div><br />\r\n',
 ])
 def test_older_quotes_keep_their_attribution_out_of_the_quoted_text(quote):
     html = _one_post_thread("").replace('id="postmessage_1">十二张图', f'id="postmessage_1">{quote}回复正文')
@@ -769,8 +773,17 @@ def test_a_board_linked_by_its_alias_is_named_and_numbered(board_link):
                                         f'<a href="{board_link}">新闻</a>')
     page = thread(html, url="https://bbs.example.cn/thread-88-1-1.html")
     assert (page.board, page.fid) == ("新闻", None)
+    # X3's button: the number is in its onclick, its href is javascript:;
     with_button = html.replace('<div id="postlist">',
-                               '<a href="forum.php?mod=post&amp;action=newthread&amp;fid=7" id="newspecial">发帖</a>'
-                               '<div id="postlist">')
+                               '<a href="javascript:;" id="newspecial" onclick="showWindow(\'newthread\', '
+                               '\'forum.php?mod=post&amp;action=newthread&amp;fid=7\')">发帖</a><div id="postlist">')
     page = thread(with_button, url="https://bbs.example.cn/thread-88-1-1.html")
     assert (page.board, page.fid) == ("新闻", 7)
+
+
+def test_words_before_a_back_arrow_link_that_name_no_author_stay_in_the_quote():
+    quote = ('<div class="quote"><blockquote>见上文 <a href="forum.php?mod=redirect&amp;goto=findpost&amp;pid=999&amp;ptid=88">'
+             '<img src="static/image/common/back.gif" /></a><br />引用的话</blockquote></div>')
+    html = _one_post_thread("").replace('id="postmessage_1">十二张图', f'id="postmessage_1">{quote}回复正文')
+    [post] = thread(html, url="https://bbs.example.cn/thread-88-1-1.html").posts
+    assert post.quotes == [Quote(text="见上文\n引用的话", author=None, posted_at_raw=None, pid=999)]

@@ -166,12 +166,12 @@ _THREAD_FILE = re.compile(r"(?:^|/)thread-(\d+)-(\d+)-(\d+)\.html$")
 _BOARD_FILE = re.compile(r"(?:^|/)forum-(\d+)-(\d+)\.html$")
 # A board given an alias (Discuz's forumkeys): forum-{alias}-{page}.html, forumdisplay&fid={alias}.
 _BOARD_ALIAS_FILE = re.compile(r"(?:^|/)forum-[A-Za-z_]\w*-\d+\.html$")
-_FID_PARAM = re.compile(r"[?&;]fid=(\d+)")
+_FID_PARAM = re.compile(r"[?&;]fid=(\d+)")  # also inside onclick="showWindow('newthread', 'forum.php?...&fid=13')"
 _BOARD_SUMMARY = re.compile(r"forum_(\d+)")
 GUIDE_NEW_THREADS = "newthread"  # the guide view listing every board's threads, newest first
 _QUOTE_ATTRIBUTION = (
     re.compile(r"^(?P<author>.*?)\s*发表于\s*(?P<time>.+)$"),  # X3.x
-    re.compile(r"^原帖由\s*(?P<author>.*?)\s*于\s*(?P<time>.+?)\s*发表$"),  # Discuz 6/7 posts kept in X
+    re.compile(r"^原帖由\s*(?P<author>.*?)\s*[于於]\s*(?P<time>.+?)\s*[发發]表$"),  # Discuz 6/7 posts kept in X
 )
 
 
@@ -566,7 +566,8 @@ def _breadcrumb_board(tree: LexborHTMLParser) -> tuple[str | None, int | None]:
             found = (_text(link) or None, None)
     if found[0] is not None and found[1] is None:
         for button in tree.css(SELECTORS.fid_links):
-            match = _FID_PARAM.search(button.attributes.get("href") or button.attributes.get("onclick") or "")
+            attributes = button.attributes
+            match = _FID_PARAM.search(f'{attributes.get("href") or ""} {attributes.get("onclick") or ""}')
             if match and int(match[1]) > 0:
                 return found[0], int(match[1])
     return found
@@ -805,7 +806,10 @@ def _take_quotes(body: LexborNode, noise: NoiseRules, counts: dict[str, int]) ->
             # 原帖由 <i>X</i> 于 T 发表 <a><img></a> straight in the blockquote.
             words = [] if _text(link) or wrapper is not link else _line_before(link)
             author, posted_raw = _split_attribution(" ".join(filter(None, (_text(n) for n in (*words, wrapper)))))
-            _remove_following_breaks(wrapper, 1)
+            if author is None and posted_raw is None:
+                words = []  # not an attribution this reads: the words stay in the quoted text, on their line
+            else:
+                _remove_following_breaks(wrapper, 1)
             for node in (*words, wrapper):
                 node.decompose()
         text, text_counts = clean.clean_node_text(block, noise)
