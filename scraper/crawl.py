@@ -562,12 +562,16 @@ class Crawler:
         return True
 
     def _schedule_revisit_if_last(self, state: dict) -> None:
-        """A page the server answered 304 for (`state`: its pages row): when it is its thread's
-        last known page, the thread's next visit is set as for a page whose posts hash the
-        same. Else a quiet thread on a forum that sends validators would stay due, and be
+        """A page the server answered 304 for (`state`: its pages row): when it is the page
+        where its thread's new replies land (its last known page, or page 1 of a thread listed
+        newest first), the thread's next visit is set as for a page whose posts hash the same. Else a quiet thread on a forum that sends validators would stay due, and be
         asked for again on every refresh."""
         thread = self.archive.thread(state["thread_id"]) if state.get("thread_id") is not None else None
-        if thread is not None and state.get("page_no") is not None and state["page_no"] >= (thread["page_count"] or 1):
+        page_no = state.get("page_no")
+        if thread is None or page_no is None:
+            return
+        # The page where its new replies land: its last, or page 1 of a thread listed newest first.
+        if page_no >= (thread["page_count"] or 1) or (page_no == 1 and self.archive.lists_newest_first(thread["id"])):
             self._schedule_revisit(thread["id"], None, last_page=True)
 
     def _schedule_revisit(self, thread_id: int | None, page, *, last_page: bool = False) -> None:
@@ -594,12 +598,11 @@ class Crawler:
         never saved (a fetch that failed for good in an earlier run), whose posts nothing else
         would ask for again."""
         thread = dict(thread, url=self._on_site(thread["url"]))
-        if thread.get("id") is not None and self.archive.lists_newest_first(thread["id"]):
-            urls = [sibling_page_url(thread["url"], self.engine, 1)]
-        else:
-            urls = [_last_known_page_url(thread, self.engine)]
+        newest_first = thread.get("id") is not None and self.archive.lists_newest_first(thread["id"])
+        start = 1 if newest_first else max(thread["page_count"] or 1, 1)
+        urls = [sibling_page_url(thread["url"], self.engine, start)]
         gap = self._first_unsaved_page(thread["thread_key"], thread["page_count"])
-        if gap is not None and gap < (thread["page_count"] or 1):
+        if gap is not None and gap != start:
             urls.insert(0, sibling_page_url(thread["url"], self.engine, gap))
         return urls
 
@@ -932,11 +935,6 @@ def lists_newest_first(page) -> bool:
     opening post on top): its numbered replies run downwards."""
     floors = [post.floor for post in page.posts if post.floor is not None and post.floor > 1]
     return len(floors) >= 2 and all(a > b for a, b in zip(floors, floors[1:]))
-
-
-def _last_known_page_url(thread: dict, engine: Engine) -> str:
-    """The thread's last page as the archive last saw it: where new replies appear."""
-    return sibling_page_url(thread["url"], engine, max(thread["page_count"] or 1, 1))
 
 
 def _plus_seconds(now_iso: str, seconds: float) -> str:

@@ -303,7 +303,9 @@ def vanished_pid_span(page: ThreadPageRecord) -> VanishedSpan | None:
     caught, then: a post that was first on a page after page 1 (it falls between two
     pages' runs), and the end of a thread whose last page is left with one post.
     """
-    run = [post.pid for post in page.posts if post.pid is not None and post.floor is not None]
+    # The opening post stands apart too: a thread listed newest first keeps it on top of page 1,
+    # above its newest replies; and Discuz deletes a thread with its opening post, never alone.
+    run = [post.pid for post in page.posts if post.pid is not None and post.floor is not None and post.floor != 1]
     if not run:
         return None
     oldest_first = all(a < b for a, b in zip(run, run[1:]))
@@ -323,7 +325,7 @@ def vanished_pid_span(page: ThreadPageRecord) -> VanishedSpan | None:
 
 _COUNT_IN_SPAN_SQL = "SELECT count(*) FROM posts WHERE thread_id = ? AND pid > ? AND pid < ?"
 _MARK_VANISHED_SQL = """UPDATE posts SET gone_at = :now
-WHERE thread_id = :thread_id AND pid > :above AND pid < :below AND gone_at IS NULL
+WHERE thread_id = :thread_id AND pid > :above AND pid < :below AND gone_at IS NULL AND coalesce(floor, 0) <> 1
   AND (pid BETWEEN :run_low AND :run_high OR page <= :page)
   AND pid NOT IN (SELECT value FROM json_each(:present))"""
 

@@ -360,17 +360,26 @@ def test_a_thread_shrunk_by_deletions_has_its_new_replies_found(demo_forum, tmp_
     assert archived == 1 and page_count == 1
 
 
-def test_a_thread_listed_newest_first_is_revisited_at_page_1_where_its_replies_land(demo_forum, tmp_path):
+def newest_first_thread(forum):
+    longest = max(forum.threads.values(), key=lambda t: len(t.posts))
+    longest.newest_first = True
+    assert forum.thread_pages(longest) > 2, "the demo forum has a thread of 3 pages or more"
+    return longest
+
+
+@pytest.mark.parametrize("validators", [False, True])
+def test_a_thread_listed_newest_first_is_revisited_at_page_1_where_its_replies_land(demo_forum, tmp_path,
+                                                                                     validators):
     # A thread set to show replies newest first (倒序看帖) puts new replies on page 1 and pushes
     # the rest down: its last page holds its oldest replies, and asking there found nothing new.
     forum, clock = demo_forum.forum, Clock()
-    longest = max(forum.threads.values(), key=lambda t: len(t.posts))
-    longest.newest_first = True
-    pages = forum.thread_pages(longest)
-    assert pages > 1, "the demo forum has a multi-page thread"
+    forum.validators = validators  # then a quiet page 1 answers 304, which must move its next visit too
+    longest = newest_first_thread(forum)
     with Archive(tmp_path / "a.db") as archive:
         site = demo_site(demo_forum.base_url)
         run(archive, site, clock)
+        # The opening post, kept on top of page 1, is not taken for gone by the last page.
+        assert archive.db.execute("select count(*) from posts where gone_at is not null").fetchone()[0] == 0
         new_pids = [forum.add_reply(longest.tid, "admin", f"置顶之下的新回复 {i}") for i in range(2)]
         mark = len(demo_forum.requests)
         clock.advance(minutes=5)
@@ -386,8 +395,34 @@ def test_a_thread_listed_newest_first_is_revisited_at_page_1_where_its_replies_l
         mark = len(demo_forum.requests)
         quiet = run(archive, site, clock)
         when_due = [p for p in gets_since(demo_forum, mark) if p.startswith(f"/thread-{longest.tid}-")]
+        next_due = archive.db.execute("select next_due_at from threads where tid = ?", [longest.tid]).fetchone()[0]
+        answered = archive.db.execute("select status from fetches where url like ? order by id desc limit 1",
+                                      [f"%/thread-{longest.tid}-1-1.html"]).fetchone()[0]
     # Page 1 held the new replies; page 2 held none (only replies pushed down from page 1): no further.
     assert after_replies == [f"/thread-{longest.tid}-1-1.html", f"/thread-{longest.tid}-2-1.html"]
     assert report.new_posts == 2 and all(stored[pid][1] == 1 for pid in new_pids)
     assert len(stored) == len(longest.posts) and gone == 0  # pushed down a page, not gone
     assert when_due == [f"/thread-{longest.tid}-1-1.html"] and quiet.new_posts == 0
+    assert next_due > clock(), "a quiet page 1 sets the next visit, 304 or not"
+    assert answered == (304 if validators else 200)
+
+
+def test_a_thread_listed_newest_first_gets_its_unsaved_last_page_on_a_revisit(demo_forum, tmp_path):
+    forum, clock = demo_forum.forum, Clock()
+    longest = newest_first_thread(forum)
+    last = forum.thread_pages(longest)
+    with Archive(tmp_path / "a.db") as archive:
+        site = site_from_dict(dict(demo_site(demo_forum.base_url).raw, politeness={"delay_s": 0, "max_tries": 1}))
+        demo_forum.inject(f"/thread-{longest.tid}-{last}-1.html", 503)
+        run(archive, site, clock)
+        missing = archive.db.execute("select count(*) from posts join threads on threads.id = posts.thread_id "
+                                     "where threads.tid = ?", [longest.tid]).fetchone()[0]
+        clock.at = datetime.fromisoformat(archive.db.execute(
+            "select next_due_at from threads where tid = ?", [longest.tid]).fetchone()[0]) + timedelta(minutes=1)
+        mark = len(demo_forum.requests)
+        run(archive, site, clock)
+        asked = [p for p in gets_since(demo_forum, mark) if p.startswith(f"/thread-{longest.tid}-")]
+        stored = archive.db.execute("select count(*) from posts join threads on threads.id = posts.thread_id "
+                                    "where threads.tid = ?", [longest.tid]).fetchone()[0]
+    assert missing < len(longest.posts)
+    assert f"/thread-{longest.tid}-{last}-1.html" in asked and stored == len(longest.posts)
