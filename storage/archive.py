@@ -301,11 +301,15 @@ def vanished_pid_span(page: ThreadPageRecord) -> VanishedSpan | None:
     count read short must not condemn posts on later pages. A page of one numbered post
     shows no direction, so it proves something only when it is the whole thread. Not
     caught, then: a post that was first on a page after page 1 (it falls between two
-    pages' runs), and the end of a thread whose last page is left with one post.
+    pages' runs), and the end of a thread whose last page is left with one post. The opening
+    post is never proved gone (_MARK_VANISHED_SQL): Discuz deletes it only with its thread.
     """
-    # The opening post stands apart too: a thread listed newest first keeps it on top of page 1,
-    # above its newest replies; and Discuz deletes a thread with its opening post, never alone.
-    run = [post.pid for post in page.posts if post.pid is not None and post.floor is not None and post.floor != 1]
+    numbered = [post for post in page.posts if post.pid is not None and post.floor is not None]
+    run = [post.pid for post in numbered]
+    # A thread listed newest first keeps its opening post on top of page 1, above its newest
+    # replies: the run is the replies, read downwards.
+    if len(run) > 2 and numbered[0].floor == 1 and all(a > b for a, b in zip(run[1:], run[2:])):
+        run = run[1:]
     if not run:
         return None
     oldest_first = all(a < b for a, b in zip(run, run[1:]))

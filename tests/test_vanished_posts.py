@@ -95,26 +95,38 @@ def test_hot_replies_stand_outside_the_run_and_unordered_pages_prove_nothing(sto
     with_hot = make_page(TID, [page_1.posts[0], hot, *page_1.posts[1:]], page=1, page_count=3)
     assert save_page(stored, site_id, with_hot, T1).gone_posts == 1
     assert gone(stored) == {103: T1}
-    # The opening post first and the newest replies after it: no one direction.
-    mixed = make_page(TID, [page_1.posts[0], *(make_post(p, p - 100, "x") for p in (113, 112, 111))],
-                      page=1, page_count=3)
+    # Pids in no one order prove nothing.
+    mixed = make_page(TID, [make_post(p, p - 100, "x") for p in (104, 106, 105)], page=1, page_count=3)
     assert vanished_pid_span(mixed) is None
     assert save_page(stored, site_id, mixed, T2).gone_posts == 0
     assert gone(stored) == {103: T1}
 
 
+def newest_first_pages(pids: list[int]):
+    """The pages of a thread listed newest first (Discuz's 倒序看帖): the opening post on top of
+    page 1, then the replies newest first; each post keeps its floor."""
+    order = pids[:1] + pids[:0:-1]
+    floor = {pid: n + 1 for n, pid in enumerate(pids)}
+    count = -(-len(order) // PER_PAGE)
+    return [make_page(TID, [make_post(pid, floor[pid], f"第{pid}帖的内容") for pid in order[n * PER_PAGE:(n + 1) * PER_PAGE]],
+                      page=n + 1, page_count=count) for n in range(count)]
+
+
 def test_a_thread_shown_newest_first_is_read_in_its_own_direction(archive, site_id):
-    newest_first = list(range(113, 100, -1))
-    for page in thread_pages(newest_first):
+    pids = list(range(101, 114))
+    for page in newest_first_pages(pids):
         save_page(archive, site_id, page, T0)
-    # Its last page holds the oldest posts: the newer ones on earlier pages are not after its run.
-    assert save_page(archive, site_id, thread_pages(newest_first)[2], T1).gone_posts == 0
-    without_106 = [pid for pid in newest_first if pid != 106]
-    assert save_page(archive, site_id, thread_pages(without_106)[1], T1).gone_posts == 1
+    # Its last page holds the oldest replies: neither the newer ones on earlier pages nor the
+    # opening post on top of page 1 are gone.
+    assert save_page(archive, site_id, newest_first_pages(pids)[2], T1).gone_posts == 0
+    without_106 = [pid for pid in pids if pid != 106]
+    assert save_page(archive, site_id, newest_first_pages(without_106)[1], T1).gone_posts == 1
     assert gone(archive) == {106: T1}
-    # Nothing is newer than the first page's run; older posts follow it.
-    span = vanished_pid_span(thread_pages(newest_first)[0])
-    assert (span.above, span.run_low, span.run_high) == (109, 109, 113) and span.below > 10**18
+    # Page 1's run is its replies, below the opening post: nothing is newer than them.
+    span = vanished_pid_span(newest_first_pages(pids)[0])
+    assert (span.above, span.run_low, span.run_high) == (110, 110, 113) and span.below > 10**18
+    assert save_page(archive, site_id, newest_first_pages(pids)[0], T2).gone_posts == 0
+    assert gone(archive) == {106: T1}
 
 
 def test_one_post_proves_only_a_whole_thread(archive, site_id):
