@@ -52,6 +52,12 @@ RUN_STATUSES = (RUN_RUNNING, *RUN_END_STATUSES, RUN_ABANDONED)
 NORMAL_STATUS = "normal"
 HIDDEN_STATUS = "hidden"  # part of the post locked away (reply to see, credits, password)
 DEFAULT_LEASE_S = 300  # matches the crawler's default; storage cannot import its config
+# What a post's content_hash covers (posts.hash_covers_media): 0 its text alone (a text
+# rendering, which shows no media, or a post archived before versions covered them); 2 its
+# text and the media references its engine gives (images, links, attachments). 1 was an
+# earlier form of the references. A post hashed by an older scheme takes up the current one,
+# without a version, when next seen with the same text and attachments.
+MEDIA_HASH_SCHEME = 2
 BODY_COMPRESSION = "zstd"
 # Every fetched page pays the compression; each body is stored once. Measured on the demo
 # forum's pages (benchmarks.bench_compression, 2026-11-29; stored/raw bytes, compress ms/page):
@@ -172,6 +178,7 @@ def _post_values(post: PostRecord) -> dict[str, Any]:
     text, html = post.content_text, post.content_html
     if not isinstance(text, str) or not isinstance(html, str):
         raise TypeError("a post's content_text and content_html must be str")
+    refs = getattr(post, "media_refs", None)  # None: a rendering that shows no media
     return {
         "pid": post.pid,
         "floor": post.floor,
@@ -182,7 +189,8 @@ def _post_values(post: PostRecord) -> dict[str, Any]:
         "posted_at_raw": post.posted_at_raw,
         "content_text": text,
         "content_html": html,
-        "content_hash": content_hash(text, getattr(post, "media_refs", None) or ()),
+        "content_hash": content_hash(text, refs or ()),
+        "hash_covers_media": 0 if refs is None else MEDIA_HASH_SCHEME,
         "quotes_json": _json([_quote_dict(q) for q in post.quotes or ()]),
         "signature": post.signature,
         "edit_note": post.edit_note,
@@ -196,14 +204,13 @@ def _post_values(post: PostRecord) -> dict[str, Any]:
 _RECORD_COLUMNS = (
     "pid", "floor", "floor_label", "author", "author_uid", "posted_at", "posted_at_raw", "content_text",
     "content_html", "content_hash", "quotes_json", "signature", "edit_note", "attachments_json", "status",
-    "noise_json",
+    "noise_json", "hash_covers_media",
 )
 # A page's new posts go in with one executemany of one constant statement (sqlite3 prepares
 # it once): per-post INSERTs built from dicts cost more in Python than SQLite spent on them.
 _INSERT_NEW_POST_SQL = (
     f"INSERT INTO posts (id, site_id, thread_id, post_key, page, first_seen_at, last_seen_at, "
-    f"{', '.join(_RECORD_COLUMNS)}, content_status, hash_covers_media) "
-    f"VALUES ({', '.join('?' * (7 + len(_RECORD_COLUMNS)))}, ?, 1)"
+    f"{', '.join(_RECORD_COLUMNS)}, content_status) VALUES ({', '.join('?' * (7 + len(_RECORD_COLUMNS)))}, ?)"
 )
 # A new post's one version: its text stays in posts (see _add_current_version).
 _INSERT_FIRST_VERSION_SQL = "INSERT INTO post_versions (post_id, content_hash, edit_note, seen_at) VALUES (?, ?, ?, ?)"
@@ -242,10 +249,35 @@ _TOUCH_POST_SQL = """UPDATE posts SET
     edit_note = CASE WHEN :keeps_archived THEN edit_note ELSE coalesce(:edit_note, edit_note) END,
     attachments_json = CASE WHEN :keeps_archived THEN attachments_json ELSE :attachments_json END,
     noise_json = CASE WHEN :keeps_archived THEN noise_json ELSE :noise_json END,
-    -- the same hash as a hash of this rendering's text and media: it covers them (migration 11)
-    hash_covers_media = CASE WHEN NOT :keeps_archived AND content_hash = :content_hash THEN 1
-        ELSE hash_covers_media END
+    -- the same hash as this rendering's: it covers what this rendering's covers (migration 11)
+    hash_covers_media = CASE WHEN NOT :keeps_archived AND content_hash = :content_hash
+        THEN max(hash_covers_media, :hash_covers_media) ELSE hash_covers_media END
 WHERE id = :id"""
+
+
+# The columns a post hashed by an older scheme than MEDIA_HASH_SCHEME brings to its take-up
+# (_same_under_older_scheme), NULL for the others: the lookup reads no text it does not need.
+_OLDER_SCHEME_COLUMNS = (
+    f"hash_covers_media, CASE WHEN hash_covers_media < {MEDIA_HASH_SCHEME} THEN content_text END, "
+    f"CASE WHEN hash_covers_media < {MEDIA_HASH_SCHEME} THEN attachments_json END"
+)
+
+
+def _same_under_older_scheme(older: Sequence[Any], values: Mapping[str, Any]) -> bool:
+    """Whether a stored post hashed by an older scheme (older: its scheme, text and attachments
+    as _OLDER_SCHEME_COLUMNS reads them) is the rendering `values` holds: the same text and the
+    same attachments. Then its hash is taken up, not versioned. What else of its media changed
+    before it was first seen under the new scheme is not known: its images and links were not
+    hashed."""
+    scheme, text, attachments_json = older
+    if scheme >= values["hash_covers_media"] or text is None:
+        return False
+    return (normalise_content(text) == normalise_content(values["content_text"])
+            and _attachment_keys(attachments_json) == _attachment_keys(values["attachments_json"]))
+
+
+def _attachment_keys(attachments_json: str | None) -> list[tuple[Any, Any]]:
+    return [(a.get("aid"), a.get("name")) for a in json.loads(attachments_json or "[]") if a.get("aid")]
 
 
 def _holds_new_line(text: str, archived: str) -> bool:
@@ -869,12 +901,13 @@ class Archive:
         conn = self.db.conn
         # One lookup for the whole page: the dedup check.
         stored = {
-            key: (post_id, stored_hash, archived_from_normal, covers_media)
-            for key, post_id, stored_hash, archived_from_normal, covers_media in conn.execute(
+            key: (post_id, stored_hash, archived_from_normal, older)
+            for key, post_id, stored_hash, archived_from_normal, *older in conn.execute(
                 # content_status NULL: a post already off normal when the column came (migration 6),
-                # read as archived text.
-                """SELECT post_key, id, content_hash, coalesce(content_status, 'normal') = 'normal',
-                    hash_covers_media FROM posts
+                # read as archived text. A post hashed by an older scheme brings what its take-up
+                # compares.
+                f"""SELECT post_key, id, content_hash, coalesce(content_status, 'normal') = 'normal',
+                    {_OLDER_SCHEME_COLUMNS} FROM posts
                 WHERE site_id = ? AND post_key IN (SELECT value FROM json_each(?))""",
                 [site_id, _names(values, "post keys")],
             )
@@ -902,7 +935,7 @@ class Archive:
         touches = []
         edited = []
         shows_new_text = self._hidden_renderings_with_new_text(stored, values)
-        for key, (post_id, stored_hash, archived_from_normal, covers_media) in stored.items():
+        for key, (post_id, stored_hash, archived_from_normal, older) in stored.items():
             post_values = values[key]
             # A deleted, blocked or hidden rendering must not overwrite text archived from a
             # normal one, on this visit or any later one (the status alone moves off normal at
@@ -917,10 +950,8 @@ class Archive:
                  "keeps_archived": keeps_archived}
             )
             if not keeps_archived and classify(stored_hash, post_values["content_hash"]) == "changed":
-                if not covers_media and content_hash(post_values["content_text"]) == stored_hash:
-                    # Hashed before versions covered images and links, on the same text: the same
-                    # version, its hash taken up (what its media were then is not known).
-                    self._take_up_media_hash(post_id, stored_hash, post_values["content_hash"])
+                if _same_under_older_scheme(older, post_values):
+                    self._take_up_media_hash(post_id, stored_hash, post_values)
                 else:
                     edited.append((post_id, post_values))
         if touches:
@@ -929,11 +960,12 @@ class Archive:
             self._replace_content(post_id, post_values, now)
         return len(new_keys), len(stored) - len(edited), len(edited)
 
-    def _take_up_media_hash(self, post_id: int, text_hash: str, version_hash: str) -> None:
+    def _take_up_media_hash(self, post_id: int, old_hash: str, values: Mapping[str, Any]) -> None:
         conn = self.db.conn
-        conn.execute("UPDATE posts SET content_hash = ?, hash_covers_media = 1 WHERE id = ?", [version_hash, post_id])
+        conn.execute("UPDATE posts SET content_hash = ?, hash_covers_media = ? WHERE id = ?",
+                     [values["content_hash"], values["hash_covers_media"], post_id])
         conn.execute("UPDATE OR IGNORE post_versions SET content_hash = ? WHERE post_id = ? AND content_hash = ?",
-                     [version_hash, post_id, text_hash])
+                     [values["content_hash"], post_id, old_hash])
 
     def _adopt_floor_keyed_posts(self, thread_id: int, new: Mapping[str, dict]) -> dict[str, tuple]:
         """Posts of this page new by their pid that the thread holds already without one (a
@@ -945,15 +977,15 @@ class Archive:
         if not by_floor:
             return {}
         adopted = {}
-        for post_id, floor, author, posted_at_raw, stored_hash, from_normal, covers_media in self.db.conn.execute(
-                """SELECT id, floor, author, posted_at_raw, content_hash,
-                    coalesce(content_status, 'normal') = 'normal', hash_covers_media
+        for post_id, floor, author, posted_at_raw, stored_hash, from_normal, *older in self.db.conn.execute(
+                f"""SELECT id, floor, author, posted_at_raw, content_hash,
+                    coalesce(content_status, 'normal') = 'normal', {_OLDER_SCHEME_COLUMNS}
                 FROM posts WHERE thread_id = ? AND pid IS NULL AND floor IS NOT NULL""", [thread_id]):
             key = by_floor.get((floor, author, posted_at_raw))
             if key is not None and key not in adopted:
                 self.db.conn.execute("UPDATE posts SET pid = ?, post_key = ? WHERE id = ?",
                                      [new[key]["pid"], key, post_id])
-                adopted[key] = (post_id, stored_hash, from_normal, covers_media)
+                adopted[key] = (post_id, stored_hash, from_normal, older)
         return adopted
 
     def _hidden_renderings_with_new_text(self, stored: Mapping[str, tuple], values: Mapping[str, dict]) -> set[int]:
@@ -985,14 +1017,14 @@ class Archive:
                 content_text = :content_text,
                 content_html = :content_html,
                 content_hash = :content_hash,
-                hash_covers_media = 1,
+                hash_covers_media = :hash_covers_media,
                 content_status = :status,
                 version_count = version_count + :added
             WHERE id = :id""",
             {
                 "id": post_id,
                 "added": added,
-                **_pick(values, "content_text", "content_html", "content_hash", "status"),
+                **_pick(values, "content_text", "content_html", "content_hash", "hash_covers_media", "status"),
             },
         )
 
@@ -1654,6 +1686,7 @@ class Archive:
 
 __all__ = [
     "INDEX_BATCH_POSTS",
+    "MEDIA_HASH_SCHEME",
     "RUN_END_STATUSES",
     "RUN_STATUSES",
     "Archive",

@@ -661,23 +661,30 @@ def test_a_body_wrapped_in_a_font_reads_as_the_same_post(page1):
     assert post.edit_note == plain.edit_note and post.attachments == plain.attachments
 
 
-def test_media_refs_name_an_attachment_by_its_id_whatever_its_signed_link_says():
-    # Discuz signs attachment links per view (base64 of aid|hash|time|uid|tid): two views of
-    # one post differ in the link, not in what it links to. Images and other links stay as they are.
+def test_media_refs_stay_the_same_across_views_of_an_unchanged_post():
+    # Discuz signs attachment links per view (base64 of aid|hash|time|uid|tid), and a forum may
+    # be read over http or https, at another port, under either URL form: none of it is an edit.
     from scraper.engines.discuz import media_refs
 
-    def html(token):
-        return (f'<p>见附件<a href="http://bbs.example.cn/forum.php?mod=attachment&amp;aid={token}&amp;nothumb=yes">'
-                f'资料.zip</a><img src="http://bbs.example.cn/data/attachment/forum/a.jpg"></p>')
+    def html(token, site):
+        return (f'<p>见附件<a href="{site}forum.php?mod=attachment&amp;aid={token}&amp;nothumb=yes">资料.zip</a>'
+                f'<img src="{site}data/attachment/forum/a.jpg"><img src="{site}static/image/smiley/default/smile.gif">'
+                f'<a href="{site}thread-88-1-1.html#part2">下文</a><a href="https://other.example.com/x">外链</a></p>')
 
     monday, tuesday = (base64.b64encode(f"56|{h}|{t}|0|88".encode()).decode()
                        for h, t in (("abc12345", 1710000000), ("def67890", 1710086400)))
-    assert media_refs(html(monday)) == media_refs(html(tuesday)) == (
-        "attachment:56", "http://bbs.example.cn/data/attachment/forum/a.jpg")
-    assert media_refs(html("not-base64")) == (
-        "http://bbs.example.cn/forum.php?mod=attachment&aid=not-base64&nothumb=yes",
-        "http://bbs.example.cn/data/attachment/forum/a.jpg")
-    assert media_refs("<p>纯文本</p>") == ()
+    first = media_refs(html(monday, "http://bbs.example.cn/"), "http://bbs.example.cn/thread-88-1-1.html")
+    again = media_refs(html(tuesday, "https://bbs.example.cn:8443/"), "https://bbs.example.cn:8443/thread-88-1-1.html")
+    assert first == again == ("attachment:56", "/data/attachment/forum/a.jpg", "#part2", "https://other.example.com/x")
+    # A listed attachment is named once, with its file name (a file replaced under its id is an edit).
+    listed = Attachment(url="http://bbs.example.cn/data/attachment/forum/a.jpg", name="a.jpg", aid="55")
+    assert media_refs(html(monday, "http://bbs.example.cn/"), "http://bbs.example.cn/thread-88-1-1.html", [listed]) == (
+        "attachment:56", "#part2", "https://other.example.com/x", "attachment:55:a.jpg")
+    assert media_refs("<p>纯文本</p>", "http://bbs.example.cn/") == ()
+    # A [url] over a line break takes in the jammer element Discuz writes there, differently each view.
+    jammed = '<a href="http://a.example.com/x&lt;font class=">说明</a>'
+    assert media_refs(jammed, "http://bbs.example.cn/") == ("http://a.example.com/x",)
+
 
 
 PICTURE_BOARD = """<html><body class="pg_forumdisplay"><div id="pt"><div class="z">

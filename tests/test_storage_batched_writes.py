@@ -7,7 +7,8 @@ import sqlite3
 
 import pytest
 
-from scraper.engines.base import BoardPage, BoardRow, PostStatus
+from scraper.engines.base import Attachment, BoardPage, BoardRow, PostStatus
+from storage.archive import MEDIA_HASH_SCHEME
 from storage.dedup import content_hash
 from tests.test_storage_support import (  # noqa: F401  (fixtures)
     T0,
@@ -284,20 +285,44 @@ def test_an_edit_that_swaps_an_image_but_keeps_the_text_is_a_new_version(archive
 
 
 def test_a_post_hashed_on_its_text_alone_takes_up_the_new_hash_without_a_version(archive, site_id):
-    # As an archive written before versions covered media holds it: the text's hash, flagged so.
+    # As an archive written before versions covered media holds it: the text's hash, scheme 0.
     save(archive, site_id, make_page(88, [illustrated(1001, PHOTO)]), T0)
     text_hash = content_hash("看图说话。")
     archive.db.execute("UPDATE posts SET content_hash = ?, hash_covers_media = 0", [text_hash])
     archive.db.execute("UPDATE post_versions SET content_hash = ?", [text_hash])
     assert tally(save(archive, site_id, make_page(88, [illustrated(1001, PHOTO)]), T1))[:3] == (0, 0, 1)  # the same
     row = archive.db.execute("SELECT content_hash, hash_covers_media, version_count FROM posts").fetchone()
-    assert row == (content_hash("看图说话。", [PHOTO]), 1, 1)
+    assert row == (content_hash("看图说话。", [PHOTO]), MEDIA_HASH_SCHEME, 1)
     assert archive.db.execute("SELECT content_hash FROM post_versions").fetchall() == [(row[0],)]
     # From then on, a swapped image is an edit.
     assert tally(save(archive, site_id, make_page(88, [illustrated(1001, OTHER_PHOTO)]), T2))[:3] == (0, 1, 0)
 
 
+def test_a_post_hashed_on_its_text_alone_whose_attachments_changed_meanwhile_is_a_version(archive, site_id):
+    # The older scheme did not hash attachments, but the archive kept them: another picture
+    # attached since the last visit is an edit, not the archived version.
+    def attached(aid, name):
+        return make_post(1001, 1, "看图说话。", attachments=[Attachment(url=f"http://x/{name}", name=name, aid=aid)],
+                         media_refs=(f"attachment:{aid}:{name}",))
+
+    save(archive, site_id, make_page(88, [attached("55", "a.jpg")]), T0)
+    archive.db.execute("UPDATE posts SET content_hash = ?, hash_covers_media = 0", [content_hash("看图说话。")])
+    assert tally(save(archive, site_id, make_page(88, [attached("57", "b.jpg")]), T1))[:3] == (0, 1, 0)
+
+
+def test_a_text_import_then_a_crawl_of_the_same_post_is_one_version(archive, site_id):
+    # A text rendering shows no media (media_refs None: scheme 0); the crawl's rendering of the
+    # same text takes the post up, its picture and all.
+    text_post = make_post(None, 1, "看图说话。", media_refs=None)
+    archive.save_thread_page(site_id, make_page(None, [text_post]), url="text", url_key="text", now=T0)
+    assert archive.db.execute("SELECT hash_covers_media FROM posts").fetchone() == (0,)
+    result = save(archive, site_id, make_page(None, [illustrated(1001, PHOTO)]), T1)
+    assert tally(result)[:3] == (0, 0, 1)
+    assert archive.db.execute("SELECT pid, version_count, hash_covers_media FROM posts").fetchall() == [
+        (1001, 1, MEDIA_HASH_SCHEME)]
+
+
 def test_a_post_without_images_or_links_hashes_as_its_text(archive, site_id):
     save(archive, site_id, make_page(88, [make_post(1001, 1, TEXTS[1001])]), T0)
     assert archive.db.execute("SELECT content_hash, hash_covers_media FROM posts").fetchone() == (
-        content_hash(TEXTS[1001]), 1)
+        content_hash(TEXTS[1001]), MEDIA_HASH_SCHEME)

@@ -35,6 +35,7 @@ def make_post(
     fields.setdefault("posted_at", "2012-03-12T14:40:59+08:00")
     fields.setdefault("posted_at_raw", "2012-3-12 14:40:59")
     fields.setdefault("content_html", "<p>" + text.replace("\n", "<br>") + "</p>")
+    fields.setdefault("media_refs", ())  # the HTML engine always names a post's media, none here
     return Post(pid=pid, floor=floor, author=author, content_text=text, status=status, **fields)
 
 

@@ -67,8 +67,9 @@ class Post:
     posted_at_raw: str  # the time as printed, for audit
     content_text: str  # cleaned text: no jammer, ads, watermarks, quotes, edit note, signature
     content_html: str  # cleaned and sanitised HTML of the body (safe to render)
-    # The body's images and links as stable identities, in order (a version covers them too)
-    media_refs: tuple[str, ...] = ()
+    # The post's images, links and attachments as stable identities, in order (a version covers
+    # them too); None for a rendering that shows none (a text rendering)
+    media_refs: tuple[str, ...] | None = None
     quotes: list[Quote] = field(default_factory=list)
     signature: str | None = None
     edit_note: str | None = None  # 本帖最后由 X 于 T 编辑

@@ -11,7 +11,9 @@ engines.base. The only exception they raise is ParseError.
 from __future__ import annotations
 
 import base64
+import html
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
@@ -904,30 +906,58 @@ def _post_parts(table: LexborNode, ctx: ParseContext, *, rare_in_table_may_match
 
 
 # An image's source or a link's target in sanitised HTML (the sanitiser writes every attribute
-# double-quoted, with & as &amp;).
+# double-quoted, escaped).
 _MEDIA_IN_HTML = re.compile(r'<(?:img|a)\s[^>]*?\b(?:src|href)="([^"]*)"')
+# A URL ends at markup or white space: a [url] that spans a line break takes in the jammer
+# element Discuz writes there, which differs on every view.
+_URL_PART = re.compile(r"[^<>\s]*")
 
 
-def media_refs(content_html: str) -> tuple[str, ...]:
-    """The images and links of a post's sanitised HTML, in order, each as a stable identity:
-    what makes an edit that changes no text (a swapped image, a corrected link) a new version
-    (storage.dedup.content_hash). Discuz signs an attachment link anew for every page view
-    (aid=base64 of 'aid|hash|time|uid|tid'), so such a link is named by its attachment id alone:
-    otherwise every visit would look like an edit."""
-    if "<img" not in content_html and "<a" not in content_html:
-        return ()
-    return tuple(_stable_ref(url.replace("&amp;", "&")) for url in _MEDIA_IN_HTML.findall(content_html))
+def media_refs(content_html: str, page_url: str, attachments: Sequence[Attachment] = ()) -> tuple[str, ...]:
+    """A post's images, links and attachments, in order, each as a stable identity: what makes
+    an edit that changes no text (a swapped picture, a corrected link, another file attached)
+    a new version (storage.dedup.content_hash). Nothing in them may change between two views
+    of an unchanged post:
+    - an attachment is its id and file name, however it is linked or shown (Discuz signs its
+      links anew for every view, its images move with the attachment storage);
+    - a URL on the page's own host is its path and query (a forum moved to https or to another
+      host or port is the same forum), a link to the page itself its fragment;
+    - page furniture (smilies, file-type icons) is left out; other URLs stay whole."""
+    with_aid = [a for a in attachments if a.aid]
+    attached = {a.url for a in with_aid} | {f"aid:{a.aid}" for a in with_aid}
+    page = urlsplit(page_url)
+    refs = []
+    if "<img" in content_html or "<a" in content_html:
+        for escaped in _MEDIA_IN_HTML.findall(content_html):
+            url = _URL_PART.match(html.unescape(escaped))[0]
+            aid = _signed_attachment_aid(url)
+            if url in attached or f"aid:{aid}" in attached or any(p in url for p in FURNITURE_IMAGE_PATHS):
+                continue
+            refs.append(f"attachment:{aid}" if aid else _on_this_site(url, page))
+    refs += [f"attachment:{a.aid}:{a.name or ''}" for a in with_aid]
+    return tuple(refs)
 
 
-def _stable_ref(url: str) -> str:
+def _signed_attachment_aid(url: str) -> str | None:
+    """The attachment id of a Discuz attachment link (aid=base64 of 'aid|hash|time|uid|tid')."""
     if "mod=attachment" not in url:
-        return url
+        return None
     token = (parse_qs(urlsplit(url).query).get("aid") or [""])[0]
     try:
         aid = base64.b64decode(token + "=" * (-len(token) % 4), validate=True).split(b"|", 1)[0].decode("ascii")
     except (ValueError, UnicodeDecodeError):
+        return None
+    return aid if aid.isdigit() else None
+
+
+def _on_this_site(url: str, page) -> str:
+    parts = urlsplit(url)
+    if (parts.hostname or "") != (page.hostname or ""):
         return url
-    return f"attachment:{aid}" if aid.isdigit() else url
+    local = parts.path + (f"?{parts.query}" if parts.query else "")
+    if local == page.path + (f"?{page.query}" if page.query else ""):
+        return f"#{parts.fragment}"  # a link within this page, whichever URL the page had
+    return local
 
 
 def _signature(table: LexborNode) -> str | None:
@@ -983,7 +1013,7 @@ def _parse_post(
         posted_at_raw=posted_raw,
         content_text=parts.content_text,
         content_html=parts.content_html,
-        media_refs=media_refs(parts.content_html),
+        media_refs=media_refs(parts.content_html, ctx.url, parts.attachments or ()),
         quotes=parts.quotes or [],
         signature=_signature(table) if any_often_absent and parts.status is not PostStatus.DELETED else None,
         edit_note=parts.edit_note,
