@@ -374,7 +374,10 @@ def thread_page_extract_hash(page: Any) -> str:
 
 
 def _extract_of(values: Mapping[str, dict]) -> str:
-    return extract_hash((key, v["content_hash"]) for key, v in values.items())
+    # With each post's hash scheme: a page saved before a scheme came is saved again when next
+    # fetched, not skipped as unchanged, so its posts take up the scheme while they are as
+    # archived (a post first seen changed under it could be taken for an older version).
+    return extract_hash((key, v["content_hash"], v["hash_covers_media"]) for key, v in values.items())
 
 
 class Archive:

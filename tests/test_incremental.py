@@ -426,3 +426,38 @@ def test_a_thread_listed_newest_first_gets_its_unsaved_last_page_on_a_revisit(de
                                     "where threads.tid = ?", [longest.tid]).fetchone()[0]
     assert missing < len(longest.posts)
     assert f"/thread-{longest.tid}-{last}-1.html" in asked and stored == len(longest.posts)
+
+
+def test_an_archive_hashed_before_versions_covered_media_takes_them_up_without_a_version(demo_forum, tmp_path):
+    # As the version before schema 11 left it: every post hashed on its text alone (scheme 0),
+    # every page's extract made of those hashes. One full read later every post covers its
+    # media, and not one of them became a version.
+    from storage.archive import MEDIA_HASH_SCHEME
+    from storage.dedup import content_hash, extract_hash
+
+    clock = Clock()
+    with Archive(tmp_path / "a.db") as archive:
+        site = demo_site(demo_forum.base_url)
+        run(archive, site, clock)
+        posts = archive.db.execute("select id, content_text, content_hash from posts").fetchall()
+        for post_id, text, version_hash in posts:
+            archive.db.execute("update posts set content_hash = ?, hash_covers_media = 0 where id = ?",
+                               [content_hash(text), post_id])
+            archive.db.execute("update post_versions set content_hash = ? where post_id = ? and content_hash = ?",
+                               [content_hash(text), post_id, version_hash])
+        for page_id, thread_id, page_no in archive.db.execute(
+                "select id, thread_id, page_no from pages where kind = 'thread'").fetchall():
+            on_page = archive.db.execute("select post_key, content_hash from posts where thread_id = ? and page = ? "
+                                         "order by floor is not null, floor", [thread_id, page_no]).fetchall()
+            archive.db.execute("update pages set extract_hash = ? where id = ?",
+                               [extract_hash(list(row) for row in on_page), page_id])
+        changed_by_media = sum(content_hash(text) != version_hash for _, text, version_hash in posts)
+        clock.advance(minutes=5)
+        report = run(archive, site, clock, incremental=False)
+        after = archive.db.execute("select hash_covers_media, version_count from posts").fetchall()
+        mismatched = archive.db.execute(
+            "select count(*) from posts p join post_versions v on v.post_id = p.id where v.content_hash <> p.content_hash"
+        ).fetchone()[0]
+    assert 0 < changed_by_media < len(posts), "the demo forum has posts with media and without"
+    assert report.new_versions == 0 and report.new_posts == 0
+    assert set(after) == {(MEDIA_HASH_SCHEME, 1)} and mismatched == 0
