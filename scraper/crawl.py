@@ -53,7 +53,7 @@ from scraper.politeness import (
 )
 from scraper.politeness import utc_now_iso as _utc_now_iso
 from scraper.sites import Site, check_site_in_archive
-from storage.archive import Archive, thread_page_extract_hash
+from storage.archive import Archive, replies_newest_first, thread_page_extract_hash
 
 log = logging.getLogger(__name__)
 
@@ -931,10 +931,8 @@ def _sibling_key(key: str, page: int) -> str | None:
 
 
 def lists_newest_first(page) -> bool:
-    """Whether a thread page lists its replies newest first (a thread set so; Discuz keeps the
-    opening post on top): its numbered replies run downwards."""
-    floors = [post.floor for post in page.posts if post.floor is not None and post.floor > 1]
-    return len(floors) >= 2 and all(a > b for a, b in zip(floors, floors[1:]))
+    """Whether a thread page lists its replies newest first (storage.archive.replies_newest_first)."""
+    return replies_newest_first(page) is True
 
 
 def _plus_seconds(now_iso: str, seconds: float) -> str:

@@ -53,11 +53,12 @@ NORMAL_STATUS = "normal"
 HIDDEN_STATUS = "hidden"  # part of the post locked away (reply to see, credits, password)
 DEFAULT_LEASE_S = 300  # matches the crawler's default; storage cannot import its config
 # What a post's content_hash covers (posts.hash_covers_media): 0 its text alone (a text
-# rendering, which shows no media, or a post archived before versions covered them); 2 its
-# text and the media references its engine gives (images, links, attachments). 1 was an
-# earlier form of the references. A post hashed by an older scheme takes up the current one,
-# without a version, when next seen with the same text and attachments.
-MEDIA_HASH_SCHEME = 2
+# rendering, which shows no media, or a post archived before versions covered them); 3 its
+# text and the media references its engine gives (images, links, attachments). 1 and 2 were
+# earlier forms of the references: any change to what the references hold takes the next
+# number. A post hashed by an older scheme takes up the current one, without a version, when
+# next seen with the same text and attachments.
+MEDIA_HASH_SCHEME = 3
 BODY_COMPRESSION = "zstd"
 # Every fetched page pays the compression; each body is stored once. Measured on the demo
 # forum's pages (benchmarks.bench_compression, 2026-11-29; stored/raw bytes, compress ms/page):
@@ -272,8 +273,9 @@ def _same_under_older_scheme(older: Sequence[Any], values: Mapping[str, Any]) ->
     scheme, text, attachments_json = older
     if scheme >= values["hash_covers_media"] or text is None:
         return False
-    return (normalise_content(text) == normalise_content(values["content_text"])
-            and _attachment_keys(attachments_json) == _attachment_keys(values["attachments_json"]))
+    # attachments_json None: a text rendering's post, which could not see its attachments
+    return normalise_content(text) == normalise_content(values["content_text"]) and (
+        attachments_json is None or _attachment_keys(attachments_json) == _attachment_keys(values["attachments_json"]))
 
 
 def _attachment_keys(attachments_json: str | None) -> list[tuple[Any, Any]]:
@@ -364,6 +366,17 @@ _MARK_VANISHED_SQL = """UPDATE posts SET gone_at = :now
 WHERE thread_id = :thread_id AND pid > :above AND pid < :below AND gone_at IS NULL AND coalesce(floor, 0) <> 1
   AND (pid BETWEEN :run_low AND :run_high OR page <= :page)
   AND pid NOT IN (SELECT value FROM json_each(:present))"""
+
+
+def replies_newest_first(page: Any) -> bool | None:
+    """Whether a thread page lists its replies newest first (a thread set so; Discuz keeps the
+    opening post on top): its numbered replies run downwards. None when fewer than two show."""
+    floors = [post.floor for post in page.posts if post.floor is not None and post.floor > 1]
+    if len(floors) < 2:
+        return None
+    if all(a > b for a, b in zip(floors, floors[1:])):
+        return True
+    return False if all(a < b for a, b in zip(floors, floors[1:])) else None
 
 
 def thread_page_extract_hash(page: Any) -> str:
@@ -854,9 +867,9 @@ class Archive:
         # threads_fts update trigger, which re-indexes the title on every page of a thread.
         thread_id, stored_title, first_seen_at = self.db.conn.execute(
             """INSERT INTO threads (site_id, tid, thread_key, title, url, board, fid, replies,
-                views, page_count, first_seen_at, last_seen_at)
+                views, page_count, newest_first, first_seen_at, last_seen_at)
             VALUES (:site_id, :tid, :key, :title, :url, :board, :fid, :replies, :views,
-                :page_count, :now, :now)
+                :page_count, :newest_first, :now, :now)
             ON CONFLICT (site_id, thread_key) DO UPDATE SET
                 tid = coalesce(excluded.tid, threads.tid),
                 -- page 1's canonical URL is the thread's URL; later pages only fill a gap
@@ -867,6 +880,7 @@ class Archive:
                 replies = coalesce(excluded.replies, threads.replies),
                 views = coalesce(excluded.views, threads.views),
                 page_count = coalesce(excluded.page_count, threads.page_count),
+                newest_first = coalesce(excluded.newest_first, threads.newest_first),
                 last_seen_at = excluded.last_seen_at,
                 gone_at = NULL
             RETURNING id, title, first_seen_at""",
@@ -881,6 +895,7 @@ class Archive:
                 "replies": page.replies,
                 "views": page.views,
                 "page_count": page.page_count,
+                "newest_first": replies_newest_first(page),
                 "is_first_page": page.page == 1,
                 "now": now,
             },
@@ -954,7 +969,8 @@ class Archive:
             )
             if not keeps_archived and classify(stored_hash, post_values["content_hash"]) == "changed":
                 if _same_under_older_scheme(older, post_values):
-                    self._take_up_media_hash(post_id, stored_hash, post_values)
+                    # A text rendering's HTML is its text: the crawled rendering's is the post's.
+                    self._take_up_media_hash(post_id, stored_hash, post_values, with_html=older[2] is None)
                 else:
                     edited.append((post_id, post_values))
         if touches:
@@ -963,10 +979,13 @@ class Archive:
             self._replace_content(post_id, post_values, now)
         return len(new_keys), len(stored) - len(edited), len(edited)
 
-    def _take_up_media_hash(self, post_id: int, old_hash: str, values: Mapping[str, Any]) -> None:
+    def _take_up_media_hash(self, post_id: int, old_hash: str, values: Mapping[str, Any], *, with_html: bool) -> None:
+        """The stored post is the rendering `values` holds, hashed by an older scheme: it takes
+        the current hash (and, with_html, the rendering's HTML), and stays one version."""
         conn = self.db.conn
-        conn.execute("UPDATE posts SET content_hash = ?, hash_covers_media = ? WHERE id = ?",
-                     [values["content_hash"], values["hash_covers_media"], post_id])
+        conn.execute("UPDATE posts SET content_hash = ?, hash_covers_media = ?, "
+                     "content_html = CASE WHEN ? THEN ? ELSE content_html END WHERE id = ?",
+                     [values["content_hash"], values["hash_covers_media"], with_html, values["content_html"], post_id])
         conn.execute("UPDATE OR IGNORE post_versions SET content_hash = ? WHERE post_id = ? AND content_hash = ?",
                      [values["content_hash"], post_id, old_hash])
 
@@ -980,9 +999,12 @@ class Archive:
         if not by_floor:
             return {}
         adopted = {}
+        # A post keyed by floor comes from a text rendering, which shows no attachments: its
+        # take-up compares its text alone (attachments NULL).
         for post_id, floor, author, posted_at_raw, stored_hash, from_normal, *older in self.db.conn.execute(
                 f"""SELECT id, floor, author, posted_at_raw, content_hash,
-                    coalesce(content_status, 'normal') = 'normal', {_OLDER_SCHEME_COLUMNS}
+                    coalesce(content_status, 'normal') = 'normal', hash_covers_media,
+                    CASE WHEN hash_covers_media < {MEDIA_HASH_SCHEME} THEN content_text END, NULL
                 FROM posts WHERE thread_id = ? AND pid IS NULL AND floor IS NOT NULL""", [thread_id]):
             key = by_floor.get((floor, author, posted_at_raw))
             if key is not None and key not in adopted:
@@ -1503,14 +1525,11 @@ class Archive:
         return cursor.rowcount == 1
 
     def lists_newest_first(self, thread_id: int) -> bool:
-        """Whether the archived pages of a thread of several pages list its replies newest first
-        (page 1's replies are numbered above every post of the later pages): its new replies
-        appear on page 1, not on its last page."""
-        row = self.db.conn.execute(
-            """SELECT (SELECT min(floor) FROM posts WHERE thread_id = :id AND page = 1 AND floor > 1)
-                > (SELECT max(floor) FROM posts WHERE thread_id = :id AND page > 1)""", {"id": thread_id}
-        ).fetchone()
-        return bool(row[0])
+        """Whether the thread's pages list its replies newest first, as the last page saved
+        that showed an order said (threads.newest_first): its new replies appear on page 1, not
+        on its last page."""
+        row = self.db.conn.execute("SELECT newest_first FROM threads WHERE id = ?", [thread_id]).fetchone()
+        return bool(row and row[0])
 
     def due_threads(self, site_id: int, now: str, limit: int) -> list[dict]:
         """Threads still on the forum whose next due time has passed, most overdue first."""

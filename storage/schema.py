@@ -16,7 +16,7 @@ import sqlite_utils
 
 from storage.bigram import BIGRAM_FUNCTION
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 
 class SchemaVersionError(RuntimeError):
@@ -469,6 +469,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "a version covers a post's images and links too: posts.hash_covers_media says whether its "
         "content_hash does (0: written before, hashed on its text alone; taken up when next seen)",
         ("ALTER TABLE posts ADD COLUMN hash_covers_media INTEGER NOT NULL DEFAULT 0",),
+    ),
+    Migration(
+        12,
+        "threads.newest_first: whether the thread's pages list its replies newest first (its new "
+        "replies land on page 1), as its last page read with replies in order showed (NULL: not known)",
+        ("ALTER TABLE threads ADD COLUMN newest_first INTEGER",),
     ),
 )
 

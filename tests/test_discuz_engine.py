@@ -681,6 +681,10 @@ def test_media_refs_stay_the_same_across_views_of_an_unchanged_post():
     assert media_refs(html(monday, "http://bbs.example.cn/"), "http://bbs.example.cn/thread-88-1-1.html", [listed]) == (
         "attachment:56", "#part2", "https://other.example.com/x", "attachment:55:a.jpg")
     assert media_refs("<p>纯文本</p>", "http://bbs.example.cn/") == ()
+    # A link to a place in this thread is its fragment from whichever page: the post may move.
+    anchor = '<a href="http://bbs.example.cn/thread-88-1-1.html#pid5">上文</a><a href="http://bbs.example.cn/x.html#a">x</a>'
+    assert media_refs(anchor, "http://bbs.example.cn/thread-88-3-1.html") == media_refs(
+        anchor, "http://bbs.example.cn/forum.php?mod=viewthread&tid=88") == ("#pid5", "/x.html#a")
     # A [url] over a line break takes in the jammer element Discuz writes there, differently each view.
     jammed = '<a href="http://a.example.com/x&lt;font class=">说明</a>'
     assert media_refs(jammed, "http://bbs.example.cn/") == ("http://a.example.com/x",)

@@ -461,3 +461,25 @@ def test_an_archive_hashed_before_versions_covered_media_takes_them_up_without_a
     assert 0 < changed_by_media < len(posts), "the demo forum has posts with media and without"
     assert report.new_versions == 0 and report.new_posts == 0
     assert set(after) == {(MEDIA_HASH_SCHEME, 1)} and mismatched == 0
+
+
+def test_a_thread_listed_newest_first_stays_so_when_a_later_page_was_read_alone(demo_forum, tmp_path):
+    # After a page of new replies, page 2 read on its own (a verify re-read, a crawl of that
+    # URL) holds what page 1 held: the order must not be read from where posts were last seen.
+    forum, clock = demo_forum.forum, Clock()
+    longest = newest_first_thread(forum)
+    with Archive(tmp_path / "a.db") as archive:
+        site = demo_site(demo_forum.base_url)
+        run(archive, site, clock)
+        new_pids = [forum.add_reply(longest.tid, "admin", f"又一条新回复 {i}") for i in range(forum.posts_per_page)]
+        page_2 = f"{demo_forum.base_url}thread-{longest.tid}-2-1.html"
+        options = CrawlOptions(delay_s=0, allow_private_hosts=LOCAL, incremental=True)
+        asyncio.run(Crawler(archive, site, options=options, now=clock).run([page_2]))
+        clock.at = datetime.fromisoformat(archive.db.execute(
+            "select next_due_at from threads where tid = ?", [longest.tid]).fetchone()[0]) + timedelta(minutes=1)
+        mark = len(demo_forum.requests)
+        run(archive, site, clock)
+        asked = [p for p in gets_since(demo_forum, mark) if p.startswith(f"/thread-{longest.tid}-")]
+        stored = {row[0] for row in archive.db.execute("select pid from posts")}
+    assert f"/thread-{longest.tid}-1-1.html" in asked
+    assert set(new_pids) <= stored

@@ -311,15 +311,20 @@ def test_a_post_hashed_on_its_text_alone_whose_attachments_changed_meanwhile_is_
 
 
 def test_a_text_import_then_a_crawl_of_the_same_post_is_one_version(archive, site_id):
-    # A text rendering shows no media (media_refs None: scheme 0); the crawl's rendering of the
-    # same text takes the post up, its picture and all.
+    # A text rendering shows no media (media_refs None: scheme 0), attachments included; the
+    # crawl's rendering of the same text takes the post up, its picture, attachment and HTML.
     text_post = make_post(None, 1, "看图说话。", media_refs=None)
     archive.save_thread_page(site_id, make_page(None, [text_post]), url="text", url_key="text", now=T0)
     assert archive.db.execute("SELECT hash_covers_media FROM posts").fetchone() == (0,)
-    result = save(archive, site_id, make_page(None, [illustrated(1001, PHOTO)]), T1)
+    crawled = make_post(1001, 1, "看图说话。", content_html=f'<p>看图说话。<br><img src="{PHOTO}"></p>',
+                        attachments=[Attachment(url=PHOTO, name="abc.jpg", aid="55")],
+                        media_refs=("attachment:55:abc.jpg",))
+    result = save(archive, site_id, make_page(None, [crawled]), T1)
     assert tally(result)[:3] == (0, 0, 1)
     assert archive.db.execute("SELECT pid, version_count, hash_covers_media FROM posts").fetchall() == [
         (1001, 1, MEDIA_HASH_SCHEME)]
+    assert PHOTO in archive.db.execute("SELECT content_html FROM posts").fetchone()[0]
+    assert tally(save(archive, site_id, make_page(None, [crawled]), T2))[:3] == (0, 0, 1)
 
 
 def test_a_post_without_images_or_links_hashes_as_its_text(archive, site_id):

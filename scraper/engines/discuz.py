@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
@@ -920,8 +920,8 @@ def media_refs(content_html: str, page_url: str, attachments: Sequence[Attachmen
     of an unchanged post:
     - an attachment is its id and file name, however it is linked or shown (Discuz signs its
       links anew for every view, its images move with the attachment storage);
-    - a URL on the page's own host is its path and query (a forum moved to https or to another
-      host or port is the same forum), a link to the page itself its fragment;
+    - a URL on the page's own host is its path, query and fragment (a forum moved to https or
+      to another host or port is the same forum), a link to a place in this thread its fragment;
     - page furniture (smilies, file-type icons) is left out; other URLs stay whole."""
     with_aid = [a for a in attachments if a.aid]
     attached = {a.url for a in with_aid} | {f"aid:{a.aid}" for a in with_aid}
@@ -954,10 +954,14 @@ def _on_this_site(url: str, page) -> str:
     parts = urlsplit(url)
     if (parts.hostname or "") != (page.hostname or ""):
         return url
-    local = parts.path + (f"?{parts.query}" if parts.query else "")
-    if local == page.path + (f"?{page.query}" if page.query else ""):
-        return f"#{parts.fragment}"  # a link within this page, whichever URL the page had
-    return local
+    if parts.fragment:
+        # A link to a place in this thread (#pid5), on whichever of its pages, under whichever
+        # URL form: the post's page moves as replies come and go.
+        here, there = thread_ref(urlunsplit(page)), thread_ref(url)
+        if (there is not None and here is not None and here[0] == there[0]) or (
+                (parts.path, parts.query) == (page.path, page.query)):
+            return f"#{parts.fragment}"
+    return parts.path + (f"?{parts.query}" if parts.query else "") + (f"#{parts.fragment}" if parts.fragment else "")
 
 
 def _signature(table: LexborNode) -> str | None:
