@@ -256,26 +256,31 @@ _TOUCH_POST_SQL = """UPDATE posts SET
 WHERE id = :id"""
 
 
-# The columns a post hashed by an older scheme than MEDIA_HASH_SCHEME brings to its take-up
-# (_same_under_older_scheme), NULL for the others: the lookup reads no text it does not need.
-_OLDER_SCHEME_COLUMNS = (
-    f"hash_covers_media, CASE WHEN hash_covers_media < {MEDIA_HASH_SCHEME} THEN content_text END, "
-    f"CASE WHEN hash_covers_media < {MEDIA_HASH_SCHEME} THEN attachments_json END"
+# The columns a stored post hashed by another scheme than the page's (the :scheme parameter)
+# brings to the comparison of the two (_same_under_another_scheme), NULL for the others: the
+# lookup reads no text it does not need.
+_OTHER_SCHEME_COLUMNS = (
+    "hash_covers_media, CASE WHEN hash_covers_media <> :scheme THEN content_text END, "
+    "CASE WHEN hash_covers_media <> :scheme THEN attachments_json END"
 )
 
 
-def _same_under_older_scheme(older: Sequence[Any], values: Mapping[str, Any]) -> bool:
-    """Whether a stored post hashed by an older scheme (older: its scheme, text and attachments
-    as _OLDER_SCHEME_COLUMNS reads them) is the rendering `values` holds: the same text and the
-    same attachments. Then its hash is taken up, not versioned. What else of its media changed
-    before it was first seen under the new scheme is not known: its images and links were not
-    hashed."""
-    scheme, text, attachments_json = older
-    if scheme >= values["hash_covers_media"] or text is None:
+def _same_under_another_scheme(other: Sequence[Any], values: Mapping[str, Any]) -> bool:
+    """Whether a stored post hashed by another scheme (other: its scheme, text and attachments
+    as _OTHER_SCHEME_COLUMNS reads them) is the rendering `values` holds, though the hashes
+    differ: the same text and, where both renderings show them, the same attachments.
+
+    Hashed by an older scheme, the post then takes up the new hash, with no version; what else
+    of its media changed before it was first seen under the new scheme is not known, as its
+    images and links were not hashed. A rendering that sees less than the stored one (a text
+    rendering of a crawled post) is the same post seen again, the archived one kept."""
+    scheme, text, attachments_json = other
+    if scheme == values["hash_covers_media"] or text is None:
         return False
     # attachments_json None: a text rendering's post, which could not see its attachments
+    sees_attachments = attachments_json is not None and values["hash_covers_media"] > 0
     return normalise_content(text) == normalise_content(values["content_text"]) and (
-        attachments_json is None or _attachment_keys(attachments_json) == _attachment_keys(values["attachments_json"]))
+        not sees_attachments or _attachment_keys(attachments_json) == _attachment_keys(values["attachments_json"]))
 
 
 def _attachment_keys(attachments_json: str | None) -> list[tuple[Any, Any]]:
@@ -865,7 +870,11 @@ class Archive:
         title = (page.title or "").strip() or None
         # The title is left out of the update: naming it there, even unchanged, fires the
         # threads_fts update trigger, which re-indexes the title on every page of a thread.
-        thread_id, stored_title, first_seen_at = self.db.conn.execute(
+        # Asked, not inferred from first_seen_at == now: two saves in one second would pass for
+        # the thread's first, and a text import of a thread crawled that second stored twice.
+        existed = self.db.conn.execute("SELECT 1 FROM threads WHERE site_id = ? AND thread_key = ?",
+                                       [site_id, key]).fetchone() is not None
+        thread_id, stored_title = self.db.conn.execute(
             """INSERT INTO threads (site_id, tid, thread_key, title, url, board, fid, replies,
                 views, page_count, newest_first, first_seen_at, last_seen_at)
             VALUES (:site_id, :tid, :key, :title, :url, :board, :fid, :replies, :views,
@@ -883,7 +892,7 @@ class Archive:
                 newest_first = coalesce(excluded.newest_first, threads.newest_first),
                 last_seen_at = excluded.last_seen_at,
                 gone_at = NULL
-            RETURNING id, title, first_seen_at""",
+            RETURNING id, title""",
             {
                 "site_id": site_id,
                 "tid": page.tid,
@@ -902,7 +911,7 @@ class Archive:
         ).fetchone()
         if title is not None and title != stored_title:
             self._set_thread_title(thread_id, title)
-        return thread_id, first_seen_at == now
+        return thread_id, not existed
 
     def _set_thread_title(self, thread_id: int, title: str) -> None:
         # Apart from the upserts, so threads_fts re-indexes a title only when it changes.
@@ -917,22 +926,23 @@ class Archive:
         executemany each, every post seen again is touched with one more; only an edited
         post takes statements of its own."""
         conn = self.db.conn
+        scheme = next(iter(values.values()))["hash_covers_media"] if values else MEDIA_HASH_SCHEME
         # One lookup for the whole page: the dedup check.
         stored = {
-            key: (post_id, stored_hash, archived_from_normal, older)
-            for key, post_id, stored_hash, archived_from_normal, *older in conn.execute(
+            key: (post_id, stored_hash, archived_from_normal, other)
+            for key, post_id, stored_hash, archived_from_normal, *other in conn.execute(
                 # content_status NULL: a post already off normal when the column came (migration 6),
-                # read as archived text. A post hashed by an older scheme brings what its take-up
-                # compares.
+                # read as archived text. A post hashed by another scheme brings what the
+                # comparison of the two takes.
                 f"""SELECT post_key, id, content_hash, coalesce(content_status, 'normal') = 'normal',
-                    {_OLDER_SCHEME_COLUMNS} FROM posts
-                WHERE site_id = ? AND post_key IN (SELECT value FROM json_each(?))""",
-                [site_id, _names(values, "post keys")],
+                    {_OTHER_SCHEME_COLUMNS} FROM posts
+                WHERE site_id = :site_id AND post_key IN (SELECT value FROM json_each(:keys))""",
+                {"site_id": site_id, "keys": _names(values, "post keys"), "scheme": scheme},
             )
         }
         new_keys = [key for key in values if key not in stored]
         if new_keys and not thread_is_new:  # a thread this save created holds nothing to adopt
-            adopted = self._adopt_floor_keyed_posts(thread_id, {key: values[key] for key in new_keys})
+            adopted = self._adopt_floor_keyed_posts(thread_id, {key: values[key] for key in new_keys}, scheme)
             stored.update(adopted)
             new_keys = [key for key in new_keys if key not in adopted]
         if new_keys:
@@ -953,24 +963,28 @@ class Archive:
         touches = []
         edited = []
         shows_new_text = self._hidden_renderings_with_new_text(stored, values)
-        for key, (post_id, stored_hash, archived_from_normal, older) in stored.items():
+        for key, (post_id, stored_hash, archived_from_normal, other) in stored.items():
             post_values = values[key]
+            # The same post in a rendering that sees less of it (a text rendering of a crawled
+            # post): seen again, and what was archived stays, its media and all.
+            seen_thinner = other[0] > post_values["hash_covers_media"] and _same_under_another_scheme(
+                other, post_values)
             # A deleted, blocked or hidden rendering must not overwrite text archived from a
             # normal one, on this visit or any later one (the status alone moves off normal at
             # the first); it may replace another such rendering (a hidden post's visible part).
             # A hidden rendering whose visible part says what the archived text does not is an
             # edit (the author added a [hide] block and rewrote the rest): it is versioned,
             # and the archived text stays as the version before it.
-            keeps_archived = (post_values["status"] != NORMAL_STATUS and archived_from_normal
-                              and post_id not in shows_new_text)
+            keeps_archived = seen_thinner or (post_values["status"] != NORMAL_STATUS and archived_from_normal
+                                              and post_id not in shows_new_text)
             touches.append(
                 {**post_values, "id": post_id, "thread_id": thread_id, "page": page_no, "now": now,
                  "keeps_archived": keeps_archived}
             )
             if not keeps_archived and classify(stored_hash, post_values["content_hash"]) == "changed":
-                if _same_under_older_scheme(older, post_values):
+                if _same_under_another_scheme(other, post_values):  # an older scheme, this being the same
                     # A text rendering's HTML is its text: the crawled rendering's is the post's.
-                    self._take_up_media_hash(post_id, stored_hash, post_values, with_html=older[2] is None)
+                    self._take_up_media_hash(post_id, stored_hash, post_values, with_html=other[2] is None)
                 else:
                     edited.append((post_id, post_values))
         if touches:
@@ -989,16 +1003,21 @@ class Archive:
         conn.execute("UPDATE OR IGNORE post_versions SET content_hash = ? WHERE post_id = ? AND content_hash = ?",
                      [values["content_hash"], post_id, old_hash])
 
-    def _adopt_floor_keyed_posts(self, thread_id: int, new: Mapping[str, dict]) -> dict[str, tuple]:
-        """Posts of this page new by their pid that the thread holds already without one (a
-        text import keys its posts by floor): the stored post at the same floor, by the same
-        author at the same time, takes the pid and its key, and is then saved as seen again,
-        not stored twice. Returns the adopted posts as the dedup lookup gives stored ones."""
+    def _adopt_floor_keyed_posts(self, thread_id: int, new: Mapping[str, dict], scheme: int) -> dict[str, tuple]:
+        """The posts of this page new by their key that the thread holds already under another
+        one, returned as the dedup lookup gives stored ones, so they are saved as seen again,
+        not stored twice. A text rendering shows no pids, so its posts are keyed by floor:
+        - a post new by its pid that the thread holds without one (a text import) is the stored
+          post at the same floor, by the same author at the same time; it takes the pid and its key;
+        - a post of a text rendering (no pid) is the stored post at the same floor, by the same
+          author at the same time, whatever its key (a crawled post keeps its pid and key)."""
+        floor_keyed = {(v["floor"], v["author"], v["posted_at_raw"]): key for key, v in new.items()
+                       if v["pid"] is None and v["floor"] is not None}
+        adopted = self._stored_at_the_same_floors(thread_id, floor_keyed, scheme) if floor_keyed else {}
         by_floor = {(v["floor"], v["author"], v["posted_at_raw"]): key for key, v in new.items()
                     if v["pid"] is not None and v["floor"] is not None}
         if not by_floor:
-            return {}
-        adopted = {}
+            return adopted
         # A post keyed by floor comes from a text rendering, which shows no attachments: its
         # take-up compares its text alone (attachments NULL).
         for post_id, floor, author, posted_at_raw, stored_hash, from_normal, *older in self.db.conn.execute(
@@ -1012,6 +1031,19 @@ class Archive:
                                      [new[key]["pid"], key, post_id])
                 adopted[key] = (post_id, stored_hash, from_normal, older)
         return adopted
+
+    def _stored_at_the_same_floors(self, thread_id: int, floor_keyed: Mapping[tuple, str], scheme: int) -> dict[str, tuple]:
+        found = {}
+        for post_id, floor, author, posted_at_raw, stored_hash, from_normal, *other in self.db.conn.execute(
+                f"""SELECT id, floor, author, posted_at_raw, content_hash,
+                    coalesce(content_status, 'normal') = 'normal', {_OTHER_SCHEME_COLUMNS}
+                FROM posts WHERE thread_id = :thread_id AND pid IS NOT NULL
+                    AND floor IN (SELECT value FROM json_each(:floors))""",
+                {"thread_id": thread_id, "floors": json.dumps(sorted({f for f, _, _ in floor_keyed})), "scheme": scheme}):
+            key = floor_keyed.get((floor, author, posted_at_raw))
+            if key is not None and key not in found:
+                found[key] = (post_id, stored_hash, from_normal, other)
+        return found
 
     def _hidden_renderings_with_new_text(self, stored: Mapping[str, tuple], values: Mapping[str, dict]) -> set[int]:
         """Ids of stored posts whose rendering on this page is hidden (part of it locked away)

@@ -130,3 +130,16 @@ def test_loopback_is_refused_without_allow_private(demo_forum, tmp_path):
     assert demo_forum.requests == []
     assert reasons and set(reasons) == {"blocked_address"}
     assert report.failures["blocked_address"] >= 1
+
+
+def test_a_text_import_of_a_crawled_thread_adds_no_post_twice(crawled):
+    # The crawl keyed the seed thread's posts by pid; the text rendering shows no pids and keys
+    # its posts by floor: the same posts (same floor, author and time) are the stored ones.
+    archive, _ = crawled
+    thread_id, url = archive.db.execute("select id, url from threads where title = ? order by id limit 1",
+                                        [SEED_TITLE]).fetchone()
+    before = archive.db.execute("select count(*) from posts").fetchone()[0]
+    imported = import_text_file(archive, SEED, site_name="demo", config_path=DEMO_CONFIG, url=url)
+    after = archive.db.execute("select count(*) from posts").fetchone()[0]
+    assert imported.thread_id == thread_id
+    assert (imported.new_posts, after) == (0, before)
