@@ -50,12 +50,18 @@ def _refuse_other_posts_at_its_floors(archive: Archive, site_name: str, page) ->
     it would file its posts as edits of others. Raises ImportConflict, before anything is
     written."""
     key_of_thread = thread_key(page.tid, page.title)
-    stored = {key: (author, posted_at_raw) for key, author, posted_at_raw in archive.db.execute(
-        """SELECT p.post_key, p.author, p.posted_at_raw FROM posts p
-        JOIN threads t ON t.id = p.thread_id JOIN sites s ON s.id = t.site_id
-        WHERE s.name = ? AND t.thread_key = ?""", [site_name, key_of_thread])}
+    stored, at_floor = {}, {}
+    for key, floor, author, posted_at_raw in archive.db.execute(
+            """SELECT p.post_key, p.floor, p.author, p.posted_at_raw FROM posts p
+            JOIN threads t ON t.id = p.thread_id JOIN sites s ON s.id = t.site_id
+            WHERE s.name = ? AND t.thread_key = ?""", [site_name, key_of_thread]):
+        stored[key] = (author, posted_at_raw)
+        if floor is not None:
+            at_floor.setdefault(floor, (author, posted_at_raw))
     for post in page.posts:
-        held = stored.get(post_key(post.pid, key_of_thread, post.floor)) if post.pid is None else None
+        # The post at its floor key, or any post at its floor (a crawled one, keyed by its pid).
+        held = (stored.get(post_key(post.pid, key_of_thread, post.floor)) or at_floor.get(post.floor)
+                if post.pid is None else None)
         if held is None:
             continue
         author, posted_at_raw = held

@@ -143,3 +143,22 @@ def test_a_text_import_of_a_crawled_thread_adds_no_post_twice(crawled):
     after = archive.db.execute("select count(*) from posts").fetchone()[0]
     assert imported.thread_id == thread_id
     assert (imported.new_posts, after) == (0, before)
+
+
+def test_a_text_import_whose_floors_shifted_from_the_crawled_thread_is_refused(crawled, tmp_path):
+    # The text of the page after its third post was deleted: every later floor holds the next
+    # post. Against the crawled posts (keyed by pid) it would store them a second time.
+    import re
+
+    from scraper.errors import ImportConflict
+
+    archive, _ = crawled
+    url = archive.db.execute("select url from threads where title = ? order by id limit 1", [SEED_TITLE]).fetchone()[0]
+    lines = SEED.read_text(encoding="utf-8").split("\n")
+    heads = [i for i, line in enumerate(lines) if re.search(r"发表于 .*\| 显示全部楼层", line)]
+    shifted = tmp_path / "shifted.txt"
+    shifted.write_text("\n".join(lines[:heads[2]] + lines[heads[3]:]), encoding="utf-8")
+    before = archive.db.execute("select count(*) from posts").fetchone()[0]
+    with pytest.raises(ImportConflict):
+        import_text_file(archive, shifted, site_name="demo", config_path=DEMO_CONFIG, url=url)
+    assert archive.db.execute("select count(*) from posts").fetchone()[0] == before
