@@ -148,12 +148,15 @@ def _prepare_archive(db_path: str, sites: list[Site]) -> None:
     """Before any job starts: open the archive for writing once, which creates it or upgrades
     its schema (the jobs would otherwise race to, and a reader refuses an older schema), and
     check that no site is another forum than the one the archive holds under its name
-    (scraper.sites.check_same_forum)."""
+    (scraper.sites.check_same_forum); then close the runs that processes which died left
+    'running', a site dropped from the config's included."""
+    from scraper import schedule
     from storage.archive import Archive
 
     with Archive(db_path) as archive:
         for site in sites:
             check_site_in_archive(archive, site)
+        schedule.close_dead_runs(db_path, archive)
 
 
 @main.command()

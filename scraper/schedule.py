@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import TYPE_CHECKING
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -244,6 +245,24 @@ def abandon_dead_runs(archive, site: Site) -> None:
             archive.abandon_runs(known["id"], job)
 
 
+def close_dead_runs(db_path: str | Path, archive) -> int:
+    """Close the runs of every site of the archive left 'running' by a process that died,
+    configured or not (a site dropped from the config has no job that would): a host whose
+    lock is free has no crawl alive. A host being crawled now is left alone. Returns how many
+    runs were closed."""
+    closed = 0
+    for site_id, base_url in archive.db.execute(
+            "SELECT id, base_url FROM sites WHERE id IN (SELECT site_id FROM runs WHERE status = 'running')").fetchall():
+        host = urlsplit(base_url or "").hostname or ""
+        lock = HostLock(db_path, host)
+        if host and lock.try_acquire():
+            try:
+                closed += sum(archive.abandon_runs(site_id, job) for job in CRAWLING_JOBS)
+            finally:
+                lock.release()
+    return closed
+
+
 def _log_report(site: Site, job: str, report) -> None:
     log.info("%s %s: %d requests, %d new posts, %d new versions, %d posts gone, failures %s", site.name, job,
              report.requests, report.new_posts, report.new_versions, report.gone_posts, dict(report.failures) or "none")
@@ -413,6 +432,7 @@ def _resolve(ref: str):
     return ref_to_obj(ref)
 
 
-__all__ = ["CRAWLING_JOBS", "JOBS", "STOP", "HostLock", "JobSpec", "RunOptions", "abandon_dead_runs", "acquire_all", "add_job", "board_urls",
+__all__ = ["CRAWLING_JOBS", "JOBS", "STOP", "HostLock", "JobSpec", "RunOptions", "abandon_dead_runs", "acquire_all",
+           "close_dead_runs", "add_job", "board_urls",
            "build_scheduler", "crawl_options", "discover_site", "executor_workers", "first_run_lag", "job_seeds", "jobs_path_for",
            "host_lock", "refresh_site", "run_interval_s", "run_once", "site_jobs"]

@@ -118,3 +118,27 @@ def test_each_job_run_says_what_it_did_in_the_log_without_verbose(demo_forum, tm
     assert [line.split("demo ", 1)[1].split(":")[0] for line in lines if "INFO scraper.schedule: demo " in line] == [
         "discover", "refresh"]
     assert not any("forum_archiver.progress" in line for line in lines)
+
+
+def test_run_closes_the_dead_runs_of_sites_no_longer_configured(demo_forum, tmp_path):
+    # A site dropped from the config has no job that would close what its killed process left
+    # 'running'; a site whose host another process is crawling now keeps its live run.
+    from scraper.schedule import HostLock
+
+    db = tmp_path / "a.db"
+    with Archive(db) as archive:
+        for name, host in (("dropped", "127.0.0.9"), ("busy", "127.0.0.10")):
+            site_id = archive.upsert_site(name, engine="discuz", base_url=f"http://{host}/")
+            archive.start_run(site_id, "crawl")
+    crawling = HostLock(db, "127.0.0.10")
+    assert crawling.try_acquire()
+    try:
+        result = CliRunner().invoke(main, ["run", "--db", str(db), "--config", str(demo_config(tmp_path, demo_forum.base_url)),
+                                           "--delay", "0", "--allow-private", "--once"])
+    finally:
+        crawling.release()
+    assert result.exit_code == 0, result.output
+    with Archive(db, readonly=True) as archive:
+        runs = dict(archive.db.execute("select sites.name, runs.status from runs join sites on sites.id = runs.site_id "
+                                       "where sites.name in ('dropped', 'busy')").fetchall())
+    assert runs == {"dropped": "abandoned", "busy": "running"}
