@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scraper.engines.base import ParseContext
-from scraper.engines.discuz_text import parse_text_page
+from scraper.engines.discuz_text import POSTS_PER_PAGE, parse_text_page, thread_ref_from_url
 from scraper.errors import ConfigError, ImportConflict
 from scraper.politeness import utc_now_iso
 from scraper.sites import Site, check_site_in_archive, load_site, site_from_dict
@@ -51,12 +51,12 @@ def _refuse_other_posts_at_its_floors(archive: Archive, site_name: str, page) ->
     written."""
     key_of_thread = thread_key(page.tid, page.title)
     stored, at_floor = {}, {}
-    for key, floor, author, posted_at_raw in archive.db.execute(
-            """SELECT p.post_key, p.floor, p.author, p.posted_at_raw FROM posts p
+    for key, floor, author, posted_at_raw, gone in archive.db.execute(
+            """SELECT p.post_key, p.floor, p.author, p.posted_at_raw, p.gone_at IS NOT NULL FROM posts p
             JOIN threads t ON t.id = p.thread_id JOIN sites s ON s.id = t.site_id
             WHERE s.name = ? AND t.thread_key = ?""", [site_name, key_of_thread]):
         stored[key] = (author, posted_at_raw)
-        if floor is not None:
+        if floor is not None and not gone:  # a post gone from the forum left its floor to the next
             at_floor.setdefault(floor, (author, posted_at_raw))
     for post in page.posts:
         # The post at its floor key, or any post at its floor (a crawled one, keyed by its pid).
@@ -73,6 +73,23 @@ def _refuse_other_posts_at_its_floors(archive: Archive, site_name: str, page) ->
                 "floors shifted by a deleted post. Give the thread's URL (--url) to import it as its own thread")
 
 
+def _posts_per_page(archive: Archive, site_name: str, url: str) -> int:
+    """How many posts a page of the thread at `url` holds, as the archive knows it: a text shows
+    no floor numbers, so a later page's floors count on from the page before it. Read from the
+    first floor the archive holds on that page; the default when it holds none."""
+    tid, page = thread_ref_from_url(url)
+    if tid is None or page <= 1:
+        return POSTS_PER_PAGE
+    row = archive.db.execute(
+        """SELECT min(p.floor) FROM posts p JOIN threads t ON t.id = p.thread_id JOIN sites s ON s.id = t.site_id
+        WHERE s.name = ? AND t.thread_key = ? AND p.page = ? AND p.floor IS NOT NULL""",
+        [site_name, thread_key(tid, None), page]).fetchone()
+    first_floor = row[0] if row else None
+    if not first_floor or (first_floor - 1) % (page - 1):
+        return POSTS_PER_PAGE
+    return (first_floor - 1) // (page - 1)
+
+
 def import_text_file(archive: Archive, path: Path, *, site_name: str = "text", url: str | None = None,
                      config_path: str | Path | None = None, now: str | None = None) -> ImportResult:
     """Parse `path` as a text rendering of a Discuz thread page and save it in one transaction."""
@@ -86,7 +103,7 @@ def import_text_file(archive: Archive, path: Path, *, site_name: str = "text", u
     now = now or utc_now_iso()
     source = url or f"file:{path.name}"
     ctx = ParseContext(url=source, utc_offset=site.utc_offset, fetched_at=now, noise=site.noise)
-    page = parse_text_page(text, ctx)
+    page = parse_text_page(text, ctx, posts_per_page=_posts_per_page(archive, site.name, source))
     _refuse_other_posts_at_its_floors(archive, site.name, page)
     site_id = archive.upsert_site(site.name, engine=site.engine, base_url=site.base_url,
                                   utc_offset=site.utc_offset, config=site.raw)

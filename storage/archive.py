@@ -965,18 +965,19 @@ class Archive:
         shows_new_text = self._hidden_renderings_with_new_text(stored, values)
         for key, (post_id, stored_hash, archived_from_normal, other) in stored.items():
             post_values = values[key]
-            # The same post in a rendering that sees less of it (a text rendering of a crawled
-            # post): seen again, and what was archived stays, its media and all.
-            seen_thinner = other[0] > post_values["hash_covers_media"] and _same_under_another_scheme(
-                other, post_values)
+            if other[0] > post_values["hash_covers_media"]:
+                # A rendering that shows less of a post than the one it was archived from (a
+                # text rendering of a crawled post: no media, no attachments, its edit note,
+                # quotes and notices inline) changes nothing of it, not even when it was seen.
+                continue
             # A deleted, blocked or hidden rendering must not overwrite text archived from a
             # normal one, on this visit or any later one (the status alone moves off normal at
             # the first); it may replace another such rendering (a hidden post's visible part).
             # A hidden rendering whose visible part says what the archived text does not is an
             # edit (the author added a [hide] block and rewrote the rest): it is versioned,
             # and the archived text stays as the version before it.
-            keeps_archived = seen_thinner or (post_values["status"] != NORMAL_STATUS and archived_from_normal
-                                              and post_id not in shows_new_text)
+            keeps_archived = (post_values["status"] != NORMAL_STATUS and archived_from_normal
+                              and post_id not in shows_new_text)
             touches.append(
                 {**post_values, "id": post_id, "thread_id": thread_id, "page": page_no, "now": now,
                  "keeps_archived": keeps_archived}
@@ -1009,8 +1010,8 @@ class Archive:
         not stored twice. A text rendering shows no pids, so its posts are keyed by floor:
         - a post new by its pid that the thread holds without one (a text import) is the stored
           post at the same floor, by the same author at the same time; it takes the pid and its key;
-        - a post of a text rendering (no pid) is the stored post at the same floor, by the same
-          author at the same time, whatever its key (a crawled post keeps its pid and key)."""
+        - a post of a text rendering (no pid) is the live stored post at the same floor, by the
+          same author at the same time, whatever its key (a crawled post keeps its pid and key)."""
         floor_keyed = {(v["floor"], v["author"], v["posted_at_raw"]): key for key, v in new.items()
                        if v["pid"] is None and v["floor"] is not None}
         adopted = self._stored_at_the_same_floors(thread_id, floor_keyed, scheme) if floor_keyed else {}
@@ -1037,7 +1038,7 @@ class Archive:
         for post_id, floor, author, posted_at_raw, stored_hash, from_normal, *other in self.db.conn.execute(
                 f"""SELECT id, floor, author, posted_at_raw, content_hash,
                     coalesce(content_status, 'normal') = 'normal', {_OTHER_SCHEME_COLUMNS}
-                FROM posts WHERE thread_id = :thread_id AND pid IS NOT NULL
+                FROM posts WHERE thread_id = :thread_id AND pid IS NOT NULL AND gone_at IS NULL
                     AND floor IN (SELECT value FROM json_each(:floors))""",
                 {"thread_id": thread_id, "floors": json.dumps(sorted({f for f, _, _ in floor_keyed})), "scheme": scheme}):
             key = floor_keyed.get((floor, author, posted_at_raw))

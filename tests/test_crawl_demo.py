@@ -162,3 +162,20 @@ def test_a_text_import_whose_floors_shifted_from_the_crawled_thread_is_refused(c
     with pytest.raises(ImportConflict):
         import_text_file(archive, shifted, site_name="demo", config_path=DEMO_CONFIG, url=url)
     assert archive.db.execute("select count(*) from posts").fetchone()[0] == before
+
+
+def test_a_text_import_of_a_later_page_counts_its_floors_as_the_forum_pages_them(crawled, tmp_path):
+    # The demo forum shows 5 posts a page, Discuz's default 10: page 2's text starts at floor 6.
+    import re
+
+    archive, _ = crawled
+    url = archive.db.execute("select url from threads where title = ? order by id limit 1", [SEED_TITLE]).fetchone()[0]
+    lines = SEED.read_text(encoding="utf-8").split("\n")
+    heads = [i for i, line in enumerate(lines) if re.search(r"发表于 .*\| 显示全部楼层", line)]
+    page_2 = tmp_path / "page2.txt"
+    page_2.write_text("\n".join(lines[:heads[0]] + lines[heads[5]:]), encoding="utf-8")
+    before = archive.db.execute("select count(*) from posts").fetchone()[0]
+    imported = import_text_file(archive, page_2, site_name="demo", config_path=DEMO_CONFIG,
+                                url=url.replace("-1-1.html", "-2-1.html"))
+    assert (imported.posts, imported.new_posts) == (3, 0)
+    assert archive.db.execute("select count(*) from posts").fetchone()[0] == before
