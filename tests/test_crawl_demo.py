@@ -145,37 +145,42 @@ def test_a_text_import_of_a_crawled_thread_adds_no_post_twice(crawled):
     assert (imported.new_posts, after) == (0, before)
 
 
+def seed_text_without_posts(path, drop):
+    """The seed page's text with the posts at the indexes of `drop` (0-based, in page order) left out."""
+    import re
+
+    lines = SEED.read_text(encoding="utf-8").split("\n")
+    heads = [i for i, line in enumerate(lines) if re.search(r"发表于 .*\| 显示全部楼层", line)]
+    spans = list(zip(heads, heads[1:] + [len(lines)]))
+    kept = lines[:heads[0]] + [line for n, (start, end) in enumerate(spans) if n not in drop
+                                for line in lines[start:end]]
+    path.write_text("\n".join(kept), encoding="utf-8")
+    return path
+
+
+def first_seed_thread_url(archive):
+    return archive.db.execute("select url from threads where title = ? order by id limit 1", [SEED_TITLE]).fetchone()[0]
+
+
 def test_a_text_import_whose_floors_shifted_from_the_crawled_thread_is_refused(crawled, tmp_path):
     # The text of the page after its third post was deleted: every later floor holds the next
     # post. Against the crawled posts (keyed by pid) it would store them a second time.
-    import re
-
     from scraper.errors import ImportConflict
 
     archive, _ = crawled
-    url = archive.db.execute("select url from threads where title = ? order by id limit 1", [SEED_TITLE]).fetchone()[0]
-    lines = SEED.read_text(encoding="utf-8").split("\n")
-    heads = [i for i, line in enumerate(lines) if re.search(r"发表于 .*\| 显示全部楼层", line)]
-    shifted = tmp_path / "shifted.txt"
-    shifted.write_text("\n".join(lines[:heads[2]] + lines[heads[3]:]), encoding="utf-8")
+    shifted = seed_text_without_posts(tmp_path / "shifted.txt", drop={2})
     before = archive.db.execute("select count(*) from posts").fetchone()[0]
     with pytest.raises(ImportConflict):
-        import_text_file(archive, shifted, site_name="demo", config_path=DEMO_CONFIG, url=url)
+        import_text_file(archive, shifted, site_name="demo", config_path=DEMO_CONFIG, url=first_seed_thread_url(archive))
     assert archive.db.execute("select count(*) from posts").fetchone()[0] == before
 
 
 def test_a_text_import_of_a_later_page_counts_its_floors_as_the_forum_pages_them(crawled, tmp_path):
     # The demo forum shows 5 posts a page, Discuz's default 10: page 2's text starts at floor 6.
-    import re
-
     archive, _ = crawled
-    url = archive.db.execute("select url from threads where title = ? order by id limit 1", [SEED_TITLE]).fetchone()[0]
-    lines = SEED.read_text(encoding="utf-8").split("\n")
-    heads = [i for i, line in enumerate(lines) if re.search(r"发表于 .*\| 显示全部楼层", line)]
-    page_2 = tmp_path / "page2.txt"
-    page_2.write_text("\n".join(lines[:heads[0]] + lines[heads[5]:]), encoding="utf-8")
+    page_2 = seed_text_without_posts(tmp_path / "page2.txt", drop=set(range(5)))
     before = archive.db.execute("select count(*) from posts").fetchone()[0]
     imported = import_text_file(archive, page_2, site_name="demo", config_path=DEMO_CONFIG,
-                                url=url.replace("-1-1.html", "-2-1.html"))
+                                url=first_seed_thread_url(archive).replace("-1-1.html", "-2-1.html"))
     assert (imported.posts, imported.new_posts) == (3, 0)
     assert archive.db.execute("select count(*) from posts").fetchone()[0] == before
