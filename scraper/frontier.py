@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from scraper import config
 from scraper.engines.base import Engine, PageKind
-from scraper.errors import TrapDetected
+from scraper.errors import BadURL, TrapDetected
 
 # Parameters that never change what a page shows: session ids, search highlights, sort order,
 # Discuz's anti-scraping signature and its "where you came from" trail.
@@ -32,7 +32,10 @@ def canonicalize(url: str, *, sort_params: bool = True) -> str:
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
-    port = parts.port
+    try:
+        port = parts.port
+    except ValueError as exc:  # a port past 65535, or not a number: refused like any bad URL
+        raise BadURL(f"{url[:200]!r}: {exc}") from None
     if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
         host = f"{host}:{port}"
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() not in IGNORED_PARAMS]

@@ -798,3 +798,18 @@ def test_words_before_a_back_arrow_link_that_name_no_author_stay_in_the_quote():
     html = _one_post_thread("").replace('id="postmessage_1">十二张图', f'id="postmessage_1">{quote}回复正文')
     [post] = thread(html, url="https://bbs.example.cn/thread-88-1-1.html").posts
     assert post.quotes == [Quote(text="见上文\n引用的话", author=None, posted_at_raw=None, pid=999)]
+
+
+def test_numbers_a_forum_user_writes_in_other_digits_are_no_numbers():
+    # '²' passes str.isdigit() but not int(): a post linking tid=² must not fail its page.
+    from scraper.engines.discuz import board_ref, thread_ref
+
+    assert thread_ref("http://bbs.example.cn/forum.php?mod=viewthread&tid=%C2%B2") is None
+    assert thread_ref("http://bbs.example.cn/forum.php?mod=viewthread&tid=5&page=%C2%B2") == (5, 1)
+    assert board_ref("http://bbs.example.cn/forum.php?mod=forumdisplay&fid=%C2%B2") is None
+    post = ('<a href="forum.php?mod=viewthread&amp;tid=%C2%B2#pid1">上文</a>'
+            '<div class="quote"><blockquote><font size="2"><a href="forum.php?mod=redirect&amp;goto=findpost&amp;'
+            'pid=%C2%B2&amp;ptid=88"><font color="#999999">李四 发表于 2012-3-1 09:00</font></a></font><br />引用</blockquote></div>')
+    html = _one_post_thread("").replace('id="postmessage_1">十二张图', f'id="postmessage_1">{post}')
+    [parsed] = thread(html, url="https://bbs.example.cn/thread-88-1-1.html").posts
+    assert parsed.quotes[0].pid is None and parsed.quotes[0].author == "李四"

@@ -65,3 +65,11 @@ def test_a_filtered_view_of_a_thread_or_board_is_fetched_whole():
     # A URL no key names keeps them: there they may be what the page is.
     other = entry_for("http://h/home.php?mod=space&uid=7&authorid=7", ENGINE)
     assert other.url == "http://h/home.php?mod=space&uid=7&authorid=7"
+
+
+def test_a_url_with_a_port_past_65535_is_a_bad_url():
+    from scraper.errors import BadURL
+    from scraper.frontier import canonicalize
+
+    with pytest.raises(BadURL):
+        canonicalize("http://bbs.example.cn:99999/thread-5-1-1.html")

@@ -276,9 +276,16 @@ def _query(url: str) -> tuple[str, dict[str, str]]:
     return parts.path, values
 
 
+def _ascii_number(value: str | None) -> int | None:
+    """The number a string of ASCII digits writes, else None. str.isdigit() also admits '²'
+    and other digits int() refuses: a link a forum user wrote would fail the page's parse."""
+    return int(value) if value and value.isascii() and value.isdigit() else None
+
+
 def _page_param(value: str | None) -> int:
     # Discuz reads page with intval() and clamps to 1.
-    return max(1, int(value)) if value and value.isdigit() else 1
+    number = _ascii_number(value)
+    return max(1, number) if number is not None else 1
 
 
 def _is_forum_php(path: str) -> bool:
@@ -298,7 +305,7 @@ def thread_ref(url: str) -> tuple[int, int] | None:
         return int(match[1]), max(1, int(match[2]))
     if _is_forum_php(path) and query.get("mod") == "viewthread" and "action" not in query:
         tid = query.get("tid", "")
-        if tid.isdigit() and int(tid) > 0:
+        if (_ascii_number(tid) or 0) > 0:
             return int(tid), _page_param(query.get("page"))
     return None
 
@@ -314,7 +321,7 @@ def board_ref(url: str) -> tuple[int, int] | None:
         return int(match[1]), max(1, int(match[2]))
     if _is_forum_php(path) and query.get("mod") == "forumdisplay":
         fid = query.get("fid", "")
-        if fid.isdigit() and int(fid) > 0:
+        if (_ascii_number(fid) or 0) > 0:
             return int(fid), _page_param(query.get("page"))
     return None
 
@@ -369,7 +376,7 @@ def _tid_from_href(href: str) -> int | None:
         ptid = _query(href)[1].get("ptid", "")
     except ValueError:
         return None
-    return int(ptid) if ptid.isdigit() and int(ptid) > 0 else None
+    return int(ptid) if (_ascii_number(ptid) or 0) > 0 else None
 
 
 # --- small readers --------------------------------------------------------------------------
@@ -583,7 +590,7 @@ def _is_board_alias(url: str) -> bool:
     if _BOARD_ALIAS_FILE.search(path):
         return True
     fid = query.get("fid", "")
-    return _is_forum_php(path) and query.get("mod") == "forumdisplay" and bool(fid) and not fid.isdigit()
+    return _is_forum_php(path) and query.get("mod") == "forumdisplay" and bool(fid) and _ascii_number(fid) is None
 
 
 def _thread_title(tree: LexborHTMLParser) -> str:
@@ -798,7 +805,7 @@ def _take_quotes(body: LexborNode, noise: NoiseRules, counts: dict[str, int]) ->
         link = block.css_first(SELECTORS.quote_attribution)
         if link is not None:
             pid_value = _query(link.attributes.get("href") or "")[1].get("pid", "")
-            pid = int(pid_value) if pid_value.isdigit() else None
+            pid = _ascii_number(pid_value)
             # The attribution is <font size=2><a ...><font color=...>X 发表于 T</font></a></font><br />.
             wrapper = link
             while wrapper.parent is not None and wrapper.parent.mem_id != block.mem_id and wrapper.parent.tag == "font":
@@ -947,7 +954,7 @@ def _signed_attachment_aid(url: str) -> str | None:
         aid = base64.b64decode(token + "=" * (-len(token) % 4), validate=True).split(b"|", 1)[0].decode("ascii")
     except (ValueError, UnicodeDecodeError):
         return None
-    return aid if aid.isdigit() else None
+    return aid if _ascii_number(aid) is not None else None
 
 
 def _on_this_site(url: str, page) -> str:

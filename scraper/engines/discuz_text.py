@@ -139,9 +139,9 @@ def thread_ref_from_url(url: str | None) -> tuple[int | None, int]:
         return int(m["tid"]), max(1, int(m["page"]))
     query = parse_qs(parts.query)
     tid = query.get("tid", [""])[0]
-    if query.get("mod", [""])[0] == "viewthread" and tid.isdigit():
+    if query.get("mod", [""])[0] == "viewthread" and tid.isascii() and tid.isdigit():
         page = query.get("page", ["1"])[0]
-        return int(tid), max(1, int(page)) if page.isdigit() else 1
+        return int(tid), max(1, int(page)) if page.isascii() and page.isdigit() else 1
     return None, 1
 
 
