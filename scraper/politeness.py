@@ -187,8 +187,10 @@ class RobotsRules:
     def allows(self, url: str, token: str = config.PRODUCT_TOKEN) -> bool:
         if url.endswith("/robots.txt"):
             return True  # RFC 9309 2.2.2: robots.txt itself is always allowed
-        if self.status is None or self.status >= 500:
-            return False  # unreachable: assume complete disallow (RFC 9309 2.3.1.4)
+        if self.status is None or self.status >= 500 or self.status == 429:
+            # unreachable: assume complete disallow (RFC 9309 2.3.1.4); a 429 asks us to wait,
+            # not to crawl freely
+            return False
         if self.status >= 400:
             return True  # unavailable: crawl freely (2.3.1.3)
         parser = self._parser
@@ -208,12 +210,16 @@ class RobotsRules:
 
 def robots_from_fetch(status: int | None, body: bytes | None) -> tuple[RobotsRules, float]:
     """Turn a robots.txt fetch outcome into rules and how long to trust them (seconds)."""
-    if status is None or status >= 500:
+    if status is None or status >= 500 or status == 429:
         return RobotsRules(status, None, "unreachable"), config.ROBOTS_UNREACHABLE_RETRY_S
     if status >= 400:
         return RobotsRules(status, None, "unavailable"), config.ROBOTS_CACHE_S
-    text = (body or b"")[: config.ROBOTS_MAX_BYTES].decode("utf-8", "replace")
-    return RobotsRules(status, text), config.ROBOTS_CACHE_S
+    kept = (body or b"")[: config.ROBOTS_MAX_BYTES]
+    if len(body or b"") > config.ROBOTS_MAX_BYTES:
+        # Parse whole lines only: a rule cut short ("Disallow: /forum.php?mod=post" cut to
+        # "Disallow: /") would block far more than it says.
+        kept = kept[: kept.rfind(b"\n") + 1]
+    return RobotsRules(status, kept.decode("utf-8", "replace")), config.ROBOTS_CACHE_S
 
 
 def expiry(now_iso: str, seconds: float) -> str:

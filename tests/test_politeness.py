@@ -124,6 +124,21 @@ def test_robots_4xx_allows_all_5xx_disallows_all():
     assert unreachable.allows("http://h/robots.txt")  # robots.txt itself is always allowed
 
 
+def test_robots_429_disallows_until_asked_again():
+    # A rate limit on robots.txt asks us to wait, not to crawl freely for a day.
+    rules, ttl = robots_from_fetch(429, None)
+    assert not rules.allows("http://h/anything") and ttl == config.ROBOTS_UNREACHABLE_RETRY_S
+
+
+def test_robots_past_the_cap_is_parsed_to_its_last_whole_line():
+    head = b"User-agent: *\nDisallow: /forum.php?mod=post\n"
+    filler = b"#" * (config.ROBOTS_MAX_BYTES - len(head) - len(b"\nDisallow: /"))
+    body = head + filler + b"\nDisallow: /forum.php?mod=spacecp\n"  # the cap falls inside this rule
+    rules, _ = robots_from_fetch(200, body)
+    assert rules.allows("http://h/forum.php?mod=viewthread&tid=1")
+    assert not rules.allows("http://h/forum.php?mod=post&action=reply")
+
+
 def test_robots_parses_at_least_500_kib():
     filler = b"# padding\n" * (500 * 1024 // 10)
     rules, _ = robots_from_fetch(200, filler + b"User-agent: *\nDisallow: /late/\n")
