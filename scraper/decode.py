@@ -3,8 +3,9 @@
 httpx's response.text guesses; forums mislabel. The rules, from discuz.md section 3:
 charset from the Content-Type header, else a <meta> in the first 4 KB, else the site's
 default; gbk and gb2312 labels decode as gb18030 (a superset: GBK sites hold characters
-strict GBK rejects); where the declaration and the bytes disagree, strict UTF-8 wins when it
-decodes cleanly (pages re-saved as UTF-8 keep charset=gbk in their meta). The encoding used
+strict GBK rejects); where the declaration and the bytes disagree, UTF-8 wins when it decodes
+cleanly, or with no more than one bad sequence per thousand non-ASCII bytes (pages re-saved as
+UTF-8 keep charset=gbk in their meta, and a truncation may cut a character). The encoding used
 and the number of replaced characters are returned so they can be stored with the page.
 """
 
@@ -64,6 +65,20 @@ def _is_strict_utf8(body: bytes) -> bool:
     return True
 
 
+_ASCII_BYTES = bytes(range(128))
+# Fewer bad sequences than this per non-ASCII byte: UTF-8 with a few corruptions (a character cut
+# by a truncation, a stray byte). GBK, Big5 or Latin-1 text read as UTF-8 fails about every
+# second non-ASCII byte.
+UTF8_ERRORS_PER_NON_ASCII_BYTE = 0.001
+
+
+def _is_utf8_with_a_few_errors(body: bytes) -> bool:
+    """Whether `body` is UTF-8 that a few bad bytes keep from decoding strictly: read under its
+    label it would turn every character to mojibake, not just those few."""
+    errors = body.decode("utf-8", "replace").count("\ufffd")
+    return errors < UTF8_ERRORS_PER_NON_ASCII_BYTE * len(body.translate(None, _ASCII_BYTES))
+
+
 def decode_html(body: bytes, content_type: str | None = None, default: str = config.DEFAULT_ENCODING) -> Decoded:
     """Decode an HTML body following the rules in the module docstring."""
     if body.startswith(codecs.BOM_UTF8):
@@ -73,7 +88,7 @@ def decode_html(body: bytes, content_type: str | None = None, default: str = con
     if header and meta and header != meta:
         # A proxy or CDN may rewrite the header; the page's own meta is closer to the bytes.
         declared = meta
-    if declared != "utf-8" and not body.isascii() and _is_strict_utf8(body):
+    if declared != "utf-8" and not body.isascii() and (_is_strict_utf8(body) or _is_utf8_with_a_few_errors(body)):
         declared = "utf-8"
     text = body.decode(declared, "replace")
     return Decoded(text, declared, text.count("\ufffd"))

@@ -63,3 +63,21 @@ def test_undecodable_bytes_are_counted():
 def test_any_bytes_decode_without_error(body, content_type):
     decoded = decode_html(body, content_type)
     assert isinstance(decoded.text, str)
+
+
+def test_utf8_under_a_gbk_label_with_one_bad_byte_stays_utf8():
+    # A page re-saved as UTF-8 that kept charset=gbk, with one character cut short: read as
+    # GB18030 every character would be mojibake; read as UTF-8, one is replaced.
+    text = GBK_META.format("基层党委办公室应强化的十种意识" * 200)
+    body = text.encode("utf-8")
+    cut = body.index("意".encode("utf-8"))
+    damaged = body[:cut] + body[cut:cut + 2] + body[cut + 3:]  # one 3-byte character loses a byte
+    decoded = decode_html(damaged, "text/html; charset=gbk")
+    assert decoded.encoding == "utf-8" and decoded.replaced == 1
+    assert decoded.text.count("基层党委办公室") == 200
+
+
+def test_gbk_text_is_never_taken_for_damaged_utf8():
+    text = GBK_META.format("基层党委办公室应强化的十种意识 € 𠮷" * 50)
+    decoded = decode_html(text.encode("gb18030"), "text/html")
+    assert decoded.encoding == "gb18030" and decoded.text == text
