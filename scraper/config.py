@@ -56,7 +56,9 @@ DEFAULT_ENCODING = "utf-8"
 
 # --- crawl shape ----------------------------------------------------------------------
 PAGE_COUNT_MARGIN = 2  # follow at most page_count + margin pages of a thread
-MAX_PAGES_PER_THREAD = 5000  # hard ceiling whatever a page claims
+# A hard ceiling on a thread's pages whatever a page claims; the pager's own cap (the count page 1
+# prints, plus PAGE_COUNT_MARGIN) comes first. Check-in threads reach tens of thousands of pages.
+MAX_PAGES_PER_THREAD = 100_000
 LEASE_S = 300  # a leased frontier row returns to pending after this
 # A crawl commits its saved pages together at most this often (storage's grouped_commits):
 # one COMMIT per page cost about 7% of a busy crawl's CPU. A kill loses at most this much

@@ -42,6 +42,11 @@ def test_trap_shapes_are_refused_with_their_rule(url, rule):
     assert info.value.reason == f"trap:{rule}"
 
 
+def test_a_thread_of_tens_of_thousands_of_pages_is_no_trap():
+    # A check-in thread of 200,000 replies has 20,000 pages; its revisits start at its last.
+    assert entry_for("http://bbs.example.cn/thread-1-20000-1.html", ENGINE).key == "thread:1:20000"
+
+
 def test_next_page_keeps_the_sites_url_style():
     assert sibling_page_url("http://h/bbs/thread-5-1-1.html", ENGINE, 2) == "http://h/bbs/thread-5-2-1.html"
     assert sibling_page_url("http://h/forum.php?mod=viewthread&tid=5", ENGINE, 3) == \
