@@ -852,14 +852,16 @@ class Crawler:
         never be fetched, so that error is returned for the URL to fail with.
         """
         host = host_of(url)
-        rules = self._robots.get(host)
+        # One robots.txt per scheme, host and port (RFC 9309 2.3), cached under its own URL;
+        # the pace it asks for holds for the host, which every port of it shares.
+        target = robots_url(url)
+        rules = self._robots.get(target)
         if rules is not None:
             return rules
-        cached = self.archive.get_robots(host)
+        cached = self.archive.get_robots(target)
         if cached and cached["expires_at"] > self.now():
             rules = RobotsRules(cached["status"], cached["body"], cached["reason"])
         else:
-            target = robots_url(url)
             result = await self._fetch(target, host, headers={}, accept=None, max_bytes=config.ROBOTS_MAX_BYTES * 4,
                                        max_redirects=config.ROBOTS_MAX_REDIRECTS)
             if isinstance(result, FetchError):
@@ -871,9 +873,9 @@ class Crawler:
             else:
                 rules, ttl = robots_from_fetch(result.status, result.body)
                 self._record_fetch(result, reason=rules.reason)
-            self.archive.put_robots(host, status=rules.status, body=rules.body, reason=rules.reason,
+            self.archive.put_robots(target, status=rules.status, body=rules.body, reason=rules.reason,
                                     fetched_at=self.now(), expires_at=expiry(self.now(), ttl))
-        self._robots[host] = rules
+        self._robots[target] = rules
         self.pacer.set_min_gap(host, rules.min_gap_s())
         return rules
 

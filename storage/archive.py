@@ -1687,7 +1687,8 @@ class Archive:
         )
 
     def get_robots(self, host: str) -> dict | None:
-        """The cached robots row for `host` (the caller checks expires_at), or None."""
+        """The cached robots row for `host` (the caller checks expires_at), or None. The crawler
+        keys it by the robots.txt URL (one per scheme, host and port)."""
         return self._one("SELECT * FROM robots WHERE host = ?", [host])
 
     # --- learned noise phrases --------------------------------------------------------

@@ -55,7 +55,7 @@ def test_robots_txt_answering_500_means_nothing_else_is_fetched(demo_forum, tmp_
     demo_forum.inject("/robots.txt", 500)
     with Archive(tmp_path / "a.db") as archive:
         report = run(archive, demo_site(demo_forum.base_url), [f"{demo_forum.base_url}forum-1-1.html"])
-        robots = archive.get_robots("127.0.0.1")
+        robots = archive.get_robots(f"{demo_forum.base_url}robots.txt")
     assert [r.path for r in gets(demo_forum)] == ["/robots.txt"]
     assert report.skipped["robots_disallowed"] == 1
     assert robots["reason"] == "unreachable"
@@ -391,3 +391,18 @@ def test_a_thread_reached_through_a_redirect_follows_its_pager_from_where_it_lan
     # Page 3 printed 4 pages; the margin allows 2 more, asked for by their own URLs.
     assert pages == [3, 4, 5, 6]
     assert [h for h in srv.hits if h.startswith("/thread-9-")] == [f"/thread-9-{n}-1.html" for n in (3, 4, 5, 6)]
+
+
+def test_each_port_of_a_host_has_its_own_robots_txt(tmp_path):
+    # RFC 9309 2.3: robots.txt covers one scheme, host and port. One port that disallows all
+    # must not keep a crawl of the other away.
+    from scraper.demo.server import start
+
+    with start("127.0.0.1", 0) as closed, start("127.0.0.1", 0) as open_:
+        closed.inject("/robots.txt", 200, body=b"User-agent: *\nDisallow: /\n", times=10)
+        with Archive(tmp_path / "a.db") as archive:
+            run(archive, demo_site(closed.base_url), [f"{closed.base_url}forum-1-1.html"])
+            report = run(archive, demo_site(open_.base_url), [f"{open_.base_url}forum-1-1.html"])
+            cached = {row[0] for row in archive.db.execute("select host from robots")}
+    assert report.pages_saved > 0 and not report.skipped.get("robots_disallowed")
+    assert cached == {f"{closed.base_url}robots.txt", f"{open_.base_url}robots.txt"}
