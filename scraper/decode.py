@@ -75,8 +75,18 @@ UTF8_ERRORS_PER_NON_ASCII_BYTE = 0.001
 def _is_utf8_with_a_few_errors(body: bytes) -> bool:
     """Whether `body` is UTF-8 that a few bad bytes keep from decoding strictly: read under its
     label it would turn every character to mojibake, not just those few."""
-    errors = body.decode("utf-8", "replace").count("\ufffd")
-    return errors < UTF8_ERRORS_PER_NON_ASCII_BYTE * len(body.translate(None, _ASCII_BYTES))
+    # Every GBK page comes here: its first few KB, where GBK fails on every second character,
+    # answer for it at a tenth of the cost of the whole page.
+    # (A sample may end inside a character: one error more is allowed there.)
+    return _few_utf8_errors(body[:UTF8_SAMPLE_BYTES], allowed=1) and _few_utf8_errors(body, allowed=0)
+
+
+UTF8_SAMPLE_BYTES = 8192
+
+
+def _few_utf8_errors(data: bytes, *, allowed: int) -> bool:
+    non_ascii = len(data.translate(None, _ASCII_BYTES))
+    return data.decode("utf-8", "replace").count("\ufffd") < UTF8_ERRORS_PER_NON_ASCII_BYTE * non_ascii + allowed
 
 
 def decode_html(body: bytes, content_type: str | None = None, default: str = config.DEFAULT_ENCODING) -> Decoded:

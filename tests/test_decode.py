@@ -81,3 +81,9 @@ def test_gbk_text_is_never_taken_for_damaged_utf8():
     text = GBK_META.format("基层党委办公室应强化的十种意识 € 𠮷" * 50)
     decoded = decode_html(text.encode("gb18030"), "text/html")
     assert decoded.encoding == "gb18030" and decoded.text == text
+
+
+def test_a_latin1_page_with_one_accented_letter_is_not_taken_for_utf8():
+    text = "<meta charset=\"iso-8859-1\"><p>café</p>" + "<p>plain</p>" * 100
+    decoded = decode_html(text.encode("cp1252"), "text/html")
+    assert decoded.text == text and decoded.replaced == 0
