@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from scraper.engines.base import ParseContext
+from scraper.engines.base import ParseContext, PostStatus
 from scraper.engines.discuz_text import POSTS_PER_PAGE, parse_text_page, thread_ref_from_url
 from scraper.errors import ConfigError, ImportConflict
 from scraper.politeness import utc_now_iso
@@ -38,6 +38,7 @@ def _site_for_import(archive: Archive, site_name: str, config_path: str | Path |
     return site_from_dict({"name": site_name, "base_url": "http://text-import.invalid/"})
 
 
+DELETED_STATUS = PostStatus.DELETED.value
 # The runs row of an import says so (runs.job), beside crawl, discover and refresh.
 IMPORT_JOB = "import-text"
 
@@ -50,14 +51,25 @@ def _refuse_other_posts_at_its_floors(archive: Archive, site_name: str, page) ->
     it would file its posts as edits of others. Raises ImportConflict, before anything is
     written."""
     key_of_thread = thread_key(page.tid, page.title)
-    stored, at_floor = {}, {}
-    for key, floor, author, posted_at_raw, gone in archive.db.execute(
-            """SELECT p.post_key, p.floor, p.author, p.posted_at_raw, p.gone_at IS NOT NULL FROM posts p
+    stored, at_floor, deleted_floors = {}, {}, set()
+    for key, floor, author, posted_at_raw, gone, status in archive.db.execute(
+            """SELECT p.post_key, p.floor, p.author, p.posted_at_raw, p.gone_at IS NOT NULL, p.status FROM posts p
             JOIN threads t ON t.id = p.thread_id JOIN sites s ON s.id = t.site_id
             WHERE s.name = ? AND t.thread_key = ?""", [site_name, key_of_thread]):
         stored[key] = (author, posted_at_raw)
         if floor is not None and not gone:  # a post gone from the forum left its floor to the next
             at_floor.setdefault(floor, (author, posted_at_raw))
+            if status == DELETED_STATUS and author is None:  # crawled only as deleted: whose it was is not known
+                deleted_floors.add(floor)
+    # A text shows no deleted floor (无效楼层 has no header): copied after the deletion, its post
+    # at that floor is the archive's next floor's, and so on.
+    shifted = sorted(post.floor for post in page.posts if post.pid is None and post.floor in deleted_floors
+                     and at_floor.get(post.floor + 1) == (post.author, post.posted_at_raw))
+    if shifted:
+        raise ImportConflict(
+            f"floor {shifted[0]} of \"{page.title}\" is a deleted floor in the archive, which a text does not show: "
+            "the text's floors from there on are shifted by one, and its posts would be filed as others'. "
+            "Import the thread by crawling it")
     for post in page.posts:
         # The post at its floor key, or any post at its floor (a crawled one, keyed by its pid).
         held = (stored.get(post_key(post.pid, key_of_thread, post.floor)) or at_floor.get(post.floor)

@@ -184,3 +184,24 @@ def test_a_text_import_of_a_later_page_counts_its_floors_as_the_forum_pages_them
                                 url=first_seed_thread_url(archive).replace("-1-1.html", "-2-1.html"))
     assert (imported.posts, imported.new_posts) == (3, 0)
     assert archive.db.execute("select count(*) from posts").fetchone()[0] == before
+
+
+def test_a_text_copied_after_a_floor_was_deleted_is_refused_against_the_crawl(demo_forum, tmp_path):
+    # The crawl saw floor 3 only as 无效楼层 (no author); a text copied after the deletion does
+    # not show it, so its floor 3 is the crawl's floor 4, and so on: refused, nothing stored.
+    # A text copied before the deletion is no such shift.
+    from scraper.errors import ImportConflict
+
+    forum = demo_forum.forum
+    seed = next(t for t in forum.threads.values() if t.title == SEED_TITLE)
+    forum.delete_post(seed.posts[2].pid)
+    with Archive(tmp_path / "a.db") as archive:
+        crawl(archive, demo_forum.base_url)
+        url = archive.db.execute("select url from threads where tid = ?", [seed.tid]).fetchone()[0]
+        before = archive.db.execute("select count(*) from posts").fetchone()[0]
+        after_deletion = seed_text_without_posts(tmp_path / "after.txt", drop={2})
+        with pytest.raises(ImportConflict, match="deleted floor"):
+            import_text_file(archive, after_deletion, site_name="demo", config_path=DEMO_CONFIG, url=url)
+        assert archive.db.execute("select count(*) from posts").fetchone()[0] == before
+        before_deletion = import_text_file(archive, SEED, site_name="demo", config_path=DEMO_CONFIG, url=url)
+    assert before_deletion.new_posts == 1  # the deleted post's text, which only the older copy shows
