@@ -241,8 +241,11 @@ def abandon_dead_runs(archive, site: Site) -> None:
     for its whole run, so while we hold it none of them can be alive."""
     known = archive.get_site(site.name)
     if known is not None:
-        for job in CRAWLING_JOBS:
-            archive.abandon_runs(known["id"], job)
+        _abandon_crawling_runs(archive, known["id"])
+
+
+def _abandon_crawling_runs(archive, site_id: int) -> int:
+    return sum(archive.abandon_runs(site_id, job) for job in CRAWLING_JOBS)
 
 
 def close_dead_runs(db_path: str | Path, archive) -> int:
@@ -253,11 +256,11 @@ def close_dead_runs(db_path: str | Path, archive) -> int:
     closed = 0
     for site_id, base_url in archive.db.execute(
             "SELECT id, base_url FROM sites WHERE id IN (SELECT site_id FROM runs WHERE status = 'running')").fetchall():
-        host = urlsplit(base_url or "").hostname or ""
-        lock = HostLock(db_path, host)
-        if host and lock.try_acquire():
+        host = urlsplit(base_url or "").hostname
+        lock = HostLock(db_path, host) if host else None
+        if lock is not None and lock.try_acquire():
             try:
-                closed += sum(archive.abandon_runs(site_id, job) for job in CRAWLING_JOBS)
+                closed += _abandon_crawling_runs(archive, site_id)
             finally:
                 lock.release()
     return closed

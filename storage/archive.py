@@ -256,31 +256,26 @@ _TOUCH_POST_SQL = """UPDATE posts SET
 WHERE id = :id"""
 
 
-# The columns a stored post hashed by another scheme than the page's (the :scheme parameter)
-# brings to the comparison of the two (_same_under_another_scheme), NULL for the others: the
-# lookup reads no text it does not need.
-_OTHER_SCHEME_COLUMNS = (
-    "hash_covers_media, CASE WHEN hash_covers_media <> :scheme THEN content_text END, "
-    "CASE WHEN hash_covers_media <> :scheme THEN attachments_json END"
-)
+def _other_scheme_columns(attachments: str = "attachments_json") -> str:
+    """The columns a stored post brings to _same_under_an_older_scheme: its hash scheme and,
+    when that differs from the page's (the :scheme parameter), its text and `attachments` (an
+    SQL expression; NULL for a text rendering's post, which shows none), else NULL: the lookup
+    reads no text it does not need."""
+    return (f"hash_covers_media, CASE WHEN hash_covers_media <> :scheme THEN content_text END, "
+            f"CASE WHEN hash_covers_media <> :scheme THEN {attachments} END")
 
 
-def _same_under_another_scheme(other: Sequence[Any], values: Mapping[str, Any]) -> bool:
-    """Whether a stored post hashed by another scheme (other: its scheme, text and attachments
-    as _OTHER_SCHEME_COLUMNS reads them) is the rendering `values` holds, though the hashes
-    differ: the same text and, where both renderings show them, the same attachments.
-
-    Hashed by an older scheme, the post then takes up the new hash, with no version; what else
-    of its media changed before it was first seen under the new scheme is not known, as its
-    images and links were not hashed. A rendering that sees less than the stored one (a text
-    rendering of a crawled post) is the same post seen again, the archived one kept."""
+def _same_under_an_older_scheme(other: Sequence[Any], values: Mapping[str, Any]) -> bool:
+    """Whether a stored post hashed by an older scheme (other: as _other_scheme_columns reads
+    it) is the rendering `values` holds, though the hashes differ: the same text and, unless the
+    post came from a text rendering (attachments NULL), the same attachments. The post then
+    takes up the new hash, with no version; what else of its media changed before it was first
+    seen under the new scheme is not known, as its images and links were not hashed."""
     scheme, text, attachments_json = other
-    if scheme == values["hash_covers_media"] or text is None:
+    if scheme >= values["hash_covers_media"] or text is None:
         return False
-    # attachments_json None: a text rendering's post, which could not see its attachments
-    sees_attachments = attachments_json is not None and values["hash_covers_media"] > 0
     return normalise_content(text) == normalise_content(values["content_text"]) and (
-        not sees_attachments or _attachment_keys(attachments_json) == _attachment_keys(values["attachments_json"]))
+        attachments_json is None or _attachment_keys(attachments_json) == _attachment_keys(values["attachments_json"]))
 
 
 def _attachment_keys(attachments_json: str | None) -> list[tuple[Any, Any]]:
@@ -935,7 +930,7 @@ class Archive:
                 # read as archived text. A post hashed by another scheme brings what the
                 # comparison of the two takes.
                 f"""SELECT post_key, id, content_hash, coalesce(content_status, 'normal') = 'normal',
-                    {_OTHER_SCHEME_COLUMNS} FROM posts
+                    {_other_scheme_columns()} FROM posts
                 WHERE site_id = :site_id AND post_key IN (SELECT value FROM json_each(:keys))""",
                 {"site_id": site_id, "keys": _names(values, "post keys"), "scheme": scheme},
             )
@@ -983,7 +978,7 @@ class Archive:
                  "keeps_archived": keeps_archived}
             )
             if not keeps_archived and classify(stored_hash, post_values["content_hash"]) == "changed":
-                if _same_under_another_scheme(other, post_values):  # an older scheme, this being the same
+                if _same_under_an_older_scheme(other, post_values):
                     # A text rendering's HTML is its text: the crawled rendering's is the post's.
                     self._take_up_media_hash(post_id, stored_hash, post_values, with_html=other[2] is None)
                 else:
@@ -1023,9 +1018,9 @@ class Archive:
         # take-up compares its text alone (attachments NULL).
         for post_id, floor, author, posted_at_raw, stored_hash, from_normal, *older in self.db.conn.execute(
                 f"""SELECT id, floor, author, posted_at_raw, content_hash,
-                    coalesce(content_status, 'normal') = 'normal', hash_covers_media,
-                    CASE WHEN hash_covers_media < {MEDIA_HASH_SCHEME} THEN content_text END, NULL
-                FROM posts WHERE thread_id = ? AND pid IS NULL AND floor IS NOT NULL""", [thread_id]):
+                    coalesce(content_status, 'normal') = 'normal', {_other_scheme_columns("NULL")}
+                FROM posts WHERE thread_id = :thread_id AND pid IS NULL AND floor IS NOT NULL""",
+                {"thread_id": thread_id, "scheme": scheme}):
             key = by_floor.get((floor, author, posted_at_raw))
             if key is not None and key not in adopted:
                 self.db.conn.execute("UPDATE posts SET pid = ?, post_key = ? WHERE id = ?",
@@ -1037,7 +1032,7 @@ class Archive:
         found = {}
         for post_id, floor, author, posted_at_raw, stored_hash, from_normal, *other in self.db.conn.execute(
                 f"""SELECT id, floor, author, posted_at_raw, content_hash,
-                    coalesce(content_status, 'normal') = 'normal', {_OTHER_SCHEME_COLUMNS}
+                    coalesce(content_status, 'normal') = 'normal', {_other_scheme_columns()}
                 FROM posts WHERE thread_id = :thread_id AND pid IS NOT NULL AND gone_at IS NULL
                     AND floor IN (SELECT value FROM json_each(:floors))""",
                 {"thread_id": thread_id, "floors": json.dumps(sorted({f for f, _, _ in floor_keyed})), "scheme": scheme}):

@@ -154,7 +154,10 @@ async def test_every_stored_query_answers_for_the_seed_thread(archive_path):
     assert [(r["kind"], r["what"], r["failures"], r["gone_posts"]) for r in health][-2:] == [
         ("run", "crawl", 1, 0), ("fetch failures", "http_5xx", 1, None)]
     assert {r["floor"] for r in await rows("search")} == {1, 6}
-    assert await rows("gone_posts") == []
+    assert await rows("gone_posts") == []  # none gone yet ...
+    with sqlite3.connect(archive_path) as conn:
+        conn.execute("update posts set gone_at = '2026-01-01T00:00:00+00:00' where floor = 5")
+    assert [r["floor"] for r in await rows("gone_posts")] == [5]  # ... and then floor 5
     assert asked == set(stored_queries(archive_path)), "a stored query this test does not check"
 
 

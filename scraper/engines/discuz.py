@@ -949,7 +949,7 @@ def _signed_attachment_aid(url: str) -> str | None:
     """The attachment id of a Discuz attachment link (aid=base64 of 'aid|hash|time|uid|tid')."""
     if "mod=attachment" not in url:
         return None
-    token = (parse_qs(urlsplit(url).query).get("aid") or [""])[0]
+    token = _query(url)[1].get("aid", "")
     try:
         aid = base64.b64decode(token + "=" * (-len(token) % 4), validate=True).split(b"|", 1)[0].decode("ascii")
     except (ValueError, UnicodeDecodeError):
