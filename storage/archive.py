@@ -137,6 +137,26 @@ def _json(value: Any) -> str:
     return _JSON_ENCODER.encode(value)
 
 
+# Noise counts are a few small dicts over and over ({"hidden_elements": 1} on most posts of a
+# Discuz page): their JSON is kept, bounded, instead of encoded per post.
+_NOISE_JSON_CACHE_MAX = 512
+_noise_json_cache: dict[tuple, str] = {}
+
+
+def _noise_json(noise: Mapping[str, int] | None) -> str:
+    if not noise:
+        return "{}"
+    if not all(type(count) is int for count in noise.values()):  # True == 1 would share a key
+        return _JSON_ENCODER.encode(dict(noise))
+    key = tuple(noise.items())
+    encoded = _noise_json_cache.get(key)
+    if encoded is None:
+        if len(_noise_json_cache) >= _NOISE_JSON_CACHE_MAX:
+            _noise_json_cache.clear()
+        encoded = _noise_json_cache[key] = _JSON_ENCODER.encode(dict(noise))
+    return encoded
+
+
 def _text(value: Any) -> str:
     """A str enum's value, or the str itself."""
     return str(getattr(value, "value", value))
@@ -197,7 +217,7 @@ def _post_values(post: PostRecord) -> dict[str, Any]:
         "edit_note": post.edit_note,
         "attachments_json": _json([_attachment_dict(a) for a in post.attachments or ()]),
         "status": _text(post.status or NORMAL_STATUS),
-        "noise_json": _json(dict(post.noise_removed or {})),
+        "noise_json": _noise_json(post.noise_removed),
     }
 
 
@@ -814,7 +834,8 @@ class Archive:
         thread_id, thread_is_new = self._upsert_thread_from_page(site_id, key_of_thread, page, url, stamp)
         new, same, changed = self._save_posts(site_id, thread_id, page.page, values, stamp,
                                               thread_is_new=thread_is_new)
-        gone = self._mark_vanished(thread_id, page, stamp)
+        # A thread this save created holds only this page's posts: none can have vanished.
+        gone = 0 if thread_is_new else self._mark_vanished(thread_id, page, stamp)
         page_changed = self._upsert_page(
             site_id,
             kind="thread",

@@ -79,6 +79,10 @@ def classify(existing_hash: str | None, new_hash: str) -> Classification:
     return "same" if existing_hash == new_hash else "changed"
 
 
+# json.dumps with options builds an encoder per call; this one writes the same JSON.
+_EXTRACT_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
+
+
 def extract_hash(entries: Iterable[Iterable[object]]) -> str:
     """SHA-256 hex digest of what a page yielded, entry by entry and in order.
 
@@ -87,7 +91,7 @@ def extract_hash(entries: Iterable[Iterable[object]]) -> str:
     nothing new, whatever changed around it in the markup.
     """
     # JSON keeps the encoding unambiguous whatever the entries contain.
-    encoded = json.dumps([list(entry) for entry in entries], ensure_ascii=False, default=str)
+    encoded = _EXTRACT_ENCODER.encode([list(entry) for entry in entries])
     return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
 
 

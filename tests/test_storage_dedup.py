@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import unicodedata
 
@@ -112,3 +113,13 @@ def test_extract_hash_depends_on_entries_and_their_order():
     # Entries are kept apart: moving a boundary changes the hash.
     assert extract_hash([("ab", "c")]) != extract_hash([("a", "bc")])
     assert extract_hash([(1, None)]) != extract_hash([(1, "None")])
+
+
+def test_extract_hash_is_the_sha256_of_the_entries_as_json():
+    # Stored in every pages row: a change of encoding would make every archived page look
+    # changed at its next visit, so the exact text hashed is pinned here.
+    entries = [("1001", "h1", 3), ("帖子#2", None, 0)]
+    text = '[["1001", "h1", 3], ["帖子#2", null, 0]]'
+    assert extract_hash(entries) == hashlib.sha256(text.encode("utf-8")).hexdigest()
+    # Anything else JSON cannot encode is written as its str().
+    assert extract_hash([("1", datetime.date(2026, 1, 2))]) == hashlib.sha256(b'[["1", "2026-01-02"]]').hexdigest()
