@@ -7,6 +7,8 @@ and 100% of N), measure:
   and 2-character ones (common words: the newest-first scan; a word in no post: the bigram
   index), as storage.search routes them;
 - thread page render time: GET /-/thread/{id} (the archive's reader) for random threads;
+- every other stored query of datasette.yaml, p50/p95 (a thread, a post and an author of the
+  archive as their parameters);
 - the daemon's peak RSS: `forum-archiver run --once` in a child process, refreshing the site
   the archive holds (a demo forum served here), its VmHWM as it exits.
 
@@ -114,6 +116,27 @@ async def render_latencies_ms(datasette, thread_ids: list[int]) -> list[float]:
     return latencies
 
 
+async def stored_query_latencies_ms(datasette, db_path: Path, params: dict[str, str],
+                                    repeats: int) -> dict[str, list[float]]:
+    """Latency of each stored query of datasette.yaml but search (timed above), in ms, with
+    `params` for those that take them; one cut at the SQL time limit counts as infinitely slow."""
+    from scraper.publish import load_config
+
+    db_name = db_path.stem
+    names = [name for name in load_config(db_path)["databases"][db_name]["queries"] if name != "search"]
+    latencies: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(repeats):
+        for name in names:
+            start = time.perf_counter()
+            response = await datasette.client.get(f"/{db_name}/{name}.json", params={**params, "_shape": "array"})
+            latencies[name].append((time.perf_counter() - start) * 1000)
+            if response.status_code == 400 and "took too long" in response.text:
+                latencies[name][-1] = math.inf
+            elif response.status_code != 200:
+                raise SystemExit(f"stored query {name}: HTTP {response.status_code}: {response.text[:200]}")
+    return latencies
+
+
 # The daemon's peak RSS, read by the daemon itself as it exits: VmHWM belongs to the
 # process's own address space. Its ru_maxrss would not do: Linux carries the spawning
 # process's high-water mark across fork and exec into the child's, so a child of this
@@ -188,12 +211,19 @@ def measure(directory: Path, db_path: Path, board: str, repeats: int, render_sam
     finally:
         conn.close()
     sample = random.Random(posts).sample(thread_ids, min(render_samples, len(thread_ids)))
+    conn = sqlite3.connect(db_path)
+    try:  # a thread, a post and an author the stored queries are asked about
+        post_id, author = conn.execute("SELECT id, author FROM posts WHERE thread_id = ? LIMIT 1", [sample[0]]).fetchone()
+    finally:
+        conn.close()
+    query_params = {"thread_id": str(sample[0]), "post_id": str(post_id), "author": author, "page": "1"}
 
     async def web() -> dict:
         return {"long": await search_latencies_ms(datasette, db_path.stem, LONG_QUERIES, repeats),
                 "short": await search_latencies_ms(datasette, db_path.stem, SHORT_QUERIES, repeats),
                 "absent": await search_latencies_ms(datasette, db_path.stem, ABSENT_SHORT_QUERIES, repeats),
-                "render": await render_latencies_ms(datasette, sample)}
+                "render": await render_latencies_ms(datasette, sample),
+                "stored": await stored_query_latencies_ms(datasette, db_path, query_params, repeats)}
 
     return {"posts": posts, "disk": disk, "text": text, "tables": tables, "daemon": daemon, **asyncio.run(web())}
 
@@ -215,6 +245,10 @@ def report(point: dict, build_s: float, writer_rss_mb: float) -> None:
         print(f"{label:28s} p50 {percentile(ms, 0.5):8.1f} ms  p95 {percentile(ms, 0.95):8.1f} ms  "
               f"({len(ms)} requests{', queries ' + ', '.join(queries) if queries else ''}"
               f"{f'; {cut} cut at the SQL time limit (inf)' if cut else ''})")
+    for name, ms in point["stored"].items():
+        cut = sum(math.isinf(m) for m in ms)
+        print(f"{'stored query ' + name:28s} p50 {percentile(ms, 0.5):8.1f} ms  p95 {percentile(ms, 0.95):8.1f} ms  "
+              f"({len(ms)} requests{f'; {cut} cut at the SQL time limit (inf)' if cut else ''})")
     daemon = point["daemon"]
     print(f"daemon run --once: peak RSS {daemon['peak_rss_mb']:.0f} MB, {daemon['requests']} requests, "
           f"{daemon['seconds']:.1f} s wall, {daemon['cpu_s']:.1f} s CPU; runs: {daemon['status']}")

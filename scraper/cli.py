@@ -17,6 +17,7 @@ import click
 from scraper import __version__, config
 from scraper.errors import ArchiverError, ConfigError
 from scraper.sites import Site, check_site_in_archive, load_site, site_for_url, site_from_dict
+from storage.db import WalNotFoldedError
 from storage.schema import NotAnArchiveError, SchemaVersionError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +55,7 @@ class _ArchiverGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except (NotAnArchiveError, SchemaVersionError) as exc:
+        except (NotAnArchiveError, SchemaVersionError, WalNotFoldedError) as exc:
             raise click.ClickException(str(exc)) from None
         except FileNotFoundError as exc:
             raise click.ClickException(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
@@ -353,9 +354,11 @@ def phrases_confirm(db_path, site_name, reject, phrase) -> None:
 def serve(db_path, host, port, immutable) -> None:
     """Serve the archive read-only with Datasette."""
     from scraper.publish import datasette_command, run_datasette
-    from storage.db import open_db
+    from storage.db import fold_wal, open_db
 
     open_db(db_path, readonly=True).close()  # an old or foreign file is named here, not by 400s in the browser
+    if immutable:
+        fold_wal(db_path)  # Datasette reads an immutable file alone, without its -wal
     sys.exit(run_datasette(datasette_command(db_path, host=host, port=port, immutable=immutable)))
 
 

@@ -892,9 +892,9 @@ class Archive:
                                        [site_id, key]).fetchone() is not None
         thread_id, stored_title = self.db.conn.execute(
             """INSERT INTO threads (site_id, tid, thread_key, title, url, board, fid, replies,
-                views, page_count, newest_first, first_seen_at, last_seen_at)
+                views, page_count, newest_first, last_archived_post_at, first_seen_at, last_seen_at)
             VALUES (:site_id, :tid, :key, :title, :url, :board, :fid, :replies, :views,
-                :page_count, :newest_first, :now, :now)
+                :page_count, :newest_first, :last_post_at, :now, :now)
             ON CONFLICT (site_id, thread_key) DO UPDATE SET
                 tid = coalesce(excluded.tid, threads.tid),
                 -- page 1's canonical URL is the thread's URL; later pages only fill a gap
@@ -906,6 +906,9 @@ class Archive:
                 views = coalesce(excluded.views, threads.views),
                 page_count = coalesce(excluded.page_count, threads.page_count),
                 newest_first = coalesce(excluded.newest_first, threads.newest_first),
+                -- max() of SQLite is NULL when either is: the later of the two that are known
+                last_archived_post_at = coalesce(max(threads.last_archived_post_at, excluded.last_archived_post_at),
+                                                 threads.last_archived_post_at, excluded.last_archived_post_at),
                 last_seen_at = excluded.last_seen_at,
                 gone_at = NULL
             RETURNING id, title""",
@@ -921,6 +924,7 @@ class Archive:
                 "views": page.views,
                 "page_count": page.page_count,
                 "newest_first": replies_newest_first(page),
+                "last_post_at": max((post.posted_at for post in page.posts if post.posted_at), default=None),
                 "is_first_page": page.page == 1,
                 "now": now,
             },

@@ -68,4 +68,32 @@ def open_db(path: str | Path, *, readonly: bool = False) -> sqlite_utils.Databas
     return db
 
 
-__all__ = ["BUSY_TIMEOUT_MS", "open_db"]
+class WalNotFoldedError(RuntimeError):
+    """An archive's write-ahead log could not be folded into its file (a writer holds it, or
+    the file cannot be written), so the file alone is not the archive."""
+
+
+def fold_wal(path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> None:
+    """Fold what the archive's write-ahead log holds into the file itself, before the file is
+    read as immutable: SQLite then reads the file alone, and the last commits of a writer
+    that was killed (they are in `<path>-wal` until a checkpoint) would be missing. A log
+    that is absent or empty needs nothing. Raises WalNotFoldedError while a writer or reader
+    holds the log, or when the file cannot be written."""
+    wal = Path(f"{path}-wal")
+    if not wal.exists() or wal.stat().st_size == 0:
+        return
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms:d}")
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    except sqlite3.Error as exc:  # a read-only file or directory
+        raise WalNotFoldedError(f"{path}: its write-ahead log {wal.name} cannot be folded into it ({exc}); "
+                                "serve it without --immutable") from None
+    finally:
+        conn.close()
+    if busy:
+        raise WalNotFoldedError(f"{path} is in use ({wal.name} is held by a writer or reader): "
+                                "serve it without --immutable, or once nothing else has it open")
+
+
+__all__ = ["BUSY_TIMEOUT_MS", "WalNotFoldedError", "fold_wal", "open_db"]

@@ -16,7 +16,7 @@ import sqlite_utils
 
 from storage.bigram import BIGRAM_FUNCTION
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 
 
 class SchemaVersionError(RuntimeError):
@@ -475,6 +475,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         "threads.newest_first: whether the thread's pages list its replies newest first (its new "
         "replies land on page 1), as its last page read with replies in order showed (NULL: not known)",
         ("ALTER TABLE threads ADD COLUMN newest_first INTEGER",),
+    ),
+    Migration(
+        13,
+        "threads.last_archived_post_at: the latest posted_at among the thread's archived posts, kept "
+        "by every save of one of its pages, for the active_threads query (which grouped every post "
+        "of the archive and outgrew the 3 s limit past a million posts)",
+        ("ALTER TABLE threads ADD COLUMN last_archived_post_at TEXT",
+         "UPDATE threads SET last_archived_post_at = (SELECT max(posted_at) FROM posts WHERE posts.thread_id = threads.id)"),
     ),
 )
 

@@ -237,6 +237,7 @@ def test_an_upgraded_archive_backfills_the_bigram_index_in_batches(tmp_path, mon
         DROP INDEX idx_posts_thread_pid; ALTER TABLE runs DROP COLUMN gone_posts;  -- migration 9's
         ALTER TABLE posts DROP COLUMN hash_covers_media;  -- migration 11's
         ALTER TABLE threads DROP COLUMN newest_first;  -- migration 12's
+        ALTER TABLE threads DROP COLUMN last_archived_post_at;  -- migration 13's
         CREATE INDEX idx_posts_thread_page ON posts (thread_id, page);
         DROP TRIGGER posts_bigram_au; DROP TRIGGER posts_bigram_ad; DROP TABLE posts_bigram;
         ALTER TABLE posts DROP COLUMN content_status;

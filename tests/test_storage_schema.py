@@ -215,7 +215,7 @@ def test_migration_3_upgrades_a_version_2_archive_in_place(db_path):
     conn.close()
 
     with Archive(db_path, index_batch_posts=None) as archive:
-        assert current_version_of(archive.db) == SCHEMA_VERSION == 12
+        assert current_version_of(archive.db) == SCHEMA_VERSION == 13
         copies = archive.db.execute(
             "SELECT id, content_text, content_html FROM post_versions ORDER BY id").fetchall()
         assert copies == [(1, "巴顿将军有句名言", "<p>巴顿将军有句名言</p>"), (2, None, None), (3, None, None)]
@@ -260,3 +260,22 @@ def test_each_search_batch_is_written_as_one_segment(db_path, upgraded_from):
         assert archive.index_pending() == 1000
         # FTS5's default of 1 MiB cut the batch's two million trigrams into several segments.
         assert archive.db.execute("SELECT count(DISTINCT segid) FROM posts_fts_idx").fetchone()[0] == 1
+
+
+def test_migration_13_gives_each_thread_its_latest_archived_post_time(db_path):
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    assert ensure_schema(sqlite_utils.Database(conn), MIGRATIONS[:12]) == 12
+    conn.executescript("""
+        INSERT INTO sites (id, name, engine, created_at) VALUES (1, 's', 'discuz', 'x');
+        INSERT INTO threads (id, site_id, thread_key, first_seen_at, last_seen_at) VALUES
+            (1, 1, '88', 'x', 'x'), (2, 1, '89', 'x', 'x');
+        INSERT INTO posts (id, site_id, thread_id, post_key, posted_at, content_text, content_html, content_hash,
+            version_count, first_seen_at, last_seen_at)
+        VALUES (1, 1, 1, '1', '2024-03-01T08:00:00+08:00', 'a', 'a', 'h1', 1, 'x', 'x'),
+               (2, 1, 1, '2', '2024-03-05T08:00:00+08:00', 'b', 'b', 'h2', 1, 'x', 'x'),
+               (3, 1, 1, '3', NULL, 'c', 'c', 'h3', 1, 'x', 'x');
+    """)
+    conn.close()
+    with Archive(db_path, index_batch_posts=None) as archive:
+        rows = archive.db.execute("SELECT id, last_archived_post_at FROM threads ORDER BY id").fetchall()
+        assert rows == [(1, "2024-03-05T08:00:00+08:00"), (2, None)]

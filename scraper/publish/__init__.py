@@ -51,6 +51,10 @@ def make_datasette(db_path: str | Path, *, immutable: bool = False, settings: di
     `settings` override datasette.yaml's (e.g. {"default_allow_sql": False})."""
     from datasette.app import Datasette
 
+    from storage.db import fold_wal
+
+    if immutable:
+        fold_wal(db_path)  # an immutable file is read alone, without its -wal
     files = [] if immutable else [str(db_path)]
     immutables = [str(db_path)] if immutable else []
     config = load_config(db_path)

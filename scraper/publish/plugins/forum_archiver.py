@@ -1,5 +1,6 @@
-"""Datasette hooks for the archive: the thread reader route, the home page search box, and
-links from thread rows and post rows (search hits included) to the reader.
+"""Datasette hooks for the archive: the thread reader route, the home page search box (in
+place of Datasette's own on the posts and threads tables), and links from thread rows and
+post rows (search hits included) to the reader.
 
 Loaded from this directory with Datasette's plugins_dir (`--plugins-dir`); the rendering
 itself lives in scraper.publish.reader.
@@ -32,12 +33,18 @@ def _cell_value(value):
     return value.get("value") if isinstance(value, dict) else value
 
 
-def _thread_path(datasette, thread_id, post_id=None) -> str:
-    thread_id, post_id = _cell_value(thread_id), _cell_value(post_id)
-    path = datasette.urls.path(f"/-/thread/{int(thread_id)}")
+def _row_id(value) -> int | None:
+    """An id cell's value as an int, or None when it is none (any SQL may name a column
+    post_id or thread_id: a group_concat of ids, a text)."""
+    value = _cell_value(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _thread_path(datasette, thread_id: int, post_id: int | None = None) -> str:
+    path = datasette.urls.path(f"/-/thread/{thread_id}")
     if post_id is None:
         return path
-    return f"{path}?{urlencode({'post': int(post_id)})}#post-{int(post_id)}"
+    return f"{path}?{urlencode({'post': post_id})}#post-{post_id}"
 
 
 def _plugin_setting(datasette, name: str, default):
@@ -120,6 +127,20 @@ def register_routes(datasette):
     return [(THREAD_ROUTE, thread_page)]
 
 
+# Tables whose FTS index Datasette would offer as a search box of its own. That box is plain
+# FTS5 over trigrams: it finds no word of one or two characters (most Chinese words) and no
+# post above the index's watermark. The archive's search query finds both; a title is found
+# with the "contains" filter.
+_TABLES_WITHOUT_NATIVE_SEARCH = frozenset({"posts", "threads"})
+
+
+@hookimpl
+def extra_template_vars(view_name, database, table, datasette):
+    if view_name == "table" and table in _TABLES_WITHOUT_NATIVE_SEARCH and database == _archive(datasette).name:
+        return {"supports_search": False}
+    return None
+
+
 @hookimpl
 def top_homepage(datasette, request):
     action = datasette.urls.query(_archive(datasette).name, "search")
@@ -138,12 +159,16 @@ def render_cell(row, value, column, table, database, datasette, request):
     keys = row.keys() if hasattr(row, "keys") else ()
     # Titles and floors, not ids: an id cell keeps Datasette's own link to the row page.
     if table == "threads" and column == "title" and "id" in keys:
-        return Markup('<a href="{}">{}</a>').format(_thread_path(datasette, row["id"]), value)
+        thread_id = _row_id(row["id"])
+        return None if thread_id is None else Markup('<a href="{}">{}</a>').format(
+            _thread_path(datasette, thread_id), value)
     if table == "posts" and column == "floor" and {"id", "thread_id"} <= set(keys):
-        return Markup('<a href="{}">{}</a>').format(_thread_path(datasette, row["thread_id"], row["id"]), value)
+        thread_id, post_id = _row_id(row["thread_id"]), _row_id(row["id"])
+        return None if thread_id is None or post_id is None else Markup('<a href="{}">{}</a>').format(
+            _thread_path(datasette, thread_id, post_id), value)
     if table is None and column in ("post_id", "snippet") and {"post_id", "thread_id"} <= set(keys):
-        if row["post_id"] is None or row["thread_id"] is None:
+        thread_id, post_id = _row_id(row["thread_id"]), _row_id(row["post_id"])
+        if thread_id is None or post_id is None:
             return None
-        return Markup('<a href="{}">{}</a>').format(
-            _thread_path(datasette, row["thread_id"], row["post_id"]), escape(value))
+        return Markup('<a href="{}">{}</a>').format(_thread_path(datasette, thread_id, post_id), escape(value))
     return None
