@@ -16,11 +16,26 @@ import click
 
 from scraper import __version__, config
 from scraper.errors import ArchiverError, ConfigError
-from scraper.sites import Site, check_site_in_archive, load_site, site_for_url, site_from_dict
+from scraper.sites import Site, check_site_in_archive, load_site, site_for_url, site_from_dict, url_parts
 from storage.db import WalNotFoldedError
 from storage.schema import NotAnArchiveError, SchemaVersionError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class _HttpURL(click.ParamType):
+    """A URL argument or option, checked before anything is opened: a broken one is named in
+    click's one-line usage error, not found by urlsplit deep inside as a traceback."""
+
+    name = "URL"
+
+    def convert(self, value, param, ctx):
+        if url_parts(value) is None:
+            self.fail(f"{value!r} is not an http(s) URL with a host (and a port up to 65535)", param, ctx)
+        return value
+
+
+HTTP_URL = _HttpURL()
 
 
 def _fail(message: str) -> None:
@@ -76,7 +91,7 @@ def main(verbose: bool) -> None:
 
 
 @main.command()
-@click.argument("urls", nargs=-1, required=True)
+@click.argument("urls", nargs=-1, required=True, type=HTTP_URL)
 @click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False), help="The archive (SQLite file).")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False), help="A site config (TOML).")
 @click.option("--site", "site_name", help="The site's name in the archive (default: from the URL's host).")
@@ -97,8 +112,10 @@ def crawl(urls, db_path, config_path, site_name, delay_s, allow_private, max_req
         except ConfigError as exc:
             _fail(str(exc))
         hosts = frozenset(urlsplit(u).hostname.lower() for u in urls if urlsplit(u).hostname)
+        # reclaim_leases: this crawl runs only while holding the host's lock (below), so a lease
+        # of the site's is a killed crawl's, taken back now instead of when it expires.
         options = CrawlOptions(delay_s=delay_s, allow_private_hosts=hosts if allow_private else frozenset(),
-                               max_requests=max_requests)
+                               max_requests=max_requests, reclaim_leases=True)
         # The host's lock, as a daemon job takes it: never two crawls of one host at once, and
         # this one starts once the last one's gap (or a server's pause) has passed.
         lock = held_locks.enter_context(schedule.host_lock(db_path, site.host))
@@ -164,7 +181,8 @@ def _prepare_archive(db_path: str, sites: list[Site]) -> None:
 @click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False), help="The archive (SQLite file).")
 @click.option("--config", "config_paths", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="A site config (TOML); repeat for more sites.")
-@click.option("--site", "board_urls", multiple=True, help="A board URL to keep current; repeat for more boards.")
+@click.option("--site", "board_urls", multiple=True, type=HTTP_URL,
+              help="A board URL to keep current; repeat for more boards.")
 @click.option("--every", "every_s", type=click.FloatRange(min=60),
               help="Seconds between runs of each site's job (with --once: how often cron runs it; the verify pass "
                    "paces its share to it). Default: the site's [schedule] every_s.")
@@ -272,7 +290,7 @@ def index(db_path) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False), help="The archive (SQLite file).")
 @click.option("--site", "site_name", default="text", show_default=True, help="The site's name in the archive.")
-@click.option("--url", help="The page's original URL (gives the thread id and page number).")
+@click.option("--url", type=HTTP_URL, help="The page's original URL (gives the thread id and page number).")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
               help="A site config (TOML) whose noise rules apply.")
 def import_text(file, db_path, site_name, url, config_path) -> None:
@@ -383,7 +401,10 @@ def demo(db_path, port, forum_port, no_serve) -> None:
     """Start the demo forum, crawl it into an archive, then serve the archive."""
     from scraper.demo_run import run_demo
 
-    run_demo(Path(db_path), datasette_port=port, forum_port=forum_port, serve=not no_serve, echo=click.echo)
+    try:
+        run_demo(Path(db_path), datasette_port=port, forum_port=forum_port, serve=not no_serve, echo=click.echo)
+    except ConfigError as exc:
+        _fail(str(exc))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,7 +11,9 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
+from scraper import config, schedule
 from scraper.crawl import CrawlOptions, Crawler
+from scraper.errors import ConfigError
 from scraper.publish import REPO_ROOT, datasette_command, run_datasette
 from scraper.sites import load_site, site_from_dict
 from storage.archive import Archive
@@ -31,9 +33,19 @@ def run_demo(db_path: Path, *, datasette_port: int, forum_port: int = 0, serve: 
         site = site_from_dict(dict(site.raw, base_url=forum.base_url))
         echo(f"demo forum running at {forum.base_url}")
         boards = [f"{forum.base_url}forum-{fid}-1.html" for fid in site.boards]
-        options = CrawlOptions(delay_s=DEMO_DELAY_S, allow_private_hosts=frozenset({"127.0.0.1"}))
-        with Archive(db_path) as archive:
-            report = asyncio.run(Crawler(archive, site, options=options).run(boards))
+        # As `crawl` does: under the host's lock, so a demo killed before is known dead (its run
+        # closed, what it held leased taken back) and no other crawl of the archive's host runs beside.
+        options = CrawlOptions(delay_s=DEMO_DELAY_S, allow_private_hosts=frozenset({"127.0.0.1"}),
+                               reclaim_leases=True)
+        with Archive(db_path) as archive, schedule.host_lock(db_path, site.host,
+                                                             wait_s=config.SITE_LOCK_WAIT_S) as lock:
+            if lock is None:
+                raise ConfigError(f"{site.host} stayed busy in {db_path} for {config.SITE_LOCK_WAIT_S:.0f} s "
+                                  "(another crawl of it); try again later")
+            schedule.abandon_dead_runs(archive, site)
+            crawler = Crawler(archive, site, options=options)
+            with schedule.paced_by_host_lock(lock, crawler):
+                report = asyncio.run(crawler.run(boards))
         echo(f"crawled {report.requests} pages: {report.new_posts} new posts, {report.new_versions} new versions "
              f"-> {db_path}")
         if serve:

@@ -6,12 +6,13 @@ without reading the code.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from scraper import config
 from scraper.clean import NoiseRules
@@ -63,8 +64,34 @@ def _refuse_unknown(table: dict[str, Any], section: str, known: tuple[str, ...],
 
 
 def _is_number(value: Any, minimum: float) -> bool:
-    """A TOML integer or float (not a boolean, which Python counts as an int) >= minimum."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= minimum
+    """A finite TOML integer or float (not a boolean, which Python counts as an int) >= minimum
+    (TOML has inf and nan: a delay of inf would hang a crawl)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= minimum
+
+
+def _is_count(value: Any) -> bool:
+    """A TOML integer (not a boolean, which Python counts as an int)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# White space and control characters: no URL holds one, and one in a header breaks every request.
+_NOT_IN_A_URL = re.compile(r"[\x00-\x20\x7f]")
+
+
+def url_parts(url: Any, schemes: tuple[str, ...] = ("http", "https")) -> SplitResult | None:
+    """`url` split, when it is an absolute URL of one of `schemes` (with a host and a port in
+    range, for http(s)); None for anything else, a broken IPv6 literal or a port past 65535
+    included (on which urlsplit and .port raise)."""
+    if not isinstance(url, str) or _NOT_IN_A_URL.search(url):
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (reading it checks it)
+    except ValueError:
+        return None
+    if parts.scheme not in schemes or (parts.scheme in ("http", "https") and not parts.hostname):
+        return None
+    return parts
 
 
 def _str_list(value: Any, key: str) -> tuple[str, ...]:
@@ -85,8 +112,7 @@ def site_from_dict(data: dict[str, Any], *, source: str = "site config") -> Site
     engine = data.get("engine", "discuz")
     _expect(engine in KNOWN_ENGINES, "engine", f"one of {KNOWN_ENGINES}", engine)
     base_url = data.get("base_url")
-    _expect(isinstance(base_url, str) and urlsplit(base_url).scheme in ("http", "https")
-            and bool(urlsplit(base_url).hostname), "base_url", "an http(s) URL such as 'https://bbs.example.cn/'",
+    _expect(url_parts(base_url) is not None, "base_url", "an http(s) URL such as 'https://bbs.example.cn/'",
             base_url)
     if not base_url.endswith("/"):
         base_url += "/"
@@ -100,12 +126,13 @@ def site_from_dict(data: dict[str, Any], *, source: str = "site config") -> Site
     except LookupError:
         raise ConfigError(f"{source}: encoding {encoding!r} is not an encoding Python knows") from None
     boards = data.get("boards", [])
-    _expect(isinstance(boards, list) and all(isinstance(b, int) and b > 0 for b in boards), "boards",
+    _expect(isinstance(boards, list) and all(_is_count(b) and b > 0 for b in boards), "boards",
             "a list of board ids (fid numbers)", boards)
     guide = data.get("guide", False)
     _expect(isinstance(guide, bool), "guide", "true or false (read the site's new-threads guide)", guide)
     contact = data.get("contact_url")
-    _expect(contact is None or isinstance(contact, str), "contact_url", "a URL string", contact)
+    _expect(contact is None or url_parts(contact, ("http", "https", "mailto")) is not None, "contact_url",
+            "an http(s) or mailto: URL (it goes into the User-Agent)", contact)
 
     pol = data.get("politeness", {})
     _expect(isinstance(pol, dict), "politeness", "a table", pol)
@@ -113,7 +140,7 @@ def site_from_dict(data: dict[str, Any], *, source: str = "site config") -> Site
     delay_s = pol.get("delay_s", config.DELAY_S)
     _expect(_is_number(delay_s, 0), "politeness.delay_s", "seconds >= 0", delay_s)
     max_tries = pol.get("max_tries", config.MAX_TRIES_PER_RUN)
-    _expect(isinstance(max_tries, int) and 1 <= max_tries <= config.MAX_TRIES_PER_RUN, "politeness.max_tries",
+    _expect(_is_count(max_tries) and 1 <= max_tries <= config.MAX_TRIES_PER_RUN, "politeness.max_tries",
             f"an integer from 1 to {config.MAX_TRIES_PER_RUN}", max_tries)
 
     noise = data.get("noise", {})
@@ -131,7 +158,7 @@ def site_from_dict(data: dict[str, Any], *, source: str = "site config") -> Site
     every_s = schedule.get("every_s", config.SCHEDULE_EVERY_S)
     _expect(_is_number(every_s, 60), "schedule.every_s", "seconds >= 60", every_s)
     verify_budget = schedule.get("verify_budget_requests", config.VERIFY_BUDGET_REQUESTS)
-    _expect(isinstance(verify_budget, int) and not isinstance(verify_budget, bool) and verify_budget >= 0,
+    _expect(_is_count(verify_budget) and verify_budget >= 0,
             "schedule.verify_budget_requests", "an integer >= 0 (requests per refresh run)", verify_budget)
     verify_min_age_s = schedule.get("verify_min_age_s", config.VERIFY_MIN_AGE_S)
     _expect(_is_number(verify_min_age_s, 0), "schedule.verify_min_age_s",
@@ -157,13 +184,15 @@ def load_site(path: str | Path) -> Site:
         raise ConfigError(f"site config {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"site config {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"site config {path} is not UTF-8 text (TOML is): {exc}") from None
     return site_from_dict(data, source=str(path))
 
 
 def site_for_url(url: str, *, name: str | None = None, engine: str = "discuz") -> Site:
     """A default site for a URL given on the command line without a config."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    parts = url_parts(url)
+    if parts is None:
         raise ConfigError(f"{url!r} is not an http(s) URL")
     host = parts.hostname
     default_name = re.sub(r"[^a-z0-9_-]+", "-", (host + (f"-{parts.port}" if parts.port else "")).lower()).strip("-")

@@ -130,6 +130,39 @@ def test_a_killed_crawls_run_is_closed_by_the_next_crawl_or_job_of_its_host(demo
     assert runs == [("crawl", "abandoned"), ("crawl", "abandoned"), ("refresh", "finished")]
 
 
+def test_a_crawl_takes_back_what_a_killed_crawl_of_its_host_held(demo_forum, tmp_path):
+    # A crawl killed (or stopped with Ctrl-C) leaves the URL it had in hand leased for
+    # LEASE_S; the next crawl holds the host's lock, so no live crawl can hold that lease.
+    db = tmp_path / "a.db"
+    board = f"{demo_forum.base_url}forum-1-1.html"
+    args = ["crawl", board, "--db", str(db), "--config", str(DEMO_CONFIG), "--delay", "0", "--allow-private"]
+    assert CliRunner().invoke(main, [*args, "--max-requests", "1"]).exit_code == 0
+    with Archive(db) as archive:  # as the killed crawl left it: in hand, its lease an hour long
+        archive.db.execute("update frontier set state = 'leased', leased_until = strftime('%Y-%m-%dT%H:%M:%S+00:00', "
+                           "'now', '+1 hour') where url_key = 'board:1:1'")
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    with Archive(db, readonly=True) as archive:
+        assert archive.db.execute("select state from frontier where url_key = 'board:1:1'").fetchone()[0] == "done"
+        assert archive.db.execute("select count(*) from frontier where state = 'leased'").fetchone()[0] == 0
+        assert archive.db.execute("select count(*) from posts").fetchone()[0] > 0
+
+
+def test_a_killed_demo_is_closed_and_its_lease_taken_back_by_the_next_demo(tmp_path):
+    db = tmp_path / "demo.db"
+    assert CliRunner().invoke(main, ["demo", "--db", str(db), "--no-serve"]).exit_code == 0
+    with Archive(db) as archive:  # as a demo killed mid-crawl leaves it
+        archive.db.execute("update runs set status = 'running', finished_at = null")
+        archive.db.execute("update frontier set state = 'leased', leased_until = strftime('%Y-%m-%dT%H:%M:%S+00:00', "
+                           "'now', '+1 hour') where url_key = 'board:1:1'")
+    result = CliRunner().invoke(main, ["demo", "--db", str(db), "--no-serve"])
+    assert result.exit_code == 0, result.output
+    with Archive(db, readonly=True) as archive:
+        assert archive.db.execute("select job, status from runs order by id").fetchall() == [
+            ("crawl", "abandoned"), ("crawl", "finished")]
+        assert archive.db.execute("select count(*) from frontier where state = 'leased'").fetchone()[0] == 0
+
+
 def test_crawl_without_allow_private_refuses_loopback(demo_forum, tmp_path):
     result = CliRunner().invoke(main, ["crawl", f"{demo_forum.base_url}forum-1-1.html", "--db",
                                        str(tmp_path / "a.db"), "--delay", "0"])
@@ -145,6 +178,21 @@ def test_crawl_with_a_bad_config_names_the_key(tmp_path):
                                        "--config", str(bad)])
     assert result.exit_code == 1
     assert "utc_offset" in result.output
+
+
+@pytest.mark.parametrize("command", [
+    ["crawl", "http://[::1"],
+    ["crawl", "http://127.0.0.1:99999/forum-1-1.html"],
+    ["crawl", "http://127.0.0.1/forum-1-1.html", "http://[::1"],
+    ["run", "--once", "--site", "http://127.0.0.1:99999/forum-1-1.html"],
+    ["import-text", str(SEED), "--url", "http://[::1"],
+])
+def test_a_broken_url_is_named_in_one_line_and_nothing_is_created(tmp_path, command):
+    db = tmp_path / "a.db"
+    result = CliRunner().invoke(main, [*command, "--db", str(db)])
+    assert result.exit_code == 2 and "is not an http(s) URL" in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert not db.exists()
 
 
 def test_demo_forum_command(process):

@@ -35,6 +35,21 @@ def test_demo_site_config_loads():
         ({"name": "x", "base_url": "https://bbs.example.cn/", "noise": {"phrases": "x"}}, "noise.phrases"),
         ({"name": "x", "base_url": "https://bbs.example.cn/", "schedule": {"every_s": 1}}, "schedule.every_s"),
         ({"name": "x", "base_url": "https://bbs.example.cn/", "colour": "blue"}, "colour"),
+        # A broken IPv6 literal and a port past 65535: urlsplit and .port raise ValueError on them.
+        ({"name": "x", "base_url": "http://[::1/"}, "base_url"),
+        ({"name": "x", "base_url": "http://127.0.0.1:99999/"}, "base_url"),
+        # TOML has inf and nan: a delay of inf hung the crawl after its first request.
+        ({"name": "x", "base_url": "https://bbs.example.cn/", "politeness": {"delay_s": float("inf")}},
+         "politeness.delay_s"),
+        ({"name": "x", "base_url": "https://bbs.example.cn/", "schedule": {"every_s": float("nan")}},
+         "schedule.every_s"),
+        # Python counts true as 1: board 'True' and one try were taken.
+        ({"name": "x", "base_url": "https://bbs.example.cn/", "boards": [True]}, "boards"),
+        ({"name": "x", "base_url": "https://bbs.example.cn/", "politeness": {"max_tries": True}},
+         "politeness.max_tries"),
+        # It goes into every request's User-Agent: a line break there failed every request.
+        ({"name": "x", "base_url": "https://bbs.example.cn/", "contact_url": "https://a.cn/\nX: y"}, "contact_url"),
+        ({"name": "x", "base_url": "https://bbs.example.cn/", "contact_url": "me"}, "contact_url"),
     ],
 )
 def test_bad_configs_name_the_key(data, key):
@@ -59,3 +74,22 @@ def test_site_for_url_uses_the_forum_folder():
     site = site_for_url("https://www.example.cn/bbs/thread-12-1-1.html")
     assert site.base_url == "https://www.example.cn/bbs/"
     assert site.name == "www-example-cn"
+
+
+def test_a_contact_may_be_a_page_or_a_mailto_url():
+    for contact in ("https://example.org/archive-project", "mailto:archivist@example.org"):
+        site = site_from_dict({"name": "x", "base_url": "https://bbs.example.cn/", "contact_url": contact})
+        assert site.contact_url == contact
+
+
+def test_a_config_that_is_not_utf8_is_a_config_error(tmp_path):
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b'name = "x"\nbase_url = "http://h\xff\xfe/"\n')
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_site(latin)
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://127.0.0.1:99999/forum-1-1.html", "ftp://bbs.example.cn/"])
+def test_site_for_a_broken_url_is_a_config_error(url):
+    with pytest.raises(ConfigError, match="not an http"):
+        site_for_url(url)
