@@ -16,7 +16,7 @@ import sqlite_utils
 
 from storage.bigram import BIGRAM_FUNCTION
 
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 
 
 class SchemaVersionError(RuntimeError):
@@ -483,6 +483,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "of the archive and outgrew the 3 s limit past a million posts)",
         ("ALTER TABLE threads ADD COLUMN last_archived_post_at TEXT",
          "UPDATE threads SET last_archived_post_at = (SELECT max(posted_at) FROM posts WHERE posts.thread_id = threads.id)"),
+    ),
+    Migration(
+        14,
+        "the author index also orders each author's posts by time, so author_posts reads one page of "
+        "them instead of sorting every post of the author (294 ms at 1M posts, growing with the archive)",
+        ("DROP INDEX idx_posts_author", "CREATE INDEX idx_posts_author ON posts (author, posted_at)"),
     ),
 )
 

@@ -74,7 +74,7 @@ def test_indexes_and_fts_tables_exist(db_path):
     index_columns = {
         tuple(index.columns) for table in ("posts", "frontier") for index in db[table].indexes
     }
-    for columns in [("thread_id", "floor"), ("author",), ("posted_at",), ("state", "next_due_at")]:
+    for columns in [("thread_id", "floor"), ("author", "posted_at"), ("posted_at",), ("state", "next_due_at")]:
         assert columns in index_columns
     fts_sql = {
         row[0]: row[1]
@@ -215,7 +215,7 @@ def test_migration_3_upgrades_a_version_2_archive_in_place(db_path):
     conn.close()
 
     with Archive(db_path, index_batch_posts=None) as archive:
-        assert current_version_of(archive.db) == SCHEMA_VERSION == 13
+        assert current_version_of(archive.db) == SCHEMA_VERSION == 14
         copies = archive.db.execute(
             "SELECT id, content_text, content_html FROM post_versions ORDER BY id").fetchall()
         assert copies == [(1, "巴顿将军有句名言", "<p>巴顿将军有句名言</p>"), (2, None, None), (3, None, None)]
