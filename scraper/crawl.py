@@ -408,12 +408,14 @@ class Crawler:
 
     async def _fetch(self, url: str, host: str, *, headers: dict, accept=config.ACCEPTED_CONTENT_TYPES,
                      max_bytes: int | None = None, max_redirects: int | None = None,
-                     check_redirect: Callable[[str], None] | None = None) -> FetchResult | FetchError:
+                     check_redirect: Callable[[str], None] | None = None,
+                     truncate: bool = False) -> FetchResult | FetchError:
         async with self.pacer.slot(host) as slot:
             self.report.requests += 1
             try:
                 result = await self.fetcher.get(url, headers=headers, accept_types=accept, max_bytes=max_bytes,
-                                                max_redirects=max_redirects, check_redirect=check_redirect)
+                                                max_redirects=max_redirects, check_redirect=check_redirect,
+                                                before_hop=slot.next_request, truncate=truncate)
                 slot.server_s = result.server_s  # only the server's time may slow us down
             except FetchError as exc:
                 if exc.retryable:  # the host is struggling or unreachable, not the URL at fault
@@ -862,12 +864,16 @@ class Crawler:
         if cached and cached["expires_at"] > self.now():
             rules = RobotsRules(cached["status"], cached["body"], cached["reason"])
         else:
-            result = await self._fetch(target, host, headers={}, accept=None, max_bytes=config.ROBOTS_MAX_BYTES * 4,
-                                       max_redirects=config.ROBOTS_MAX_REDIRECTS)
+            # One byte past the limit, cut there: a longer file is parsed to its last whole line
+            # within the limit (robots_from_fetch), never refused as too large.
+            result = await self._fetch(target, host, headers={}, accept=None, max_bytes=config.ROBOTS_MAX_BYTES + 1,
+                                       max_redirects=config.ROBOTS_MAX_REDIRECTS, truncate=True)
             if isinstance(result, FetchError):
                 self.archive.record_fetch(url=target, reason=result.reason, site_id=self.site_id,
                                           run_id=self.report.run_id, now=self.now())
-                if isinstance(result, (BlockedAddress, UnsupportedScheme)):
+                # The URL's own host refused: so is the URL. A hop the robots.txt redirects to
+                # that is refused leaves the host's robots.txt unreachable, like any failure.
+                if isinstance(result, (BlockedAddress, UnsupportedScheme)) and not result.after_redirect:
                     return result
                 rules, ttl = robots_from_fetch(None, None)
             else:

@@ -23,6 +23,14 @@ _SUPERSETS = {
     "euc-cn": "gb18030", "big5": "big5hkscs", "x-big5": "big5hkscs", "cp950": "big5hkscs",
     "iso-8859-1": "cp1252", "latin1": "cp1252", "ascii": "cp1252", "us-ascii": "cp1252",
 }
+# Codecs Python knows under a label that name no charset a page can be written in: 'undefined'
+# fails on every byte, idna and punycode encode host names, the escape codecs read backslash
+# text, and UTF-7 (which browsers refuse) can smuggle markup past a filter. Such a label is
+# ignored, as an unknown one is; so are Python's bytes-to-bytes codecs (base64, hex, zlib...).
+_NOT_PAGE_CHARSETS = frozenset({"undefined", "idna", "punycode", "unicode-escape", "raw-unicode-escape", "utf-7"})
+# A <meta> found by reading the bytes as ASCII cannot be in UTF-16 or UTF-32: the page is
+# read as UTF-8 instead, as browsers do (WHATWG's meta prescan).
+_WIDE_CHARSETS = frozenset({"utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"})
 _HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.I)
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w.:-]+)""", re.I)
 
@@ -41,9 +49,12 @@ def normalise_label(label: str | None) -> str | None:
     label = label.strip().lower()
     label = _SUPERSETS.get(label, label)
     try:
-        return codecs.lookup(label).name
+        codec = codecs.lookup(label)
     except LookupError:
         return None
+    if not codec._is_text_encoding or codec.name in _NOT_PAGE_CHARSETS:
+        return None
+    return codec.name
 
 
 def declared_charsets(body: bytes, content_type: str | None) -> tuple[str | None, str | None]:
@@ -54,7 +65,7 @@ def declared_charsets(body: bytes, content_type: str | None) -> tuple[str | None
         header = normalise_label(m.group(1)) if m else None
     m = _META_CHARSET.search(body[: config.META_CHARSET_SCAN_BYTES])
     meta = normalise_label(m.group(1).decode("ascii", "replace")) if m else None
-    return header, meta
+    return header, "utf-8" if meta in _WIDE_CHARSETS else meta
 
 
 def _is_strict_utf8(body: bytes) -> bool:

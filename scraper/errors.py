@@ -22,10 +22,12 @@ class ConfigError(ArchiverError):
 
 # --- fetching -------------------------------------------------------------------------
 class FetchError(ArchiverError):
-    """A request that did not produce a usable response."""
+    """A request that did not produce a usable response. after_redirect: it failed on a
+    redirect's hop, not on the URL asked for."""
 
     reason = "fetch_error"
     retryable = False
+    after_redirect = False
 
 
 class UnsupportedScheme(FetchError):

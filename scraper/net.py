@@ -35,6 +35,7 @@ from scraper.errors import (
     ConnectError,
     DeadlineExceeded,
     DNSError,
+    FetchError,
     FetchTimeout,
     ProtocolError,
     RedirectLoop,
@@ -71,8 +72,14 @@ async def system_resolver(host: str, port: int) -> list[str]:
 def forbidden_reason(address: str) -> str | None:
     """Why an address must not be contacted, or None when it is a public address."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.is_site_local:  # fec0::/10: deprecated, yet routed inside some networks; Python calls it global
+            return "site-local"
+        # An IPv6 address that carries an IPv4 one reaches that IPv4 address: 6to4 and Teredo
+        # tunnel to it, an IPv4-mapped address is it. Judged as the address it reaches.
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is not None:
+            ip = embedded
     for label, hit in (
         ("loopback", ip.is_loopback),
         ("unspecified", ip.is_unspecified),
@@ -263,12 +270,18 @@ class Fetcher:
         max_bytes: int | None = None,
         max_redirects: int | None = None,
         check_redirect: Callable[[str], None] | None = None,
+        before_hop: Callable[[], Awaitable[None]] | None = None,
+        truncate: bool = False,
     ) -> FetchResult:
         """Fetch `url`, following redirects by hand. Raises a FetchError subclass on failure.
 
         A non-2xx final status is returned, not raised: the caller records it.
         check_redirect(target) is called before each redirect is followed, and refuses it by
         raising a FetchError (the crawler keeps a page's redirects on its forum's host).
+        before_hop() is awaited before each redirect's request is sent (the crawler waits out
+        the host's gap there: a hop is a request like any other).
+        truncate: a body longer than max_bytes is cut there instead of refused (robots.txt:
+        RFC 9309 2.5 has a crawler read at least the first 500 KiB of a longer file).
         """
         started = time.monotonic()
         cpu_started = time.thread_time()
@@ -276,7 +289,7 @@ class Fetcher:
             async with asyncio.timeout(self.deadline_s):
                 result = await self._get(url, headers or {}, accept_types, max_bytes or self.max_body_bytes,
                                          self.max_redirects if max_redirects is None else max_redirects, started,
-                                         check_redirect)
+                                         check_redirect, before_hop, truncate)
         except TimeoutError:
             raise DeadlineExceeded(f"no complete response within {self.deadline_s:g} s") from None
         # While the loop runs other tasks, their CPU time passes on the wall clock too; what is
@@ -287,13 +300,18 @@ class Fetcher:
         return result
 
     async def _get(self, url, headers, accept_types, max_bytes, max_redirects, started,
-                   check_redirect: Callable[[str], None] | None) -> FetchResult:
+                   check_redirect: Callable[[str], None] | None,
+                   before_hop: Callable[[], Awaitable[None]] | None, truncate: bool) -> FetchResult:
         seen = {url}
         redirects: list[str] = []
         current = url
         while True:
-            address = await self.guard.check(current)
-            result = await self._request_once(current, address, headers, accept_types, max_bytes)
+            try:
+                address = await self.guard.check(current)
+                result = await self._request_once(current, address, headers, accept_types, max_bytes, truncate)
+            except FetchError as exc:
+                exc.after_redirect = bool(redirects)
+                raise
             if result.status not in _REDIRECT_STATUSES:
                 result.url, result.redirects = url, redirects
                 result.elapsed_ms = int((time.monotonic() - started) * 1000)
@@ -314,8 +332,10 @@ class Fetcher:
             seen.add(target)
             redirects.append(target)
             current = target
+            if before_hop is not None:
+                await before_hop()
 
-    async def _request_once(self, url, address, headers, accept_types, max_bytes) -> FetchResult:
+    async def _request_once(self, url, address, headers, accept_types, max_bytes, truncate=False) -> FetchResult:
         parts = urlsplit(url)
         host_header = parts.netloc.rsplit("@", 1)[-1]
         ip_host = f"[{address}]" if ":" in address else address
@@ -334,15 +354,15 @@ class Fetcher:
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
             raise ProtocolError(f"{type(exc).__name__} on {url}: {exc}") from None
         try:
-            return await self._read(url, response, accept_types, max_bytes)
+            return await self._read(url, response, accept_types, max_bytes, truncate)
         finally:
             await response.aclose()
 
-    async def _read(self, url, response: httpx.Response, accept_types, max_bytes) -> FetchResult:
+    async def _read(self, url, response: httpx.Response, accept_types, max_bytes, truncate=False) -> FetchResult:
         status = response.status_code
         headers = response.headers
         declared = headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > max_bytes:
+        if not truncate and declared and declared.isascii() and declared.isdigit() and int(declared) > max_bytes:
             raise TooLarge(f"Content-Length {declared} exceeds {max_bytes}")
         if status == 200 and accept_types is not None:
             mime = headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -351,27 +371,34 @@ class Fetcher:
         if status in _REDIRECT_STATUSES or status == 304:
             body = b""  # no content to keep; error bodies are read to recognise challenge pages
         else:
-            body = await self._read_body(response, max_bytes)
+            body = await self._read_body(response, max_bytes, truncate=truncate)
         return FetchResult(url=url, final_url=url, status=status, headers=headers, body=body, elapsed_ms=0,
                            raw_bytes=response.num_bytes_downloaded)
 
-    async def _read_body(self, response: httpx.Response, max_bytes: int) -> bytes:
-        inflaters = [_BoundedInflater(c, max_bytes) for c in reversed(_content_encodings(response.headers))]
+    async def _read_body(self, response: httpx.Response, max_bytes: int, *, truncate: bool = False) -> bytes:
+        # Cutting, the inflaters may make one chunk past the cut: theirs is twice the limit.
+        limit = 2 * max_bytes if truncate else max_bytes
+        inflaters = [_BoundedInflater(c, limit) for c in reversed(_content_encodings(response.headers))]
         chunks: list[bytes] = []
         total = 0
         try:
             async for raw in response.aiter_raw():
-                if response.num_bytes_downloaded > max_bytes:
+                if response.num_bytes_downloaded > limit:
+                    if truncate:
+                        break
                     raise TooLarge(f"body exceeds {max_bytes} bytes on the wire")
                 data = raw
                 for inflater in inflaters:
                     data = inflater.feed(data)
                 total += len(data)
-                if total > max_bytes:
-                    raise TooLarge(f"body exceeds {max_bytes} bytes")
                 chunks.append(data)
+                if total > max_bytes:
+                    if truncate:
+                        break
+                    raise TooLarge(f"body exceeds {max_bytes} bytes")
         except httpx.TimeoutException:
             raise FetchTimeout("timed out reading the body") from None
         except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
             raise ProtocolError(f"body cut short: {exc}") from None
-        return b"".join(chunks)
+        body = b"".join(chunks)
+        return body[:max_bytes] if truncate else body

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from urllib.parse import urlsplit, urlunsplit
@@ -47,6 +47,13 @@ class SlotUse:
     """
 
     server_s: float | None = None
+    _between: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
+
+    async def next_request(self) -> None:
+        """Before another request in the same slot (a redirect's next hop): the request before
+        it ends here, and the host's gap after it is waited out, as between two slots."""
+        if self._between is not None:
+            await self._between()
 
 
 @dataclass
@@ -124,16 +131,27 @@ class HostPacer:
         async with state.lock:
             await self._wait_until(state.next_start)
             started = self.clock()
-            use = SlotUse()
-            try:
-                yield use
-            finally:
+
+            def end_request(use: SlotUse) -> None:
                 elapsed = self.clock() - started
                 if use.server_s is not None:
                     elapsed = min(max(use.server_s, 0.0), elapsed)
                 gap = max(self.gap_for(host), min(self.slowdown_factor * elapsed, config.SLOWDOWN_CAP_S))
                 gap *= 1.0 + (config.JITTER_MAX_FACTOR - 1.0) * self.rng()
                 state.next_start = max(state.next_start, self.clock() + gap)
+
+            async def between() -> None:
+                nonlocal started
+                end_request(use)
+                use.server_s = None  # a hop's own server time is not known: its wall time counts
+                await self._wait_until(state.next_start)
+                started = self.clock()
+
+            use = SlotUse(_between=between)
+            try:
+                yield use
+            finally:
+                end_request(use)
 
 
 class CircuitBreaker:
@@ -246,7 +264,7 @@ def retry_after_s(value: str | None, now: datetime | None = None) -> float | Non
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit() admits '²', which float() refuses
         return min(float(value), config.RETRY_AFTER_CAP_S)
     when = parse_http_date(value)
     if when is None:

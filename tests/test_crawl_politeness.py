@@ -37,6 +37,22 @@ def test_no_two_requests_closer_than_the_delay(demo_forum, tmp_path):
     assert min(b - a for a, b in zip(times, times[1:], strict=False)) >= 0.3
 
 
+def test_each_hop_of_a_redirect_waits_out_the_hosts_gap(demo_forum, tmp_path):
+    # A redirect's hops are requests to the host like any other: followed back to back, a
+    # chain of five was six requests within 10 ms under a 2 s delay.
+    hops = ["/old-1.html", "/old-2.html", "/old-3.html"]
+    for here, there in zip(hops, [*hops[1:], "/thread-1-1-1.html"]):
+        demo_forum.inject(here, 302, headers={"Location": there})
+    with Archive(tmp_path / "a.db") as archive:
+        report = run(archive, demo_site(demo_forum.base_url), [f"{demo_forum.base_url}{hops[0][1:]}"], delay_s=0.3,
+                     max_requests=1)
+        saved = archive.db.execute("select count(*) from posts").fetchone()[0]
+    times = [r.at for r in gets(demo_forum)]
+    assert [r.path for r in gets(demo_forum)] == ["/robots.txt", *hops, "/thread-1-1-1.html"]
+    assert min(b - a for a, b in zip(times, times[1:])) >= 0.3
+    assert report.pages_saved == 1 and saved > 0
+
+
 def test_retry_after_is_honoured_to_the_second(demo_forum, tmp_path):
     demo_forum.inject("/forum-1-1.html", 503, headers={"Retry-After": "2"})
     with Archive(tmp_path / "a.db") as archive:
@@ -59,6 +75,34 @@ def test_robots_txt_answering_500_means_nothing_else_is_fetched(demo_forum, tmp_
     assert [r.path for r in gets(demo_forum)] == ["/robots.txt"]
     assert report.skipped["robots_disallowed"] == 1
     assert robots["reason"] == "unreachable"
+
+
+def test_a_robots_txt_past_the_fetch_limit_is_read_to_its_limit(demo_forum, tmp_path):
+    # RFC 9309 2.5: at least the first 500 KiB are parsed. Refused as too large, a 2.6 MB
+    # robots.txt that allows everything kept the whole forum out as "unreachable".
+    body = b"User-agent: *\nDisallow: /nothing-here/\n" + b"# a comment line of the forum's robots.txt\n" * 60000
+    demo_forum.inject("/robots.txt", 200, body=body, content_type="text/plain")
+    with Archive(tmp_path / "a.db") as archive:
+        report = run(archive, demo_site(demo_forum.base_url), [f"{demo_forum.base_url}forum-1-1.html"], max_requests=3)
+        robots = archive.get_robots(f"{demo_forum.base_url}robots.txt")
+    assert len(body) > 2 * 1024 * 1024
+    assert (robots["status"], robots["reason"]) == (200, None) and "Disallow: /nothing-here/" in robots["body"]
+    assert report.pages_saved >= 1 and "robots_disallowed" not in report.skipped
+
+
+@pytest.mark.parametrize("target", ["http://127.0.0.2/robots.txt", "ftp://127.0.0.1/robots.txt"])
+def test_a_robots_txt_redirected_where_no_request_may_go_is_unreachable_once(demo_forum, tmp_path, target):
+    # The pages' host itself is allowed: only the hop is refused. Before, every URL of the
+    # site failed as blocked_address (or unsupported_scheme), robots.txt asked again for each.
+    demo_forum.inject("/robots.txt", 301, headers={"Location": target}, times=5)
+    urls = [f"{demo_forum.base_url}thread-{tid}-1-1.html" for tid in (1, 2, 3)]
+    with Archive(tmp_path / "a.db") as archive:
+        report = run(archive, demo_site(demo_forum.base_url), urls)
+        robots = archive.get_robots(f"{demo_forum.base_url}robots.txt")
+        states = archive.db.execute("select state, reason from frontier order by id").fetchall()
+    assert [r.path for r in gets(demo_forum)] == ["/robots.txt"]
+    assert robots["reason"] == "unreachable"
+    assert states == [("skipped", "robots_disallowed")] * 3 and report.skipped["robots_disallowed"] == 3
 
 
 def test_robots_txt_answering_404_means_the_crawl_proceeds(demo_forum, tmp_path):

@@ -59,7 +59,12 @@ def test_undecodable_bytes_are_counted():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=2000), st.sampled_from([None, "text/html", "text/html; charset=gbk", "text/html; charset=bogus"]))
+@given(st.binary(max_size=2000), st.sampled_from([
+    None, "text/html", "text/html; charset=gbk", "text/html; charset=bogus",
+    # Labels Python knows as codecs that no page is written in: each raised from decode_html.
+    "text/html; charset=undefined", "text/html; charset=base64", "text/html; charset=idna",
+    "text/html; charset=rot13", "text/html; charset=unicode_escape",
+]))
 def test_any_bytes_decode_without_error(body, content_type):
     decoded = decode_html(body, content_type)
     assert isinstance(decoded.text, str)
@@ -87,3 +92,17 @@ def test_a_latin1_page_with_one_accented_letter_is_not_taken_for_utf8():
     text = "<meta charset=\"iso-8859-1\"><p>café</p>" + "<p>plain</p>" * 100
     decoded = decode_html(text.encode("cp1252"), "text/html")
     assert decoded.text == text and decoded.replaced == 0
+
+
+def test_a_label_that_names_no_page_charset_is_ignored():
+    page = GBK_META.format("论坛").replace("charset=gbk", "charset=undefined").encode("gbk")
+    for label in ("undefined", "base64", "hex", "idna", "punycode", "utf-7", "raw_unicode_escape"):
+        decoded = decode_html(page, f"text/html; charset={label}", default="gbk")
+        assert (decoded.text.count("论坛"), decoded.encoding) == (1, "gb18030"), label
+
+
+def test_a_meta_that_says_utf16_is_read_as_utf8():
+    # Found by reading the bytes as ASCII, the page is no UTF-16: browsers read it as UTF-8.
+    page = b'<html><head><meta charset="utf-16"></head><body>&#35770;&#22363; forum</body></html>'
+    decoded = decode_html(page)
+    assert (decoded.encoding, decoded.text) == ("utf-8", page.decode("ascii"))

@@ -208,6 +208,11 @@ async def test_error_statuses_are_returned_not_raised(server):
         ("255.255.255.255", "reserved"),
         ("fd00::1", "private"),
         ("fe80::1", "link-local"),
+        # Tunnels to an IPv4 address are judged as that address (Python calls these global).
+        ("2002:7f00:1::1", "loopback"),  # 6to4 of 127.0.0.1
+        ("2002:a9fe:a9fe::1", "link-local"),  # 6to4 of 169.254.169.254, the metadata address
+        ("2002:c0a8:101::1", "private"),  # 6to4 of 192.168.1.1
+        ("fec0::1", "site-local"),
     ],
 )
 def test_forbidden_addresses(address, reason):
@@ -217,6 +222,7 @@ def test_forbidden_addresses(address, reason):
 def test_public_addresses_pass():
     assert forbidden_reason("93.184.216.34") is None
     assert forbidden_reason("2606:2800:220:1:248:1893:25c8:1946") is None
+    assert forbidden_reason("2002:5db8:d822::1") is None  # 6to4 of the public 93.184.216.34
 
 
 def test_integer_host_resolves_to_loopback():

@@ -84,6 +84,8 @@ def test_retry_after_forms():
     now = datetime(2026, 1, 1, tzinfo=UTC)
     assert retry_after_s(format_datetime(now + timedelta(seconds=90), usegmt=True), now) == 90
     assert retry_after_s("soon") is None
+    # A digit of another script (a Latin-1 byte 0xB2 is '²') is no number: not a crash.
+    assert retry_after_s("\xb2") is None and retry_after_s("١٢٠") is None
 
 
 ROBOTS = b"""
