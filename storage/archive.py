@@ -265,10 +265,12 @@ _TOUCH_POST_SQL = """UPDATE posts SET
     status = :status,
     last_seen_at = :now,
     gone_at = NULL,
-    quotes_json = CASE WHEN :keeps_archived THEN quotes_json ELSE :quotes_json END,
     signature = CASE WHEN :keeps_archived THEN signature ELSE coalesce(:signature, signature) END,
     edit_note = CASE WHEN :keeps_archived THEN edit_note ELSE coalesce(:edit_note, edit_note) END,
-    attachments_json = CASE WHEN :keeps_archived THEN attachments_json ELSE :attachments_json END,
+    -- refreshed (Discuz signs attachment links anew every view), but an edit's come with its
+    -- new content (_replace_content), after the version before it kept the old ones; quotes
+    -- are part of the HTML and change only with it
+    attachments_json = CASE WHEN :keeps_archived OR :versioned THEN attachments_json ELSE :attachments_json END,
     noise_json = CASE WHEN :keeps_archived THEN noise_json ELSE :noise_json END,
     -- the same hash as this rendering's: it covers what this rendering's covers (migration 11)
     hash_covers_media = CASE WHEN NOT :keeps_archived AND content_hash = :content_hash
@@ -961,10 +963,13 @@ class Archive:
             )
         }
         new_keys = [key for key in values if key not in stored]
+        # Posts of a text rendering (no pid) found as crawled posts (with one): see below.
+        text_of_crawled: set[str] = set()
         if new_keys and not thread_is_new:  # a thread this save created holds nothing to adopt
             adopted = self._adopt_floor_keyed_posts(thread_id, {key: values[key] for key in new_keys}, scheme)
             stored.update(adopted)
             new_keys = [key for key in new_keys if key not in adopted]
+            text_of_crawled = {key for key in adopted if values[key]["pid"] is None}
         if new_keys:
             # Ids are given, not left to SQLite, so the versions can be bound to them in one
             # executemany. max(id) + 1 is the id SQLite itself would pick: this transaction
@@ -985,10 +990,12 @@ class Archive:
         shows_new_text = self._hidden_renderings_with_new_text(stored, values)
         for key, (post_id, stored_hash, archived_from_normal, other) in stored.items():
             post_values = values[key]
-            if other[0] > post_values["hash_covers_media"]:
+            if other[0] > post_values["hash_covers_media"] or key in text_of_crawled:
                 # A rendering that shows less of a post than the one it was archived from (a
                 # text rendering of a crawled post: no media, no attachments, its edit note,
                 # quotes and notices inline) changes nothing of it, not even when it was seen.
+                # A post crawled before the media scheme is at scheme 0, as a text's posts are:
+                # its pid tells it.
                 continue
             # A deleted, blocked or hidden rendering must not overwrite text archived from a
             # normal one, on this visit or any later one (the status alone moves off normal at
@@ -998,16 +1005,18 @@ class Archive:
             # and the archived text stays as the version before it.
             keeps_archived = (post_values["status"] != NORMAL_STATUS and archived_from_normal
                               and post_id not in shows_new_text)
-            touches.append(
-                {**post_values, "id": post_id, "thread_id": thread_id, "page": page_no, "now": now,
-                 "keeps_archived": keeps_archived}
-            )
+            versioned = False
             if not keeps_archived and classify(stored_hash, post_values["content_hash"]) == "changed":
                 if _same_under_an_older_scheme(other, post_values):
                     # A text rendering's HTML is its text: the crawled rendering's is the post's.
                     self._take_up_media_hash(post_id, stored_hash, post_values, with_html=other[2] is None)
                 else:
+                    versioned = True
                     edited.append((post_id, post_values))
+            touches.append(
+                {**post_values, "id": post_id, "thread_id": thread_id, "page": page_no, "now": now,
+                 "keeps_archived": keeps_archived, "versioned": versioned}
+            )
         if touches:
             conn.executemany(_TOUCH_POST_SQL, touches)
         for post_id, post_values in edited:
@@ -1019,8 +1028,10 @@ class Archive:
         the current hash (and, with_html, the rendering's HTML), and stays one version."""
         conn = self.db.conn
         conn.execute("UPDATE posts SET content_hash = ?, hash_covers_media = ?, "
-                     "content_html = CASE WHEN ? THEN ? ELSE content_html END WHERE id = ?",
-                     [values["content_hash"], values["hash_covers_media"], with_html, values["content_html"], post_id])
+                     "content_html = CASE WHEN ? THEN ? ELSE content_html END, "
+                     "quotes_json = CASE WHEN ? THEN ? ELSE quotes_json END WHERE id = ?",
+                     [values["content_hash"], values["hash_covers_media"], with_html, values["content_html"],
+                      with_html, values["quotes_json"], post_id])
         conn.execute("UPDATE OR IGNORE post_versions SET content_hash = ? WHERE post_id = ? AND content_hash = ?",
                      [values["content_hash"], post_id, old_hash])
 
@@ -1083,7 +1094,8 @@ class Archive:
     def _replace_content(self, post_id: int, values: dict, now: str) -> None:
         # The version being superseded gets its text from posts before posts changes.
         self.db.execute(
-            """UPDATE post_versions SET content_text = p.content_text, content_html = p.content_html
+            """UPDATE post_versions SET content_text = p.content_text, content_html = p.content_html,
+                attachments_json = p.attachments_json, quotes_json = p.quotes_json
             FROM posts AS p
             WHERE p.id = :id AND post_versions.post_id = p.id
                 AND post_versions.content_hash = p.content_hash AND post_versions.content_text IS NULL""",
@@ -1097,12 +1109,15 @@ class Archive:
                 content_hash = :content_hash,
                 hash_covers_media = :hash_covers_media,
                 content_status = :status,
+                attachments_json = :attachments_json,
+                quotes_json = :quotes_json,
                 version_count = version_count + :added
             WHERE id = :id""",
             {
                 "id": post_id,
                 "added": added,
-                **_pick(values, "content_text", "content_html", "content_hash", "hash_covers_media", "status"),
+                **_pick(values, "content_text", "content_html", "content_hash", "hash_covers_media", "status",
+                        "attachments_json", "quotes_json"),
             },
         )
 
@@ -1119,7 +1134,8 @@ class Archive:
         if cursor.rowcount:
             return 1
         self.db.execute(
-            """UPDATE post_versions SET content_text = NULL, content_html = NULL
+            """UPDATE post_versions SET content_text = NULL, content_html = NULL, attachments_json = NULL,
+                quotes_json = NULL
             WHERE post_id = ? AND content_hash = ?""",
             [post_id, values["content_hash"]],
         )
@@ -1292,12 +1308,15 @@ class Archive:
         return cursor.rowcount == 1
 
     def post_versions(self, post_id: int) -> list[dict]:
-        """Every version of a post, oldest first, each with its full text and HTML (the
-        current one's come from posts, where alone they are stored) and is_current."""
+        """Every version of a post, oldest first, each with its full text, HTML, attachments and
+        quotes (the current one's come from posts, where alone they are stored; a version
+        superseded before schema 15 has them NULL: not known) and is_current."""
         return self._all(
             """SELECT v.id AS version_id, v.content_hash,
                 coalesce(v.content_text, p.content_text) AS content_text,
                 coalesce(v.content_html, p.content_html) AS content_html,
+                CASE WHEN v.content_text IS NULL THEN p.attachments_json ELSE v.attachments_json END AS attachments_json,
+                CASE WHEN v.content_text IS NULL THEN p.quotes_json ELSE v.quotes_json END AS quotes_json,
                 v.edit_note, v.seen_at, v.content_hash = p.content_hash AS is_current
             FROM post_versions AS v JOIN posts AS p ON p.id = v.post_id
             WHERE v.post_id = ? ORDER BY v.seen_at, v.id""",

@@ -16,7 +16,7 @@ import sqlite_utils
 
 from storage.bigram import BIGRAM_FUNCTION
 
-SCHEMA_VERSION = 14
+SCHEMA_VERSION = 15
 
 
 class SchemaVersionError(RuntimeError):
@@ -489,6 +489,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         "the author index also orders each author's posts by time, so author_posts reads one page of "
         "them instead of sorting every post of the author (294 ms at 1M posts, growing with the archive)",
         ("DROP INDEX idx_posts_author", "CREATE INDEX idx_posts_author ON posts (author, posted_at)"),
+    ),
+    Migration(
+        15,
+        "a superseded version keeps the attachments and quotes it was seen with, as it keeps its "
+        "text (attachments listed below a post are not in its HTML: a swapped file was named nowhere); "
+        "NULL in the current version, which posts holds, and in versions superseded before",
+        ("ALTER TABLE post_versions ADD COLUMN attachments_json TEXT",
+         "ALTER TABLE post_versions ADD COLUMN quotes_json TEXT"),
     ),
 )
 

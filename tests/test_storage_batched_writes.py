@@ -3,11 +3,12 @@ row, and a page stays all or nothing; re-saving a thread leaves its title's inde
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import pytest
 
-from scraper.engines.base import Attachment, BoardPage, BoardRow, PostStatus
+from scraper.engines.base import Attachment, BoardPage, BoardRow, PostStatus, Quote
 from storage.archive import MEDIA_HASH_SCHEME
 from storage.dedup import content_hash
 from tests.test_storage_support import (  # noqa: F401  (fixtures)
@@ -327,6 +328,26 @@ def test_a_text_import_then_a_crawl_of_the_same_post_is_one_version(archive, sit
     assert tally(save(archive, site_id, make_page(None, [crawled]), T2))[:3] == (0, 0, 1)
 
 
+def test_a_text_rendering_changes_nothing_of_a_post_crawled_before_the_media_scheme(archive, site_id):
+    # Migration 11 left every post it found at scheme 0, as a text rendering's posts are: a post
+    # crawled then was told from a text import by its pid alone. Compared as equals, the text's
+    # empty attachments and quotes overwrote the crawled ones and its inline edit note made a version.
+    crawled = make_post(1001, 1, "看图说话。", content_html=f'<p>看图说话。<br><img src="{PHOTO}"></p>',
+                        attachments=[Attachment(url=PHOTO, name="abc.jpg", aid="55")],
+                        quotes=[Quote(text="引用的话", author="李四", posted_at_raw="2024-3-1 09:00", pid=999)],
+                        media_refs=("attachment:55:abc.jpg",))
+    save(archive, site_id, make_page(88, [crawled]), T0)
+    archive.db.execute("UPDATE posts SET content_hash = ?, hash_covers_media = 0", [content_hash("看图说话。")])
+    before = archive.db.execute("SELECT content_text, content_html, attachments_json, quotes_json, version_count "
+                                "FROM posts").fetchone()
+    for n, text in enumerate(("看图说话。", "本帖最后由 仲伯间 于 2012-3-13 编辑\n看图说话。")):
+        as_text = make_post(None, 1, text, media_refs=None)
+        result = archive.save_thread_page(site_id, make_page(88, [as_text]), url=f"text{n}", url_key=f"text{n}", now=T1)
+        assert tally(result)[:3] == (0, 0, 1)
+        assert archive.db.execute("SELECT content_text, content_html, attachments_json, quotes_json, version_count "
+                                  "FROM posts").fetchone() == before
+
+
 def test_a_post_without_images_or_links_hashes_as_its_text(archive, site_id):
     save(archive, site_id, make_page(88, [make_post(1001, 1, TEXTS[1001])]), T0)
     assert archive.db.execute("SELECT content_hash, hash_covers_media FROM posts").fetchone() == (
@@ -353,3 +374,37 @@ def test_a_text_rendering_of_a_crawled_post_changes_nothing_of_it(archive, site_
     assert tally(result)[:3] == (0, 0, 1)
     assert archive.db.execute("SELECT content_text, version_count, last_seen_at FROM posts").fetchone() == (
         "看图说话。", 1, T0)
+
+
+def test_a_version_keeps_the_attachments_and_quotes_it_was_seen_with(archive, site_id):
+    # Attachments listed below a post are not in its HTML: swapped, the old file was named
+    # nowhere, and the history showed two versions with the same text and HTML.
+    def post(aid, name, quote):
+        return make_post(1001, 1, "附件见下。", attachments=[Attachment(url=f"http://x/{aid}", name=name, aid=aid)],
+                         quotes=[Quote(text=quote, author="李四", posted_at_raw="2024-3-1 09:00", pid=999)],
+                         media_refs=(f"attachment:{aid}:{name}",))
+
+    save(archive, site_id, make_page(88, [post("58", "通知.doc", "原来的引用")]), T0)
+    assert tally(save(archive, site_id, make_page(88, [post("59", "新通知-修订版.doc", "改过的引用")]), T1))[:3] == (0, 1, 0)
+    post_id = archive.db.execute("SELECT id FROM posts").fetchone()[0]
+    history = [(json.loads(v["attachments_json"])[0]["name"], json.loads(v["quotes_json"])[0]["text"], v["is_current"])
+               for v in archive.post_versions(post_id)]
+    assert history == [("通知.doc", "原来的引用", 0), ("新通知-修订版.doc", "改过的引用", 1)]
+    # Back to the first: its row gives its parts back to posts, which holds the current ones.
+    save(archive, site_id, make_page(88, [post("58", "通知.doc", "原来的引用")]), T2)
+    assert archive.db.execute("SELECT count(*) FROM post_versions WHERE content_text IS NULL AND "
+                              "attachments_json IS NULL AND quotes_json IS NULL").fetchone() == (1,)
+    assert [v["is_current"] for v in archive.post_versions(post_id)] == [1, 0]
+
+
+def test_a_quote_changed_without_the_text_leaves_the_post_as_archived(archive, site_id):
+    # The quote is in the post's HTML, which changes only with a new version: a quote stored
+    # apart from it on every save made the post show the old quote and the new one together.
+    def post(quote):
+        return make_post(1001, 1, "同意楼上。", content_html=f'<div class="quote">{quote}</div><p>同意楼上。</p>',
+                         quotes=[Quote(text=quote, author="李四", posted_at_raw="2024-3-1 09:00", pid=999)])
+
+    save(archive, site_id, make_page(88, [post("原来的引用")]), T0)
+    save(archive, site_id, make_page(88, [post("改过的引用")]), T1)
+    html, quotes = archive.db.execute("SELECT content_html, quotes_json FROM posts").fetchone()
+    assert "原来的引用" in html and json.loads(quotes)[0]["text"] == "原来的引用"
