@@ -168,8 +168,10 @@ class _BoundedInflater:
     (legal, RFC 1952) are decoded one after another under the same limit.
     """
 
-    def __init__(self, encoding: str, limit: int):
+    def __init__(self, encoding: str, limit: int, *, truncate: bool = False):
         self.limit = limit
+        self.truncate = truncate  # at the limit, stop (full) instead of refusing the body
+        self.full = False
         self.produced = 0
         self.gzip = encoding in ("gzip", "x-gzip")
         self.started = False
@@ -195,7 +197,11 @@ class _BoundedInflater:
             self.started = True
             self.produced += len(chunk)
             if self.produced > self.limit:
-                raise TooLarge(f"decoded body exceeds {self.limit} bytes")
+                if not self.truncate:
+                    raise TooLarge(f"decoded body exceeds {self.limit} bytes")
+                out.append(chunk[: len(chunk) - (self.produced - self.limit)])
+                self.produced, self.full = self.limit, True
+                break
             out.append(chunk)
             if self.decomp.unconsumed_tail:
                 pending = self.decomp.unconsumed_tail
@@ -286,12 +292,24 @@ class Fetcher:
         started = time.monotonic()
         cpu_started = time.thread_time()
         try:
-            async with asyncio.timeout(self.deadline_s):
+            async with asyncio.timeout(self.deadline_s) as deadline:
+                paced_hop = None
+                if before_hop is not None:
+                    async def paced_hop() -> None:
+                        # The wait for the host's gap is no time the server took: the deadline,
+                        # for the response, moves on by it (a Crawl-delay of 45 s failed every redirect).
+                        nonlocal started
+                        waited_from = time.monotonic()
+                        await before_hop()
+                        waited = time.monotonic() - waited_from
+                        deadline.reschedule(deadline.when() + waited)
+                        started += waited
                 result = await self._get(url, headers or {}, accept_types, max_bytes or self.max_body_bytes,
                                          self.max_redirects if max_redirects is None else max_redirects, started,
-                                         check_redirect, before_hop, truncate)
+                                         check_redirect, paced_hop, truncate)
         except TimeoutError:
             raise DeadlineExceeded(f"no complete response within {self.deadline_s:g} s") from None
+        result.elapsed_ms = int((time.monotonic() - started) * 1000)  # the hops' waits left out
         # While the loop runs other tasks, their CPU time passes on the wall clock too; what is
         # left is time no code of this thread ran, i.e. waiting. A lower bound of the server's
         # time: exact when the loop is otherwise idle, short when it was busy while the server
@@ -376,14 +394,13 @@ class Fetcher:
                            raw_bytes=response.num_bytes_downloaded)
 
     async def _read_body(self, response: httpx.Response, max_bytes: int, *, truncate: bool = False) -> bytes:
-        # Cutting, the inflaters may make one chunk past the cut: theirs is twice the limit.
-        limit = 2 * max_bytes if truncate else max_bytes
-        inflaters = [_BoundedInflater(c, limit) for c in reversed(_content_encodings(response.headers))]
+        inflaters = [_BoundedInflater(c, max_bytes, truncate=truncate)
+                     for c in reversed(_content_encodings(response.headers))]
         chunks: list[bytes] = []
         total = 0
         try:
             async for raw in response.aiter_raw():
-                if response.num_bytes_downloaded > limit:
+                if response.num_bytes_downloaded > max_bytes:
                     if truncate:
                         break
                     raise TooLarge(f"body exceeds {max_bytes} bytes on the wire")
@@ -392,7 +409,7 @@ class Fetcher:
                     data = inflater.feed(data)
                 total += len(data)
                 chunks.append(data)
-                if total > max_bytes:
+                if total > max_bytes or any(inflater.full for inflater in inflaters):
                     if truncate:
                         break
                     raise TooLarge(f"body exceeds {max_bytes} bytes")

@@ -66,7 +66,13 @@ def _refuse_unknown(table: dict[str, Any], section: str, known: tuple[str, ...],
 def _is_number(value: Any, minimum: float) -> bool:
     """A finite TOML integer or float (not a boolean, which Python counts as an int) >= minimum
     (TOML has inf and nan: a delay of inf would hang a crawl)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= minimum
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        number = float(value)  # an integer past a float's range raises: no number of seconds either
+    except OverflowError:
+        return False
+    return math.isfinite(number) and number >= minimum
 
 
 def _is_count(value: Any) -> bool:
@@ -131,8 +137,10 @@ def site_from_dict(data: dict[str, Any], *, source: str = "site config") -> Site
     guide = data.get("guide", False)
     _expect(isinstance(guide, bool), "guide", "true or false (read the site's new-threads guide)", guide)
     contact = data.get("contact_url")
-    _expect(contact is None or url_parts(contact, ("http", "https", "mailto")) is not None, "contact_url",
-            "an http(s) or mailto: URL (it goes into the User-Agent)", contact)
+    # A header holds ASCII alone: a host in Chinese is given in its IDNA form (xn--...), a path
+    # percent-encoded.
+    _expect(contact is None or (url_parts(contact, ("http", "https", "mailto")) is not None and contact.isascii()),
+            "contact_url", "an http(s) or mailto: URL in ASCII (it goes into the User-Agent)", contact)
 
     pol = data.get("politeness", {})
     _expect(isinstance(pol, dict), "politeness", "a table", pol)

@@ -1,6 +1,7 @@
 """Politeness and fault handling of whole crawls, read off the servers' own request logs."""
 
 import asyncio
+import gzip
 import time
 from pathlib import Path
 from urllib.parse import unquote
@@ -53,6 +54,18 @@ def test_each_hop_of_a_redirect_waits_out_the_hosts_gap(demo_forum, tmp_path):
     assert report.pages_saved == 1 and saved > 0
 
 
+def test_the_waits_between_a_redirects_hops_are_not_counted_against_the_fetch_deadline(demo_forum, tmp_path):
+    # The deadline is for the server's response: two hops' gaps of 0.6 s each outlast a
+    # deadline of 1 s, which the whole fetch failed on (a Crawl-delay of 45 s failed every redirect).
+    for here, there in (("/old-1.html", "/old-2.html"), ("/old-2.html", "/thread-1-1-1.html")):
+        demo_forum.inject(here, 302, headers={"Location": there})
+    with Archive(tmp_path / "a.db") as archive:
+        report = run(archive, demo_site(demo_forum.base_url), [f"{demo_forum.base_url}old-1.html"], delay_s=0.6,
+                     deadline_s=1.0, max_requests=1)
+    assert [r.path for r in gets(demo_forum)] == ["/robots.txt", "/old-1.html", "/old-2.html", "/thread-1-1-1.html"]
+    assert report.pages_saved == 1 and not report.failures
+
+
 def test_retry_after_is_honoured_to_the_second(demo_forum, tmp_path):
     demo_forum.inject("/forum-1-1.html", 503, headers={"Retry-After": "2"})
     with Archive(tmp_path / "a.db") as archive:
@@ -77,11 +90,15 @@ def test_robots_txt_answering_500_means_nothing_else_is_fetched(demo_forum, tmp_
     assert robots["reason"] == "unreachable"
 
 
-def test_a_robots_txt_past_the_fetch_limit_is_read_to_its_limit(demo_forum, tmp_path):
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_a_robots_txt_past_the_fetch_limit_is_read_to_its_limit(demo_forum, tmp_path, gzipped):
     # RFC 9309 2.5: at least the first 500 KiB are parsed. Refused as too large, a 2.6 MB
-    # robots.txt that allows everything kept the whole forum out as "unreachable".
+    # robots.txt that allows everything kept the whole forum out as "unreachable"; gzipped, one
+    # chunk of it inflated past the limit at once.
     body = b"User-agent: *\nDisallow: /nothing-here/\n" + b"# a comment line of the forum's robots.txt\n" * 60000
-    demo_forum.inject("/robots.txt", 200, body=body, content_type="text/plain")
+    headers = {"Content-Encoding": "gzip"} if gzipped else {}
+    demo_forum.inject("/robots.txt", 200, body=gzip.compress(body) if gzipped else body, content_type="text/plain",
+                      headers=headers)
     with Archive(tmp_path / "a.db") as archive:
         report = run(archive, demo_site(demo_forum.base_url), [f"{demo_forum.base_url}forum-1-1.html"], max_requests=3)
         robots = archive.get_robots(f"{demo_forum.base_url}robots.txt")

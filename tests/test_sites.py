@@ -50,6 +50,10 @@ def test_demo_site_config_loads():
         # It goes into every request's User-Agent: a line break there failed every request.
         ({"name": "x", "base_url": "https://bbs.example.cn/", "contact_url": "https://a.cn/\nX: y"}, "contact_url"),
         ({"name": "x", "base_url": "https://bbs.example.cn/", "contact_url": "me"}, "contact_url"),
+        # A header holds ASCII alone: this one failed every request of the crawl with a traceback.
+        ({"name": "x", "base_url": "https://bbs.example.cn/", "contact_url": "https://例子.中国/联系我们"}, "contact_url"),
+        # An integer past a float's range raised OverflowError.
+        ({"name": "x", "base_url": "https://bbs.example.cn/", "politeness": {"delay_s": 10**400}}, "politeness.delay_s"),
     ],
 )
 def test_bad_configs_name_the_key(data, key):
