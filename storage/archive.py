@@ -296,8 +296,24 @@ def _same_under_an_older_scheme(other: Sequence[Any], values: Mapping[str, Any])
     scheme, text, attachments_json = other
     if scheme >= values["hash_covers_media"] or text is None:
         return False
-    return normalise_content(text) == normalise_content(values["content_text"]) and (
+    stored = normalise_content(text)
+    if attachments_json is None:
+        # A text rendering shows inline what the crawled one keeps apart from the text.
+        for piece in _shown_apart(values):
+            stored = normalise_content(stored.replace(piece, " ", 1))
+    return stored == normalise_content(values["content_text"]) and (
         attachments_json is None or _attachment_keys(attachments_json) == _attachment_keys(values["attachments_json"]))
+
+
+def _shown_apart(values: Mapping[str, Any]) -> list[str]:
+    """What a post's crawled rendering (values) keeps apart from its text and a text copy of
+    the page shows inline, normalised: the edit note, and each quote's attribution and text."""
+    pieces = [values.get("edit_note") or ""]
+    for quote in json.loads(values.get("quotes_json") or "[]"):
+        if quote.get("author") and quote.get("posted_at_raw"):
+            pieces.append(f"{quote['author']} 发表于 {quote['posted_at_raw']}")
+        pieces.append(quote.get("text") or "")
+    return [normalised for normalised in map(normalise_content, pieces) if normalised]
 
 
 def _attachment_keys(attachments_json: str | None) -> list[tuple[Any, Any]]:
@@ -1027,11 +1043,14 @@ class Archive:
         """The stored post is the rendering `values` holds, hashed by an older scheme: it takes
         the current hash (and, with_html, the rendering's HTML), and stays one version."""
         conn = self.db.conn
+        # with_html: the stored post is a text rendering, which shows its edit note and quotes
+        # inline: the crawled rendering's text, kept apart from them, is the post's.
         conn.execute("UPDATE posts SET content_hash = ?, hash_covers_media = ?, "
                      "content_html = CASE WHEN ? THEN ? ELSE content_html END, "
+                     "content_text = CASE WHEN ? THEN ? ELSE content_text END, "
                      "quotes_json = CASE WHEN ? THEN ? ELSE quotes_json END WHERE id = ?",
                      [values["content_hash"], values["hash_covers_media"], with_html, values["content_html"],
-                      with_html, values["quotes_json"], post_id])
+                      with_html, values["content_text"], with_html, values["quotes_json"], post_id])
         conn.execute("UPDATE OR IGNORE post_versions SET content_hash = ? WHERE post_id = ? AND content_hash = ?",
                      [values["content_hash"], post_id, old_hash])
 

@@ -348,6 +348,26 @@ def test_a_text_rendering_changes_nothing_of_a_post_crawled_before_the_media_sch
                                   "FROM posts").fetchone() == before
 
 
+@pytest.mark.parametrize(("as_text", "crawled_parts"), [
+    ("本帖最后由 仲伯间 于 2012-3-13 10:00 编辑\n强化十种意识。", {"edit_note": "本帖最后由 仲伯间 于 2012-3-13 10:00 编辑"}),
+    ("李四 发表于 2024-3-1 09:00\n引用的话\n强化十种意识。",
+     {"quotes": [Quote(text="引用的话", author="李四", posted_at_raw="2024-3-1 09:00", pid=999)]}),
+])
+def test_a_text_import_then_a_crawl_showing_its_edit_note_or_quote_apart_is_one_version(
+        archive, site_id, as_text, crawled_parts):
+    # A text copy shows the edit note and the quotes inline; the crawled rendering keeps them
+    # apart from the text. The same post, not an edit made between the copy and the crawl.
+    text_post = make_post(None, 1, as_text, media_refs=None)
+    archive.save_thread_page(site_id, make_page(88, [text_post]), url="text", url_key="text", now=T0)
+    crawled = make_post(1001, 1, "强化十种意识。", **crawled_parts)
+    assert tally(save(archive, site_id, make_page(88, [crawled]), T1))[:3] == (0, 0, 1)
+    assert archive.db.execute("SELECT pid, version_count, content_text FROM posts").fetchall() == [
+        (1001, 1, "强化十种意识。")]
+    # A real edit after the copy is still one.
+    edited = make_post(1001, 1, "强化十种意识,改了。", **crawled_parts)
+    assert tally(save(archive, site_id, make_page(88, [edited]), T2))[:3] == (0, 1, 0)
+
+
 def test_a_post_without_images_or_links_hashes_as_its_text(archive, site_id):
     save(archive, site_id, make_page(88, [make_post(1001, 1, TEXTS[1001])]), T0)
     assert archive.db.execute("SELECT content_hash, hash_covers_media FROM posts").fetchone() == (
