@@ -1142,8 +1142,9 @@ class Archive:
 
     def _add_current_version(self, post_id: int, values: dict, now: str) -> int:
         """Record `values` as the post's current version: a post_versions row without text
-        (posts holds it) unless this content was seen before (A -> B -> A keeps two rows,
-        and A's row gives its text back to posts). Returns how many rows were added."""
+        (posts holds it) unless this content was seen before (A -> B -> A keeps two rows, A's
+        row gives its text back to posts, and post_reverts says when the post went back to
+        A). Returns how many post_versions rows were added."""
         cursor = self.db.execute(
             """INSERT INTO post_versions (post_id, content_hash, edit_note, seen_at)
             VALUES (?, ?, ?, ?)
@@ -1157,6 +1158,11 @@ class Archive:
                 quotes_json = NULL
             WHERE post_id = ? AND content_hash = ?""",
             [post_id, values["content_hash"]],
+        )
+        self.db.execute(
+            """INSERT INTO post_reverts (post_id, version_id, seen_at)
+            SELECT post_id, id, ? FROM post_versions WHERE post_id = ? AND content_hash = ?""",
+            [now, post_id, values["content_hash"]],
         )
         return 0
 
@@ -1329,14 +1335,18 @@ class Archive:
     def post_versions(self, post_id: int) -> list[dict]:
         """Every version of a post, oldest first, each with its full text, HTML, attachments and
         quotes (the current one's come from posts, where alone they are stored; a version
-        superseded before schema 15 has them NULL: not known) and is_current."""
+        superseded before schema 15 has them NULL: not known), seen_again_at (a JSON list of
+        the times the post went back to it after another version) and is_current."""
         return self._all(
             """SELECT v.id AS version_id, v.content_hash,
                 coalesce(v.content_text, p.content_text) AS content_text,
                 coalesce(v.content_html, p.content_html) AS content_html,
                 CASE WHEN v.content_text IS NULL THEN p.attachments_json ELSE v.attachments_json END AS attachments_json,
                 CASE WHEN v.content_text IS NULL THEN p.quotes_json ELSE v.quotes_json END AS quotes_json,
-                v.edit_note, v.seen_at, v.content_hash = p.content_hash AS is_current
+                v.edit_note, v.seen_at,
+                (SELECT json_group_array(r.seen_at) FROM (SELECT seen_at FROM post_reverts
+                    WHERE version_id = v.id ORDER BY seen_at, id) AS r) AS seen_again_at,
+                v.content_hash = p.content_hash AS is_current
             FROM post_versions AS v JOIN posts AS p ON p.id = v.post_id
             WHERE v.post_id = ? ORDER BY v.seen_at, v.id""",
             [post_id],

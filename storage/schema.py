@@ -16,7 +16,7 @@ import sqlite_utils
 
 from storage.bigram import BIGRAM_FUNCTION
 
-SCHEMA_VERSION = 15
+SCHEMA_VERSION = 16
 
 
 class SchemaVersionError(RuntimeError):
@@ -497,6 +497,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         "NULL in the current version, which posts holds, and in versions superseded before",
         ("ALTER TABLE post_versions ADD COLUMN attachments_json TEXT",
          "ALTER TABLE post_versions ADD COLUMN quotes_json TEXT"),
+    ),
+    Migration(
+        16,
+        "post_reverts: each time a post is seen again with the content of one of its earlier "
+        "versions (post_versions keeps one row per distinct content, so an edit back to an "
+        "earlier text left no trace of when the post went back)",
+        ("""CREATE TABLE post_reverts (
+    id INTEGER PRIMARY KEY,
+    post_id INTEGER NOT NULL REFERENCES posts(id),
+    version_id INTEGER NOT NULL REFERENCES post_versions(id),
+    seen_at TEXT NOT NULL
+)""", "CREATE INDEX idx_post_reverts_version ON post_reverts (version_id)"),
     ),
 )
 

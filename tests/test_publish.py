@@ -226,3 +226,20 @@ def test_author_posts_reads_one_page_of_the_authors_posts_in_time_order(archive_
     plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, {"author": "仲伯间", "page": "2"})]
     conn.close()
     assert any("idx_posts_author" in step for step in plan) and not any("TEMP B-TREE" in step for step in plan), plan
+
+
+async def test_post_history_says_when_a_post_went_back_to_an_earlier_version(tmp_path):
+    from tests.test_storage_support import make_page, make_post
+
+    path = tmp_path / "history.db"
+    with Archive(path) as archive:
+        site_id = archive.upsert_site("s", engine="discuz", base_url="http://bbs.example.cn/")
+        for text, at in (("初稿。", "2024-03-01T00:00:00+00:00"), ("改稿。", "2024-03-02T00:00:00+00:00"),
+                         ("初稿。", "2024-03-03T00:00:00+00:00")):
+            archive.save_thread_page(site_id, make_page(88, [make_post(1001, 1, text)]), url="t", url_key="t", now=at)
+        post_id = archive.db.execute("select id from posts").fetchone()[0]
+    rows = (await make_datasette(path).client.get(
+        "/history/post_history.json", params={"post_id": str(post_id), "_shape": "array"})).json()
+    assert [(r["content_text"], r["seen_at"], r["seen_again_at"], r["is_current"]) for r in rows] == [
+        ("初稿。", "2024-03-01T00:00:00+00:00", "2024-03-03T00:00:00+00:00", 1),
+        ("改稿。", "2024-03-02T00:00:00+00:00", None, 0)]

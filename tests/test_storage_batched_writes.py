@@ -15,6 +15,7 @@ from tests.test_storage_support import (  # noqa: F401  (fixtures)
     T0,
     T1,
     T2,
+    T3,
     archive,
     count,
     make_page,
@@ -428,3 +429,14 @@ def test_a_quote_changed_without_the_text_leaves_the_post_as_archived(archive, s
     save(archive, site_id, make_page(88, [post("改过的引用")]), T1)
     html, quotes = archive.db.execute("SELECT content_html, quotes_json FROM posts").fetchone()
     assert "原来的引用" in html and json.loads(quotes)[0]["text"] == "原来的引用"
+
+
+def test_a_post_edited_back_and_forth_says_when_it_went_back(archive, site_id):
+    # One row per distinct content: A -> B -> A -> B left two rows and no trace of the returns.
+    for text, at in (("初稿。", T0), ("改稿。", T1), ("初稿。", T2), ("改稿。", T3)):
+        save(archive, site_id, make_page(88, [make_post(1001, 1, text)]), at)
+    post_id = archive.db.execute("SELECT id FROM posts").fetchone()[0]
+    history = [(v["content_text"], v["seen_at"], json.loads(v["seen_again_at"]), v["is_current"])
+               for v in archive.post_versions(post_id)]
+    assert history == [("初稿。", T0, [T2], 0), ("改稿。", T1, [T3], 1)]
+    assert archive.db.execute("SELECT version_count FROM posts").fetchone() == (2,)

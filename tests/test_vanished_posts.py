@@ -218,6 +218,7 @@ def test_an_archive_of_schema_8_is_upgraded_and_its_posts_can_be_found_gone(tmp_
         ALTER TABLE posts DROP COLUMN hash_covers_media; ALTER TABLE threads DROP COLUMN newest_first;
         ALTER TABLE threads DROP COLUMN last_archived_post_at;
         ALTER TABLE post_versions DROP COLUMN attachments_json; ALTER TABLE post_versions DROP COLUMN quotes_json;
+        DROP TABLE post_reverts;
         CREATE INDEX idx_posts_thread_page ON posts (thread_id, page);
         DELETE FROM schema_version WHERE version > 8;
     """)
