@@ -36,8 +36,7 @@ import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 
 from benchmarks.corpus import POST_TEXT_BYTES, SITE_URL, command, machine, page_variant, parsed_pages
@@ -213,27 +212,6 @@ def write_archive(path: Path, pages: list, *, index_batch_posts: int | None,
     return written - start, time.perf_counter() - written
 
 
-@contextmanager
-def timing_vanished_check() -> Iterator[list[float]]:
-    """Seconds spent in the write path's vanished-post check (Archive._mark_vanished) while
-    the block runs, in the one-item list it yields."""
-    spent = [0.0]
-    check = Archive._mark_vanished
-
-    def timed(self: Archive, *args):
-        start = time.perf_counter()
-        try:
-            return check(self, *args)
-        finally:
-            spent[0] += time.perf_counter() - start
-
-    Archive._mark_vanished = timed
-    try:
-        yield spent
-    finally:
-        Archive._mark_vanished = check
-
-
 def catch_up_index(path: Path) -> tuple[float, int]:
     """Seconds for index_pending() to index every post of an archive written without
     indexing, in one batch, and how many posts it indexed."""
@@ -347,14 +325,13 @@ def main() -> None:
             write_path = tmp_path / ("deferred.db" if last else f"deferred{n}.db")
             raw_round_s = write_raw(raw_path, rows_by_page, **per_commit)
             floor_round_s = write_schema_floor(floor_path, floor_rows, **per_commit)
-            with timing_vanished_check() as vanished_check_s:
-                write_round_s, _ = write_archive(write_path, pages, index_batch_posts=None,
-                                                 automerge=args.automerge, **per_commit)
-            rounds.append((raw_round_s, floor_round_s, write_round_s, vanished_check_s[0]))
+            write_round_s, _ = write_archive(write_path, pages, index_batch_posts=None, automerge=args.automerge,
+                                             **per_commit)
+            rounds.append((raw_round_s, floor_round_s, write_round_s))
             for path in (raw_path, floor_path, *(() if last else (write_path,))):
                 for suffix in ("", "-wal", "-shm"):
                     Path(f"{path}{suffix}").unlink(missing_ok=True)
-        raw_s, floor_s, write_s, vanished_s = rounds[-1]
+        raw_s, floor_s, write_s = rounds[-1]
         raw_fts_s = None if args.skip_trigger_line else write_raw(
             tmp_path / "raw_fts.db", rows_by_page, with_fts=True, fts_detail=args.fts_detail, **per_commit)
         # Reopened without indexing: the file holds every post, none indexed yet.
@@ -396,8 +373,8 @@ def main() -> None:
     print(f"records: {args.pages} pages x 10 posts = {posts} posts, mean text "
           f"{sum(len(p.content_text) for pg in pages for p in pg.posts) // posts} chars, "
           f"one transaction per {args.pages_per_commit} page(s)")
-    write_ratios = [raw / write for raw, _, write, _ in rounds]
-    floor_ratios = [raw / floor for raw, floor, _, _ in rounds]
+    write_ratios = [raw / write for raw, _, write in rounds]
+    floor_ratios = [raw / floor for raw, floor, _ in rounds]
     print(f"{args.rounds} round(s) of raw, bare and write path taking turns; the last round's times, "
           "each line's ratio the median of the rounds' own (range in brackets):")
     print(f"  raw sqlite3 executemany          {raw_rate:10.0f} posts/s  ({raw_s:.2f} s)")
@@ -409,8 +386,6 @@ def main() -> None:
           "(not a target: the most a writer keeping the schema gets)")
     print(f"  archive write path (no indexing) {posts / write_s:10.0f} posts/s  ({write_s:.2f} s)  "
           f"{_verdict(statistics.median(write_ratios))} {_spread(write_ratios)}")
-    print(f"    of which the vanished-post check {1e6 * vanished_s / args.pages:.1f} us/page "
-          f"({vanished_s / write_s:.1%})")
     print(f"  archive index catch-up (1 batch) {posts / index_s:10.0f} posts/s  ({index_s:.2f} s)  "
           f"{_verdict(raw_s / index_s)}")
     print(f"  archive write + index, batches of {args.index_batch} posts "

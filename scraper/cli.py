@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -125,15 +124,13 @@ def crawl(urls, db_path, config_path, site_name, delay_s, allow_private, max_req
             lock = held_locks.enter_context(schedule.host_lock(db_path, site.host, wait_s=config.SITE_LOCK_WAIT_S))
             if lock is None:
                 _fail(f"{site.host} stayed busy for {config.SITE_LOCK_WAIT_S:.0f} s; try again later")
-        schedule.abandon_dead_runs(archive, site)  # a crawl killed before: its run still says 'running'
         progress = ProgressReporter(site.name)
         try:
             try:
                 crawler = Crawler(archive, site, options=options, on_page=progress)
             except ConfigError as exc:
                 _fail(str(exc))
-            with schedule.paced_by_host_lock(lock, crawler):
-                report = asyncio.run(crawler.run(list(urls)))
+            report = schedule.crawl_holding_lock(lock, crawler, list(urls))
         finally:
             progress.close()
     failures = ", ".join(f"{k} {v}" for k, v in sorted(report.failures.items())) or "none"
@@ -372,11 +369,9 @@ def phrases_confirm(db_path, site_name, reject, phrase) -> None:
 def serve(db_path, host, port, immutable) -> None:
     """Serve the archive read-only with Datasette."""
     from scraper.publish import datasette_command, run_datasette
-    from storage.db import fold_wal, open_db
+    from storage.db import open_db
 
     open_db(db_path, readonly=True).close()  # an old or foreign file is named here, not by 400s in the browser
-    if immutable:
-        fold_wal(db_path)  # Datasette reads an immutable file alone, without its -wal
     sys.exit(run_datasette(datasette_command(db_path, host=host, port=port, immutable=immutable)))
 
 

@@ -7,7 +7,6 @@ while the forum keeps running beside it.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,10 +41,7 @@ def run_demo(db_path: Path, *, datasette_port: int, forum_port: int = 0, serve: 
             if lock is None:
                 raise ConfigError(f"{site.host} stayed busy in {db_path} for {config.SITE_LOCK_WAIT_S:.0f} s "
                                   "(another crawl of it); try again later")
-            schedule.abandon_dead_runs(archive, site)
-            crawler = Crawler(archive, site, options=options)
-            with schedule.paced_by_host_lock(lock, crawler):
-                report = asyncio.run(crawler.run(boards))
+            report = schedule.crawl_holding_lock(lock, Crawler(archive, site, options=options), boards)
         echo(f"crawled {report.requests} pages: {report.new_posts} new posts, {report.new_versions} new versions "
              f"-> {db_path}")
         if serve:

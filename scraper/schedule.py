@@ -220,7 +220,6 @@ def _run_site_job(db_path: str, site_json: str, options_json: str, job: str) -> 
                             "that host); %s skipped until its next time", site.name, site.host, lock_wait_s, job)
             return {"run_id": None, "requests": 0, "new_posts": 0, "skipped": True}
         with Archive(db_path) as archive:
-            abandon_dead_runs(archive, site)
             # Each scheduled job writes through a connection of its own, beside the other
             # jobs' (one thread each). A group of commits holds the write lock across the
             # job's fetches and politeness gaps, and shuts the other jobs out: sixteen sites
@@ -229,10 +228,19 @@ def _run_site_job(db_path: str, site_json: str, options_json: str, job: str) -> 
             # nothing to group anyway.
             crawler = Crawler(archive, site, options=crawl_options(site, options, job, group_commit_s=0),
                               stop=STOP, on_page=ProgressReporter(site.name))
-            with paced_by_host_lock(held, crawler):
-                report = asyncio.run(crawler.run(job_seeds(site, job), job=job))
+            report = crawl_holding_lock(held, crawler, job_seeds(site, job), job=job)
     _log_report(site, job, report)
     return {"run_id": report.run_id, "requests": report.requests, "new_posts": report.new_posts}
+
+
+def crawl_holding_lock(lock: HostLock, crawler, seeds: list[str], *, job: str = "crawl"):
+    """Run `crawler` over `seeds` while holding the lock of its site's host, as every crawling
+    job and command does: the runs a dead process left 'running' are closed first (none of
+    them can be alive), and the crawl is paced by the host's last one. Give the crawler
+    reclaim_leases: what a dead crawl held leased is taken back at its start."""
+    abandon_dead_runs(crawler.archive, crawler.site)
+    with paced_by_host_lock(lock, crawler):
+        return asyncio.run(crawler.run(seeds, job=job))
 
 
 def abandon_dead_runs(archive, site: Site) -> None:
@@ -436,6 +444,7 @@ def _resolve(ref: str):
 
 
 __all__ = ["CRAWLING_JOBS", "JOBS", "STOP", "HostLock", "JobSpec", "RunOptions", "abandon_dead_runs", "acquire_all",
+           "crawl_holding_lock",
            "close_dead_runs", "add_job", "board_urls",
            "build_scheduler", "crawl_options", "discover_site", "executor_workers", "first_run_lag", "job_seeds", "jobs_path_for",
            "host_lock", "refresh_site", "run_interval_s", "run_once", "site_jobs"]

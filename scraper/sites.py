@@ -16,7 +16,8 @@ from urllib.parse import SplitResult, urlsplit
 
 from scraper import config
 from scraper.clean import NoiseRules
-from scraper.errors import ConfigError
+from scraper.errors import BadURL, ConfigError
+from scraper.net import split_url
 
 _OFFSET = re.compile(r"^[+-](?:[01]\d|2[0-3]):[0-5]\d$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -87,13 +88,12 @@ _NOT_IN_A_URL = re.compile(r"[\x00-\x20\x7f]")
 def url_parts(url: Any, schemes: tuple[str, ...] = ("http", "https")) -> SplitResult | None:
     """`url` split, when it is an absolute URL of one of `schemes` (with a host and a port in
     range, for http(s)); None for anything else, a broken IPv6 literal or a port past 65535
-    included (on which urlsplit and .port raise)."""
+    included (which the fetcher's split_url refuses)."""
     if not isinstance(url, str) or _NOT_IN_A_URL.search(url):
         return None
     try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018  (reading it checks it)
-    except ValueError:
+        parts = split_url(url)
+    except BadURL:
         return None
     if parts.scheme not in schemes or (parts.scheme in ("http", "https") and not parts.hostname):
         return None

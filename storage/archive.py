@@ -137,26 +137,6 @@ def _json(value: Any) -> str:
     return _JSON_ENCODER.encode(value)
 
 
-# Noise counts are a few small dicts over and over ({"hidden_elements": 1} on most posts of a
-# Discuz page): their JSON is kept, bounded, instead of encoded per post.
-_NOISE_JSON_CACHE_MAX = 512
-_noise_json_cache: dict[tuple, str] = {}
-
-
-def _noise_json(noise: Mapping[str, int] | None) -> str:
-    if not noise:
-        return "{}"
-    if not all(type(count) is int for count in noise.values()):  # True == 1 would share a key
-        return _JSON_ENCODER.encode(dict(noise))
-    key = tuple(noise.items())
-    encoded = _noise_json_cache.get(key)
-    if encoded is None:
-        if len(_noise_json_cache) >= _NOISE_JSON_CACHE_MAX:
-            _noise_json_cache.clear()
-        encoded = _noise_json_cache[key] = _JSON_ENCODER.encode(dict(noise))
-    return encoded
-
-
 def _text(value: Any) -> str:
     """A str enum's value, or the str itself."""
     return str(getattr(value, "value", value))
@@ -217,7 +197,7 @@ def _post_values(post: PostRecord) -> dict[str, Any]:
         "edit_note": post.edit_note,
         "attachments_json": _json([_attachment_dict(a) for a in post.attachments or ()]),
         "status": _text(post.status or NORMAL_STATUS),
-        "noise_json": _noise_json(post.noise_removed),
+        "noise_json": _json(dict(post.noise_removed or {})),
     }
 
 

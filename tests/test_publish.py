@@ -241,5 +241,5 @@ async def test_post_history_says_when_a_post_went_back_to_an_earlier_version(tmp
     rows = (await make_datasette(path).client.get(
         "/history/post_history.json", params={"post_id": str(post_id), "_shape": "array"})).json()
     assert [(r["content_text"], r["seen_at"], r["seen_again_at"], r["is_current"]) for r in rows] == [
-        ("初稿。", "2024-03-01T00:00:00+00:00", "2024-03-03T00:00:00+00:00", 1),
-        ("改稿。", "2024-03-02T00:00:00+00:00", None, 0)]
+        ("初稿。", "2024-03-01T00:00:00+00:00", '["2024-03-03T00:00:00+00:00"]', 1),
+        ("改稿。", "2024-03-02T00:00:00+00:00", "[]", 0)]

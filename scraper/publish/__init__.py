@@ -85,7 +85,12 @@ def run_datasette(command: list[str]) -> int:
 
 
 def datasette_command(db_path: str | Path, *, host: str, port: int, immutable: bool = False) -> list[str]:
-    """The `datasette serve` command line for the archive (config files retargeted in a temp dir)."""
+    """The `datasette serve` command line for the archive (config files retargeted in a temp dir).
+    immutable: the archive's write-ahead log is folded into it first (storage.db.fold_wal)."""
+    from storage.db import fold_wal
+
+    if immutable:
+        fold_wal(db_path)  # an immutable file is read alone, without its -wal
     workdir = Path(tempfile.mkdtemp(prefix="forum-archiver-datasette-"))
     config_file = workdir / "datasette.yaml"
     metadata_file = workdir / "metadata.yaml"
