@@ -106,3 +106,22 @@ def test_a_meta_that_says_utf16_is_read_as_utf8():
     page = b'<html><head><meta charset="utf-16"></head><body>&#35770;&#22363; forum</body></html>'
     decoded = decode_html(page)
     assert (decoded.encoding, decoded.text) == ("utf-8", page.decode("ascii"))
+
+
+def test_gb18030_codes_that_2005_mapped_to_private_use_decode_as_gb18030_2022_characters():
+    # Python's codec follows GB 18030-2005: these two-byte codes come out as private-use code
+    # points (blank boxes in every font), where GB 18030-2022 and browsers show the characters.
+    codes_and_characters = [
+        ("a6d9", "\ufe10"), ("a6da", "\ufe12"), ("a6db", "\ufe11"), ("a6dc", "\ufe13"), ("a6dd", "\ufe14"),
+        ("a6de", "\ufe15"), ("a6df", "\ufe16"), ("a6ec", "\ufe17"), ("a6ed", "\ufe18"), ("a6f3", "\ufe19"),
+        ("fe59", "\u9fb4"), ("fe61", "\u9fb5"), ("fe66", "\u9fb6"), ("fe67", "\u9fb7"), ("fe6d", "\u9fb8"),
+        ("fe7e", "\u9fb9"), ("fe90", "\u9fba"), ("fea0", "\u9fbb"),
+    ]
+    body = b'<meta charset="gbk"><p>' + b"".join(bytes.fromhex(code) for code, _ in codes_and_characters) + b"</p>"
+    decoded = decode_html(body, "text/html")
+    assert decoded.encoding == "gb18030"
+    assert decoded.text.endswith("<p>" + "".join(character for _, character in codes_and_characters) + "</p>")
+    # The codes 2022 still maps to private use are left as the codec reads them.
+    assert decode_html(b'<meta charset="gbk">' + bytes.fromhex("fe51"), "text/html").text.endswith("\ue816")
+    # A UTF-8 page that holds a private-use character keeps it: only gb18030 text is corrected.
+    assert decode_html('<meta charset="utf-8">\ue78d'.encode(), "text/html").text.endswith("\ue78d")
