@@ -48,6 +48,9 @@ GB18030_2022_REMAP = {
 _GB18030_2005_PUA = tuple(map(chr, GB18030_2022_REMAP))
 _HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.I)
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([\w.:-]+)""", re.I)
+# A comment to its end (or to the end of the scanned bytes): a <meta> in it declares nothing,
+# as in WHATWG's prescan (templates keep old declarations commented out).
+_COMMENT = re.compile(rb"<!--.*?(?:-->|\Z)", re.S)
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ def declared_charsets(body: bytes, content_type: str | None) -> tuple[str | None
     if content_type:
         m = _HEADER_CHARSET.search(content_type)
         header = normalise_label(m.group(1)) if m else None
-    m = _META_CHARSET.search(body[: config.META_CHARSET_SCAN_BYTES])
+    m = _META_CHARSET.search(_COMMENT.sub(b"", body[: config.META_CHARSET_SCAN_BYTES]))
     meta = normalise_label(m.group(1).decode("ascii", "replace")) if m else None
     return header, "utf-8" if meta in _WIDE_CHARSETS else meta
 

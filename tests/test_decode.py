@@ -125,3 +125,14 @@ def test_gb18030_codes_that_2005_mapped_to_private_use_decode_as_gb18030_2022_ch
     assert decode_html(b'<meta charset="gbk">' + bytes.fromhex("fe51"), "text/html").text.endswith("\ue816")
     # A UTF-8 page that holds a private-use character keeps it: only gb18030 text is corrected.
     assert decode_html('<meta charset="utf-8">\ue78d'.encode(), "text/html").text.endswith("\ue78d")
+
+
+def test_a_meta_inside_a_comment_declares_nothing():
+    # A template that keeps its old declaration commented out: the page is GBK, and reading
+    # it as the comment's UTF-8 would turn every Chinese character into U+FFFD.
+    text = '<html><head><!-- <meta charset="utf-8"> old header --><meta charset="gbk"></head><p>论坛</p>'
+    decoded = decode_html(text.encode("gb18030"), "text/html")
+    assert (decoded.text, decoded.encoding, decoded.replaced) == (text, "gb18030", 0)
+    # A comment left open hides what follows it within the scanned bytes too.
+    open_comment = '<!-- <meta charset="utf-8"> <p>论坛</p>'.encode("gb18030")
+    assert decode_html(open_comment, "text/html", default="gbk").encoding == "gb18030"
