@@ -165,7 +165,7 @@ def _names(values: Iterable[str], what: str) -> str:
 
 
 def _quote_dict(quote: Any) -> dict[str, Any]:
-    return {name: getattr(quote, name, None) for name in ("text", "author", "posted_at_raw", "pid")}
+    return {name: getattr(quote, name, None) for name in ("text", "author", "posted_at_raw", "pid", "attribution")}
 
 
 def _attachment_dict(attachment: Any) -> dict[str, Any]:
@@ -287,11 +287,11 @@ def _same_under_an_older_scheme(other: Sequence[Any], values: Mapping[str, Any])
 
 def _shown_apart(values: Mapping[str, Any]) -> list[str]:
     """What a post's crawled rendering (values) keeps apart from its text and a text copy of
-    the page shows inline, normalised: the edit note, and each quote's attribution and text."""
+    the page shows inline, normalised: the edit note, and each quote's attribution line (as
+    the engine read it) and text."""
     pieces = [values.get("edit_note") or ""]
     for quote in json.loads(values.get("quotes_json") or "[]"):
-        if quote.get("author") and quote.get("posted_at_raw"):
-            pieces.append(f"{quote['author']} 发表于 {quote['posted_at_raw']}")
+        pieces.append(quote.get("attribution") or "")
         pieces.append(quote.get("text") or "")
     return [normalised for normalised in map(normalise_content, pieces) if normalised]
 

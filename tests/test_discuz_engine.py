@@ -149,7 +149,8 @@ def test_opening_post_content_and_its_separate_fields(page1):
     post = by_pid(page1, 1001)
     assert post.content_text == '第一行\n第二行继续\n第三行\nprint("hi")\nx = 1\n\n末行'
     assert post.edit_note == "本帖最后由 张三 于 2024-3-2 11:00 编辑"
-    assert post.quotes == [Quote(text="引用的话\n引用第二行", author="李四", posted_at_raw="2024-3-1 09:00", pid=999)]
+    assert post.quotes == [Quote(text="引用的话\n引用第二行", author="李四", posted_at_raw="2024-3-1 09:00", pid=999,
+                                 attribution="李四 发表于 2024-3-1 09:00")]
     assert post.signature == "签名档文字 我的博客"
     assert post.attachments == [
         Attachment(url="http://bbs.example.cn/data/attachment/forum/202403/02/abc.jpg", name="photo.jpg", aid="55"),
@@ -247,7 +248,8 @@ def test_later_page(page2):
     ]
     first = page2.posts[0]
     assert first.content_text == "第六楼\n\n同意楼主"
-    assert first.quotes == [Quote(text="第一行", author="张三", posted_at_raw="2024-3-2 10:05", pid=1001)]
+    assert first.quotes == [Quote(text="第一行", author="张三", posted_at_raw="2024-3-2 10:05", pid=1001,
+                                 attribution="张三 发表于 2024-3-2 10:05")]
     assert first.noise_removed == {"hidden_elements": 1}
     assert page2.posts[1].content_text == "可见部分"  # the hidden part's notice is not content
     assert page2.posts[2].content_text == ""
@@ -756,24 +758,25 @@ def test_images_in_the_hidden_image_list_are_the_posts_attachments():
     assert post.content_text == "十二张图"
 
 
-@pytest.mark.parametrize("quote", [
+@pytest.mark.parametrize(("quote", "attribution"), [
     # X2/X2.5 BBCode quotes, still rendered so on X3: the link wraps only a back-arrow image.
-    '<div class="quote"><blockquote><font size="2"><font color="#999999">李四 发表于 2012-3-1 09:00</font> '
-    '<a href="forum.php?mod=redirect&amp;goto=findpost&amp;pid=999&amp;ptid=88"><img src="static/image/common/back.gif" '
-    'border="0" alt="" /></a></font><br />\r\n引用的话</blockquote></div><br />\r\n',
+    ('<div class="quote"><blockquote><font size="2"><font color="#999999">李四 发表于 2012-3-1 09:00</font> '
+     '<a href="forum.php?mod=redirect&amp;goto=findpost&amp;pid=999&amp;ptid=88"><img src="static/image/common/back.gif" '
+     'border="0" alt="" /></a></font><br />\r\n引用的话</blockquote></div><br />\r\n', "李四 发表于 2012-3-1 09:00"),
     # Discuz 6/7 posts kept in X: the words stand straight in the blockquote.
-    '<div class="quote"><blockquote>原帖由 <i>李四</i> 于 2012-3-1 09:00 发表 <a href="redirect.php?goto=findpost'
-    '&amp;pid=999&amp;ptid=88"><img src="images/common/back.gif" border="0" alt="" /></a><br />\r\n引用的话</blockquote>'
-    '</div><br />\r\n',
+    ('<div class="quote"><blockquote>原帖由 <i>李四</i> 于 2012-3-1 09:00 发表 <a href="redirect.php?goto=findpost'
+     '&amp;pid=999&amp;ptid=88"><img src="images/common/back.gif" border="0" alt="" /></a><br />\r\n引用的话</blockquote>'
+     '</div><br />\r\n', "原帖由 李四 于 2012-3-1 09:00 发表"),
     # ... on a traditional-Chinese forum.
-    '<div class="quote"><blockquote>原帖由 <i>李四</i> 於 2012-3-1 09:00 發表 <a href="redirect.php?goto=findpost'
-    '&amp;pid=999&amp;ptid=88"><img src="images/common/back.gif" border="0" alt="" /></a><br />\r\n引用的话</blockquote>'
-    '</div><br />\r\n',
+    ('<div class="quote"><blockquote>原帖由 <i>李四</i> 於 2012-3-1 09:00 發表 <a href="redirect.php?goto=findpost'
+     '&amp;pid=999&amp;ptid=88"><img src="images/common/back.gif" border="0" alt="" /></a><br />\r\n引用的话</blockquote>'
+     '</div><br />\r\n', "原帖由 李四 於 2012-3-1 09:00 發表"),
 ])
-def test_older_quotes_keep_their_attribution_out_of_the_quoted_text(quote):
+def test_older_quotes_keep_their_attribution_out_of_the_quoted_text(quote, attribution):
     html = _one_post_thread("").replace('id="postmessage_1">十二张图', f'id="postmessage_1">{quote}回复正文')
     [post] = thread(html, url="https://bbs.example.cn/thread-88-1-1.html").posts
-    assert post.quotes == [Quote(text="引用的话", author="李四", posted_at_raw="2012-3-1 09:00", pid=999)]
+    assert post.quotes == [Quote(text="引用的话", author="李四", posted_at_raw="2012-3-1 09:00", pid=999,
+                                 attribution=attribution)]
     assert post.content_text == "回复正文"
 
 

@@ -352,7 +352,12 @@ def test_a_text_rendering_changes_nothing_of_a_post_crawled_before_the_media_sch
 @pytest.mark.parametrize(("as_text", "crawled_parts"), [
     ("本帖最后由 仲伯间 于 2012-3-13 10:00 编辑\n强化十种意识。", {"edit_note": "本帖最后由 仲伯间 于 2012-3-13 10:00 编辑"}),
     ("李四 发表于 2024-3-1 09:00\n引用的话\n强化十种意识。",
-     {"quotes": [Quote(text="引用的话", author="李四", posted_at_raw="2024-3-1 09:00", pid=999)]}),
+     {"quotes": [Quote(text="引用的话", author="李四", posted_at_raw="2024-3-1 09:00", pid=999,
+                       attribution="李四 发表于 2024-3-1 09:00")]}),
+    # A Discuz 6/7 quote kept in X prints its attribution in other words: the copy shows those.
+    ("原帖由 李四 于 2012-3-1 09:00 发表\n引用的话\n强化十种意识。",
+     {"quotes": [Quote(text="引用的话", author="李四", posted_at_raw="2012-3-1 09:00", pid=999,
+                       attribution="原帖由 李四 于 2012-3-1 09:00 发表")]}),
 ])
 def test_a_text_import_then_a_crawl_showing_its_edit_note_or_quote_apart_is_one_version(
         archive, site_id, as_text, crawled_parts):

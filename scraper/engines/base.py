@@ -54,6 +54,9 @@ class Quote:
     author: str | None = None
     posted_at_raw: str | None = None  # as printed in the attribution line
     pid: int | None = None  # the quoted post, when the attribution links to it
+    # The attribution line as the forum printed it ("X 发表于 T", Discuz 6/7's "原帖由 X 于 T 发表"):
+    # a text copy of the page shows it inline, and the archive compares such a copy with this.
+    attribution: str | None = None
 
 
 @dataclass

@@ -801,7 +801,7 @@ def _take_quotes(body: LexborNode, noise: NoiseRules, counts: dict[str, int]) ->
     quotes = []
     for quote in outermost:
         block = quote.css_first(SELECTORS.quote_block) or quote
-        author = posted_raw = pid = None
+        author = posted_raw = pid = attribution = None
         link = block.css_first(SELECTORS.quote_attribution)
         if link is not None:
             pid_value = _query(link.attributes.get("href") or "")[1].get("pid", "")
@@ -814,16 +814,18 @@ def _take_quotes(body: LexborNode, noise: NoiseRules, counts: dict[str, int]) ->
             # <font size=2><font color=..>X 发表于 T</font> <a><img></a></font>, Discuz 6/7's
             # 原帖由 <i>X</i> 于 T 发表 <a><img></a> straight in the blockquote.
             words = [] if _text(link) or wrapper is not link else _line_before(link)
-            author, posted_raw = _split_attribution(" ".join(filter(None, (_text(n) for n in (*words, wrapper)))))
+            attribution = " ".join(filter(None, (_text(n) for n in (*words, wrapper))))
+            author, posted_raw = _split_attribution(attribution)
             if author is None and posted_raw is None:
                 words = []  # not an attribution this reads: the words stay in the quoted text, on their line
+                attribution = None
             else:
                 _remove_following_breaks(wrapper, 1)
             for node in (*words, wrapper):
                 node.decompose()
         text, text_counts = clean.clean_node_text(block, noise)
         clean.merge_counts(counts, text_counts)
-        quotes.append(Quote(text=text, author=author, posted_at_raw=posted_raw, pid=pid))
+        quotes.append(Quote(text=text, author=author, posted_at_raw=posted_raw, pid=pid, attribution=attribution))
     for quote in outermost:
         quote.decompose()
     return quotes

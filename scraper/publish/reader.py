@@ -31,6 +31,7 @@ class Quote:
     text: str
     author: str | None
     posted_at_raw: str | None
+    attribution: str | None = None  # as the forum printed it, where the engine kept it
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,8 @@ def _json_list(raw: str | None) -> list[dict[str, Any]]:
 
 
 def _quotes(raw: str | None) -> list[Quote]:
-    return [Quote(str(q.get("text") or ""), q.get("author"), q.get("posted_at_raw")) for q in _json_list(raw)]
+    return [Quote(str(q.get("text") or ""), q.get("author"), q.get("posted_at_raw"), q.get("attribution"))
+            for q in _json_list(raw)]
 
 
 def _quotes_not_in_body(quotes: list[Quote], body_html: str) -> list[Quote]:
