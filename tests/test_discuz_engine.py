@@ -26,6 +26,7 @@ from scraper.engines.discuz import (
     floor_number,
     parse_post_time,
     site_timezone,
+    thread_ref,
 )
 from scraper.errors import ParseError
 from tests.test_clean import assert_safe
@@ -816,3 +817,23 @@ def test_numbers_a_forum_user_writes_in_other_digits_are_no_numbers():
     html = _one_post_thread("").replace('id="postmessage_1">十二张图', f'id="postmessage_1">{post}')
     [parsed] = thread(html, url="https://bbs.example.cn/thread-88-1-1.html").posts
     assert parsed.quotes[0].pid is None and parsed.quotes[0].author == "李四"
+
+
+def test_a_link_with_a_huge_number_in_one_post_does_not_fail_the_page():
+    # Python's int() refuses more than 4,300 digits; a post may hold such a link, and one post
+    # must never cost the page (and the thread pages queued from it) its parse.
+    digits = "9" * 5000
+    aid = base64.b64encode(f"{digits}|abc|1|2|88".encode()).decode()
+    body = (f'<a href="https://bbs.example.cn/thread-{digits}-1-1.html#pid1">a</a>'
+            f'<a href="https://bbs.example.cn/forum-{digits}-1.html">b</a>'
+            f'<a href="forum.php?mod=viewthread&amp;tid={digits}&amp;page={digits}">c</a>'
+            f'<a href="forum.php?mod=attachment&amp;aid={aid}">d.zip</a>'
+            f'<div class="quote"><blockquote><font size="2"><a href="forum.php?mod=redirect&amp;goto=findpost'
+            f'&amp;pid={digits}&amp;ptid={digits}"><font color="#999999">李四 发表于 2012-3-1 09:00</font></a></font>'
+            f'<br />引用的话</blockquote></div>十二张图')
+    html = _one_post_thread("").replace('id="postmessage_1">十二张图', f'id="postmessage_1">{body}')
+    [post] = thread(html, url="https://bbs.example.cn/thread-88-1-1.html").posts
+    assert post.content_text.endswith("十二张图")
+    assert [(q.text, q.pid) for q in post.quotes] == [("引用的话", None)]
+    assert thread_ref(f"https://bbs.example.cn/thread-{digits}-1-1.html") is None
+    assert thread_ref(f"https://bbs.example.cn/thread-88-{digits}-1.html") == (88, 1)

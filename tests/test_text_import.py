@@ -141,6 +141,11 @@ def test_thread_ref_from_url():
     assert thread_ref_from_url("http://h/forum.php?mod=viewthread&tid=12&page=x") == (12, 1)
     assert thread_ref_from_url("http://h/forum.php?mod=forumdisplay&fid=2") == (None, 1)
     assert thread_ref_from_url(None) == (None, 1)
+    # Past any id a forum gives (and past the 4,300 digits int() reads): no thread, no error.
+    digits = "9" * 5000
+    assert thread_ref_from_url(f"http://h/bbs/thread-{digits}-1-1.html") == (None, 1)
+    assert thread_ref_from_url(f"http://h/forum.php?mod=viewthread&tid={digits}") == (None, 1)
+    assert thread_ref_from_url(f"http://h/forum.php?mod=viewthread&tid=12&page={digits}") == (12, 1)
 
 
 def test_relative_times_and_pager_are_read():

@@ -276,10 +276,18 @@ def _query(url: str) -> tuple[str, dict[str, str]]:
     return parts.path, values
 
 
+# Ids and page numbers Discuz writes fit in 18 digits (MySQL's BIGINT). A longer run of digits
+# in a link a user wrote names nothing, and int() refuses one past 4,300 digits: the whole
+# page's parse would fail on one post's link.
+MAX_NUMBER_DIGITS = 18
+
+
 def _ascii_number(value: str | None) -> int | None:
-    """The number a string of ASCII digits writes, else None. str.isdigit() also admits '²'
-    and other digits int() refuses: a link a forum user wrote would fail the page's parse."""
-    return int(value) if value and value.isascii() and value.isdigit() else None
+    """The number a string of at most MAX_NUMBER_DIGITS ASCII digits writes, else None.
+    str.isdigit() also admits '²' and other digits int() refuses."""
+    if value and len(value) <= MAX_NUMBER_DIGITS and value.isascii() and value.isdigit():
+        return int(value)
+    return None
 
 
 def _page_param(value: str | None) -> int:
@@ -301,8 +309,8 @@ def thread_ref(url: str) -> tuple[int, int] | None:
     except ValueError:
         return None
     match = _THREAD_FILE.search(path)
-    if match and int(match[1]) > 0:
-        return int(match[1]), max(1, int(match[2]))
+    if match and (_ascii_number(match[1]) or 0) > 0:
+        return int(match[1]), max(1, _ascii_number(match[2]) or 1)
     if _is_forum_php(path) and query.get("mod") == "viewthread" and "action" not in query:
         tid = query.get("tid", "")
         if (_ascii_number(tid) or 0) > 0:
@@ -317,8 +325,8 @@ def board_ref(url: str) -> tuple[int, int] | None:
     except ValueError:
         return None
     match = _BOARD_FILE.search(path)
-    if match and int(match[1]) > 0:
-        return int(match[1]), max(1, int(match[2]))
+    if match and (_ascii_number(match[1]) or 0) > 0:
+        return int(match[1]), max(1, _ascii_number(match[2]) or 1)
     if _is_forum_php(path) and query.get("mod") == "forumdisplay":
         fid = query.get("fid", "")
         if (_ascii_number(fid) or 0) > 0:
@@ -392,9 +400,9 @@ def _count(node: LexborNode | None) -> int | None:
     """A printed count: '25031', '4万' with the exact number in @title, or nothing."""
     if node is None:
         return None
-    title = (node.attributes.get("title") or "").strip()
-    if title.isdigit():
-        return int(title)
+    title = _ascii_number((node.attributes.get("title") or "").strip())
+    if title is not None:
+        return title
     match = _PRINTED_COUNT.fullmatch(_text(node).replace(",", ""))
     if not match:
         return None

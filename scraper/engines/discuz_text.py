@@ -55,7 +55,7 @@ PAGE_END_LINES = (
 PAGE_COUNT = re.compile(r"/[\s\xa0]*(\d+)[\s\xa0]*页")  # the pager: "... / 3 页 下一页"
 VIEW_COUNT = re.compile(r"查看[:：][\s\xa0]*(\d+)")
 REPLY_COUNTS = (re.compile(r"回复[:：][\s\xa0]*(\d+)"), re.compile(r"^精彩评论(\d+)$"))
-THREAD_URL_REWRITE = re.compile(r"thread-(?P<tid>\d+)-(?P<page>\d+)-\d+\.html$")
+THREAD_URL_REWRITE = re.compile(r"thread-(?P<tid>\d{1,18})-(?P<page>\d{1,18})-\d+\.html$")  # ids fit BIGINT
 
 POSTS_PER_PAGE = 10  # Discuz's default `ppp`; a page-2 text starts at floor 11
 FLOOR_LABELS = ("楼主", "沙发", "板凳", "地板")  # Discuz's default postno; then "N#"
@@ -129,6 +129,10 @@ def split_text_page(text: str) -> TextRendering:
     return TextRendering(title=_find_title(lines, first), posts=posts, chrome=chrome)
 
 
+def _is_id(value: str) -> bool:
+    return len(value) <= 18 and value.isascii() and value.isdigit()  # Discuz's ids fit MySQL's BIGINT
+
+
 def thread_ref_from_url(url: str | None) -> tuple[int | None, int]:
     """(tid, page) of a Discuz thread URL in either form; (None, 1) for anything else."""
     if not url:
@@ -139,9 +143,9 @@ def thread_ref_from_url(url: str | None) -> tuple[int | None, int]:
         return int(m["tid"]), max(1, int(m["page"]))
     query = parse_qs(parts.query)
     tid = query.get("tid", [""])[0]
-    if query.get("mod", [""])[0] == "viewthread" and tid.isascii() and tid.isdigit():
+    if query.get("mod", [""])[0] == "viewthread" and _is_id(tid):
         page = query.get("page", ["1"])[0]
-        return int(tid), max(1, int(page)) if page.isascii() and page.isdigit() else 1
+        return int(tid), max(1, int(page)) if _is_id(page) else 1
     return None, 1
 
 
