@@ -66,25 +66,31 @@ def could_hold_jammer(text: str) -> bool:
     return _SHORTEST_RUN_LATIN1.search(text.encode("latin-1", "ignore")) is not None
 
 
-def _reads_as_a_list(first_characters: str) -> bool:
-    """Whether a run whose units open with these characters is text, not jammer: all of them
-    but at most one alike, as in "选项: A, B, C, D, E" or "a + b + c + d + e + f". jammer()
-    draws each unit's first character from 28 at random: a real run of 5 units is alike so
-    about once in 4,500, a longer one far more rarely."""
-    most = max(first_characters.count(c) for c in set(first_characters))
-    return most >= len(first_characters) - 1
+def _reads_as_text(run: str) -> bool:
+    """Whether a run of jammer-shaped units shows an order jammer() never draws, so is text:
+    its units open with one separator or two in turn ("选项: A, B, C, D, E", "a, b; c, d; e, f",
+    "a + b + c + d + e"), or their first or last characters count up ("1 A2 B3 C4 D5 E", an
+    answer key). jammer() draws every unit's first character from 28 and its last from 64 at
+    random: a run of 5 units shows one of these orders about once in 1,500 (at most two
+    distinct first characters), a longer one far more rarely."""
+    firsts, lasts = run[0::3], run[2::3]
+    return len(set(firsts)) <= 2 or _counts_up(firsts) or _counts_up(lasts)
+
+
+def _counts_up(characters: str) -> bool:
+    return all(ord(later) - ord(earlier) == 1 for earlier, later in zip(characters, characters[1:]))
 
 
 def _strip_leading_run(text: str) -> tuple[str, int]:
     match = _LEADING_RUN.match(text)
-    if match is None or _reads_as_a_list(match["run"][0::3]):
+    if match is None or _reads_as_text(match["run"]):
         return text, 0
     return text[match.end() :], 1
 
 
 def _strip_trailing_run(text: str) -> tuple[str, int]:
     match = _TRAILING_RUN_REVERSED.match(text[::-1])
-    if match is None or _reads_as_a_list(match["run"][2::3]):  # a reversed unit's last character
+    if match is None or _reads_as_text(match["run"][::-1]):
         return text, 0
     return text[: len(text) - match.end()], 1
 

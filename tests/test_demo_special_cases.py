@@ -83,7 +83,8 @@ def test_quote_is_its_own_field(posts):
     reply = rows[(2, 3)]
     quotes = json.loads(reply["quotes_json"])
     assert quotes == [{"author": "老秘书", "pid": 202, "posted_at_raw": "2026-11-23 09:30",
-                       "text": "区分的关键就一句话：请示要批复，报告不要批复。"}]
+                       "text": "区分的关键就一句话：请示要批复，报告不要批复。",
+                       "attribution": "老秘书 发表于 2026-11-23 09:30"}]
     assert "请示要批复" not in reply["content_text"]
     assert reply["content_text"].startswith("学习了！之前一直以为只是标题不同。")
 
