@@ -837,3 +837,19 @@ def test_a_link_with_a_huge_number_in_one_post_does_not_fail_the_page():
     assert [(q.text, q.pid) for q in post.quotes] == [("引用的话", None)]
     assert thread_ref(f"https://bbs.example.cn/thread-{digits}-1-1.html") is None
     assert thread_ref(f"https://bbs.example.cn/thread-88-{digits}-1.html") == (88, 1)
+
+
+def test_a_quote_link_no_url_parser_reads_and_a_superscript_count_do_not_fail_the_page():
+    # urlsplit refuses http://[x/...; int() refuses the '²' that str.isdigit() admits.
+    quote = ('<div class="quote"><blockquote><a href="http://[x/forum.php?mod=redirect&amp;goto=findpost&amp;pid=5">'
+             '李四 发表于 2024-1-1 10:00</a><br />引用的话</blockquote></div>')
+    html = _one_post_thread("").replace('id="postmessage_1">十二张图', f'id="postmessage_1">{quote}十二张图')
+    [post] = thread(html, url="https://bbs.example.cn/thread-88-1-1.html").posts
+    assert [(q.text, q.author, q.pid) for q in post.quotes] == [("引用的话", "李四", None)]
+    assert post.content_text == "十二张图"
+    counts = '<span class="xg1">查看:</span> <span class="xi1">1234</span>'
+    html = fixture("thread_page1")
+    assert counts in html
+    for odd, read_as in (('title="²">1234', 1234), ("9" * 400, None)):
+        page = thread(html.replace(counts, counts.replace(">1234", f" {odd}" if "title" in odd else f">{odd}")))
+        assert (page.views, len(page.posts)) == (read_as, len(thread(html).posts)), odd

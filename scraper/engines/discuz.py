@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -407,7 +408,7 @@ def _count(node: LexborNode | None) -> int | None:
     if not match:
         return None
     value = float(match[1]) * (10000 if match[2] else 1)
-    return int(value)
+    return int(value) if math.isfinite(value) else None  # 400 digits read as a float are inf
 
 
 def _matching_ids(root: LexborNode, selector: str) -> frozenset[int]:
@@ -812,8 +813,10 @@ def _take_quotes(body: LexborNode, noise: NoiseRules, counts: dict[str, int]) ->
         author = posted_raw = pid = attribution = None
         link = block.css_first(SELECTORS.quote_attribution)
         if link is not None:
-            pid_value = _query(link.attributes.get("href") or "")[1].get("pid", "")
-            pid = _ascii_number(pid_value)
+            try:
+                pid = _ascii_number(_query(link.attributes.get("href") or "")[1].get("pid", ""))
+            except ValueError:  # a link no URL parser reads (http://[x/...): the quote names no post
+                pid = None
             # The attribution is <font size=2><a ...><font color=...>X 发表于 T</font></a></font><br />.
             wrapper = link
             while wrapper.parent is not None and wrapper.parent.mem_id != block.mem_id and wrapper.parent.tag == "font":
