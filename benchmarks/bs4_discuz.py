@@ -35,6 +35,7 @@ or the test fixtures.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import replace
 from datetime import datetime, timezone
 
@@ -142,13 +143,14 @@ def _count(node: Tag | None) -> int | None:
     """A printed count: '25031', '4万' with the exact number in @title, or nothing."""
     if node is None:
         return None
-    title = (node.get("title") or "").strip()
-    if title.isdigit():
-        return int(title)
+    title = _ascii_number((node.get("title") or "").strip())
+    if title is not None:
+        return title
     match = _PRINTED_COUNT.fullmatch(_text(node).replace(",", ""))
     if not match:
         return None
-    return int(float(match[1]) * (10000 if match[2] else 1))
+    value = float(match[1]) * (10000 if match[2] else 1)
+    return int(value) if math.isfinite(value) else None
 
 
 def _matches_or_holds(node: Tag, selector: str) -> bool:
@@ -667,26 +669,31 @@ def _take_quotes(body: Tag, noise: NoiseRules, counts: dict[str, int]) -> list[Q
     quotes = []
     for quote in outermost:
         block = quote.select_one(S.quote_block) or quote
-        author = posted_raw = pid = None
+        author = posted_raw = pid = attribution = None
         link = block.select_one(S.quote_attribution)
         if link is not None:
-            pid = _ascii_number(_query(link.get("href") or "")[1].get("pid", ""))
+            try:
+                pid = _ascii_number(_query(link.get("href") or "")[1].get("pid", ""))
+            except ValueError:  # a link no URL parser reads
+                pid = None
             # <font size=2><a ...><font color=...>X 发表于 T</font></a></font><br />
             wrapper = link
             while wrapper.parent is not None and wrapper.parent is not block and wrapper.parent.name == "font":
                 wrapper = wrapper.parent
             # Before X3 the link holds only a back-arrow image after the words.
             words = [] if _text(link) or wrapper is not link else _line_before(link)
-            author, posted_raw = _split_attribution(" ".join(filter(None, (_text(n) for n in (*words, wrapper)))))
+            attribution = " ".join(filter(None, (_text(n) for n in (*words, wrapper))))
+            author, posted_raw = _split_attribution(attribution)
             if author is None and posted_raw is None:
                 words = []  # not an attribution: the words stay in the quoted text
+                attribution = None
             else:
                 _remove_following_breaks(wrapper, 1)
             for node in (*words, wrapper):
                 node.extract()
         text, text_counts = clean_node_text(block, noise)
         merge_counts(counts, text_counts)
-        quotes.append(Quote(text=text, author=author, posted_at_raw=posted_raw, pid=pid))
+        quotes.append(Quote(text=text, author=author, posted_at_raw=posted_raw, pid=pid, attribution=attribution))
     for quote in outermost:
         quote.decompose()
     return quotes
