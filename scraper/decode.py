@@ -130,9 +130,36 @@ def decode_html(body: bytes, content_type: str | None = None, default: str = con
     if declared != "utf-8" and not body.isascii() and (_is_strict_utf8(body) or _is_utf8_with_a_few_errors(body)):
         declared = "utf-8"
     text = body.decode(declared, "replace")
+    replaced = text.count("\ufffd")
+    if declared == "utf-8" and replaced:
+        # Declared UTF-8, and the bytes are not (a GBK page whose template or server says UTF-8):
+        # the other declaration, the site's default or GB18030, whichever reads them best.
+        declared, text, replaced = _read_otherwise(body, text, replaced, (header, meta, normalise_label(default)))
     if declared == "gb18030":
         text = gb18030_2022_text(text)
-    return Decoded(text, declared, text.count("\ufffd"))
+    return Decoded(text, declared, replaced)
+
+
+# UTF-8 read as UTF-8 never fails; GBK or Big5 read as UTF-8 fails about every second
+# non-ASCII byte. Past this share, the bytes are not UTF-8 with a few damaged characters (which
+# stay UTF-8: any other codec would read all of a UTF-8 page's Chinese as other characters).
+NOT_UTF8_ERRORS_PER_NON_ASCII_BYTE = 0.1
+
+
+def _read_otherwise(body: bytes, as_utf8: str, replaced: int, labels) -> tuple[str, str, int]:
+    """(codec, text, replaced) of the best reading of `body` that is not UTF-8, when UTF-8
+    clearly is not its encoding; else UTF-8's own."""
+    non_ascii = len(body.translate(None, _ASCII_BYTES))
+    best = ("utf-8", as_utf8, replaced)
+    if replaced < NOT_UTF8_ERRORS_PER_NON_ASCII_BYTE * non_ascii:
+        return best
+    for codec in dict.fromkeys((*labels, "gb18030")):  # in order, each once
+        if codec is None or codec == "utf-8":
+            continue
+        text = body.decode(codec, "replace")
+        if (count := text.count("\ufffd")) < best[2]:
+            best = (codec, text, count)
+    return best
 
 
 def gb18030_2022_text(text: str) -> str:

@@ -136,3 +136,19 @@ def test_a_meta_inside_a_comment_declares_nothing():
     # A comment left open hides what follows it within the scanned bytes too.
     open_comment = '<!-- <meta charset="utf-8"> <p>论坛</p>'.encode("gb18030")
     assert decode_html(open_comment, "text/html", default="gbk").encoding == "gb18030"
+
+
+def test_gbk_bytes_declared_utf8_are_read_as_gbk_and_damaged_utf8_stays_utf8():
+    # A GBK page whose template (or a server adding charset=utf-8 to every response) says UTF-8:
+    # read as declared, every Chinese character became U+FFFD.
+    text = '<meta charset="utf-8"><p>' + "基层党委办公室应强化的十种意识" * 20 + "</p>"
+    for content_type in ("text/html", "text/html; charset=utf-8", "text/html; charset=gbk"):
+        decoded = decode_html(text.encode("gb18030"), content_type)
+        assert (decoded.text, decoded.encoding, decoded.replaced) == (text, "gb18030", 0), content_type
+    # A Big5 site's default is tried before GB18030.
+    big5 = '<meta charset="utf-8"><p>' + "論壇的帖子" * 20 + "</p>"
+    assert decode_html(big5.encode("big5hkscs"), "text/html", default="big5").text == big5
+    # UTF-8 with a damaged character is UTF-8 still: another codec would misread all of it.
+    damaged = text.encode()[:200] + b"\xff" + text.encode()[200:]
+    decoded = decode_html(damaged, "text/html")
+    assert decoded.encoding == "utf-8" and decoded.text.count("基层党委") == 20
