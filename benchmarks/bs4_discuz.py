@@ -58,6 +58,7 @@ from scraper.clean import (
     absolute_url,
     add_counts,
     could_hold_jammer,
+    link_url,
     merge_counts,
     normalise_whitespace,
     remove_phrases,
@@ -422,7 +423,7 @@ def _resolve_urls(node: Tag, base_url: str) -> None:
         href = element.get("href")
         if href is None:
             continue
-        url = absolute_url(href, base_url)
+        url = link_url(href, base_url)
         if url:
             element["href"] = url
         else:

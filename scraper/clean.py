@@ -602,15 +602,26 @@ DROPPED_WITH_CONTENT = frozenset(
     "noframes frameset frame".split()
 )
 ALLOWED_URL_SCHEMES = frozenset({"http", "https"})
+# What resource forums post besides web links: eMule, BitTorrent and download-manager links
+# (Xunlei's thunder://, QQ's qqdl://, FlashGet) and FTP. A link's target is the post's content
+# (a file's hash); a browser hands these schemes to an outside program, none runs script.
+# Kept on links only: an image's source stays http(s).
+DOWNLOAD_LINK_SCHEMES = frozenset({"ed2k", "magnet", "thunder", "qqdl", "flashget", "ftp"})
 LINK_REL = "nofollow noopener noreferrer"
 # Forums lazy-load images: the real file is in one of these attributes, src holds a placeholder.
 IMAGE_SOURCE_ATTRIBUTES = ("zoomfile", "file", "data-src", "src")
 _URL_ATTRIBUTES = frozenset({"href", "src"})
 
 
+_WEB_URL_PREFIXES = ("http://", "https://")
+_LINK_URL_PREFIXES = _WEB_URL_PREFIXES + tuple(f"{scheme}:" for scheme in sorted(DOWNLOAD_LINK_SCHEMES))
+
+
 def _keep_http_urls(tag: str, attribute: str, value: str) -> str | None:
-    # Defence in depth behind url_schemes: every URL left is absolute http(s).
-    if attribute in _URL_ATTRIBUTES and not value.strip().lower().startswith(("http://", "https://")):
+    # Defence in depth behind url_schemes: every URL left is absolute http(s), or a download
+    # link's scheme on a link.
+    if attribute in _URL_ATTRIBUTES and not value.strip().lower().startswith(
+            _LINK_URL_PREFIXES if (tag, attribute) == ("a", "href") else _WEB_URL_PREFIXES):
         return None
     return value
 
@@ -621,7 +632,7 @@ _CLEANER = nh3.Cleaner(
     # "*": nothing on every tag (nh3 would otherwise allow lang and title everywhere).
     attributes={"*": set(), **{tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()}},
     attribute_filter=_keep_http_urls,
-    url_schemes=set(ALLOWED_URL_SCHEMES),
+    url_schemes=set(ALLOWED_URL_SCHEMES | DOWNLOAD_LINK_SCHEMES),
     link_rel=LINK_REL,
     url_relative="deny",
     strip_comments=True,
@@ -637,6 +648,16 @@ def absolute_url(url: str | None, base_url: str) -> str | None:
         return urljoin(base_url, url)
     except ValueError:  # e.g. a malformed IPv6 host: treat as no URL
         return None
+
+
+def link_url(href: str | None, base_url: str) -> str | None:
+    """A link's target as the sanitiser keeps it: absolute, and an eMule link's pipes
+    percent-encoded (ed2k://|file|NAME|SIZE|HASH|/ is no URL a parser reads, '|' cannot stand
+    in a host, so the sanitiser would drop it; eMule reads them encoded too)."""
+    url = absolute_url(href, base_url)
+    if url and url[:5].lower() == "ed2k:":
+        url = url.replace("|", "%7C")
+    return url
 
 
 def _resolve_urls(node: LexborNode, base_url: str) -> None:
@@ -655,7 +676,7 @@ def _resolve_urls(node: LexborNode, base_url: str) -> None:
         href = attributes.get("href")
         if href is None:  # no link, or a namespaced one (svg xlink:href) the allowlist drops
             continue
-        url = absolute_url(href, base_url)
+        url = link_url(href, base_url)
         if url:
             element.attrs["href"] = url
         else:

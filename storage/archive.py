@@ -53,12 +53,16 @@ NORMAL_STATUS = "normal"
 HIDDEN_STATUS = "hidden"  # part of the post locked away (reply to see, credits, password)
 DEFAULT_LEASE_S = 300  # matches the crawler's default; storage cannot import its config
 # What a post's content_hash covers (posts.hash_covers_media): 0 its text alone (a text
-# rendering, which shows no media, or a post archived before versions covered them); 3 its
-# text and the media references its engine gives (images, links, attachments). 1 and 2 were
-# earlier forms of the references: any change to what the references hold takes the next
-# number. A post hashed by an older scheme takes up the current one, without a version, when
-# next seen with the same text and attachments.
-MEDIA_HASH_SCHEME = 3
+# rendering, which shows no media, or a post archived before versions covered them); 4 its
+# text and the media references its engine gives (images, links, attachments). 1-3 were
+# earlier forms of the references (3: before eMule, magnet and download-manager links were
+# kept): any change to what the references hold takes the next number. A post hashed by an
+# older scheme takes up the current one, without a version, when next seen with the same
+# text and attachments.
+MEDIA_HASH_SCHEME = 4
+# What scheme 4 added: the references of download links, whose targets scheme 3's engine
+# dropped from the HTML as well.
+_REFS_NEW_IN_SCHEME_4 = ("ed2k:", "magnet:", "thunder:", "qqdl:", "flashget:", "ftp:")
 BODY_COMPRESSION = "zstd"
 # Every fetched page pays the compression; each body is stored once. Measured on the demo
 # forum's pages (benchmarks.bench_compression, 2026-11-29; stored/raw bytes, compress ms/page):
@@ -192,6 +196,7 @@ def _post_values(post: PostRecord) -> dict[str, Any]:
         "content_html": html,
         "content_hash": content_hash(text, refs or ()),
         "hash_covers_media": 0 if refs is None else MEDIA_HASH_SCHEME,
+        "media_refs": refs,
         "quotes_json": _json([_quote_dict(q) for q in post.quotes or ()]),
         "signature": post.signature,
         "edit_note": post.edit_note,
@@ -283,6 +288,17 @@ def _same_under_an_older_scheme(other: Sequence[Any], values: Mapping[str, Any])
             stored = normalise_content(stored.replace(piece, " ", 1))
     return stored == normalise_content(values["content_text"]) and (
         attachments_json is None or _attachment_keys(attachments_json) == _attachment_keys(values["attachments_json"]))
+
+
+def _adds_only_scheme_4_refs(scheme: int, stored_hash: str, values: Mapping[str, Any]) -> bool:
+    """Whether a post stored under scheme 3 is exactly the rendering `values` holds less the
+    download links scheme 4 added (its hash is that of the rest): the new HTML, which keeps
+    their targets, is then the same post's, with nothing else changed."""
+    refs = values.get("media_refs") or ()
+    if scheme != 3:
+        return False
+    kept = [ref for ref in refs if not ref.lower().startswith(_REFS_NEW_IN_SCHEME_4)]
+    return len(kept) < len(refs) and content_hash(values["content_text"], kept) == stored_hash
 
 
 def _shown_apart(values: Mapping[str, Any]) -> list[str]:
@@ -1005,7 +1021,9 @@ class Archive:
             if not keeps_archived and classify(stored_hash, post_values["content_hash"]) == "changed":
                 if _same_under_an_older_scheme(other, post_values):
                     # A text rendering's HTML is its text: the crawled rendering's is the post's.
-                    self._take_up_media_hash(post_id, stored_hash, post_values, with_html=other[2] is None)
+                    # So is one that only adds what the older scheme's engine dropped.
+                    with_html = other[2] is None or _adds_only_scheme_4_refs(other[0], stored_hash, post_values)
+                    self._take_up_media_hash(post_id, stored_hash, post_values, with_html=with_html)
                 else:
                     versioned = True
                     edited.append((post_id, post_values))

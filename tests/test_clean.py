@@ -206,6 +206,8 @@ PAYLOADS = [
     "<!--<img src=x onerror=alert(1)>-->",
     "<xmp><img src=x onerror=alert(1)></xmp>",
     '<a href="//evil.example/p">protocol-relative</a>',
+    '<img src="magnet:?xt=urn:btih:abc"><img src="ed2k://|file|a|1|H|/"><img src="ftp://a.example/b.png">',
+    '<a href="ed2k://|file|a.mkv|1|H|/" onclick="alert(1)">e</a><a href="data:text/html,x">d</a>',
 ]
 
 
@@ -218,7 +220,9 @@ def assert_safe(html: str) -> None:
         for name, value in element.attributes.items():
             assert not name.lower().startswith("on"), html
             assert name in clean.ALLOWED_ATTRIBUTES.get(element.tag, set()) | {"rel"}, html
-            if name in ("href", "src"):
+            if (element.tag, name) == ("a", "href"):
+                assert re.match(r"https?://|(?:ed2k|magnet|thunder|qqdl|flashget|ftp):", value or ""), html
+            elif name in ("href", "src"):
                 assert re.match(r"https?://", value or ""), html
         assert element.tag in clean.ALLOWED_TAGS, html
 
@@ -228,6 +232,24 @@ def test_sanitiser_neutralises_payload(payload):
     out = clean.sanitize_html(payload, BASE)
     assert_safe(out)
     assert_safe(clean.sanitize_html(out, BASE))  # and stays safe when cleaned again
+
+
+def test_download_links_keep_their_targets_on_links_only():
+    # Resource forums post eMule, magnet and download-manager links: the target (a file's hash)
+    # is the post's content. The sanitiser dropped every href that was not http(s).
+    out = clean.sanitize_html(
+        '<a href="ed2k://|file|电影.mkv|1048576|0123456789ABCDEF0123456789ABCDEF|/">电影.mkv</a>'
+        '<a href="magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a&amp;dn=x">磁力</a>'
+        '<a href="thunder://QUFodHRwOi8vZXhhbXBsZS5jb20vYS56aXBaWg==">迅雷</a>'
+        '<a href="ftp://ftp.example.cn/pub/a.zip">ftp</a><img src="magnet:?xt=urn:btih:c12f">', BASE)
+    assert out == (
+        '<a href="ed2k://%7Cfile%7C电影.mkv%7C1048576%7C0123456789ABCDEF0123456789ABCDEF%7C/" '
+        'rel="nofollow noopener noreferrer">电影.mkv</a>'
+        '<a href="magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a&amp;dn=x" '
+        'rel="nofollow noopener noreferrer">磁力</a>'
+        '<a href="thunder://QUFodHRwOi8vZXhhbXBsZS5jb20vYS56aXBaWg==" rel="nofollow noopener noreferrer">迅雷</a>'
+        '<a href="ftp://ftp.example.cn/pub/a.zip" rel="nofollow noopener noreferrer">ftp</a><img>')
+    assert_safe(out)
 
 
 def test_sanitiser_keeps_content_resolves_urls_and_marks_links():

@@ -853,3 +853,21 @@ def test_a_quote_link_no_url_parser_reads_and_a_superscript_count_do_not_fail_th
     for odd, read_as in (('title="²">1234', 1234), ("9" * 400, None)):
         page = thread(html.replace(counts, counts.replace(">1234", f" {odd}" if "title" in odd else f">{odd}")))
         assert (page.views, len(page.posts)) == (read_as, len(thread(html).posts)), odd
+
+
+def test_download_links_are_kept_and_a_changed_target_changes_the_posts_media():
+    # Resource forums post eMule and magnet links: the target (a file's hash) is the content.
+    def post_with(target_hash):
+        body = (f'<a href="ed2k://|file|电影.mkv|1048576|{target_hash}|/">电影.mkv</a><br />'
+                '<a href="magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a">磁力</a>')
+        html = _one_post_thread("").replace('id="postmessage_1">十二张图', f'id="postmessage_1">{body}')
+        [post] = thread(html, url="https://bbs.example.cn/thread-88-1-1.html").posts
+        return post
+
+    first, swapped = post_with("0123456789ABCDEF0123456789ABCDEF"), post_with("FEDCBA9876543210FEDCBA9876543210")
+    assert "ed2k://%7Cfile%7C电影.mkv%7C1048576%7C0123456789ABCDEF0123456789ABCDEF%7C/" in first.content_html
+    assert 'href="magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a"' in first.content_html
+    assert first.media_refs == (
+        "ed2k://%7Cfile%7C电影.mkv%7C1048576%7C0123456789ABCDEF0123456789ABCDEF%7C/",
+        "magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a")
+    assert first.content_text == swapped.content_text and first.media_refs != swapped.media_refs

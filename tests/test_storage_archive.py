@@ -181,7 +181,7 @@ def test_a_new_page_stores_thread_posts_versions_and_page(archive, site_id):
     assert reply["content_hash"] == content_hash(REPLY) and reply["version_count"] == 1
     assert reply["status"] == "normal" and reply["floor_label"] == "2#" and reply["page"] == 1
     assert json.loads(reply["quotes_json"]) == [
-        {"text": "引用的话", "author": "李四", "posted_at_raw": "2024-3-1 09:00", "pid": 999}]
+        {"text": "引用的话", "author": "李四", "posted_at_raw": "2024-3-1 09:00", "pid": 999, "attribution": None}]
     assert json.loads(reply["attachments_json"]) == [
         {"url": "http://bbs.example.cn/a.jpg", "name": "a.jpg", "aid": "55", "is_image": True}]
     assert json.loads(reply["noise_json"]) == {"jammer_text_runs": 3}

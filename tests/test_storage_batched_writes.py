@@ -445,3 +445,22 @@ def test_a_post_edited_back_and_forth_says_when_it_went_back(archive, site_id):
                for v in archive.post_versions(post_id)]
     assert history == [("初稿。", T0, [T2], 0), ("改稿。", T1, [T3], 1)]
     assert archive.db.execute("SELECT version_count FROM posts").fetchone() == (2,)
+
+
+def test_a_post_archived_before_download_links_were_kept_takes_them_up_without_a_version(archive, site_id):
+    # Scheme 3 dropped an eMule link's target (the sanitiser kept only http(s)): the post was
+    # hashed on its text and no reference. Read again, it shows the link: the same post, now
+    # with the link's target, not an edit; a changed target after that is one.
+    ed2k = "ed2k://%7Cfile%7Ca.mkv%7C1%7C0123456789ABCDEF0123456789ABCDEF%7C/"
+
+    def with_link(target):
+        html = "<p>资源<a>a.mkv</a></p>" if target is None else f'<p>资源<a href="{target}">a.mkv</a></p>'
+        return make_post(1001, 1, "资源a.mkv", content_html=html, media_refs=() if target is None else (target,))
+
+    save(archive, site_id, make_page(88, [with_link(None)]), T0)
+    archive.db.execute("UPDATE posts SET hash_covers_media = 3")
+    assert tally(save(archive, site_id, make_page(88, [with_link(ed2k)]), T1))[:3] == (0, 0, 1)
+    assert archive.db.execute("SELECT hash_covers_media, version_count, content_html LIKE '%ed2k:%' FROM posts"
+                              ).fetchone() == (MEDIA_HASH_SCHEME, 1, 1)
+    other = ed2k.replace("0123456789ABCDEF", "FEDCBA9876543210")
+    assert tally(save(archive, site_id, make_page(88, [with_link(other)]), T2))[:3] == (0, 1, 0)
