@@ -755,6 +755,9 @@ def _post_parts(table: Tag, ctx: ParseContext, *, rare_in_table_may_match: bool 
         quotes = _take_quotes(body, ctx.noise, counts)
         remove_elements(body, S.text_furniture)
     if plain is None:
+        if rare_in_body:  # a code block's lines keep their white space
+            for line in body.select(S.code_lines):
+                line.insert(0, NavigableString(clean.PREFORMATTED_LINE))
         content_text, text_counts = clean_node_text(body, ctx.noise)
     merge_counts(counts, text_counts)
     return _PostParts(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
@@ -474,12 +475,34 @@ def _layout_lines(node: LexborNode) -> list[str]:
     return lines
 
 
+# Opens a line of code, whose white space is its meaning (indentation): the line keeps it.
+# The HTML parser never leaves a NUL in text, so no page can write one.
+PREFORMATTED_LINE = "\x00"
+
+
+def mark_preformatted(lines: Iterable[LexborNode]) -> None:
+    """Mark each element of `lines` (an engine's code lines) as a line whose white space the
+    text keeps; clean_node_text takes the marks out again."""
+    for line in lines:
+        first = line.child
+        if first is not None:
+            first.insert_before(PREFORMATTED_LINE)
+        else:
+            line.insert_child(PREFORMATTED_LINE)
+
+
 def _finish_text(text: str) -> str:
     """Normalise white space per line of `text` (as normalise_whitespace), collapse runs of
-    blank lines into one, trim blank edges."""
+    blank lines into one, trim blank edges. A line marked PREFORMATTED_LINE keeps its white
+    space but the trailing, its no-break spaces (how forums write code's spaces) as spaces,
+    and its mark."""
     # str methods, not re: split() splits on exactly the characters \s matches, and both
     # run several times faster than a pattern over CJK text.
-    lines = [" ".join(line.split()) for line in text.split("\n")]
+    if PREFORMATTED_LINE in text:
+        lines = [line.replace("\xa0", " ").rstrip() if line.startswith(PREFORMATTED_LINE)
+                 else " ".join(line.split()) for line in text.split("\n")]
+    else:
+        lines = [" ".join(line.split()) for line in text.split("\n")]
     text = "\n".join(lines)
     if "" in lines:  # only blank lines make runs of line feeds to collapse
         while "\n\n\n" in text:
@@ -568,7 +591,10 @@ def _clean_layout(raw: str, noise: NoiseRules, *, may_hold_jammer: bool = True) 
     add_counts(counts, NOISE_SITE_PHRASES, site)
     text, learned = remove_phrases(text, noise.learned)
     add_counts(counts, NOISE_LEARNED_PHRASES, learned)
-    return (_finish_text(text) if site or learned else text), counts
+    text = _finish_text(text) if site or learned else text
+    if PREFORMATTED_LINE in text:
+        text = text.replace(PREFORMATTED_LINE, "").strip("\n")
+    return text, counts
 
 
 def clean_tree_phrases(node: LexborNode, noise: NoiseRules) -> dict[str, int]:

@@ -871,3 +871,14 @@ def test_download_links_are_kept_and_a_changed_target_changes_the_posts_media():
         "ed2k://%7Cfile%7C电影.mkv%7C1048576%7C0123456789ABCDEF0123456789ABCDEF%7C/",
         "magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a")
     assert first.content_text == swapped.content_text and first.media_refs != swapped.media_refs
+
+
+def test_code_block_lines_keep_their_indentation_in_the_text():
+    # Discuz writes a [code] block's indentation as &nbsp;: collapsed, Python lost its meaning.
+    code = ('<div class="blockcode"><div id="code_a"><ol><li>def f(x):<br /><li>&nbsp; &nbsp; return x&nbsp;&nbsp;+ 1'
+            '<font class="jammer">7 q2 Z; m0 C4 x</font><br /><li><br /><li>&nbsp; &nbsp; # 注释 &nbsp;<br /></ol></div>'
+            '<em onclick="copycode($(\'code_a\'));">复制代码</em></div>')
+    html = _one_post_thread("").replace('id="postmessage_1">十二张图', f'id="postmessage_1">说明：&nbsp; 见下<br />{code}完')
+    [post] = thread(html, url="https://bbs.example.cn/thread-88-1-1.html").posts
+    assert post.content_text == "说明： 见下\ndef f(x):\n    return x  + 1\n\n    # 注释\n完"
+    assert "\x00" not in post.content_html

@@ -105,6 +105,8 @@ class DiscuzSelectors:
     # Attachment listings (file name, size, download count) kept in the HTML but not in the
     # text: the attachments are their own field.
     text_furniture: tuple[str, ...] = ("dl.tattl",)
+    # The lines of a [code] block (indented with &nbsp;): the text keeps their white space.
+    code_lines: str = "div.blockcode li"
     unplaced_attachments: str = "div.pattl"
     # With many images and imagelistthumb on, div.pattl holds them all in a list hidden until
     # its script builds the thumbnails: hidden by design, not noise.
@@ -912,6 +914,8 @@ def _post_parts(table: LexborNode, ctx: ParseContext, *, rare_in_table_may_match
         quotes = _take_quotes(body, ctx.noise, counts)
         clean.remove_elements(body, SELECTORS.text_furniture)
     if plain is None:
+        if rare_in_body:  # a code block has its copy button, one of the rare parts
+            clean.mark_preformatted(body.css(SELECTORS.code_lines))
         content_text, text_counts = clean.clean_node_text(body, ctx.noise)
     clean.merge_counts(counts, text_counts)
     return _PostParts(
