@@ -152,3 +152,15 @@ def test_gbk_bytes_declared_utf8_are_read_as_gbk_and_damaged_utf8_stays_utf8():
     damaged = text.encode()[:200] + b"\xff" + text.encode()[200:]
     decoded = decode_html(damaged, "text/html")
     assert decoded.encoding == "utf-8" and decoded.text.count("基层党委") == 20
+
+
+def test_a_utf8_page_with_some_posts_in_gbk_or_with_literal_replacement_characters_stays_utf8():
+    # GB18030 reads almost any bytes without an error: a page mostly UTF-8 read as GB18030 would
+    # turn every character into another one, with nothing counted as replaced.
+    utf8_posts = "".join(f"<p>第{n}楼：基层党委办公室应强化的十种意识</p>" for n in range(20)).encode()
+    gbk_posts = "".join(f"<p>第{n}楼：转贴的旧文</p>" for n in range(6)).encode("gb18030")
+    decoded = decode_html(b'<meta charset="utf-8">' + utf8_posts + gbk_posts, "text/html")
+    assert decoded.encoding == "utf-8" and decoded.text.count("十种意识") == 20
+    # Strict UTF-8 holding many U+FFFD of its own is UTF-8.
+    text = '<meta charset="utf-8"><p>' + "\ufffd" * 300 + "论坛</p>"
+    assert decode_html(text.encode(), "text/html").text == text
