@@ -35,7 +35,6 @@ or the test fixtures.
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import replace
 from datetime import datetime, timezone
 
@@ -71,7 +70,6 @@ from scraper.engines.discuz import (
     _OFTEN_ABSENT_IN_TABLE,
     _PAGES_TOTAL,
     _PID_ID,
-    _PRINTED_COUNT,
     _RARE_IN_BODY,
     _RARE_IN_TABLE,
     BLOCKED_NOTICE_MARK,
@@ -94,6 +92,7 @@ from scraper.engines.discuz import (
     media_refs,
     parse_absolute_time,
     parse_post_time,
+    printed_count,
     site_timezone,
     thread_ref,
 )
@@ -147,11 +146,7 @@ def _count(node: Tag | None) -> int | None:
     title = _ascii_number((node.get("title") or "").strip())
     if title is not None:
         return title
-    match = _PRINTED_COUNT.fullmatch(_text(node).replace(",", ""))
-    if not match:
-        return None
-    value = float(match[1]) * (10000 if match[2] else 1)
-    return int(value) if math.isfinite(value) else None
+    return printed_count(_text(node))
 
 
 def _matches_or_holds(node: Tag, selector: str) -> bool:

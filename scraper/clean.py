@@ -17,7 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin
 
 import nh3
 from selectolax.lexbor import LexborHTMLParser, LexborNode
@@ -491,6 +491,14 @@ def mark_preformatted(lines: Iterable[LexborNode]) -> None:
             line.insert_child(PREFORMATTED_LINE)
 
 
+def _finish_line(line: str) -> str:
+    # White space before the mark is the markup's, not the code's (Discuz writes "<br />\r<li>").
+    before, mark, code = line.partition(PREFORMATTED_LINE)
+    if mark and not before.strip():
+        return mark + code.replace("\xa0", " ").rstrip()
+    return " ".join(line.split())
+
+
 def _finish_text(text: str) -> str:
     """Normalise white space per line of `text` (as normalise_whitespace), collapse runs of
     blank lines into one, trim blank edges. A line marked PREFORMATTED_LINE keeps its white
@@ -499,8 +507,7 @@ def _finish_text(text: str) -> str:
     # str methods, not re: split() splits on exactly the characters \s matches, and both
     # run several times faster than a pattern over CJK text.
     if PREFORMATTED_LINE in text:
-        lines = [line.replace("\xa0", " ").rstrip() if line.startswith(PREFORMATTED_LINE)
-                 else " ".join(line.split()) for line in text.split("\n")]
+        lines = [_finish_line(line) for line in text.split("\n")]
     else:
         lines = [" ".join(line.split()) for line in text.split("\n")]
     text = "\n".join(lines)
@@ -676,14 +683,23 @@ def absolute_url(url: str | None, base_url: str) -> str | None:
         return None
 
 
+_DOWNLOAD_LINK_PREFIXES = tuple(f"{scheme}:" for scheme in sorted(DOWNLOAD_LINK_SCHEMES))
+# What a download link keeps as written: the unreserved characters, RFC 3986's reserved ones
+# but the brackets, and '%' (what is encoded already). The rest is percent-encoded as UTF-8:
+# eMule's pipes, which no URL parser reads in a host (ed2k://|file|NAME|SIZE|HASH|/), a file
+# name's spaces, Chinese and [site] tags (brackets read as an IPv6 host). eMule and the
+# download managers read such links encoded.
+_DOWNLOAD_LINK_SAFE = "!$&'()*+,;=:@/?#%~-._"
+
+
 def link_url(href: str | None, base_url: str) -> str | None:
-    """A link's target as the sanitiser keeps it: absolute, and an eMule link's pipes
-    percent-encoded (ed2k://|file|NAME|SIZE|HASH|/ is no URL a parser reads, '|' cannot stand
-    in a host, so the sanitiser would drop it; eMule reads them encoded too)."""
-    url = absolute_url(href, base_url)
-    if url and url[:5].lower() == "ed2k:":
-        url = url.replace("|", "%7C")
-    return url
+    """A link's target as the sanitiser keeps it: a web link made absolute, a download link
+    percent-encoded where no URL parser would read it."""
+    value = (href or "").strip()
+    if value[:9].lower().startswith(_DOWNLOAD_LINK_PREFIXES):
+        scheme, rest = value.split(":", 1)
+        return f"{scheme.lower()}:{quote(rest, safe=_DOWNLOAD_LINK_SAFE)}"
+    return absolute_url(href, base_url)
 
 
 def _resolve_urls(node: LexborNode, base_url: str) -> None:

@@ -60,9 +60,9 @@ DEFAULT_LEASE_S = 300  # matches the crawler's default; storage cannot import it
 # older scheme takes up the current one, without a version, when next seen with the same
 # text and attachments.
 MEDIA_HASH_SCHEME = 4
-# What scheme 4 added: the references of download links, whose targets scheme 3's engine
-# dropped from the HTML as well.
-_REFS_NEW_IN_SCHEME_4 = ("ed2k:", "magnet:", "thunder:", "qqdl:", "flashget:", "ftp:")
+# What scheme 4 added: download links, whose targets the sanitiser before it dropped from the
+# HTML as well (the link stayed, without its href).
+_DOWNLOAD_LINK_TARGET = re.compile(r' href="(?:ed2k|magnet|thunder|qqdl|flashget|ftp):[^"]*"')
 BODY_COMPRESSION = "zstd"
 # Every fetched page pays the compression; each body is stored once. Measured on the demo
 # forum's pages (benchmarks.bench_compression, 2026-11-29; stored/raw bytes, compress ms/page):
@@ -196,7 +196,6 @@ def _post_values(post: PostRecord) -> dict[str, Any]:
         "content_html": html,
         "content_hash": content_hash(text, refs or ()),
         "hash_covers_media": 0 if refs is None else MEDIA_HASH_SCHEME,
-        "media_refs": refs,
         "quotes_json": _json([_quote_dict(q) for q in post.quotes or ()]),
         "signature": post.signature,
         "edit_note": post.edit_note,
@@ -265,11 +264,12 @@ WHERE id = :id"""
 
 def _other_scheme_columns(attachments: str = "attachments_json") -> str:
     """The columns a stored post brings to _same_under_an_older_scheme: its hash scheme and,
-    when that differs from the page's (the :scheme parameter), its text and `attachments` (an
-    SQL expression; NULL for a text rendering's post, which shows none), else NULL: the lookup
-    reads no text it does not need."""
+    when that differs from the page's (the :scheme parameter), its text, `attachments` (an
+    SQL expression; NULL for a text rendering's post, which shows none) and HTML, else NULL:
+    the lookup reads no text it does not need."""
     return (f"hash_covers_media, CASE WHEN hash_covers_media <> :scheme THEN content_text END, "
-            f"CASE WHEN hash_covers_media <> :scheme THEN {attachments} END")
+            f"CASE WHEN hash_covers_media <> :scheme THEN {attachments} END, "
+            f"CASE WHEN hash_covers_media <> :scheme THEN content_html END")
 
 
 def _same_under_an_older_scheme(other: Sequence[Any], values: Mapping[str, Any]) -> bool:
@@ -278,7 +278,7 @@ def _same_under_an_older_scheme(other: Sequence[Any], values: Mapping[str, Any])
     post came from a text rendering (attachments NULL), the same attachments. The post then
     takes up the new hash, with no version; what else of its media changed before it was first
     seen under the new scheme is not known, as its images and links were not hashed."""
-    scheme, text, attachments_json = other
+    scheme, text, attachments_json, _html = other
     if scheme >= values["hash_covers_media"] or text is None:
         return False
     stored = normalise_content(text)
@@ -290,15 +290,13 @@ def _same_under_an_older_scheme(other: Sequence[Any], values: Mapping[str, Any])
         attachments_json is None or _attachment_keys(attachments_json) == _attachment_keys(values["attachments_json"]))
 
 
-def _adds_only_scheme_4_refs(scheme: int, stored_hash: str, values: Mapping[str, Any]) -> bool:
-    """Whether a post stored under scheme 3 is exactly the rendering `values` holds less the
-    download links scheme 4 added (its hash is that of the rest): the new HTML, which keeps
-    their targets, is then the same post's, with nothing else changed."""
-    refs = values.get("media_refs") or ()
-    if scheme != 3:
-        return False
-    kept = [ref for ref in refs if not ref.lower().startswith(_REFS_NEW_IN_SCHEME_4)]
-    return len(kept) < len(refs) and content_hash(values["content_text"], kept) == stored_hash
+def _differs_only_by_download_links(stored_html: str | None, values: Mapping[str, Any]) -> bool:
+    """Whether a post's stored HTML is the rendering `values` holds but for the download
+    links' targets, which the sanitiser kept from scheme 4 on: the new HTML, which keeps them,
+    is then the same post's, nothing else changed."""
+    new_html = values["content_html"]
+    return (stored_html is not None and stored_html != new_html
+            and _DOWNLOAD_LINK_TARGET.sub("", new_html) == stored_html)
 
 
 def _shown_apart(values: Mapping[str, Any]) -> list[str]:
@@ -1022,7 +1020,7 @@ class Archive:
                 if _same_under_an_older_scheme(other, post_values):
                     # A text rendering's HTML is its text: the crawled rendering's is the post's.
                     # So is one that only adds what the older scheme's engine dropped.
-                    with_html = other[2] is None or _adds_only_scheme_4_refs(other[0], stored_hash, post_values)
+                    with_html = other[2] is None or _differs_only_by_download_links(other[3], post_values)
                     self._take_up_media_hash(post_id, stored_hash, post_values, with_html=with_html)
                 else:
                     versioned = True

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import re
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -243,13 +244,22 @@ def test_download_links_keep_their_targets_on_links_only():
         '<a href="thunder://QUFodHRwOi8vZXhhbXBsZS5jb20vYS56aXBaWg==">迅雷</a>'
         '<a href="ftp://ftp.example.cn/pub/a.zip">ftp</a><img src="magnet:?xt=urn:btih:c12f">', BASE)
     assert out == (
-        '<a href="ed2k://%7Cfile%7C电影.mkv%7C1048576%7C0123456789ABCDEF0123456789ABCDEF%7C/" '
+        '<a href="ed2k://%7Cfile%7C%E7%94%B5%E5%BD%B1.mkv%7C1048576%7C0123456789ABCDEF0123456789ABCDEF%7C/" '
         'rel="nofollow noopener noreferrer">电影.mkv</a>'
         '<a href="magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a&amp;dn=x" '
         'rel="nofollow noopener noreferrer">磁力</a>'
         '<a href="thunder://QUFodHRwOi8vZXhhbXBsZS5jb20vYS56aXBaWg==" rel="nofollow noopener noreferrer">迅雷</a>'
         '<a href="ftp://ftp.example.cn/pub/a.zip" rel="nofollow noopener noreferrer">ftp</a><img>')
     assert_safe(out)
+    # Resource forums' usual names: a [site] tag, spaces, full-width punctuation. Brackets read
+    # as an IPv6 host and full-width colons fail urljoin: each dropped the link's target.
+    for name in ("[阳光电影www.ygdy8.com].流浪地球.mkv", "my movie.mkv", "电影：第一部.mkv"):
+        href = f"ed2k://|file|{name}|1234|0123456789ABCDEF0123456789ABCDEF|/"
+        kept = clean.sanitize_html(f'<a href="{href}">{name}</a>', BASE)
+        assert 'href="ed2k://%7Cfile%7C' in kept and "0123456789ABCDEF0123456789ABCDEF%7C/" in kept, name
+        assert urllib.parse.unquote(kept.split('"')[1]) == href, name
+    magnet = clean.sanitize_html('<a href="magnet:?xt=urn:btih:c12f&amp;dn=流浪地球 1080p [中字]">m</a>', BASE)
+    assert urllib.parse.unquote(magnet.split('"')[1]).replace("&amp;", "&") == "magnet:?xt=urn:btih:c12f&dn=流浪地球 1080p [中字]"
 
 
 def test_sanitiser_keeps_content_resolves_urls_and_marks_links():

@@ -850,7 +850,8 @@ def test_a_quote_link_no_url_parser_reads_and_a_superscript_count_do_not_fail_th
     counts = '<span class="xg1">查看:</span> <span class="xi1">1234</span>'
     html = fixture("thread_page1")
     assert counts in html
-    for odd, read_as in (('title="²">1234', 1234), ("9" * 400, None)):
+    for odd, read_as in (('title="²">1234', 1234), ("9" * 400, None), ("9" * 19, None), ("9" * 308, None),
+                         ("9" * 18, 10**18 - 1)):
         page = thread(html.replace(counts, counts.replace(">1234", f" {odd}" if "title" in odd else f">{odd}")))
         assert (page.views, len(page.posts)) == (read_as, len(thread(html).posts)), odd
 
@@ -865,10 +866,11 @@ def test_download_links_are_kept_and_a_changed_target_changes_the_posts_media():
         return post
 
     first, swapped = post_with("0123456789ABCDEF0123456789ABCDEF"), post_with("FEDCBA9876543210FEDCBA9876543210")
-    assert "ed2k://%7Cfile%7C电影.mkv%7C1048576%7C0123456789ABCDEF0123456789ABCDEF%7C/" in first.content_html
+    encoded = "ed2k://%7Cfile%7C%E7%94%B5%E5%BD%B1.mkv%7C1048576%7C0123456789ABCDEF0123456789ABCDEF%7C/"
+    assert encoded in first.content_html
     assert 'href="magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a"' in first.content_html
     assert first.media_refs == (
-        "ed2k://%7Cfile%7C电影.mkv%7C1048576%7C0123456789ABCDEF0123456789ABCDEF%7C/",
+        encoded,
         "magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a")
     assert first.content_text == swapped.content_text and first.media_refs != swapped.media_refs
 
@@ -882,3 +884,12 @@ def test_code_block_lines_keep_their_indentation_in_the_text():
     [post] = thread(html, url="https://bbs.example.cn/thread-88-1-1.html").posts
     assert post.content_text == "说明： 见下\ndef f(x):\n    return x  + 1\n\n    # 注释\n完"
     assert "\x00" not in post.content_html
+    # As Discuz writes a post stored with CRLF (nl2br leaves "\r\n" before each <li>), pretty
+    # printed, and as Discuz 6/7 wrote it, without the copy button.
+    for joint in ("<br />\r\n<li>", "<br />\r<li>", "</li>\n<li>"):
+        variant = code.replace("<br /><li>", joint)
+        assert joint in variant
+        for block in (variant, variant.replace('<em onclick="copycode($(\'code_a\'));">复制代码</em>', "")):
+            html = _one_post_thread("").replace('id="postmessage_1">十二张图', f'id="postmessage_1">{block}完')
+            [post] = thread(html, url="https://bbs.example.cn/thread-88-1-1.html").posts
+            assert post.content_text == "def f(x):\n    return x  + 1\n\n    # 注释\n完", (joint, block)

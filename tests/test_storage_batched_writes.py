@@ -447,10 +447,12 @@ def test_a_post_edited_back_and_forth_says_when_it_went_back(archive, site_id):
     assert archive.db.execute("SELECT version_count FROM posts").fetchone() == (2,)
 
 
-def test_a_post_archived_before_download_links_were_kept_takes_them_up_without_a_version(archive, site_id):
-    # Scheme 3 dropped an eMule link's target (the sanitiser kept only http(s)): the post was
-    # hashed on its text and no reference. Read again, it shows the link: the same post, now
-    # with the link's target, not an edit; a changed target after that is one.
+@pytest.mark.parametrize("older_scheme", [0, 1, 2, 3])
+def test_a_post_archived_before_download_links_were_kept_takes_them_up_without_a_version(
+        archive, site_id, older_scheme):
+    # Before scheme 4 the sanitiser dropped an eMule link's target (it kept only http(s)): the
+    # post was hashed on its text and no reference. Read again, it shows the link: the same
+    # post, now with the link's target in its HTML, not an edit; a changed target after that is one.
     ed2k = "ed2k://%7Cfile%7Ca.mkv%7C1%7C0123456789ABCDEF0123456789ABCDEF%7C/"
 
     def with_link(target):
@@ -458,9 +460,23 @@ def test_a_post_archived_before_download_links_were_kept_takes_them_up_without_a
         return make_post(1001, 1, "资源a.mkv", content_html=html, media_refs=() if target is None else (target,))
 
     save(archive, site_id, make_page(88, [with_link(None)]), T0)
-    archive.db.execute("UPDATE posts SET hash_covers_media = 3")
+    archive.db.execute("UPDATE posts SET hash_covers_media = ?", [older_scheme])
     assert tally(save(archive, site_id, make_page(88, [with_link(ed2k)]), T1))[:3] == (0, 0, 1)
     assert archive.db.execute("SELECT hash_covers_media, version_count, content_html LIKE '%ed2k:%' FROM posts"
                               ).fetchone() == (MEDIA_HASH_SCHEME, 1, 1)
     other = ed2k.replace("0123456789ABCDEF", "FEDCBA9876543210")
     assert tally(save(archive, site_id, make_page(88, [with_link(other)]), T2))[:3] == (0, 1, 0)
+
+
+def test_a_post_hashed_on_its_text_alone_keeps_its_html_when_more_than_download_links_changed(archive, site_id):
+    # Scheme 0 hashed text alone: the image seen then is known only from the stored HTML. A
+    # rendering that shows another image besides the link's target leaves that HTML in place.
+    stored = make_post(1001, 1, "资源a.mkv", content_html=f'<p>资源<a>a.mkv</a><img src="{PHOTO}"></p>',
+                       media_refs=(PHOTO,))
+    save(archive, site_id, make_page(88, [stored]), T0)
+    archive.db.execute("UPDATE posts SET hash_covers_media = 0, content_hash = ?", [content_hash("资源a.mkv")])
+    ed2k = "ed2k://%7Cfile%7Ca.mkv%7C1%7C0123456789ABCDEF0123456789ABCDEF%7C/"
+    shown = make_post(1001, 1, "资源a.mkv", content_html=f'<p>资源<a href="{ed2k}">a.mkv</a><img src="{OTHER_PHOTO}"></p>',
+                      media_refs=(ed2k, OTHER_PHOTO))
+    assert tally(save(archive, site_id, make_page(88, [shown]), T1))[:3] == (0, 0, 1)
+    assert PHOTO in archive.db.execute("SELECT content_html FROM posts").fetchone()[0]

@@ -146,6 +146,7 @@ def test_thread_ref_from_url():
     assert thread_ref_from_url(f"http://h/bbs/thread-{digits}-1-1.html") == (None, 1)
     assert thread_ref_from_url(f"http://h/forum.php?mod=viewthread&tid={digits}") == (None, 1)
     assert thread_ref_from_url(f"http://h/forum.php?mod=viewthread&tid=12&page={digits}") == (12, 1)
+    assert thread_ref_from_url(f"http://h/bbs/thread-12-{digits}-1.html") == (12, 1)  # as the engine reads it
 
 
 def test_relative_times_and_pager_are_read():

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -283,6 +282,7 @@ def _query(url: str) -> tuple[str, dict[str, str]]:
 # in a link a user wrote names nothing, and int() refuses one past 4,300 digits: the whole
 # page's parse would fail on one post's link.
 MAX_NUMBER_DIGITS = 18
+_BEYOND_SQLITE_INTEGER = 2.0**63
 
 
 def _ascii_number(value: str | None) -> int | None:
@@ -406,11 +406,23 @@ def _count(node: LexborNode | None) -> int | None:
     title = _ascii_number((node.attributes.get("title") or "").strip())
     if title is not None:
         return title
-    match = _PRINTED_COUNT.fullmatch(_text(node).replace(",", ""))
+    return printed_count(_text(node))
+
+
+def printed_count(text: str) -> int | None:
+    """The number a count's text prints ('25031', '25,031', '4.5万'), or None. A count past
+    what SQLite stores is no count a forum prints."""
+    match = _PRINTED_COUNT.fullmatch(text.replace(",", ""))
     if not match:
         return None
-    value = float(match[1]) * (10000 if match[2] else 1)
-    return int(value) if math.isfinite(value) else None  # 400 digits read as a float are inf
+    digits, unit = match[1], 10000 if match[2] else 1
+    if "." in digits:
+        value = float(digits) * unit  # inf past 308 digits
+        return int(value) if value < _BEYOND_SQLITE_INTEGER else None
+    if len(digits) > MAX_NUMBER_DIGITS:
+        return None
+    number = int(digits) * unit
+    return number if number < _BEYOND_SQLITE_INTEGER else None
 
 
 def _matching_ids(root: LexborNode, selector: str) -> frozenset[int]:
@@ -634,7 +646,7 @@ def floor_number(label: str) -> int | None:
     if label in FLOOR_NAMES:
         return FLOOR_NAMES[label]
     digits = _DIGITS.findall(label)
-    number = int(digits[-1]) if digits else 0
+    number = int(digits[-1]) if digits and len(digits[-1]) <= MAX_NUMBER_DIGITS else 0
     return number if number >= 1 else None  # floors count from 1
 
 
@@ -858,7 +870,7 @@ def _status_without_body(table: LexborNode) -> PostStatus:
 # can turn up later.
 _RARE_IN_BODY = ", ".join(
     (SELECTORS.locked, *SELECTORS.body_furniture, SELECTORS.edit_note, SELECTORS.quote, *SELECTORS.text_furniture)
-    + ("img", SELECTORS.attachment_links)
+    + ("img", SELECTORS.attachment_links, SELECTORS.code_lines)
 )
 _RARE_IN_TABLE = ", ".join(
     (SELECTORS.image_tip_names, SELECTORS.unplaced_attachments, SELECTORS.password_input, SELECTORS.pay_button)
@@ -914,7 +926,7 @@ def _post_parts(table: LexborNode, ctx: ParseContext, *, rare_in_table_may_match
         quotes = _take_quotes(body, ctx.noise, counts)
         clean.remove_elements(body, SELECTORS.text_furniture)
     if plain is None:
-        if rare_in_body:  # a code block has its copy button, one of the rare parts
+        if rare_in_body:  # code lines are one of the rare parts
             clean.mark_preformatted(body.css(SELECTORS.code_lines))
         content_text, text_counts = clean.clean_node_text(body, ctx.noise)
     clean.merge_counts(counts, text_counts)

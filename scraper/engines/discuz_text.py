@@ -55,7 +55,7 @@ PAGE_END_LINES = (
 PAGE_COUNT = re.compile(r"/[\s\xa0]*(\d+)[\s\xa0]*页")  # the pager: "... / 3 页 下一页"
 VIEW_COUNT = re.compile(r"查看[:：][\s\xa0]*(\d+)")
 REPLY_COUNTS = (re.compile(r"回复[:：][\s\xa0]*(\d+)"), re.compile(r"^精彩评论(\d+)$"))
-THREAD_URL_REWRITE = re.compile(r"thread-(?P<tid>\d{1,18})-(?P<page>\d{1,18})-\d+\.html$")  # ids fit BIGINT
+THREAD_URL_REWRITE = re.compile(r"thread-(?P<tid>\d+)-(?P<page>\d+)-\d+\.html$")
 
 POSTS_PER_PAGE = 10  # Discuz's default `ppp`; a page-2 text starts at floor 11
 FLOOR_LABELS = ("楼主", "沙发", "板凳", "地板")  # Discuz's default postno; then "N#"
@@ -139,8 +139,8 @@ def thread_ref_from_url(url: str | None) -> tuple[int | None, int]:
         return None, 1
     parts = urlsplit(url)
     m = THREAD_URL_REWRITE.search(parts.path)
-    if m:
-        return int(m["tid"]), max(1, int(m["page"]))
+    if m and _is_id(m["tid"]):  # as the engine reads it: a page past any id is page 1
+        return int(m["tid"]), max(1, int(m["page"])) if _is_id(m["page"]) else 1
     query = parse_qs(parts.query)
     tid = query.get("tid", [""])[0]
     if query.get("mod", [""])[0] == "viewthread" and _is_id(tid):
