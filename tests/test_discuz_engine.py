@@ -837,6 +837,11 @@ def test_a_link_with_a_huge_number_in_one_post_does_not_fail_the_page():
     assert [(q.text, q.pid) for q in post.quotes] == [("引用的话", None)]
     assert thread_ref(f"https://bbs.example.cn/thread-{digits}-1-1.html") is None
     assert thread_ref(f"https://bbs.example.cn/thread-88-{digits}-1.html") == (88, 1)
+    # A post table whose id is past any post id (SQLite could not store it) is no post.
+    html = fixture("thread_page1")
+    posts = thread(html).posts
+    odd = thread(html.replace('<table id="pid1017"', '<table id="pid' + "9" * 19 + '"')).posts
+    assert [p.pid for p in odd] == [p.pid for p in posts if p.pid != 1017]
 
 
 def test_a_quote_link_no_url_parser_reads_and_a_superscript_count_do_not_fail_the_page():

@@ -160,7 +160,7 @@ _NO_VISIBLE_TEXT_TAGS = frozenset({"script", "style", "noscript", "template", "t
 # Images that are page furniture, not content: placeholders, smilies, icons.
 FURNITURE_IMAGE_PATHS = ("static/image/", "/smiley/")
 
-_PID_ID = re.compile(r"pid(\d+)")
+_PID_ID = re.compile(r"pid([0-9]{1,18})")  # a post id fits BIGINT, as Discuz writes it
 _UID_IN_HREF = re.compile(r"(?:[?&]uid=|space-uid-)(\d+)")
 _AID_ID = re.compile(r"aid(\d+)")
 _PAGES_TOTAL = re.compile(r"共\s*(\d+)\s*页")
