@@ -842,6 +842,11 @@ def test_a_link_with_a_huge_number_in_one_post_does_not_fail_the_page():
     posts = thread(html).posts
     odd = thread(html.replace('<table id="pid1017"', '<table id="pid' + "9" * 19 + '"')).posts
     assert [p.pid for p in odd] == [p.pid for p in posts if p.pid != 1017]
+    # An author link naming a uid no forum gives: the author, without a uid.
+    first = posts[0]
+    assert first.author_uid is not None and f"uid={first.author_uid}" in html
+    huge_uid = thread(html.replace(f"uid={first.author_uid}", "uid=" + "9" * 19)).posts[0]
+    assert (huge_uid.author, huge_uid.author_uid) == (first.author, None)
 
 
 def test_a_quote_link_no_url_parser_reads_and_a_superscript_count_do_not_fail_the_page():

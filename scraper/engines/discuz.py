@@ -694,7 +694,7 @@ class _PostParts:
 
 def _uid(href: str | None) -> int | None:
     match = _UID_IN_HREF.search(href or "")
-    return int(match[1]) if match else None
+    return _ascii_number(match[1]) if match else None
 
 
 def _author(table: LexborNode, *, first_link_may_match: bool = True) -> tuple[str | None, int | None]:
