@@ -290,6 +290,20 @@ def _same_under_an_older_scheme(other: Sequence[Any], values: Mapping[str, Any])
         attachments_json is None or _attachment_keys(attachments_json) == _attachment_keys(values["attachments_json"]))
 
 
+def _seconds_since(moment: str | None, now: str) -> float | None:
+    """Seconds from `moment` (ISO 8601 with its offset, as posts' times are) to `now`; None
+    for no time or one that reads as none (a post's time without an offset cannot be placed)."""
+    if not moment:
+        return None
+    try:
+        then = datetime.fromisoformat(moment)
+    except ValueError:
+        return None
+    if then.tzinfo is None:
+        return None
+    return (datetime.fromisoformat(now) - then).total_seconds()
+
+
 def _differs_only_by_download_links(stored_html: str | None, values: Mapping[str, Any]) -> bool:
     """Whether a post's stored HTML is the rendering `values` holds but for the download
     links' targets, which the sanitiser kept from scheme 4 on: the new HTML, which keeps them,
@@ -1596,13 +1610,21 @@ class Archive:
         self, thread_id: int, *, active: bool, min_s: float, max_s: float, now: str | None = None
     ) -> str:
         """Set when a thread is next due: soon after activity; after a quiet visit, twice the
-        previous interval up to `max_s`. Returns the new next_due_at."""
+        previous interval up to `max_s`; and never sooner than the thread has been quiet on the
+        forum (since its latest archived post), up to `max_s`. Returns the new next_due_at.
+
+        The last rule is what keeps a first crawl cheap for the forum afterwards: every thread
+        gains posts in it, but a thread last posted to a year ago is not looked at again in an
+        hour (and then at 2, 4, 8 ... hours), only in `max_s`; one posted to an hour ago, in an hour."""
         stamp = _stamp(now)
-        row = self._one("SELECT quiet_visits FROM threads WHERE id = ?", [thread_id])
+        row = self._one("SELECT quiet_visits, last_archived_post_at FROM threads WHERE id = ?", [thread_id])
         if row is None:
             raise LookupError(f"no thread {thread_id}")
         quiet = 0 if active else row["quiet_visits"] + 1
         interval_s = min(min_s * (2**quiet), max_s)
+        quiet_on_forum_s = _seconds_since(row["last_archived_post_at"], stamp)
+        if quiet_on_forum_s is not None:
+            interval_s = max(interval_s, min(quiet_on_forum_s, max_s))
         due = (datetime.fromisoformat(stamp) + timedelta(seconds=interval_s)).isoformat(timespec="seconds")
         self.db.execute(
             "UPDATE threads SET next_due_at = ?, quiet_visits = ? WHERE id = ?", [due, quiet, thread_id]
