@@ -15,7 +15,10 @@ and 100% of N), measure:
 The archive's site IS the demo forum's site, so the daemon's run works against all N posts:
 it reads the board, takes a batch of due threads (the benchmark's threads, which the forum
 does not have: each answers Discuz's "no such thread" notice and is marked gone, as a deleted
-thread would be) and spends its verify budget on the oldest-verified pages.
+thread would be) and spends its verify budget on the oldest-verified pages. Saves set no due
+time and the pages are minutes old, so before each run every benchmark thread still on the
+forum is made due and every page old enough to verify (as a day of the archive's life would
+leave them): the run's queries then choose among all of them.
 
     .venv/bin/python -m benchmarks.bench_scale [--posts 1000000] [--text-bytes 600]
 """
@@ -154,10 +157,17 @@ main()
 """
 
 
+LONG_AGO = "2000-01-01T00:00:00+00:00"
+
+
 def daemon_run(db_path: Path, board: str) -> dict:
-    """`forum-archiver run --once` against the archive in a child process: peak RSS and time."""
+    """`forum-archiver run --once` against the archive in a child process, with every benchmark
+    thread due and every page old enough to verify: peak RSS and time."""
     conn = sqlite3.connect(db_path)
     try:
+        with conn:
+            conn.execute("UPDATE threads SET next_due_at = ? WHERE tid > ? AND gone_at IS NULL", [LONG_AGO, TID_OFFSET])
+            conn.execute("UPDATE pages SET last_fetched_at = ? WHERE kind = 'thread'", [LONG_AGO])
         last_run_before = conn.execute("SELECT coalesce(max(id), 0) FROM runs").fetchone()[0]
     finally:
         conn.close()

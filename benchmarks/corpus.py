@@ -103,4 +103,6 @@ def page_variant(template: ThreadPage, n: int) -> ThreadPage:
     pids and distinct texts, so every row is new to dedup, versions and FTS."""
     posts = [replace(post, pid=n * POSTS_PER_PAGE + i, content_text=f"{n}-{i} {post.content_text}")
              for i, post in enumerate(template.posts)]
-    return replace(template, tid=n, title=f"{template.title} #{n}", posts=posts)
+    # The template's canonical URL names the template's thread: page 1's canonical URL becomes
+    # the thread's, so every variant would point at the same few threads.
+    return replace(template, tid=n, title=f"{template.title} #{n}", posts=posts, canonical_url=None)
