@@ -93,7 +93,6 @@ from scraper.engines.discuz import (
     board_ref,
     fetch_time,
     media_refs,
-    media_urls,
     parse_absolute_time,
     parse_post_time,
     printed_count,
@@ -719,7 +718,12 @@ def _embedded_media(body: Tag, base_url: str) -> list[str]:
                 found.append(match[1] or unquote(match[2]))
         else:
             found.append(node.get("src") or node.get("data") or node.get("value") or "")
-    return media_urls(found, base_url)
+    urls = []
+    for raw in found:
+        url = absolute_url(raw, base_url)
+        if url and url.lower().startswith(("http://", "https://")) and not any(p in url for p in FURNITURE_IMAGE_PATHS):
+            urls.append(url)
+    return list(dict.fromkeys(urls))
 
 
 def _post_parts(table: Tag, ctx: ParseContext, *, rare_in_table_may_match: bool = True) -> _PostParts:

@@ -880,12 +880,6 @@ def _embedded_media(body: LexborNode, base_url: str) -> list[str]:
         else:
             attributes = node.attributes
             found.append(attributes.get("src") or attributes.get("data") or attributes.get("value") or "")
-    return media_urls(found, base_url)
-
-
-def media_urls(found: list[str], base_url: str) -> list[str]:
-    """The players' files as kept: absolute http(s), no page furniture (Discuz's own flv
-    player), each once, in order."""
     urls = []
     for raw in found:
         url = absolute_url(raw, base_url)
