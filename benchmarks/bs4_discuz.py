@@ -35,10 +35,8 @@ or the test fixtures.
 from __future__ import annotations
 
 import copy
-import html
 from dataclasses import replace
 from datetime import datetime, timezone
-from urllib.parse import unquote
 
 from bs4 import BeautifulSoup, NavigableString, Tag
 from bs4.element import PageElement, PreformattedString
@@ -66,7 +64,6 @@ from scraper.clean import (
 )
 from scraper.engines.base import Attachment, ParseContext, Post, PostStatus, Quote, ThreadPage
 from scraper.engines.discuz import (
-    _PLAYER_SOURCE,
     _AID_ID,
     _DIGITS,
     _FID_PARAM,
@@ -707,25 +704,6 @@ def _status_without_body(table: Tag) -> PostStatus:
     return PostStatus.BLOCKED if BLOCKED_NOTICE_MARK in notices else PostStatus.HIDDEN
 
 
-def _embedded_media(body: Tag, base_url: str) -> list[str]:
-    """The files of the post's players and embeds, as the engine's _embedded_media reads them."""
-    if body.select_one(S.embedded_media) is None:
-        return []
-    found = []
-    for node in body.select(f"script, {S.embedded_media_sources}"):
-        if node.name == "script":
-            for match in _PLAYER_SOURCE.finditer(node.get_text() or ""):
-                found.append(match[1] or unquote(match[2]))
-        else:
-            found.append(node.get("src") or node.get("data") or node.get("value") or "")
-    urls = []
-    for raw in found:
-        url = absolute_url(raw, base_url)
-        if url and url.lower().startswith(("http://", "https://")) and not any(p in url for p in FURNITURE_IMAGE_PATHS):
-            urls.append(url)
-    return list(dict.fromkeys(urls))
-
-
 def _post_parts(table: Tag, ctx: ParseContext, *, rare_in_table_may_match: bool = True) -> _PostParts:
     body = table.select_one(S.body)
     if body is None:
@@ -743,10 +721,8 @@ def _post_parts(table: Tag, ctx: ParseContext, *, rare_in_table_may_match: bool 
     # Others are cleaned on a copy; the page itself stays as it was parsed.
     plain = None if rare_in_body else plain_body(body, ctx.noise)
     counts: dict[str, int] = {}
-    embedded: list[str] = []
     if plain is None:
         body = copy.copy(body)
-        embedded = _embedded_media(body, ctx.url)  # before layer 1 takes the scripts
         counts = strip_markup_noise(body)
         plain = None if rare_in_body else plain_body(body, ctx.noise)
     edit_note = None
@@ -759,9 +735,6 @@ def _post_parts(table: Tag, ctx: ParseContext, *, rare_in_table_may_match: bool 
             edit_note = _edit_note(body)
         merge_counts(counts, clean_tree_phrases(body, ctx.noise))
         content_html = sanitize(body, ctx.url)  # quotes stay in the HTML
-        if embedded:
-            content_html += clean.sanitize_html(
-                "".join(f'<p><a href="{html.escape(url)}">{html.escape(url)}</a></p>' for url in embedded), ctx.url)
     unplaced = table.select_one(S.unplaced_attachments) if rare_in_table else None
     if unplaced is not None:
         unplaced = copy.copy(unplaced)

@@ -53,14 +53,13 @@ NORMAL_STATUS = "normal"
 HIDDEN_STATUS = "hidden"  # part of the post locked away (reply to see, credits, password)
 DEFAULT_LEASE_S = 300  # matches the crawler's default; storage cannot import its config
 # What a post's content_hash covers (posts.hash_covers_media): 0 its text alone (a text
-# rendering, which shows no media, or a post archived before versions covered them); 5 its
-# text and the media references its engine gives (images, links, attachments, embedded
-# players' files). 1-4 were earlier forms of the references (3: before eMule, magnet and
-# download-manager links were kept; 4: before the files of [flash] and [media] players were):
-# any change to what the references hold takes the next number. A post hashed by an older
-# scheme takes up the current one, without a version, when next seen with the same text and
-# attachments.
-MEDIA_HASH_SCHEME = 5
+# rendering, which shows no media, or a post archived before versions covered them); 4 its
+# text and the media references its engine gives (images, links, attachments). 1-3 were
+# earlier forms of the references (3: before eMule, magnet and download-manager links were
+# kept): any change to what the references hold takes the next number. A post hashed by an
+# older scheme takes up the current one, without a version, when next seen with the same
+# text and attachments.
+MEDIA_HASH_SCHEME = 4
 # What scheme 4 added: download links, whose targets the sanitiser before it dropped from the
 # HTML as well (the link stayed, without its href).
 _DOWNLOAD_LINK_TARGET = re.compile(r' href="(?:ed2k|magnet|thunder|qqdl|flashget|ftp):[^"]*"')

@@ -5,7 +5,6 @@ robustness: mutated pages raise only ParseError, pathological nesting stays fast
 from __future__ import annotations
 
 import base64
-import html
 import random
 import re
 import time
@@ -904,32 +903,3 @@ def test_code_block_lines_keep_their_indentation_in_the_text():
             html = _one_post_thread("").replace('id="postmessage_1">十二张图', f'id="postmessage_1">{block}完')
             [post] = thread(html, url="https://bbs.example.cn/thread-88-1-1.html").posts
             assert post.content_text == "def f(x):\n    return x  + 1\n\n    # 注释\n完", (joint, block)
-
-
-def test_the_files_of_flash_and_media_players_are_linked_in_the_html():
-    # [flash] and [media] put the file in the player's script (encodeURI('...'), or the flv
-    # player's flashvars) or in an embed: layer 1 drops scripts and the sanitiser embeds, so the
-    # video a post was about was named nowhere, and a swapped one was no version.
-    def post_with(video):
-        flash = ('<span id="swf_Ab1"></span><script type="text/javascript" reload="1">$(\'swf_Ab1\').innerHTML='
-                 'AC_FL_RunContent(\'width\', \'550\', \'height\', \'400\', \'allowNetworking\', \'internal\', '
-                 f'\'allowScriptAccess\', \'never\', \'src\', encodeURI(\'{video}\'), \'quality\', \'high\');</script>')
-        flv = ('<span id="swf_Cd2"></span><script type="text/javascript" reload="1">$(\'swf_Cd2\').innerHTML='
-               'AC_FL_RunContent(\'src\', \'static/image/common/flvplayer.swf\', \'flashvars\', '
-               '\'file=http%3A%2F%2Fv.example.cn%2Fa.flv\', \'quality\', \'high\');</script>')
-        media = ('<object><param name="url" value="http://media.example.cn/a.wmv"><embed src="http://media.example.cn/a.wmv">'
-                 '</object><iframe src="https://player.example.cn/p.html?id=1"></iframe>')
-        html = _one_post_thread("").replace('id="postmessage_1">十二张图',
-                                            f'id="postmessage_1">看视频<br />{flash}<br />{flv}<br />{media}完')
-        [post] = thread(html, url="https://bbs.example.cn/thread-88-1-1.html").posts
-        return post
-
-    post = post_with("http://player.example.cn/v/XNDU/v.swf")
-    files = ("http://player.example.cn/v/XNDU/v.swf", "http://v.example.cn/a.flv", "http://media.example.cn/a.wmv",
-             "https://player.example.cn/p.html?id=1")
-    assert post.media_refs == files
-    assert all(f'<a href="{url}" rel="nofollow noopener noreferrer">{url}</a>' in post.content_html
-               for url in (html.escape(f) for f in files))
-    assert post.content_text == "看视频\n\n完"  # the players showed no words
-    assert_safe(post.content_html)
-    assert post_with("http://player.example.cn/v/OTHER/v.swf").media_refs != post.media_refs

@@ -447,7 +447,7 @@ def test_a_post_edited_back_and_forth_says_when_it_went_back(archive, site_id):
     assert archive.db.execute("SELECT version_count FROM posts").fetchone() == (2,)
 
 
-@pytest.mark.parametrize("older_scheme", [0, 1, 2, 3, 4])
+@pytest.mark.parametrize("older_scheme", [0, 1, 2, 3])
 def test_a_post_archived_before_download_links_were_kept_takes_them_up_without_a_version(
         archive, site_id, older_scheme):
     # Before scheme 4 the sanitiser dropped an eMule link's target (it kept only http(s)): the

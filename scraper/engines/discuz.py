@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
@@ -106,13 +106,6 @@ class DiscuzSelectors:
     text_furniture: tuple[str, ...] = ("dl.tattl",)
     # The lines of a [code] block (indented with &nbsp;): the text keeps their white space.
     code_lines: str = "div.blockcode li"
-    # [flash] and [media]: a player the page's script writes (AC_FL_RunContent), or an embed.
-    embedded_media: str = "script, embed, object, iframe, video, audio"
-    embedded_media_sources: str = (
-        'embed[src], iframe[src], video[src], audio[src], source[src], object[data], '
-        'param[name="src" i][value], param[name="movie" i][value], param[name="url" i][value], '
-        'param[name="filename" i][value]'
-    )
     unplaced_attachments: str = "div.pattl"
     # With many images and imagelistthumb on, div.pattl holds them all in a list hidden until
     # its script builds the thumbnails: hidden by design, not noise.
@@ -166,9 +159,6 @@ _NO_VISIBLE_TEXT_TAGS = frozenset({"script", "style", "noscript", "template", "t
 
 # Images that are page furniture, not content: placeholders, smilies, icons.
 FURNITURE_IMAGE_PATHS = ("static/image/", "/smiley/")
-# The player script Discuz writes for [flash] and [media] (parseflash): the file is in
-# encodeURI('URL'), or, for the flv player, in flashvars 'file=URL-ENCODED'.
-_PLAYER_SOURCE = re.compile(r"""encodeURI\(\s*'([^']+)'\s*\)|'file=([^']+)'""")
 
 _PID_ID = re.compile(r"pid([0-9]{1,18})")  # a post id fits BIGINT, as Discuz writes it
 _UID_IN_HREF = re.compile(r"(?:[?&]uid=|space-uid-)(\d+)")
@@ -866,28 +856,6 @@ def _take_quotes(body: LexborNode, noise: NoiseRules, counts: dict[str, int]) ->
     return quotes
 
 
-def _embedded_media(body: LexborNode, base_url: str) -> list[str]:
-    """The files a post's players and embeds show ([flash], [media]: a script writes the player,
-    or an embed, object or iframe holds it), absolute http(s), each once, in page order. Layer 1
-    removes scripts and the sanitiser embeds, so without this the file is named nowhere."""
-    if body.css_first(SELECTORS.embedded_media) is None:
-        return []
-    found = []
-    for node in body.css(f"script, {SELECTORS.embedded_media_sources}"):
-        if node.tag == "script":
-            for match in _PLAYER_SOURCE.finditer(node.text(deep=True) or ""):
-                found.append(match[1] or unquote(match[2]))
-        else:
-            attributes = node.attributes
-            found.append(attributes.get("src") or attributes.get("data") or attributes.get("value") or "")
-    urls = []
-    for raw in found:
-        url = absolute_url(raw, base_url)
-        if url and url.lower().startswith(("http://", "https://")) and not any(p in url for p in FURNITURE_IMAGE_PATHS):
-            urls.append(url)
-    return list(dict.fromkeys(urls))
-
-
 def _status_without_body(table: LexborNode) -> PostStatus:
     if "plhin" not in _classes(table):
         return PostStatus.DELETED  # 无效楼层，该帖已经被删除
@@ -928,10 +896,8 @@ def _post_parts(table: LexborNode, ctx: ParseContext, *, rare_in_table_may_match
     # with no copy. Others are cleaned on a copy; the page itself stays as it was.
     plain = None if rare_in_body else clean.clean_plain_body(body, MARKUP_NOISE, ctx.noise)
     counts: dict[str, int] = {}
-    embedded: list[str] = []
     if plain is None:
         body = body.clone()
-        embedded = _embedded_media(body, ctx.url)  # before layer 1 takes the scripts
         counts = clean.strip_markup_noise(body, MARKUP_NOISE)
         # Without quotes or furniture, a body of text and <br> is cleaned from one serialisation.
         plain = None if rare_in_body else clean.clean_plain_node(body, ctx.noise)
@@ -945,9 +911,6 @@ def _post_parts(table: LexborNode, ctx: ParseContext, *, rare_in_table_may_match
             edit_note = _edit_note(body)
         clean.merge_counts(counts, clean.clean_tree_phrases(body, ctx.noise))
         content_html = clean.sanitize_node(body, ctx.url)  # quotes stay in the HTML
-        if embedded:  # after the text: the player showed no words, the HTML links its file
-            content_html += clean.sanitize_html(
-                "".join(f'<p><a href="{html.escape(url)}">{html.escape(url)}</a></p>' for url in embedded), ctx.url)
     unplaced = table.css_first(SELECTORS.unplaced_attachments) if rare_in_table else None
     if unplaced is not None:
         unplaced = unplaced.clone()
