@@ -63,6 +63,7 @@ MEDIA_HASH_SCHEME = 4
 # What scheme 4 added: download links, whose targets the sanitiser before it dropped from the
 # HTML as well (the link stayed, without its href).
 _DOWNLOAD_LINK_TARGET = re.compile(r' href="(?:ed2k|magnet|thunder|qqdl|flashget|ftp):[^"]*"')
+_DOWNLOAD_LINK_REF = ("ed2k:", "magnet:", "thunder:", "qqdl:", "flashget:", "ftp:")
 BODY_COMPRESSION = "zstd"
 # Every fetched page pays the compression; each body is stored once. Measured on the demo
 # forum's pages (benchmarks.bench_compression, 2026-11-29; stored/raw bytes, compress ms/page):
@@ -196,6 +197,7 @@ def _post_values(post: PostRecord) -> dict[str, Any]:
         "content_html": html,
         "content_hash": content_hash(text, refs or ()),
         "hash_covers_media": 0 if refs is None else MEDIA_HASH_SCHEME,
+        "media_refs": refs,
         "quotes_json": _json([_quote_dict(q) for q in post.quotes or ()]),
         "signature": post.signature,
         "edit_note": post.edit_note,
@@ -302,6 +304,19 @@ def _seconds_since(moment: str | None, now: str) -> float | None:
     if then.tzinfo is None:
         return None
     return (datetime.fromisoformat(now) - then).total_seconds()
+
+
+def _same_media_as_scheme_3(scheme: int, stored_hash: str, values: Mapping[str, Any]) -> bool:
+    """For a post stored under scheme 3, which hashed its images and links already: whether the
+    rendering `values` holds shows the same ones, its download links aside (its hash without
+    them is the stored one). A picture swapped since is an edit, not the scheme's take-up.
+    Schemes 0-2 hashed other forms of the references, or none: there the text and the
+    attachments decide (_same_under_an_older_scheme)."""
+    if scheme != 3:
+        return True
+    refs = values.get("media_refs") or ()
+    kept = [ref for ref in refs if not ref.lower().startswith(_DOWNLOAD_LINK_REF)]
+    return content_hash(values["content_text"], kept) == stored_hash
 
 
 def _differs_only_by_download_links(stored_html: str | None, values: Mapping[str, Any]) -> bool:
@@ -1031,7 +1046,8 @@ class Archive:
                               and post_id not in shows_new_text)
             versioned = False
             if not keeps_archived and classify(stored_hash, post_values["content_hash"]) == "changed":
-                if _same_under_an_older_scheme(other, post_values):
+                if _same_under_an_older_scheme(other, post_values) and _same_media_as_scheme_3(
+                        other[0], stored_hash, post_values):
                     # A text rendering's HTML is its text: the crawled rendering's is the post's.
                     # So is one that only adds what the older scheme's engine dropped.
                     with_html = other[2] is None or _differs_only_by_download_links(other[3], post_values)

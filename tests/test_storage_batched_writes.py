@@ -480,3 +480,14 @@ def test_a_post_hashed_on_its_text_alone_keeps_its_html_when_more_than_download_
                       media_refs=(ed2k, OTHER_PHOTO))
     assert tally(save(archive, site_id, make_page(88, [shown]), T1))[:3] == (0, 0, 1)
     assert PHOTO in archive.db.execute("SELECT content_html FROM posts").fetchone()[0]
+
+
+def test_a_post_stored_under_scheme_3_whose_picture_changed_meanwhile_is_a_version(archive, site_id):
+    # Scheme 3 hashed images and links already: the first read under scheme 4 takes up the new
+    # hash only when the references are the same but for download links; a swapped picture is
+    # an edit, recorded as one, not passed over as the scheme's take-up.
+    save(archive, site_id, make_page(88, [illustrated(1001, PHOTO)]), T0)
+    archive.db.execute("UPDATE posts SET hash_covers_media = 3")
+    assert tally(save(archive, site_id, make_page(88, [illustrated(1001, OTHER_PHOTO)]), T1))[:3] == (0, 1, 0)
+    current = archive.db.execute("SELECT content_html, version_count, hash_covers_media FROM posts").fetchone()
+    assert OTHER_PHOTO in current[0] and current[1:] == (2, MEDIA_HASH_SCHEME)
