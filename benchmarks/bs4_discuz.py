@@ -78,7 +78,7 @@ from scraper.engines.discuz import (
     POSTED_PREFIX,
     SELECTORS,
     THREAD_STARTER_MARKS,
-    _ascii_number,
+    ascii_number,
     _is_board_alias,
     _is_web_url,
     _PostParts,
@@ -143,7 +143,7 @@ def _count(node: Tag | None) -> int | None:
     """A printed count: '25031', '4万' with the exact number in @title, or nothing."""
     if node is None:
         return None
-    title = _ascii_number((node.get("title") or "").strip())
+    title = ascii_number((node.get("title") or "").strip())
     if title is not None:
         return title
     return printed_count(_text(node))
@@ -669,7 +669,7 @@ def _take_quotes(body: Tag, noise: NoiseRules, counts: dict[str, int]) -> list[Q
         link = block.select_one(S.quote_attribution)
         if link is not None:
             try:
-                pid = _ascii_number(_query(link.get("href") or "")[1].get("pid", ""))
+                pid = ascii_number(_query(link.get("href") or "")[1].get("pid", ""))
             except ValueError:  # a link no URL parser reads
                 pid = None
             # <font size=2><a ...><font color=...>X 发表于 T</font></a></font><br />

@@ -647,7 +647,8 @@ _URL_ATTRIBUTES = frozenset({"href", "src"})
 
 
 _WEB_URL_PREFIXES = ("http://", "https://")
-_LINK_URL_PREFIXES = _WEB_URL_PREFIXES + tuple(f"{scheme}:" for scheme in sorted(DOWNLOAD_LINK_SCHEMES))
+_DOWNLOAD_LINK_PREFIXES = tuple(f"{scheme}:" for scheme in sorted(DOWNLOAD_LINK_SCHEMES))
+_LINK_URL_PREFIXES = _WEB_URL_PREFIXES + _DOWNLOAD_LINK_PREFIXES
 
 
 def _keep_http_urls(tag: str, attribute: str, value: str) -> str | None:
@@ -683,7 +684,6 @@ def absolute_url(url: str | None, base_url: str) -> str | None:
         return None
 
 
-_DOWNLOAD_LINK_PREFIXES = tuple(f"{scheme}:" for scheme in sorted(DOWNLOAD_LINK_SCHEMES))
 # What a download link keeps as written: the unreserved characters, RFC 3986's reserved ones
 # but the brackets, and '%' (what is encoded already). The rest is percent-encoded as UTF-8:
 # eMule's pipes, which no URL parser reads in a host (ed2k://|file|NAME|SIZE|HASH|/), a file

@@ -62,8 +62,10 @@ DEFAULT_LEASE_S = 300  # matches the crawler's default; storage cannot import it
 MEDIA_HASH_SCHEME = 4
 # What scheme 4 added: download links, whose targets the sanitiser before it dropped from the
 # HTML as well (the link stayed, without its href).
-_DOWNLOAD_LINK_TARGET = re.compile(r' href="(?:ed2k|magnet|thunder|qqdl|flashget|ftp):[^"]*"')
-_DOWNLOAD_LINK_REF = ("ed2k:", "magnet:", "thunder:", "qqdl:", "flashget:", "ftp:")
+# (storage reads no engine: the schemes are scraper.clean.DOWNLOAD_LINK_SCHEMES, as kept then)
+_SCHEME_4_DOWNLOAD_LINKS = ("ed2k", "magnet", "thunder", "qqdl", "flashget", "ftp")
+_DOWNLOAD_LINK_TARGET = re.compile(rf' href="(?:{"|".join(_SCHEME_4_DOWNLOAD_LINKS)}):[^"]*"')
+_DOWNLOAD_LINK_REF = tuple(f"{scheme}:" for scheme in _SCHEME_4_DOWNLOAD_LINKS)
 BODY_COMPRESSION = "zstd"
 # Every fetched page pays the compression; each body is stored once. Measured on the demo
 # forum's pages (benchmarks.bench_compression, 2026-11-29; stored/raw bytes, compress ms/page):
@@ -274,15 +276,23 @@ def _other_scheme_columns(attachments: str = "attachments_json") -> str:
             f"CASE WHEN hash_covers_media <> :scheme THEN content_html END")
 
 
-def _same_under_an_older_scheme(other: Sequence[Any], values: Mapping[str, Any]) -> bool:
+def _same_under_an_older_scheme(other: Sequence[Any], stored_hash: str, values: Mapping[str, Any]) -> bool:
     """Whether a stored post hashed by an older scheme (other: as _other_scheme_columns reads
-    it) is the rendering `values` holds, though the hashes differ: the same text and, unless the
-    post came from a text rendering (attachments NULL), the same attachments. The post then
-    takes up the new hash, with no version; what else of its media changed before it was first
-    seen under the new scheme is not known, as its images and links were not hashed."""
+    it; stored_hash its hash) is the rendering `values` holds, though the hashes differ. The
+    post then takes up the new hash, with no version.
+
+    Under scheme 3, which hashed images and links already, the references must be the same
+    but for the download links scheme 4 added: the hash without them is the stored one, so a
+    picture swapped since is an edit. Schemes 0-2 hashed other forms of the references, or
+    none: there the same text and, unless the post came from a text rendering (attachments
+    NULL), the same attachments decide, and what else of its media changed before it was
+    first seen under a newer scheme is not known."""
     scheme, text, attachments_json, _html = other
     if scheme >= values["hash_covers_media"] or text is None:
         return False
+    if scheme == 3:
+        kept = [ref for ref in values.get("media_refs") or () if not ref.lower().startswith(_DOWNLOAD_LINK_REF)]
+        return content_hash(values["content_text"], kept) == stored_hash
     stored = normalise_content(text)
     if attachments_json is None:
         # A text rendering shows inline what the crawled one keeps apart from the text.
@@ -304,19 +314,6 @@ def _seconds_since(moment: str | None, now: str) -> float | None:
     if then.tzinfo is None:
         return None
     return (datetime.fromisoformat(now) - then).total_seconds()
-
-
-def _same_media_as_scheme_3(scheme: int, stored_hash: str, values: Mapping[str, Any]) -> bool:
-    """For a post stored under scheme 3, which hashed its images and links already: whether the
-    rendering `values` holds shows the same ones, its download links aside (its hash without
-    them is the stored one). A picture swapped since is an edit, not the scheme's take-up.
-    Schemes 0-2 hashed other forms of the references, or none: there the text and the
-    attachments decide (_same_under_an_older_scheme)."""
-    if scheme != 3:
-        return True
-    refs = values.get("media_refs") or ()
-    kept = [ref for ref in refs if not ref.lower().startswith(_DOWNLOAD_LINK_REF)]
-    return content_hash(values["content_text"], kept) == stored_hash
 
 
 def _differs_only_by_download_links(stored_html: str | None, values: Mapping[str, Any]) -> bool:
@@ -1046,8 +1043,7 @@ class Archive:
                               and post_id not in shows_new_text)
             versioned = False
             if not keeps_archived and classify(stored_hash, post_values["content_hash"]) == "changed":
-                if _same_under_an_older_scheme(other, post_values) and _same_media_as_scheme_3(
-                        other[0], stored_hash, post_values):
+                if _same_under_an_older_scheme(other, stored_hash, post_values):
                     # A text rendering's HTML is its text: the crawled rendering's is the post's.
                     # So is one that only adds what the older scheme's engine dropped.
                     with_html = other[2] is None or _differs_only_by_download_links(other[3], post_values)

@@ -285,7 +285,7 @@ MAX_NUMBER_DIGITS = 18
 _BEYOND_SQLITE_INTEGER = 2.0**63
 
 
-def _ascii_number(value: str | None) -> int | None:
+def ascii_number(value: str | None) -> int | None:
     """The number a string of at most MAX_NUMBER_DIGITS ASCII digits writes, else None.
     str.isdigit() also admits '²' and other digits int() refuses."""
     if value and len(value) <= MAX_NUMBER_DIGITS and value.isascii() and value.isdigit():
@@ -295,7 +295,7 @@ def _ascii_number(value: str | None) -> int | None:
 
 def _page_param(value: str | None) -> int:
     # Discuz reads page with intval() and clamps to 1.
-    number = _ascii_number(value)
+    number = ascii_number(value)
     return max(1, number) if number is not None else 1
 
 
@@ -312,11 +312,11 @@ def thread_ref(url: str) -> tuple[int, int] | None:
     except ValueError:
         return None
     match = _THREAD_FILE.search(path)
-    if match and (_ascii_number(match[1]) or 0) > 0:
-        return int(match[1]), max(1, _ascii_number(match[2]) or 1)
+    if match and (tid := ascii_number(match[1]) or 0) > 0:
+        return tid, _page_param(match[2])
     if _is_forum_php(path) and query.get("mod") == "viewthread" and "action" not in query:
         tid = query.get("tid", "")
-        if (_ascii_number(tid) or 0) > 0:
+        if (ascii_number(tid) or 0) > 0:
             return int(tid), _page_param(query.get("page"))
     return None
 
@@ -328,11 +328,11 @@ def board_ref(url: str) -> tuple[int, int] | None:
     except ValueError:
         return None
     match = _BOARD_FILE.search(path)
-    if match and (_ascii_number(match[1]) or 0) > 0:
-        return int(match[1]), max(1, _ascii_number(match[2]) or 1)
+    if match and (fid := ascii_number(match[1]) or 0) > 0:
+        return fid, _page_param(match[2])
     if _is_forum_php(path) and query.get("mod") == "forumdisplay":
         fid = query.get("fid", "")
-        if (_ascii_number(fid) or 0) > 0:
+        if (ascii_number(fid) or 0) > 0:
             return int(fid), _page_param(query.get("page"))
     return None
 
@@ -387,7 +387,7 @@ def _tid_from_href(href: str) -> int | None:
         ptid = _query(href)[1].get("ptid", "")
     except ValueError:
         return None
-    return int(ptid) if (_ascii_number(ptid) or 0) > 0 else None
+    return int(ptid) if (ascii_number(ptid) or 0) > 0 else None
 
 
 # --- small readers --------------------------------------------------------------------------
@@ -403,7 +403,7 @@ def _count(node: LexborNode | None) -> int | None:
     """A printed count: '25031', '4万' with the exact number in @title, or nothing."""
     if node is None:
         return None
-    title = _ascii_number((node.attributes.get("title") or "").strip())
+    title = ascii_number((node.attributes.get("title") or "").strip())
     if title is not None:
         return title
     return printed_count(_text(node))
@@ -613,7 +613,7 @@ def _is_board_alias(url: str) -> bool:
     if _BOARD_ALIAS_FILE.search(path):
         return True
     fid = query.get("fid", "")
-    return _is_forum_php(path) and query.get("mod") == "forumdisplay" and bool(fid) and _ascii_number(fid) is None
+    return _is_forum_php(path) and query.get("mod") == "forumdisplay" and bool(fid) and ascii_number(fid) is None
 
 
 def _thread_title(tree: LexborHTMLParser) -> str:
@@ -694,7 +694,7 @@ class _PostParts:
 
 def _uid(href: str | None) -> int | None:
     match = _UID_IN_HREF.search(href or "")
-    return _ascii_number(match[1]) if match else None
+    return ascii_number(match[1]) if match else None
 
 
 def _author(table: LexborNode, *, first_link_may_match: bool = True) -> tuple[str | None, int | None]:
@@ -828,7 +828,7 @@ def _take_quotes(body: LexborNode, noise: NoiseRules, counts: dict[str, int]) ->
         link = block.css_first(SELECTORS.quote_attribution)
         if link is not None:
             try:
-                pid = _ascii_number(_query(link.attributes.get("href") or "")[1].get("pid", ""))
+                pid = ascii_number(_query(link.attributes.get("href") or "")[1].get("pid", ""))
             except ValueError:  # a link no URL parser reads (http://[x/...): the quote names no post
                 pid = None
             # The attribution is <font size=2><a ...><font color=...>X 发表于 T</font></a></font><br />.
@@ -983,7 +983,7 @@ def _signed_attachment_aid(url: str) -> str | None:
         aid = base64.b64decode(token + "=" * (-len(token) % 4), validate=True).split(b"|", 1)[0].decode("ascii")
     except (ValueError, UnicodeDecodeError):
         return None
-    return aid if _ascii_number(aid) is not None else None
+    return aid if ascii_number(aid) is not None else None
 
 
 def _on_this_site(url: str, page) -> str:

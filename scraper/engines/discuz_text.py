@@ -26,6 +26,7 @@ from scraper.clean import (
     strip_jammer_line,
 )
 from scraper.engines.base import ParseContext, Post, ThreadPage
+from scraper.engines.discuz import ascii_number
 from scraper.errors import ParseError
 
 # --- what the text looks like (data, not logic) ----------------------------------------
@@ -129,23 +130,18 @@ def split_text_page(text: str) -> TextRendering:
     return TextRendering(title=_find_title(lines, first), posts=posts, chrome=chrome)
 
 
-def _is_id(value: str) -> bool:
-    return len(value) <= 18 and value.isascii() and value.isdigit()  # Discuz's ids fit MySQL's BIGINT
-
-
 def thread_ref_from_url(url: str | None) -> tuple[int | None, int]:
     """(tid, page) of a Discuz thread URL in either form; (None, 1) for anything else."""
     if not url:
         return None, 1
     parts = urlsplit(url)
     m = THREAD_URL_REWRITE.search(parts.path)
-    if m and _is_id(m["tid"]):  # as the engine reads it: a page past any id is page 1
-        return int(m["tid"]), max(1, int(m["page"])) if _is_id(m["page"]) else 1
+    if m and (tid := ascii_number(m["tid"])) is not None:  # as the engine reads it
+        return tid, max(1, ascii_number(m["page"]) or 1)
     query = parse_qs(parts.query)
     tid = query.get("tid", [""])[0]
-    if query.get("mod", [""])[0] == "viewthread" and _is_id(tid):
-        page = query.get("page", ["1"])[0]
-        return int(tid), max(1, int(page)) if _is_id(page) else 1
+    if query.get("mod", [""])[0] == "viewthread" and ascii_number(tid) is not None:
+        return int(tid), max(1, ascii_number(query.get("page", ["1"])[0]) or 1)
     return None, 1
 
 
