@@ -1622,19 +1622,24 @@ class Archive:
         self, thread_id: int, *, active: bool, min_s: float, max_s: float, now: str | None = None
     ) -> str:
         """Set when a thread is next due: soon after activity; after a quiet visit, twice the
-        previous interval up to `max_s`; and never sooner than the thread has been quiet on the
-        forum (since its latest archived post), up to `max_s`. Returns the new next_due_at.
+        previous interval up to `max_s`; and, after a quiet visit or a thread's first, never
+        sooner than the thread has been quiet on the forum (since its latest archived post), up
+        to `max_s`. Returns the new next_due_at.
 
         The last rule is what keeps a first crawl cheap for the forum afterwards: every thread
         gains posts in it, but a thread last posted to a year ago is not looked at again in an
-        hour (and then at 2, 4, 8 ... hours), only in `max_s`; one posted to an hour ago, in an hour."""
+        hour (and then at 2, 4, 8 ... hours), only in `max_s`; one posted to an hour ago, in an
+        hour. Posts new since an earlier visit are activity whatever time they print: a time
+        that cannot be read, or a site offset set wrong, must not put the thread off."""
         stamp = _stamp(now)
-        row = self._one("SELECT quiet_visits, last_archived_post_at FROM threads WHERE id = ?", [thread_id])
+        row = self._one("SELECT quiet_visits, last_archived_post_at, next_due_at FROM threads WHERE id = ?",
+                        [thread_id])
         if row is None:
             raise LookupError(f"no thread {thread_id}")
         quiet = 0 if active else row["quiet_visits"] + 1
         interval_s = min(min_s * (2**quiet), max_s)
-        quiet_on_forum_s = _seconds_since(row["last_archived_post_at"], stamp)
+        first_visit = row["next_due_at"] is None
+        quiet_on_forum_s = _seconds_since(row["last_archived_post_at"], stamp) if first_visit or not active else None
         if quiet_on_forum_s is not None:
             interval_s = max(interval_s, min(quiet_on_forum_s, max_s))
         due = (datetime.fromisoformat(stamp) + timedelta(seconds=interval_s)).isoformat(timespec="seconds")

@@ -278,14 +278,44 @@ def test_a_thread_is_not_looked_at_again_sooner_than_it_has_been_quiet_on_the_fo
         for quiet_for, expected in ((timedelta(days=400), timedelta(days=30)), (timedelta(days=3), timedelta(days=3)),
                                     (timedelta(minutes=10), timedelta(hours=1)), (-timedelta(days=1), timedelta(hours=1))):
             last_post = (clock.at - quiet_for).astimezone(timezone(timedelta(hours=8))).isoformat(timespec="seconds")
-            archive.db.execute("update threads set last_archived_post_at = ?, quiet_visits = 0 where id = ?",
-                               [last_post, thread_id])
+            # The thread's first visit: every post in it is new.
+            archive.db.execute("update threads set last_archived_post_at = ?, quiet_visits = 0, next_due_at = null "
+                               "where id = ?", [last_post, thread_id])
             due = archive.schedule_revisit(thread_id, active=True, min_s=3600, max_s=30 * 86400, now=clock())
             assert datetime.fromisoformat(due) - clock.at == expected, quiet_for
         # A quiet visit's doubling still applies where it waits longer.
         archive.db.execute("update threads set quiet_visits = 6 where id = ?", [thread_id])
         due = archive.schedule_revisit(thread_id, active=False, min_s=3600, max_s=30 * 86400, now=clock())
         assert datetime.fromisoformat(due) - clock.at == timedelta(hours=2**7)
+
+
+def test_replies_new_since_the_last_visit_bring_a_thread_back_soon_whatever_time_they_print(demo_forum, tmp_path):
+    # Posts new since an earlier visit are activity. With the site's offset set wrong (+14:00 for
+    # this forum at +08:00), a reply posted minutes ago reads as six hours old, and one whose
+    # time cannot be read leaves the thread's latest post years back: neither may put the
+    # thread's next visit off by its quiet on the forum.
+    forum = demo_forum.forum
+    clock = Clock(start=forum.now.replace(tzinfo=forum.tz))
+    site = site_from_dict(dict(demo_site(demo_forum.base_url).raw, utc_offset="+14:00"))
+    with Archive(tmp_path / "a.db") as archive:
+        run(archive, site, clock)
+        thread = min((t for t in forum.threads.values() if forum.thread_pages(t) == 1),
+                     key=lambda t: t.posts[-1].posted_at)
+        thread_id, first_due = archive.db.execute("select id, next_due_at from threads where tid = ?",
+                                                  [thread.tid]).fetchone()
+        assert datetime.fromisoformat(first_due) - clock.at == timedelta(days=30), "quiet for years: a month"
+        clock.advance(minutes=5)
+        forum.add_reply(thread.tid, "admin", "一条新的回复")
+        report = run(archive, site, clock)
+        due = archive.db.execute("select next_due_at from threads where id = ?", [thread_id]).fetchone()[0]
+        # The same visit with the new reply's time unread: the thread's latest post is years back.
+        archive.db.execute("update threads set last_archived_post_at = ? where id = ?",
+                           [thread.posts[0].posted_at.replace(tzinfo=forum.tz).isoformat(), thread_id])
+        unread_due = archive.schedule_revisit(thread_id, active=True, min_s=config.REVISIT_MIN_S,
+                                              max_s=config.REVISIT_MAX_S, now=clock())
+    assert report.new_posts == 1
+    assert datetime.fromisoformat(due) - clock.at == timedelta(seconds=config.REVISIT_MIN_S)
+    assert datetime.fromisoformat(unread_due) - clock.at == timedelta(seconds=config.REVISIT_MIN_S)
 
 
 def test_a_due_thread_is_revisited_at_its_last_page_and_then_waits_twice_as_long(demo_forum, tmp_path):
