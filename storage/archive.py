@@ -53,13 +53,13 @@ NORMAL_STATUS = "normal"
 HIDDEN_STATUS = "hidden"  # part of the post locked away (reply to see, credits, password)
 DEFAULT_LEASE_S = 300  # matches the crawler's default; storage cannot import its config
 # What a post's content_hash covers (posts.hash_covers_media): 0 its text alone (a text
-# rendering, which shows no media, or a post archived before versions covered them); 4 its
-# text and the media references its engine gives (images, links, attachments). 1-3 were
-# earlier forms of the references (3: before eMule, magnet and download-manager links were
-# kept): any change to what the references hold takes the next number. A post hashed by an
-# older scheme takes up the current one, without a version, when next seen with the same
-# text and attachments.
-MEDIA_HASH_SCHEME = 4
+# rendering, which shows no media, or a post archived before versions covered them); 5 its
+# text, the media references its engine gives (images, links, attachments) and the quotes it
+# reads apart from the text. 1-3 were earlier forms of the references (3: before eMule,
+# magnet and download-manager links were kept), 4 the references without the quotes: any
+# change to what the hash holds takes the next number. A post hashed by an older scheme
+# takes up the current one, without a version, when next seen as it was hashed then.
+MEDIA_HASH_SCHEME = 5
 # What scheme 4 added: download links, whose targets the sanitiser before it dropped from the
 # HTML as well (the link stayed, without its href).
 # (storage reads no engine: the schemes are scraper.clean.DOWNLOAD_LINK_SCHEMES, as kept then)
@@ -181,6 +181,11 @@ def _attachment_dict(attachment: Any) -> dict[str, Any]:
     return fields
 
 
+def _quote_identities(quotes: Iterable[Any] | None) -> list[tuple[str | None, str | None, int | None]]:
+    """What of each quote a version covers: its attribution line, text and quoted post."""
+    return [(getattr(q, "attribution", None), q.text, getattr(q, "pid", None)) for q in quotes or ()]
+
+
 def _post_values(post: PostRecord) -> dict[str, Any]:
     """The posts columns that come from the record, validated."""
     text, html = post.content_text, post.content_html
@@ -197,7 +202,7 @@ def _post_values(post: PostRecord) -> dict[str, Any]:
         "posted_at_raw": post.posted_at_raw,
         "content_text": text,
         "content_html": html,
-        "content_hash": content_hash(text, refs or ()),
+        "content_hash": content_hash(text, refs or (), _quote_identities(post.quotes)),
         "hash_covers_media": 0 if refs is None else MEDIA_HASH_SCHEME,
         "media_refs": refs,
         "quotes_json": _json([_quote_dict(q) for q in post.quotes or ()]),
@@ -281,17 +286,19 @@ def _same_under_an_older_scheme(other: Sequence[Any], stored_hash: str, values: 
     it; stored_hash its hash) is the rendering `values` holds, though the hashes differ. The
     post then takes up the new hash, with no version.
 
-    Under scheme 3, which hashed images and links already, the references must be the same
-    but for the download links scheme 4 added: the hash without them is the stored one, so a
-    picture swapped since is an edit. Schemes 0-2 hashed other forms of the references, or
+    Under schemes 3 and 4, which hashed images and links already, the references must be the
+    same but for what the later schemes added (4 the download links, 5 the quotes): the hash
+    without those is the stored one, so a picture swapped since is an edit. Schemes 0-2 hashed other forms of the references, or
     none: there the same text and, unless the post came from a text rendering (attachments
     NULL), the same attachments decide, and what else of its media changed before it was
     first seen under a newer scheme is not known."""
     scheme, text, attachments_json, _html = other
     if scheme >= values["hash_covers_media"] or text is None:
         return False
-    if scheme == 3:
-        kept = [ref for ref in values.get("media_refs") or () if not ref.lower().startswith(_DOWNLOAD_LINK_REF)]
+    if scheme in (3, 4):
+        # Neither hashed the quotes; scheme 3 neither the download links.
+        refs = values.get("media_refs") or ()
+        kept = [ref for ref in refs if not ref.lower().startswith(_DOWNLOAD_LINK_REF)] if scheme == 3 else refs
         return content_hash(values["content_text"], kept) == stored_hash
     stored = normalise_content(text)
     if attachments_json is None:

@@ -1,6 +1,7 @@
 """End to end: crawl the demo forum over real HTTP into a real SQLite archive."""
 
 import asyncio
+import json
 import re
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from scraper.crawl import CrawlOptions, Crawler
 from scraper.sites import load_site, site_from_dict
 from scraper.textimport import import_text_file
 from storage.archive import Archive
+from storage.dedup import normalise_content
 
 REPO = Path(__file__).resolve().parent.parent
 SEED = REPO / "seeds" / "000_742c7f89ba496aaa.txt"
@@ -103,6 +105,23 @@ def test_recrawl_adds_only_fetches_and_an_edit_adds_one_version(demo_forum, craw
     assert changed == {"post_versions": 1, "bodies": 1}
     row = archive.db.execute("select content_text, version_count from posts where pid = ?", [pid]).fetchone()
     assert "十种意识" in row[0] and row[1] == 2
+
+
+def test_a_quote_rewritten_and_nothing_else_is_a_new_version(demo_forum, crawled):
+    # The engine reads a quote apart from the post's text: an author who rewrites only the
+    # passage they quoted has edited the post, and the version before keeps the old quote.
+    archive, _ = crawled
+    forum = demo_forum.forum
+    quoting = next(p for t in forum.threads.values() for p in t.posts if p.quote is not None)
+    old_quote = quoting.quote.text
+    forum.edit_quote(quoting.pid, "只引用这一句。")
+    report = crawl(archive, demo_forum.base_url)
+    post_id, quotes, html, versions = archive.db.execute(
+        "select id, quotes_json, content_html, version_count from posts where pid = ?", [quoting.pid]).fetchone()
+    assert report.new_versions == 1 and versions == 2
+    assert json.loads(quotes)[0]["text"] == "只引用这一句。" and "只引用这一句。" in html
+    history = [json.loads(v["quotes_json"])[0]["text"] for v in archive.post_versions(post_id)]
+    assert normalise_content(history[0]) == normalise_content(old_quote) and history[1] == "只引用这一句。"
 
 
 def test_every_request_is_one_fetch_row(demo_forum, crawled):

@@ -3,6 +3,8 @@ row, and a page stays all or nothing; re-saving a thread leaves its title's inde
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import sqlite3
 
@@ -52,9 +54,10 @@ def test_a_page_of_new_edited_unchanged_and_deleted_posts_ends_with_exactly_the_
     first = [make_post(pid, pid - 1000, TEXTS[pid]) for pid in (1001, 1002, 1003, 1004)]
     save(archive, site_id, make_page(88, first), T0)
     # Again: 1001 unchanged, 1002 edited, 1003 rendered deleted, 1004 unchanged but with new
-    # details, 1005 and 1006 new (one with quotes, attachments and noise).
+    # details (a quote is part of the version, not a detail), 1005 and 1006 new (one with
+    # quotes, attachments and noise).
     deleted = make_post(1003, 3, "", status=PostStatus.DELETED, author=None)
-    detailed = rich_post(1004, 4, TEXTS[1004])
+    detailed = dataclasses.replace(rich_post(1004, 4, TEXTS[1004]), quotes=[])
     second = [make_post(1001, 1, TEXTS[1001]), make_post(1002, 2, EDITED), deleted, detailed,
               make_post(1005, 5, TEXTS[1005]), rich_post(1006, 6, TEXTS[1006])]
     result = save(archive, site_id, make_page(88, second), T1)
@@ -75,7 +78,7 @@ def test_a_page_of_new_edited_unchanged_and_deleted_posts_ends_with_exactly_the_
         (1003, content_hash(TEXTS[1003]), None, T0),
         (1004, content_hash(TEXTS[1004]), None, T0),
         (1005, content_hash(TEXTS[1005]), None, T1),
-        (1006, content_hash(TEXTS[1006]), None, T1),
+        (1006, content_hash(TEXTS[1006], quotes=[(None, "引用的话", 999)]), None, T1),
     ]
     # Details that are not versioned follow the latest rendering, except a deleted one's.
     details = {row[0]: row[1:] for row in archive.db.execute(
@@ -423,17 +426,28 @@ def test_a_version_keeps_the_attachments_and_quotes_it_was_seen_with(archive, si
     assert [v["is_current"] for v in archive.post_versions(post_id)] == [1, 0]
 
 
-def test_a_quote_changed_without_the_text_leaves_the_post_as_archived(archive, site_id):
-    # The quote is in the post's HTML, which changes only with a new version: a quote stored
-    # apart from it on every save made the post show the old quote and the new one together.
-    def post(quote):
+def test_a_quote_changed_without_the_text_is_a_new_version(archive, site_id):
+    # The engine reads quotes apart from the text: an author who trims or rewrites the passage
+    # they quoted, and nothing else, has edited the post. The version before keeps the old
+    # quote, the post shows the new one (its HTML and quotes change together, never apart).
+    def post(quote, attribution="李四 发表于 2024-3-1 09:00", pid=999):
         return make_post(1001, 1, "同意楼上。", content_html=f'<div class="quote">{quote}</div><p>同意楼上。</p>',
-                         quotes=[Quote(text=quote, author="李四", posted_at_raw="2024-3-1 09:00", pid=999)])
+                         quotes=[Quote(text=quote, author="李四", posted_at_raw="2024-3-1 09:00", pid=pid,
+                                       attribution=attribution)])
 
     save(archive, site_id, make_page(88, [post("原来的引用")]), T0)
-    save(archive, site_id, make_page(88, [post("改过的引用")]), T1)
+    result = save(archive, site_id, make_page(88, [post("改过的引用")]), T1)
     html, quotes = archive.db.execute("SELECT content_html, quotes_json FROM posts").fetchone()
-    assert "原来的引用" in html and json.loads(quotes)[0]["text"] == "原来的引用"
+    assert tally(result)[1] == 1  # edited
+    assert "改过的引用" in html and "原来的引用" not in html and json.loads(quotes)[0]["text"] == "改过的引用"
+    post_id = archive.db.execute("SELECT id FROM posts").fetchone()[0]
+    history = archive.post_versions(post_id)
+    assert [json.loads(v["quotes_json"])[0]["text"] for v in history] == ["原来的引用", "改过的引用"]
+    # Another quoted post, or another attribution line, is an edit too; white space is not.
+    for changed, at in ((post("改过的引用", pid=1000), T2), (post("改过的引用", attribution="王五 发表于 2024-3-1"), T3)):
+        assert tally(save(archive, site_id, make_page(88, [changed]), at))[1] == 1
+    assert tally(save(archive, site_id, make_page(88, [post(" 改过的引用\n", attribution="王五  发表于 2024-3-1")]),
+                      T3))[1] == 0
 
 
 def test_a_post_edited_back_and_forth_says_when_it_went_back(archive, site_id):
@@ -491,3 +505,27 @@ def test_a_post_stored_under_scheme_3_whose_picture_changed_meanwhile_is_a_versi
     assert tally(save(archive, site_id, make_page(88, [illustrated(1001, OTHER_PHOTO)]), T1))[:3] == (0, 1, 0)
     current = archive.db.execute("SELECT content_html, version_count, hash_covers_media FROM posts").fetchone()
     assert OTHER_PHOTO in current[0] and current[1:] == (2, MEDIA_HASH_SCHEME)
+
+
+def test_a_post_hashed_without_its_quotes_takes_up_the_new_hash_without_a_version(archive, site_id):
+    # Scheme 4 hashed the text and the references, not the quotes: a post stored so takes up
+    # the hash that covers them when next seen as it was hashed, and from then on a changed
+    # quote is an edit. A picture swapped meanwhile is an edit at once.
+    def quoting(quote, photo=PHOTO):
+        return make_post(1001, 1, "同意楼上。", content_html=f'<p>同意楼上。<img src="{photo}"></p>', media_refs=(photo,),
+                         quotes=[Quote(text=quote, author="李四", posted_at_raw="2024-3-1 09:00", pid=999,
+                                       attribution="李四 发表于 2024-3-1 09:00")])
+
+    save(archive, site_id, make_page(88, [quoting("原来的引用")]), T0)
+    scheme_4_hash = content_hash("同意楼上。", [PHOTO])
+    archive.db.execute("UPDATE posts SET content_hash = ?, hash_covers_media = 4", [scheme_4_hash])
+    archive.db.execute("UPDATE post_versions SET content_hash = ?", [scheme_4_hash])
+    assert tally(save(archive, site_id, make_page(88, [quoting("原来的引用")]), T1))[:3] == (0, 0, 1)
+    current = archive.db.execute("SELECT content_hash, hash_covers_media, version_count FROM posts").fetchone()
+    assert current == (content_hash("同意楼上。", [PHOTO], [("李四 发表于 2024-3-1 09:00", "原来的引用", 999)]),
+                       MEDIA_HASH_SCHEME, 1)
+    assert archive.db.execute("SELECT content_hash FROM post_versions").fetchall() == [(current[0],)]
+    assert tally(save(archive, site_id, make_page(88, [quoting("改过的引用")]), T2))[:3] == (0, 1, 0)
+
+    archive.db.execute("UPDATE posts SET content_hash = ?, hash_covers_media = 4", [scheme_4_hash])
+    assert tally(save(archive, site_id, make_page(88, [quoting("改过的引用", OTHER_PHOTO)]), T3))[:3] == (0, 1, 0)

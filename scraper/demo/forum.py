@@ -7,12 +7,13 @@ The server is threaded, so every read that renders a page and every mutation hol
 
 from __future__ import annotations
 
+
 import json
 import random
 import re
 import threading
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from math import ceil
 from pathlib import Path
@@ -358,6 +359,17 @@ class DemoForum:
             post.lines = self._lines(thread, pid, text)
             post.edited_at = self.now
             self._touch(thread)
+
+    def edit_quote(self, pid: int, text: str) -> None:
+        """Rewrite the passage a post quotes, and nothing else of it (an author trimming the
+        quote); like any Discuz edit, the post then carries an edit note."""
+        with self.lock:
+            post = self.post(pid)
+            if post.quote is None:
+                raise ValueError(f"post {pid} quotes nothing")
+            post.quote = replace(post.quote, text=text)
+            post.edited_at = self.now
+            self._touch(self.threads[post.tid])
 
     def add_reply(self, tid: int, author: str, text: str, posted_at_raw: str | None = None) -> int:
         """Append a reply to a thread; returns its pid. Without a time it is posted 'now'."""
