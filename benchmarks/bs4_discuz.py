@@ -263,6 +263,11 @@ def _layout_lines(node: Tag) -> list[str]:
                 lines.append("".join(current))
                 current.clear()
                 has_text = False
+            if tag == "tr":
+                row = _layout_row(child)
+                if row is not None:
+                    lines.append(row)
+                continue
             stack.append((iter(child.contents), in_pre or tag == "pre", is_block))
         elif _is_text(child):
             value = str(child)
@@ -283,8 +288,40 @@ def _layout_lines(node: Tag) -> list[str]:
     return lines
 
 
+def _layout_row(row: Tag) -> str | None:
+    """A table row as one raw line (clean._layout_row): cells joined by TABLE_CELL_BREAK, each
+    cell's own breaks turned into spaces; None when no cell holds text."""
+    cells: list[str] = []
+    has_text = False
+    for cell in row.contents:
+        if not isinstance(cell, Tag) or cell.name in clean._NO_TEXT_TAGS:
+            continue
+        pieces: list[str] = []
+        stack = [(iter(cell.contents), False)]  # (children left, breaks a line at its end)
+        while stack:
+            children, ends_block = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                if ends_block:
+                    pieces.append(" ")
+            elif isinstance(child, Tag):
+                if child.name in clean._NO_TEXT_TAGS:
+                    continue
+                breaks = _breaks_line(child)
+                if breaks:
+                    pieces.append(" ")
+                stack.append((iter(child.contents), breaks))
+            elif _is_text(child):
+                pieces.append(clean._html_spaces_as_spaces(str(child).replace(clean.PREFORMATTED_LINE, "")))
+        text = "".join(pieces)
+        has_text = has_text or (bool(text) and not text.isspace())
+        cells.append(text)
+    return clean.TABLE_CELL_BREAK.join(cells) if has_text else None
+
+
 def html_to_text(node: Tag) -> str:
-    return clean._finish_text("\n".join(_layout_lines(node)))
+    return clean._unmark(clean._finish_text("\n".join(_layout_lines(node))))
 
 
 def clean_node_text(node: Tag, noise: NoiseRules) -> tuple[str, dict[str, int]]:

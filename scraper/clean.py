@@ -115,18 +115,33 @@ def strip_jammer_line(line: str) -> tuple[str, int]:
 
 
 def strip_jammer_text(text: str) -> tuple[str, int]:
-    """Apply strip_jammer_line to every line of `text`; drop lines that were only jammer."""
+    """Apply strip_jammer_line to every line of `text`, and to every cell of a table row's
+    line (TABLE_CELL_BREAK); drop lines that were only jammer."""
     if not could_hold_jammer(text):
         return text, 0
     out: list[str] = []
     removed = 0
     for line in text.split("\n"):
-        cleaned, n = strip_jammer_line(line)
+        if TABLE_CELL_BREAK in line:
+            cleaned, n = _strip_jammer_cells(line)
+        else:
+            cleaned, n = strip_jammer_line(line)
         removed += n
-        if n and not cleaned.strip(" \xa0\t"):
+        if n and not cleaned.replace(TABLE_CELL_BREAK, "").strip(" \xa0\t"):
             continue
         out.append(cleaned)
     return "\n".join(out), removed
+
+
+def _strip_jammer_cells(row: str) -> tuple[str, int]:
+    # A cell's edges are line edges to jammer(), as they are to a reader of the table.
+    cells = []
+    removed = 0
+    for cell in row.split(TABLE_CELL_BREAK):
+        cleaned, n = strip_jammer_line(cell)
+        cells.append(cleaned)
+        removed += n
+    return TABLE_CELL_BREAK.join(cells), removed
 
 
 def remove_phrases(text: str, phrases: list[str] | tuple[str, ...]) -> tuple[str, int]:
@@ -469,10 +484,60 @@ def _layout_lines(node: LexborNode) -> list[str]:
                 lines.append("".join(current))
                 current.clear()
                 has_text = False
+            if tag == "tr":  # a row is one line, however its cells break inside
+                row = _layout_row(child)
+                if row is not None:
+                    lines.append(row)
+                continue
             stack.append((child.iter(include_text=True), in_pre or tag == "pre", is_block))
     if current:
         lines.append("".join(current))
     return lines
+
+
+# Stands between the cells of a table row's line until the text is finished, where it becomes
+# a tab: white space normalisation would collapse a tab. A lone surrogate, because nothing the
+# HTML parser gives can hold one: its text is decoded UTF-8, which cannot encode a surrogate
+# (a character reference to one reads as U+FFFD, selectolax drops one in its input). NUL is
+# PREFORMATTED_LINE's, and the parser leaves every other control character in text as written.
+# Its low byte is not 0: in two-byte (CJK) text CPython's `in` finds such a character with
+# memchr on that byte, about 35 times faster than the plain loop it runs for one ending in 0.
+TABLE_CELL_BREAK = "\udfff"
+
+
+def _layout_row(row: LexborNode) -> str | None:
+    """A table row as one raw line: its cells' text joined by TABLE_CELL_BREAK, each cell's own
+    breaks (<br>, blocks, a nested table's rows and cells) turned into spaces. None when no
+    cell holds text. A walk of its own, with no recursion: tables nest as deep as a post."""
+    cells: list[str] = []
+    has_text = False
+    # The parser lets only cells into a row (text and other elements go before the table),
+    # and comments, scripts or templates, which hold no text (iter() yields comments too).
+    for cell in row.iter():
+        if not cell.is_element_node or cell.tag in _NO_TEXT_TAGS:
+            continue
+        pieces: list[str] = []
+        stack = [(cell.iter(include_text=True), False)]  # (children left, breaks a line at its end)
+        while stack:
+            children, ends_block = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                if ends_block:
+                    pieces.append(" ")
+            elif child.is_text_node:
+                value = child.text_content or ""
+                # A code line inside a cell is flattened like the rest: its mark goes.
+                pieces.append(_html_spaces_as_spaces(value.replace(PREFORMATTED_LINE, "")))
+            elif child.is_element_node and child.tag not in _NO_TEXT_TAGS:
+                breaks = _breaks_line(child)
+                if breaks:
+                    pieces.append(" ")
+                stack.append((child.iter(include_text=True), breaks))
+        text = "".join(pieces)
+        has_text = has_text or (bool(text) and not text.isspace())
+        cells.append(text)
+    return TABLE_CELL_BREAK.join(cells) if has_text else None
 
 
 # Opens a line of code, whose white space is its meaning (indentation): the line keeps it.
@@ -492,6 +557,8 @@ def mark_preformatted(lines: Iterable[LexborNode]) -> None:
 
 
 def _finish_line(line: str) -> str:
+    if TABLE_CELL_BREAK in line:
+        return _finish_row(line)
     # White space before the mark is the markup's, not the code's (Discuz writes "<br />\r<li>").
     before, mark, code = line.partition(PREFORMATTED_LINE)
     if mark and not before.strip():
@@ -499,14 +566,25 @@ def _finish_line(line: str) -> str:
     return " ".join(line.split())
 
 
+def _finish_row(line: str) -> str:
+    cells = [" ".join(cell.split()) for cell in line.split(TABLE_CELL_BREAK)]
+    # Empty cells before a filled one keep its column; trailing ones place nothing in any
+    # column and would end the line in invisible tabs (no other line ends in white space):
+    # they go. A leading or middle one stays.
+    while cells and not cells[-1]:
+        cells.pop()
+    return TABLE_CELL_BREAK.join(cells)
+
+
 def _finish_text(text: str) -> str:
     """Normalise white space per line of `text` (as normalise_whitespace), collapse runs of
     blank lines into one, trim blank edges. A line marked PREFORMATTED_LINE keeps its white
     space but the trailing, its no-break spaces (how forums write code's spaces) as spaces,
-    and its mark."""
+    and its mark. A table row's line is normalised per cell and keeps its TABLE_CELL_BREAKs
+    (_unmark turns them into tabs), less those of trailing empty cells."""
     # str methods, not re: split() splits on exactly the characters \s matches, and both
     # run several times faster than a pattern over CJK text.
-    if PREFORMATTED_LINE in text:
+    if PREFORMATTED_LINE in text or TABLE_CELL_BREAK in text:
         lines = [_finish_line(line) for line in text.split("\n")]
     else:
         lines = [" ".join(line.split()) for line in text.split("\n")]
@@ -517,10 +595,21 @@ def _finish_text(text: str) -> str:
     return text.strip("\n")
 
 
+def _unmark(text: str) -> str:
+    """Finished text as a reader gets it: code lines' marks out, cells apart by tabs. Last:
+    any white space normalisation after this would collapse the tabs."""
+    if PREFORMATTED_LINE in text:
+        text = text.replace(PREFORMATTED_LINE, "").strip("\n")
+    if TABLE_CELL_BREAK in text:
+        text = text.replace(TABLE_CELL_BREAK, "\t")
+    return text
+
+
 def html_to_text(node: LexborNode) -> str:
     """Text of `node` with line breaks at <br> and block edges, white space normalised per
-    line (U+00A0 and U+3000 included), runs of blank lines collapsed to one."""
-    return _finish_text("\n".join(_layout_lines(node)))
+    line (U+00A0 and U+3000 included), runs of blank lines collapsed to one. A table row is
+    one line, its cells apart by tabs."""
+    return _unmark(_finish_text("\n".join(_layout_lines(node))))
 
 
 # --- layer 2: jammer text inside the tree ---------------------------------------------------
@@ -599,9 +688,7 @@ def _clean_layout(raw: str, noise: NoiseRules, *, may_hold_jammer: bool = True) 
     text, learned = remove_phrases(text, noise.learned)
     add_counts(counts, NOISE_LEARNED_PHRASES, learned)
     text = _finish_text(text) if site or learned else text
-    if PREFORMATTED_LINE in text:
-        text = text.replace(PREFORMATTED_LINE, "").strip("\n")
-    return text, counts
+    return _unmark(text), counts
 
 
 def clean_tree_phrases(node: LexborNode, noise: NoiseRules) -> dict[str, int]:

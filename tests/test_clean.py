@@ -163,7 +163,52 @@ def test_html_to_text_layout():
         "<pre>  代码\n  第二行</pre><ul><li>甲</li><li>乙</li></ul>"
         "<script>var hidden = 1;</script><style>.x{}</style><table><tr><td>格</td><td>子</td></tr></table>"
     )
-    assert clean.html_to_text(root) == "块一\n块二\n行 内 空白\n\n隔行\n代码\n第二行\n甲\n乙\n格\n子"
+    assert clean.html_to_text(root) == "块一\n块二\n行 内 空白\n\n隔行\n代码\n第二行\n甲\n乙\n格\t子"
+
+
+# No page can write the mark that stands for a tab until the text is finished.
+_CELL_BREAK_REFERENCE = f"&#x{ord(clean.TABLE_CELL_BREAK):X};"
+
+
+@pytest.mark.parametrize(("html", "text"), [
+    pytest.param("<table><tr><td>名称</td><td>数量</td></tr><tr><td>&nbsp;苹\u3000 果 </td>\n<td>3</td></tr></table>",
+                 "名称\t数量\n苹 果\t3", id="rows-and-cells"),
+    pytest.param("价目表<table><caption>三月</caption><tr><td>苹果</td><td>3</td></tr></table>以上<br>完",
+                 "价目表\n三月\n苹果\t3\n以上\n完", id="text-around-keeps-its-lines"),
+    pytest.param("<table><thead><tr><th>名称</th><!-- 注 --><th>数量</th></tr></thead>"
+                 "<tbody><tr><th>苹果</th><td>3</td></tr></tbody></table>",
+                 "名称\t数量\n苹果\t3", id="header-cells-like-data-cells"),
+    # Empty cells before a filled one keep its column; trailing ones go; a row of empty
+    # cells writes no line, as an empty block writes none.
+    pytest.param("<table><tr><td>a</td><td></td><td>c</td></tr><tr><td> </td><td>b</td><td>&nbsp;</td><td></td></tr>"
+                 "<tr><td></td><td>&nbsp;</td></tr><tr><td>z</td></tr></table>",
+                 "a\t\tc\n\tb\nz", id="empty-cells"),
+    pytest.param("<table><tr><td>第一<br>第二</td><td><p>段一</p>段二<div>段三</div></td>"
+                 "<td><pre>码一\n码二</pre></td></tr></table>",
+                 "第一 第二\t段一 段二 段三\t码一 码二", id="breaks-inside-a-cell-stay-in-it"),
+    pytest.param("<table><tr><td>外<table><tr><td>内一</td><td>内二</td></tr><tr><td>内三</td></tr></table>尾</td>"
+                 "<td>右</td></tr><tr><td>下</td></tr></table>",
+                 "外 内一 内二 内三 尾\t右\n下", id="nested-table-flattened-into-its-cell"),
+    pytest.param(f"<table><tr><td>甲{_CELL_BREAK_REFERENCE}乙</td><td>丙</td></tr></table>{_CELL_BREAK_REFERENCE}",
+                 "甲\ufffd乙\t丙\n\ufffd", id="the-mark-cannot-be-written"),
+])
+def test_a_table_row_is_one_line_with_its_cells_apart_by_tabs(html, text):
+    assert clean.html_to_text(fragment(html)) == text
+
+
+def test_jammer_runs_and_phrases_at_a_cells_edge_are_removed_in_that_cell():
+    # jammer() draws runs at line breaks; in a table a cell's edge is one. The text pass
+    # alone (no tree pass here) must find a run at the start of a cell inside the row's line.
+    root = fragment("<table><tr><td>名称, M0 J# x0 L/ B- S</td><td>7 q2 Z; m0 C4 x苹果</td>"
+                    "<td>& Z; k9 @. o1 ]: |</td><td>本文由老秘网推荐,</td><td>3</td></tr>"
+                    "<tr><td>3 k. R8 w% D1 p</td><td>' N- Q6 ~$ V* q2 `! _</td></tr></table>尾")
+    text, counts = clean.clean_node_text(root, NoiseRules(phrases=("本文由老秘网推荐,",)))
+    assert text == "名称\t苹果\t\t\t3\n尾"
+    assert counts == {"jammer_text_runs": 5, "site_phrases": 1}
+    # The tree pass takes a cell's edge for a line edge too (for the HTML).
+    root = fragment("<table><tr><td>名称</td><td>7 q2 Z; m0 C4 x苹果</td></tr></table>")
+    assert clean.strip_jammer_nodes(root) == 1
+    assert clean.html_to_text(root) == "名称\t苹果"
 
 
 def test_html_to_text_of_deep_tree_does_not_recurse():

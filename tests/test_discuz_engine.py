@@ -21,6 +21,7 @@ from scraper.clean import NoiseRules
 from scraper.engines import get_engine
 from scraper.engines.base import Attachment, PageKind, ParseContext, PostStatus, Quote, ThreadPage
 from scraper.engines.discuz import (
+    MARKUP_NOISE,
     DiscuzEngine,
     assign_floors,
     floor_number,
@@ -903,3 +904,22 @@ def test_code_block_lines_keep_their_indentation_in_the_text():
             html = _one_post_thread("").replace('id="postmessage_1">十二张图', f'id="postmessage_1">{block}完')
             [post] = thread(html, url="https://bbs.example.cn/thread-88-1-1.html").posts
             assert post.content_text == "def f(x):\n    return x  + 1\n\n    # 注释\n完", (joint, block)
+
+
+# What Discuz writes for [table=98%][tr][td]...[/td][/tr][/table]: a price list, in a post.
+DISCUZ_TABLE = ('<table cellspacing="0" class="t_table" style="width:98%">\r\n<tr><td>名称</td><td>单价</td><td>备注</td></tr>'
+                '<tr><td><font class="jammer">7 q2 Z; m0 C4 x</font>苹果</td><td>3 元<br />\r\n(箱)</td><td></td></tr>'
+                '<tr><td><span style="display:none">3 k. R8 w% D1 p</span>& Z; k9 @. o1 ]: |梨</td><td>5 元</td>'
+                '<td>本文由老秘网推荐,限购</td></tr></table>')
+
+
+def test_a_table_in_a_post_keeps_its_rows_in_the_text():
+    html = _one_post_thread("").replace('id="postmessage_1">十二张图',
+                                        f'id="postmessage_1">价目表<br />\r\n{DISCUZ_TABLE}以上')
+    tree = clean.parse_html(html)
+    # Not text and <br> only: the tree path lays it out, not the one-serialisation path.
+    assert clean.clean_plain_body(tree.css_first("#postmessage_1"), MARKUP_NOISE, SITE_NOISE) is None
+    [post] = thread(html).posts
+    assert post.content_text == "价目表\n名称\t单价\t备注\n苹果\t3 元 (箱)\n梨\t5 元\t限购\n以上"
+    assert post.noise_removed == {"jammer_elements": 1, "hidden_elements": 1, "jammer_text_runs": 1, "site_phrases": 1}
+    assert "<td>苹果</td>" in post.content_html and "\t" not in post.content_html

@@ -6,6 +6,7 @@ import hashlib
 import json
 import sqlite3
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ import yaml
 from scraper.engines.base import BoardPage, BoardRow, PostStatus
 from storage.archive import BODY_COMPRESSION_LEVEL, Archive, normalise_time
 from storage.dedup import content_hash
+from tests.test_discuz_engine import DISCUZ_TABLE, _one_post_thread
+from tests.test_discuz_engine import thread as discuz_thread
 from tests.test_storage_support import (  # noqa: F401  (fixtures)
     T0,
     T1,
@@ -540,3 +543,17 @@ def test_a_crawled_post_takes_over_the_same_post_imported_from_text_without_a_pi
     rows = archive.db.execute("select pid, post_key, floor, version_count from posts order by floor").fetchall()
     assert rows == [(1001, "1001", 1, 1), (1002, "1002", 2, 2), (1003, "1003", 3, 1)]
     assert versions(archive, 1002) == [REPLY, REPLY_EDITED]
+
+
+def test_a_table_post_archived_a_cell_a_line_is_no_new_version_one_row_a_line(archive, site_id):
+    # Before rows were kept, a post's text held each cell of a table on a line of its own;
+    # read again, the post's table is one row a line, cells apart by tabs: the same content.
+    html = _one_post_thread("").replace('id="postmessage_1">十二张图', f'id="postmessage_1">价目表{DISCUZ_TABLE}以上')
+    page = discuz_thread(html)
+    [post] = page.posts
+    assert post.content_text == "价目表\n名称\t单价\t备注\n苹果\t3 元 (箱)\n梨\t5 元\t限购\n以上"
+    a_cell_a_line = "价目表\n名称\n单价\n备注\n苹果\n3 元\n(箱)\n梨\n5 元\n限购\n以上"
+    save(archive, site_id, replace(page, posts=[replace(post, content_text=a_cell_a_line)]), T0)
+    result = save(archive, site_id, page, T1)
+    assert (result.new_posts, result.new_versions, result.unchanged_posts) == (0, 0, 1)
+    assert count(archive, "post_versions") == 1 and post_row(archive, post.pid)["version_count"] == 1
