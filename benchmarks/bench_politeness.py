@@ -6,7 +6,8 @@ The forums (benchmarks.forum_hosts) are served on --hosts loopback addresses by 
 their own, which logs when each request arrived and when its response was written. The
 archiver crawls all of them at once (one Crawler per host, one event loop, one Archive) with
 delay_s = --gap, twice: with the pacer's default jitter (each gap lengthened by a random
-factor in [1, 1.5)) and with jitter off (HostPacer's rng fixed at 0). From the server's log:
+factor in [1, 1.5)) and with jitter off (HostPacer's rng fixed at 0), after one unmeasured
+crawl that warms the process up. From the server's log:
 
 - efficiency: requests / (last start - first start) over all hosts, as a fraction of
   hosts / gap (the per-host steady rate is printed too);
@@ -168,6 +169,12 @@ def main() -> None:
         print(f"crawler processes: {args.processes}")
         print(f"forums: {args.hosts} hosts x ({forums.threads} threads, {forums.thread_pages} thread pages, "
               f"{forums.board_pages} board pages, {args.posts_per_page} posts a page)")
+        # The first crawl of a process pays its warm-up (imports, first connections, the
+        # allocator's growth), which the first measured pass used to pay alone: an unmeasured
+        # crawl with the first gap and jitter off goes first.
+        first_gap = float(args.gaps.split(",")[0])
+        crawl_once(forums, Path(workdir) / "warm-up.db", first_gap, pacers(first_gap)["off"], args.processes)
+        print(f"  warm-up crawl (gap {first_gap} s, jitter off; not measured) done", flush=True)
         rows = []
         for gap in [float(g) for g in args.gaps.split(",")]:
             for n, (label, pacer_for) in enumerate(pacers(gap).items()):
