@@ -266,7 +266,8 @@ def measure(directory: Path, db_path: Path, board: str, repeats: int, render_sam
 
     async def web() -> dict:
         return {"long": await search_latencies_ms(datasette, db_path.stem, LONG_QUERIES, repeats),
-                "fresh": await search_latencies_ms(datasette, db_path.stem, fresh_queries, 1, warm_with=LONG_QUERIES[0]),
+                "fresh": await search_latencies_ms(datasette, db_path.stem, fresh_queries, 1,
+                                                   warm_with=LONG_QUERIES[0]),
                 "short": await search_latencies_ms(datasette, db_path.stem, SHORT_QUERIES, repeats),
                 "absent": await search_latencies_ms(datasette, db_path.stem, ABSENT_SHORT_QUERIES, repeats),
                 "render": await render_latencies_ms(datasette, sample),

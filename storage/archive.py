@@ -288,10 +288,11 @@ def _same_under_an_older_scheme(other: Sequence[Any], stored_hash: str, values: 
 
     Under schemes 3 and 4, which hashed images and links already, the references must be the
     same but for what the later schemes added (4 the download links, 5 the quotes): the hash
-    without those is the stored one, so a picture swapped since is an edit. Schemes 0-2 hashed other forms of the references, or
-    none: there the same text and, unless the post came from a text rendering (attachments
-    NULL), the same attachments decide, and what else of its media changed before it was
-    first seen under a newer scheme is not known."""
+    without those is the stored one, so a picture swapped since is an edit. Schemes 0-2
+    hashed other forms of the references, or none: there the same text and, unless the post
+    came from a text rendering (attachments NULL), the same attachments decide. What else of
+    its media, or of its quotes, changed before it was first seen under a newer scheme is not
+    known."""
     scheme, text, attachments_json, _html = other
     if scheme >= values["hash_covers_media"] or text is None:
         return False
