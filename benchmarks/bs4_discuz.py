@@ -62,7 +62,7 @@ from scraper.clean import (
     normalise_whitespace,
     remove_phrases,
 )
-from scraper.engines.base import Attachment, ParseContext, Post, PostStatus, Quote, ThreadPage
+from scraper.engines.base import Attachment, ClassifiedInfo, ParseContext, Poll, Post, PostStatus, Quote, ThreadPage
 from scraper.engines.discuz import (
     _AID_ID,
     _DIGITS,
@@ -70,9 +70,13 @@ from scraper.engines.discuz import (
     _OFTEN_ABSENT_IN_TABLE,
     _PAGES_TOTAL,
     _PID_ID,
+    _POLL_IMAGE_VOTES,
+    _POLL_OPTION_NUMBER,
+    _POLL_ROW_VOTES,
     _RARE_IN_BODY,
     _RARE_IN_TABLE,
     BLOCKED_NOTICE_MARK,
+    CLASSIFIED_TITLE_ENDS,
     FURNITURE_IMAGE_PATHS,
     MARKUP_NOISE,
     POSTED_PREFIX,
@@ -92,6 +96,7 @@ from scraper.engines.discuz import (
     media_refs,
     parse_absolute_time,
     parse_post_time,
+    poll_record,
     printed_count,
     site_timezone,
     thread_ref,
@@ -812,8 +817,62 @@ def _signature(table: Tag) -> str | None:
     return html_to_text(sign) or None
 
 
+def _reply_subjects(postlist: Tag, tables: list[Tag], floors: list[int | None], noise: NoiseRules) -> dict[int, str]:
+    """The page's reply subjects by their post's table (id()), from one walk of the post list."""
+    heads = postlist.select(S.reply_subject)
+    if not heads:
+        return {}
+    replies = {id(table) for table, floor in zip(tables, floors) if floor != 1}
+    subjects: dict[int, str] = {}
+    for head in heads:
+        node = head.parent
+        while node is not None and node is not postlist and not _PID_ID.fullmatch(node.get("id") or ""):
+            node = node.parent
+        if node is None or id(node) not in replies or id(node) in subjects:
+            continue
+        head = copy.copy(head)
+        strip_markup_noise(head)
+        text = clean_node_text(head, noise)[0]
+        if text:
+            subjects[id(node)] = text
+    return subjects
+
+
+def _poll(first_post: Tag) -> Poll | None:
+    form = first_post.select_one(S.poll)
+    if form is None:
+        return None
+    summary = _text(form.select_one(S.poll_summary))
+    options: list[tuple[str, int | None]] = []
+    cells = form.select(S.poll_image_options)
+    for cell in cells:
+        match = _POLL_IMAGE_VOTES.match(_text(cell.select_one(S.poll_image_votes)))
+        options.append((_text(cell.select_one(S.poll_image_text)), ascii_number(match[1]) if match else None))
+    for row in form.select(S.poll_rows) if not cells else ():
+        label = row.select_one(S.poll_option)
+        if label is not None:
+            options.append((_POLL_OPTION_NUMBER.sub("", _text(label), count=1), None))
+        elif options and options[-1][1] is None:
+            match = _POLL_ROW_VOTES.match(_text(row.select_one(S.poll_votes)))
+            if match:
+                options[-1] = (options[-1][0], ascii_number(match[1]))
+    return poll_record(summary, options, _text(form.select_one(S.poll_countdown)))
+
+
+def _classified(first_post: Tag) -> ClassifiedInfo | None:
+    table = first_post.select_one(S.classified)
+    if table is None:
+        return None
+    fields = []
+    for row in table.select(S.classified_rows):
+        title = row.select_one(S.classified_title)
+        if title is not None:
+            fields.append((_text(title).rstrip(CLASSIFIED_TITLE_ENDS).rstrip(), _text(row.select_one(S.classified_value))))
+    return ClassifiedInfo(sort_name=_text(table.select_one(S.classified_caption)) or None, fields=tuple(fields))
+
+
 def _parse_post(table: Tag, floor: int | None, label: str, ctx: ParseContext, tz: timezone,
-                fetched: datetime | None, *, any_often_absent: bool = True) -> Post:
+                fetched: datetime | None, *, any_often_absent: bool = True, subject: str | None = None) -> Post:
     author, author_uid = _author(table, first_link_may_match=any_often_absent)
     posted_at, posted_raw = _posted_at(table, tz, fetched)
     parts = _post_parts(table, ctx, rare_in_table_may_match=any_often_absent)
@@ -834,6 +893,7 @@ def _parse_post(table: Tag, floor: int | None, label: str, ctx: ParseContext, tz
         attachments=parts.attachments or [],
         status=parts.status,
         noise_removed=parts.noise or {},
+        subject=subject,
     )
 
 
@@ -869,10 +929,13 @@ def _parse_thread(soup: BeautifulSoup, ctx: ParseContext) -> ThreadPage:
     floors = assign_floors(labels, page, page_count)
     # One walk of the post list tells which posts hold anything of the often absent parts.
     often_absent_holders = _holders(postlist, _OFTEN_ABSENT_IN_TABLE)
+    subjects = _reply_subjects(postlist, tables, floors, ctx.noise)
     posts = [
-        _parse_post(table, floor, label, ctx, tz, fetched, any_often_absent=id(table) in often_absent_holders)
+        _parse_post(table, floor, label, ctx, tz, fetched, any_often_absent=id(table) in often_absent_holders,
+                    subject=subjects.get(id(table)))
         for table, floor, label in zip(tables, floors, labels)
     ]
+    first_post = next((table for table, floor in zip(tables, floors) if floor == 1), None)
     return ThreadPage(
         tid=_thread_tid(ctx, canonical, tables),
         title=title,
@@ -884,4 +947,6 @@ def _parse_thread(soup: BeautifulSoup, ctx: ParseContext) -> ThreadPage:
         replies=replies,
         views=views,
         canonical_url=canonical,
+        poll=_poll(first_post) if first_post is not None else None,
+        classified=_classified(first_post) if first_post is not None else None,
     )

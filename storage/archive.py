@@ -211,14 +211,55 @@ def _post_values(post: PostRecord) -> dict[str, Any]:
         "attachments_json": _json([_attachment_dict(a) for a in post.attachments or ()]),
         "status": _text(post.status or NORMAL_STATUS),
         "noise_json": _json(dict(post.noise_removed or {})),
+        "subject": getattr(post, "subject", None),
     }
+
+
+def _poll_dict(poll: Any) -> dict[str, Any]:
+    """What of a PollRecord a page's extract hash covers: all but the countdown, which changes
+    with every view."""
+    return {
+        "options": [{"text": text, "votes": votes} for text, votes in poll.options],
+        "voters": poll.voters,
+        "multiple": bool(poll.multiple),
+        "max_choices": poll.max_choices,
+        "results_hidden": bool(poll.results_hidden),
+        "ended": bool(poll.ended),
+    }
+
+
+def _classified_dict(info: Any) -> dict[str, Any]:
+    """threads.classified_json of a ClassifiedRecord."""
+    return {"sort_name": info.sort_name, "fields": [{"title": title, "value": value} for title, value in info.fields]}
+
+
+def _thread_extras(page: Any) -> tuple[dict | None, dict | None]:
+    """The page's poll and classified information as hashed, None where it shows none."""
+    poll, classified = getattr(page, "poll", None), getattr(page, "classified", None)
+    return (_poll_dict(poll) if poll is not None else None,
+            _classified_dict(classified) if classified is not None else None)
+
+
+def _poll_json(page: Any, hashed: dict | None, now: str) -> str | None:
+    """threads.poll_json: the poll as hashed, and its countdown with the time it was read."""
+    if hashed is None:
+        return None
+    return _json({**hashed, "remaining_raw": page.poll.remaining_raw, "seen_at": now})
+
+
+def _shows_opening_post(page: Any) -> bool:
+    """Whether the page shows the opening post as the forum renders it whole: then a poll or
+    classified table it lacks is gone from the thread. A text rendering (no media_refs) or a
+    locked opening post shows neither, whatever the thread has."""
+    return any(post.floor == 1 and _text(post.status or NORMAL_STATUS) == NORMAL_STATUS
+               and getattr(post, "media_refs", None) is not None for post in page.posts)
 
 
 # The posts columns _post_values fills, in the order the batched insert binds them.
 _RECORD_COLUMNS = (
     "pid", "floor", "floor_label", "author", "author_uid", "posted_at", "posted_at_raw", "content_text",
     "content_html", "content_hash", "quotes_json", "signature", "edit_note", "attachments_json", "status",
-    "noise_json", "hash_covers_media",
+    "noise_json", "hash_covers_media", "subject",
 )
 # A page's new posts go in with one executemany of one constant statement (sqlite3 prepares
 # it once): per-post INSERTs built from dicts cost more in Python than SQLite spent on them.
@@ -259,6 +300,8 @@ _TOUCH_POST_SQL = """UPDATE posts SET
     last_seen_at = :now,
     gone_at = NULL,
     signature = CASE WHEN :keeps_archived THEN signature ELSE coalesce(:signature, signature) END,
+    -- a reply's title is no part of its version: refreshed as its signature is
+    subject = CASE WHEN :keeps_archived THEN subject ELSE coalesce(:subject, subject) END,
     edit_note = CASE WHEN :keeps_archived THEN edit_note ELSE coalesce(:edit_note, edit_note) END,
     -- refreshed (Discuz signs attachment links anew every view), but an edit's come with its
     -- new content (_replace_content), after the version before it kept the old ones; quotes
@@ -449,14 +492,20 @@ def thread_page_extract_hash(page: Any) -> str:
     """The extract hash save_thread_page stores for `page`: equal hashes mean the page
     holds the same posts with the same content, so saving it again would change nothing."""
     posts = _distinct_posts(thread_key(page.tid, page.title), page.posts)
-    return _extract_of({key: _post_values(post) for key, post in posts.items()})
+    return _extract_of({key: _post_values(post) for key, post in posts.items()}, _thread_extras(page))
 
 
-def _extract_of(values: Mapping[str, dict]) -> str:
+def _extract_of(values: Mapping[str, dict], extras: tuple[dict | None, dict | None] = (None, None)) -> str:
     # With each post's hash scheme: a page saved before a scheme came is saved again when next
     # fetched, not skipped as unchanged, so its posts take up the scheme while they are as
     # archived (a post first seen changed under it could be taken for an older version).
-    return extract_hash((key, v["content_hash"], v["hash_covers_media"]) for key, v in values.items())
+    entries: list[Iterable[object]] = [(key, v["content_hash"], v["hash_covers_media"]) for key, v in values.items()]
+    # Subjects, a poll's counts and classified fields are not versioned, but a page that changes
+    # them is saved again. Only pages that show them hash them: other pages' hashes are as
+    # before, and a page archived before they were read is saved again once, which reads them.
+    entries += [("subject", key, v["subject"]) for key, v in values.items() if v["subject"] is not None]
+    entries += [(name, extra) for name, extra in zip(("poll", "classified"), extras) if extra is not None]
+    return extract_hash(entries)
 
 
 class Archive:
@@ -877,7 +926,8 @@ class Archive:
         key_of_thread = thread_key(page.tid, page.title)
         posts = _distinct_posts(key_of_thread, page.posts)
         values = {key: _post_values(post) for key, post in posts.items()}
-        thread_id, thread_is_new = self._upsert_thread_from_page(site_id, key_of_thread, page, url, stamp)
+        extras = _thread_extras(page)
+        thread_id, thread_is_new = self._upsert_thread_from_page(site_id, key_of_thread, page, url, stamp, extras)
         new, same, changed = self._save_posts(site_id, thread_id, page.page, values, stamp,
                                               thread_is_new=thread_is_new)
         # A thread this save created holds only this page's posts: none can have vanished.
@@ -889,7 +939,7 @@ class Archive:
             url_key=url_key,
             thread_id=thread_id,
             page_no=page.page,
-            extract=_extract_of(values),
+            extract=_extract_of(values, extras),
             item_count=len(values),
             fetch_meta=fetch_meta,
             now=stamp,
@@ -926,7 +976,8 @@ class Archive:
         }
 
     def _upsert_thread_from_page(
-        self, site_id: int, key: str, page: ThreadPageRecord, url: str, now: str
+        self, site_id: int, key: str, page: ThreadPageRecord, url: str, now: str,
+        extras: tuple[dict | None, dict | None] = (None, None),
     ) -> tuple[int, bool]:
         """The thread's id, and whether this save created it (its first sighting is now)."""
         title = (page.title or "").strip() or None
@@ -938,9 +989,10 @@ class Archive:
                                        [site_id, key]).fetchone() is not None
         thread_id, stored_title = self.db.conn.execute(
             """INSERT INTO threads (site_id, tid, thread_key, title, url, board, fid, replies,
-                views, page_count, newest_first, last_archived_post_at, first_seen_at, last_seen_at)
+                views, page_count, newest_first, last_archived_post_at, poll_json, classified_json,
+                first_seen_at, last_seen_at)
             VALUES (:site_id, :tid, :key, :title, :url, :board, :fid, :replies, :views,
-                :page_count, :newest_first, :last_post_at, :now, :now)
+                :page_count, :newest_first, :last_post_at, :poll_json, :classified_json, :now, :now)
             ON CONFLICT (site_id, thread_key) DO UPDATE SET
                 tid = coalesce(excluded.tid, threads.tid),
                 -- page 1's canonical URL is the thread's URL; later pages only fill a gap
@@ -955,6 +1007,12 @@ class Archive:
                 -- max() of SQLite is NULL when either is: the later of the two that are known
                 last_archived_post_at = coalesce(max(threads.last_archived_post_at, excluded.last_archived_post_at),
                                                  threads.last_archived_post_at, excluded.last_archived_post_at),
+                -- the latest poll and classified fields seen; only a page that shows the
+                -- opening post whole may find them gone (a later page or a text copy shows neither)
+                poll_json = CASE WHEN excluded.poll_json IS NOT NULL OR :shows_opening_post
+                                 THEN excluded.poll_json ELSE threads.poll_json END,
+                classified_json = CASE WHEN excluded.classified_json IS NOT NULL OR :shows_opening_post
+                                       THEN excluded.classified_json ELSE threads.classified_json END,
                 last_seen_at = excluded.last_seen_at,
                 gone_at = NULL
             RETURNING id, title""",
@@ -972,6 +1030,9 @@ class Archive:
                 "newest_first": replies_newest_first(page),
                 "last_post_at": max((post.posted_at for post in page.posts if post.posted_at), default=None),
                 "is_first_page": page.page == 1,
+                "poll_json": _poll_json(page, extras[0], now),
+                "classified_json": _json(extras[1]) if extras[1] is not None else None,
+                "shows_opening_post": _shows_opening_post(page),
                 "now": now,
             },
         ).fetchone()

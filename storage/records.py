@@ -44,6 +44,23 @@ class PostRecord(Protocol):
     attachments: Sequence[AttachmentRecord]
     status: str  # 'normal', 'deleted', 'blocked', 'hidden' (a str enum is fine)
     noise_removed: Mapping[str, int]
+    # Optional (read with getattr): a reply's own title. Not part of a version.
+    subject: str | None
+
+
+class PollRecord(Protocol):
+    options: Sequence[tuple[str, int | None]]  # (text, votes) in page order; votes None when hidden
+    voters: int | None
+    multiple: bool
+    max_choices: int | None
+    results_hidden: bool
+    ended: bool
+    remaining_raw: str | None  # the countdown as printed when the page was read
+
+
+class ClassifiedRecord(Protocol):
+    sort_name: str | None
+    fields: Sequence[tuple[str, str]]  # (title, value) in page order
 
 
 class ThreadPageRecord(Protocol):
@@ -57,6 +74,9 @@ class ThreadPageRecord(Protocol):
     replies: int | None
     views: int | None
     canonical_url: str | None
+    # Optional (read with getattr; None when absent): shown with the opening post, on page 1.
+    poll: PollRecord | None
+    classified: ClassifiedRecord | None
 
 
 class BoardRowRecord(Protocol):
@@ -83,6 +103,8 @@ __all__ = [
     "AttachmentRecord",
     "BoardPageRecord",
     "BoardRowRecord",
+    "ClassifiedRecord",
+    "PollRecord",
     "PostRecord",
     "QuoteRecord",
     "ThreadPageRecord",

@@ -16,7 +16,7 @@ import sqlite_utils
 
 from storage.bigram import BIGRAM_FUNCTION
 
-SCHEMA_VERSION = 16
+SCHEMA_VERSION = 17
 
 
 class SchemaVersionError(RuntimeError):
@@ -509,6 +509,15 @@ MIGRATIONS: tuple[Migration, ...] = (
     version_id INTEGER NOT NULL REFERENCES post_versions(id),
     seen_at TEXT NOT NULL
 )""", "CREATE INDEX idx_post_reverts_version ON post_reverts (version_id)"),
+    ),
+    Migration(
+        17,
+        "what a thread page shows outside the post bodies: posts.subject (a reply's own title), "
+        "threads.poll_json (a poll thread's options, counts and voters) and threads.classified_json "
+        "(the thread's 分类信息 fields), the latest seen on page 1; NULL where there is none",
+        ("ALTER TABLE posts ADD COLUMN subject TEXT",
+         "ALTER TABLE threads ADD COLUMN poll_json TEXT",
+         "ALTER TABLE threads ADD COLUMN classified_json TEXT"),
     ),
 )
 

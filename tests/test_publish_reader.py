@@ -433,3 +433,31 @@ async def test_posts_and_threads_offer_no_search_box_that_misses_short_words(arc
     assert len((await client.get("/forum/search.json", params={"q": "党员"})).json()["rows"]) == 2
     titled = (await client.get("/forum/threads.json", params={"title__contains": "党委", "_shape": "array"})).json()
     assert [row["title"] for row in titled] == ["基层党委办公室应强化的十种意识"]
+
+
+async def test_thread_page_shows_the_poll_classified_fields_and_reply_subjects_escaped(tmp_path):
+    from dataclasses import replace
+
+    from tests.test_discuz_engine import fixture
+    from tests.test_discuz_thread_extras import CLASSIFIED_URL, POLL_URL, thread
+
+    page = thread(fixture("thread_poll"))
+    classified = thread(fixture("thread_classified"), CLASSIFIED_URL).classified
+    hostile = f"<script>alert({MARK})</script>"
+    posts = [page.posts[0], replace(page.posts[1], subject=f"回复 {hostile}"), page.posts[2]]
+    page = replace(page, posts=posts, classified=replace(classified, fields=(*classified.fields, ("备注", hostile))))
+    path = tmp_path / "forum.db"
+    with Archive(path) as archive:
+        site_id = archive.upsert_site("laomi", engine="discuz", base_url="http://bbs.example.cn/")
+        archive.save_thread_page(site_id, page, url=POLL_URL, url_key=POLL_URL)
+    resp = await make_datasette(path).client.get("/-/thread/1")
+    assert resp.status_code == 200 and f"alert({MARK})</script>" not in resp.text
+    tree = LexborHTMLParser(resp.text)
+    first, second, third = tree.css("article.thread-post")
+    assert [li.text() for li in first.css(".poll li")] == ["按时间顺序写 (9)", "按工作板块写 范文 (8)", "不写 (1)"]
+    assert "共有 12 人参与投票" in first.css_first(".poll p").text()
+    rows = [(tr.css_first("th").text(), tr.css_first("td").text()) for tr in first.css("table.classified tr")]
+    assert rows[0] == ("租金", "2500 元/月") and rows[-1] == ("备注", hostile)
+    assert first.css_first("table.classified caption").text() == "房屋出租"
+    assert second.css_first("h2.subject").text() == f"回复 {hostile}"
+    assert third.css_first("h2.subject") is None and second.css_first(".poll") is None

@@ -79,6 +79,32 @@ class Post:
     attachments: list[Attachment] = field(default_factory=list)
     status: PostStatus = PostStatus.NORMAL
     noise_removed: dict[str, int] = field(default_factory=dict)  # filter name -> count removed
+    # A reply's own title, printed above its body when its author gave one (the opening post's
+    # is the thread's title). Not part of a version: a changed subject is refreshed in place.
+    subject: str | None = None
+
+
+@dataclass(frozen=True)
+class Poll:
+    """A poll thread's poll as its page 1 shows it to a guest."""
+
+    options: tuple[tuple[str, int | None], ...]  # (text, votes) in page order; votes None when hidden
+    voters: int | None = None  # 共有 N 人参与投票
+    multiple: bool = False  # 多选投票 rather than 单选投票
+    max_choices: int | None = None  # 最多可选 N 项, for a multiple-choice poll that limits them
+    results_hidden: bool = False  # 投票后结果可见: counts are shown only to those who voted
+    ended: bool = False  # 投票已经结束
+    # The countdown as printed (距结束还有 "3 天 5 小时 12 分钟"): the page shows no end date.
+    remaining_raw: str | None = None
+
+
+@dataclass(frozen=True)
+class ClassifiedInfo:
+    """A thread's classified information (分类信息): the typed fields of its sort, shown above the
+    opening post; on property, job and trade boards they are the main content."""
+
+    sort_name: str | None  # the sort, as the table's caption names it
+    fields: tuple[tuple[str, str], ...]  # (title, value as printed, unit included) in page order
 
 
 @dataclass
@@ -93,6 +119,9 @@ class ThreadPage:
     replies: int | None = None  # printed on page 1 only
     views: int | None = None
     canonical_url: str | None = None
+    # Shown with the opening post only, so on page 1 only; None elsewhere and when absent.
+    poll: Poll | None = None
+    classified: ClassifiedInfo | None = None
 
 
 @dataclass

@@ -25,9 +25,11 @@ from scraper.clean import MarkupSelectors, NoiseRules, absolute_url, normalise_w
 from scraper.engines.base import (
     Attachment,
     BoardPage,
+    ClassifiedInfo,
     BoardRow,
     PageKind,
     ParseContext,
+    Poll,
     Post,
     PostStatus,
     Quote,
@@ -112,6 +114,24 @@ class DiscuzSelectors:
     hidden_image_list: str = 'div[id^="imagelist_"]:not([id^="imagelistthumb_"])'
     image_tip_names: str = 'div[id^="aimg_"][id$="_menu"]'  # hidden tip with the file name
     attachment_links: str = 'a[href*="mod=attachment"]'
+    # A reply's own title (viewthread_node_body.htm): the opening post's is never printed there.
+    reply_subject: str = "div.pcb > h2"
+    # parts of the opening post outside its body (page 1 only)
+    poll: str = "form#poll"  # viewthread_poll.htm
+    poll_summary: str = "div.pinf"  # 多选投票: ( 最多可选 N 项 ) , 投票后结果可见, 共有 N 人参与投票
+    poll_countdown: str = "p.ptmr"  # 距结束还有: ... or 投票已经结束
+    poll_rows: str = "div.pcht tr"  # an option's row (td.pvt), then its results row unless hidden
+    poll_option: str = "td.pvt"
+    poll_votes: str = "em"  # in the results row: "50.00% <em>(6)</em>"
+    # An image poll lays its options out as cells instead: text, then "N票" under the bar.
+    poll_image_options: str = 'td[id^="polloption_"]'
+    poll_image_text: str = "p.xi2"
+    poll_image_votes: str = "p.imgfc span.z"
+    classified: str = "div.typeoption table.cgtl"  # 分类信息; a sort with its own template has no such table
+    classified_caption: str = "caption"
+    classified_rows: str = "tr"
+    classified_title: str = "th"
+    classified_value: str = "td"
     # board rows
     row_title: str = "th a.xst"
     row_cells_by: str = "td.by"
@@ -147,6 +167,18 @@ POSTED_PREFIX = "发表于"
 MISSING_NOTICE_MARKS = ("主题不存在", "主題不存在", "版块不存在", "版塊不存在")
 BLOCKED_NOTICE_MARK = "屏蔽"  # 作者被禁止或删除 内容自动屏蔽 / 该帖被管理员或版主屏蔽
 THREAD_STARTER_MARKS = ("楼主", "|")  # printed next to the author in the post header
+
+# The poll's printed texts (lang_template.php), simplified and traditional script.
+POLL_MULTIPLE_MARKS = ("多选", "多選")
+POLL_RESULTS_AFTER_VOTE_MARKS = ("投票后结果可见", "投票後結果可見")
+POLL_ENDED_MARKS = ("投票已经结束", "投票已經結束")
+POLL_COUNTDOWN_PREFIXES = ("距结束还有", "距結束還有")
+_POLL_VOTERS = re.compile(r"共有\s*([0-9]+)\s*人[参參][与與]投票")
+_POLL_MAX_CHOICES = re.compile(r"最多可[选選]\s*([0-9]+)\s*[项項]")
+_POLL_OPTION_NUMBER = re.compile(r"^[0-9]+\.\s*")  # "1. &nbsp;选项" : the number is the template's
+_POLL_ROW_VOTES = re.compile(r"^\(([0-9]+)\)$")
+_POLL_IMAGE_VOTES = re.compile(r"^([0-9]+)\s*票")
+CLASSIFIED_TITLE_ENDS = ":："  # "<th>价格:</th>"
 
 # Page-kind markers. Discuz's antitheft script builds its URL from 1-3 character pieces, so
 # "_dsign" itself may be split; the getName.caller helper it always defines is not.
@@ -1017,6 +1049,89 @@ def _signature(table: LexborNode) -> str | None:
     return clean.html_to_text(sign) or None
 
 
+def _reply_subjects(postlist: LexborNode, tables: list[LexborNode], floors: list[int | None],
+                    noise: NoiseRules) -> dict[int, str]:
+    """The page's reply subjects by their post's table (mem_id). One walk of the post list finds
+    the few there are; a query of each post would cost every post a walk of its own."""
+    heads = postlist.css(SELECTORS.reply_subject)
+    if not heads:
+        return {}
+    replies = {table.mem_id for table, floor in zip(tables, floors) if floor != 1}
+    subjects: dict[int, str] = {}
+    for head in heads:
+        node = head.parent
+        while node is not None and node.mem_id != postlist.mem_id and not _PID_ID.fullmatch(node.id or ""):
+            node = node.parent
+        if node is None or node.mem_id not in replies or node.mem_id in subjects:
+            continue
+        head = head.clone()
+        clean.strip_markup_noise(head, MARKUP_NOISE)
+        text = clean.clean_node_text(head, noise)[0]
+        if text:
+            subjects[node.mem_id] = text
+    return subjects
+
+
+def _poll(first_post: LexborNode) -> Poll | None:
+    """The poll of a poll thread (viewthread_poll.htm), from its opening post."""
+    s = SELECTORS
+    form = first_post.css_first(s.poll)
+    if form is None:
+        return None
+    summary = _text(form.css_first(s.poll_summary))
+    options: list[tuple[str, int | None]] = []
+    cells = form.css(s.poll_image_options)
+    for cell in cells:
+        shown = cell.css_first(s.poll_image_votes)
+        match = _POLL_IMAGE_VOTES.match(_text(shown))
+        options.append((_text(cell.css_first(s.poll_image_text)), ascii_number(match[1]) if match else None))
+    for row in form.css(s.poll_rows) if not cells else ():
+        label = row.css_first(s.poll_option)
+        if label is not None:
+            options.append((_POLL_OPTION_NUMBER.sub("", _text(label), count=1), None))
+        elif options and options[-1][1] is None:  # the option's results row, unless they are hidden
+            match = _POLL_ROW_VOTES.match(_text(row.css_first(s.poll_votes)))
+            if match:
+                options[-1] = (options[-1][0], ascii_number(match[1]))
+    return poll_record(summary, options, _text(form.css_first(s.poll_countdown)))
+
+
+def poll_record(summary: str, options: Sequence[tuple[str, int | None]], countdown: str) -> Poll:
+    """A Poll from what the poll prints as text: its summary line (div.pinf), its options and
+    its countdown line (p.ptmr), each white space normalised."""
+    voters = _POLL_VOTERS.search(summary)
+    max_choices = _POLL_MAX_CHOICES.search(summary)
+    ended = any(mark in countdown for mark in POLL_ENDED_MARKS)
+    for prefix in POLL_COUNTDOWN_PREFIXES:
+        if countdown.startswith(prefix):
+            countdown = countdown[len(prefix):].lstrip(":： ")
+    return Poll(
+        options=tuple(options),
+        voters=ascii_number(voters[1]) if voters else None,
+        multiple=summary.startswith(POLL_MULTIPLE_MARKS),
+        max_choices=ascii_number(max_choices[1]) if max_choices else None,
+        # A guest who may not vote is not told why the counts are missing: none shown is hidden.
+        results_hidden=any(mark in summary for mark in POLL_RESULTS_AFTER_VOTE_MARKS)
+        or (bool(options) and all(votes is None for _, votes in options)),
+        ended=ended,
+        remaining_raw=(countdown or None) if not ended else None,
+    )
+
+
+def _classified(first_post: LexborNode) -> ClassifiedInfo | None:
+    """The classified information (分类信息) above the opening post's body."""
+    s = SELECTORS
+    table = first_post.css_first(s.classified)
+    if table is None:
+        return None
+    fields = []
+    for row in table.css(s.classified_rows):
+        title = row.css_first(s.classified_title)
+        if title is not None:
+            fields.append((_text(title).rstrip(CLASSIFIED_TITLE_ENDS).rstrip(), _text(row.css_first(s.classified_value))))
+    return ClassifiedInfo(sort_name=_text(table.css_first(s.classified_caption)) or None, fields=tuple(fields))
+
+
 def _floor_label(table: LexborNode) -> str:
     link = table.css_first(SELECTORS.floor_link) or table.css_first(SELECTORS.floor_label_any)
     return _text(link)
@@ -1046,6 +1161,7 @@ def _parse_post(
     fetched: datetime | None,
     *,
     any_often_absent: bool = True,
+    subject: str | None = None,
 ) -> Post:
     """One post; any_often_absent=False when the table holds nothing of _OFTEN_ABSENT_IN_TABLE."""
     author, author_uid = _author(table, first_link_may_match=any_often_absent)
@@ -1068,6 +1184,7 @@ def _parse_post(
         attachments=parts.attachments or [],
         status=parts.status,
         noise_removed=parts.noise or {},
+        subject=subject,
     )
 
 
@@ -1107,10 +1224,14 @@ def _parse_thread(tree: LexborHTMLParser, ctx: ParseContext) -> ThreadPage:
     labels = [_floor_label(t) for t in tables]
     floors = assign_floors(labels, page, page_count)
     often_absent_holders = _holders(postlist, _OFTEN_ABSENT_IN_TABLE)
+    subjects = _reply_subjects(postlist, tables, floors, ctx.noise)
     posts = [
-        _parse_post(table, floor, label, ctx, tz, fetched, any_often_absent=table.mem_id in often_absent_holders)
+        _parse_post(table, floor, label, ctx, tz, fetched, any_often_absent=table.mem_id in often_absent_holders,
+                    subject=subjects.get(table.mem_id))
         for table, floor, label in zip(tables, floors, labels)
     ]
+    # The poll and the classified fields belong to the opening post: a query of it alone, on page 1.
+    first_post = next((table for table, floor in zip(tables, floors) if floor == 1), None)
     return ThreadPage(
         tid=_thread_tid(ctx, canonical, tables),
         title=title,
@@ -1122,6 +1243,8 @@ def _parse_thread(tree: LexborHTMLParser, ctx: ParseContext) -> ThreadPage:
         replies=replies,
         views=views,
         canonical_url=canonical,
+        poll=_poll(first_post) if first_post is not None else None,
+        classified=_classified(first_post) if first_post is not None else None,
     )
 
 
@@ -1302,6 +1425,7 @@ __all__ = [
     "parse_guide",
     "parse_post_time",
     "parse_thread",
+    "poll_record",
     "read_pages",
     "site_timezone",
     "thread_ref",

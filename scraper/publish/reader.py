@@ -41,6 +41,14 @@ class FileLink:
     is_image: bool
 
 
+@dataclass(frozen=True)
+class PollView:
+    options: list[tuple[str, int | None]]  # (text, votes); votes None when the forum hid them
+    voters: int | None
+    multiple: bool
+    ended: bool
+
+
 @dataclass
 class PostView:
     """One post, ready for the template: `body_html` is sanitised, everything else is text."""
@@ -51,6 +59,7 @@ class PostView:
     author: str | None
     posted_at: str
     body_html: str
+    subject: str | None = None  # a reply's own title
     quotes: list[Quote] = field(default_factory=list)
     signature: str | None = None
     edit_note: str | None = None
@@ -141,6 +150,37 @@ def _attachments(raw: str | None) -> list[FileLink]:
     return links
 
 
+def _json_object(raw: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(raw or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _count_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def poll_view(poll_json: str | None) -> PollView | None:
+    """threads.poll_json as the template shows it above the opening post; None without a poll."""
+    poll = _json_object(poll_json)
+    if not poll:
+        return None
+    options = [(str(o.get("text") or ""), _count_or_none(o.get("votes")))
+               for o in poll.get("options") or () if isinstance(o, dict)]
+    return PollView(options, _count_or_none(poll.get("voters")), bool(poll.get("multiple")), bool(poll.get("ended")))
+
+
+def classified_fields(classified_json: str | None) -> tuple[str | None, list[tuple[str, str]]]:
+    """threads.classified_json as (sort name, [(title, value)]) for the template."""
+    info = _json_object(classified_json)
+    fields = [(str(f.get("title") or ""), str(f.get("value") or "")) for f in info.get("fields") or ()
+              if isinstance(f, dict)]
+    sort_name = info.get("sort_name")
+    return (str(sort_name) if sort_name else None), fields
+
+
 def post_view(row: dict[str, Any], base_url: str, thread_url: str | None, *, hotlink_images: bool,
               page_url: Callable[[int], str] | None = None) -> PostView:
     """A posts row (as THREAD_POSTS_SQL selects it) turned into what the template shows.
@@ -158,6 +198,7 @@ def post_view(row: dict[str, Any], base_url: str, thread_url: str | None, *, hot
         author=row["author"],
         posted_at=local_time(row["posted_at"], row["posted_at_raw"]),
         body_html=body_html,
+        subject=row.get("subject"),
         quotes=_quotes_not_in_body(_quotes(row["quotes_json"]), body_html),
         signature=row["signature"],
         edit_note=row["edit_note"],
@@ -171,7 +212,7 @@ def post_view(row: dict[str, Any], base_url: str, thread_url: str | None, *, hot
 
 THREAD_SQL = """
 select threads.id, threads.title, threads.url, threads.board, threads.replies, threads.views,
-    threads.gone_at, sites.name as site_name, sites.base_url, sites.utc_offset, sites.engine
+    threads.gone_at, threads.poll_json, threads.classified_json, sites.name as site_name, sites.base_url, sites.utc_offset, sites.engine
 from threads join sites on sites.id = threads.site_id
 where threads.id = :thread_id
 """
@@ -179,7 +220,7 @@ where threads.id = :thread_id
 _POST_ORDER = "floor is null, floor, posted_at, id"
 THREAD_POSTS_SQL = f"""
 select id, pid, floor, floor_label, page, author, posted_at, posted_at_raw, content_html, quotes_json,
-    signature, edit_note, attachments_json, status, version_count, gone_at
+    subject, signature, edit_note, attachments_json, status, version_count, gone_at
 from posts where thread_id = :thread_id
 order by {_POST_ORDER}
 limit :limit offset :offset

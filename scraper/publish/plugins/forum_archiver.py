@@ -94,6 +94,8 @@ async def thread_page(datasette, request):
         "thread": thread,
         "thread_url": thread_url,
         "posts": posts,
+        "poll": reader.poll_view(thread["poll_json"]),
+        "classified": reader.classified_fields(thread["classified_json"]),
         "page": page,
         "pages": pages,
         "post_count": post_count,

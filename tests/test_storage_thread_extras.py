@@ -1,0 +1,171 @@
+"""Storing what a thread page shows outside the post bodies: posts.subject, threads.poll_json and
+threads.classified_json (migration 17), from pages the engine parsed off the fixtures."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import replace
+
+import sqlite_utils
+
+from scraper.engines.base import ParseContext, PostStatus
+from scraper.engines.discuz_text import parse_text_page
+from storage.archive import Archive, _distinct_posts, _post_values, thread_page_extract_hash
+from storage.dedup import extract_hash, thread_key
+from storage.schema import MIGRATIONS, ensure_schema
+from tests.test_discuz_engine import fixture
+from tests.test_discuz_thread_extras import CLASSIFIED_URL, POLL_URL, thread
+from tests.test_storage_support import T0, T1, T2, T3, archive, site_id  # noqa: F401  (fixtures)
+from tests.test_text_import import SEED_TEXT, demo_ctx
+
+POLL_PAGE_2_URL = "http://bbs.example.cn/thread-120-2-1.html"
+
+
+def save(archive, site_id, page, now, url=POLL_URL):
+    return archive.save_thread_page(site_id, page, url=url, url_key=url, now=now)
+
+
+def thread_row(archive, tid):
+    return next(archive.db.query("SELECT * FROM threads WHERE tid = ?", [tid]))
+
+
+def stored_poll(archive, tid=120):
+    value = thread_row(archive, tid)["poll_json"]
+    return json.loads(value) if value is not None else None
+
+
+def subjects(archive):
+    return archive.db.execute("SELECT pid, subject FROM posts ORDER BY pid").fetchall()
+
+
+def poll_page(votes_of_first: int = 9):
+    return thread(fixture("thread_poll").replace('(9)</em>', f'({votes_of_first})</em>'))
+
+
+def poll_page_2():
+    """Page 2 of the poll thread: replies only, no opening post and so no poll (as the engine
+    reads a page without floor 1: test_discuz_thread_extras)."""
+    page = poll_page()
+    replies = [replace(post, pid=post.pid + 10, floor=post.floor + 10, floor_label=f"{post.floor + 10}#", subject=None)
+               for post in page.posts]
+    return replace(page, page=2, page_count=2, poll=None, posts=replies)
+
+
+def test_a_poll_page_stores_its_poll_and_the_replies_subjects(archive, site_id):
+    save(archive, site_id, poll_page(), T1)
+    assert stored_poll(archive) == {
+        "options": [{"text": "按时间顺序写", "votes": 9}, {"text": "按工作板块写 范文", "votes": 8},
+                    {"text": "不写", "votes": 1}],
+        "voters": 12, "multiple": True, "max_choices": 2, "results_hidden": False, "ended": False,
+        "remaining_raw": "3 天 5 小时 12 分钟", "seen_at": T1,
+    }
+    assert thread_row(archive, 120)["classified_json"] is None
+    assert subjects(archive) == [(2001, None), (2002, "回复：按时间顺序 & 分板块"), (2003, None)]
+    # SQL reads the options with json_each.
+    rows = archive.db.execute("""SELECT o.value ->> 'text', o.value ->> 'votes' FROM threads,
+        json_each(threads.poll_json, '$.options') AS o WHERE tid = 120""").fetchall()
+    assert rows == [("按时间顺序写", 9), ("按工作板块写 范文", 8), ("不写", 1)]
+
+
+def test_a_later_page_keeps_the_poll_and_page_1_refreshes_it(archive, site_id):
+    save(archive, site_id, poll_page(), T1)
+    second = poll_page_2()
+    assert second.page == 2 and second.poll is None
+    save(archive, site_id, second, T2, url=POLL_PAGE_2_URL)
+    assert stored_poll(archive)["options"][0] == {"text": "按时间顺序写", "votes": 9}
+    save(archive, site_id, poll_page(votes_of_first=10), T3)
+    assert stored_poll(archive)["options"][0] == {"text": "按时间顺序写", "votes": 10}
+    assert stored_poll(archive)["seen_at"] == T3
+
+
+def test_new_votes_make_page_1_worth_saving_again_but_the_countdown_does_not():
+    # The crawler skips a page whose extract hash is as archived: counts must change it.
+    assert thread_page_extract_hash(poll_page(10)) != thread_page_extract_hash(poll_page(9))
+    later = thread(fixture("thread_poll").replace("12 分钟", "11 分钟"))
+    assert thread_page_extract_hash(later) == thread_page_extract_hash(poll_page(9))
+
+
+def test_a_page_without_extras_hashes_as_before():
+    # Pages archived by the previous version are not all saved again after the upgrade.
+    page = thread(fixture("thread_page1"), "http://bbs.example.cn/thread-88-1-1.html")
+    posts = _distinct_posts(thread_key(page.tid, page.title), page.posts)
+    before = extract_hash((key, v["content_hash"], v["hash_covers_media"])
+                          for key, v in ((k, _post_values(p)) for k, p in posts.items()))
+    assert thread_page_extract_hash(page) == before
+
+
+def test_page_1_without_the_poll_clears_it_and_a_locked_opening_post_does_not(archive, site_id):
+    save(archive, site_id, poll_page(), T1)
+    page = poll_page()
+    locked = replace(page, poll=None, posts=[replace(page.posts[0], status=PostStatus.BLOCKED), *page.posts[1:]])
+    save(archive, site_id, locked, T2)
+    assert stored_poll(archive) is not None
+    save(archive, site_id, replace(page, poll=None), T3)
+    assert stored_poll(archive) is None
+
+
+def test_classified_information_is_stored_and_cleared_only_by_page_1(archive, site_id):
+    page = thread(fixture("thread_classified"), CLASSIFIED_URL)
+    save(archive, site_id, page, T1, url=CLASSIFIED_URL)
+    assert json.loads(thread_row(archive, 130)["classified_json"]) == {"sort_name": "房屋出租", "fields": [
+        {"title": "租金", "value": "2500 元/月"}, {"title": "户型", "value": "两室一厅"},
+        {"title": "地址", "value": "城东区 光明路 12 号"}, {"title": "联系电话", "value": "-"}]}
+    rows = archive.db.execute("""SELECT f.value ->> 'value' FROM threads, json_each(threads.classified_json, '$.fields') AS f
+        WHERE tid = 130 AND f.value ->> 'title' = '租金'""").fetchall()
+    assert rows == [("2500 元/月",)]
+    save(archive, site_id, replace(page, classified=None), T2, url=CLASSIFIED_URL)
+    assert thread_row(archive, 130)["classified_json"] is None
+
+
+def test_a_changed_subject_is_refreshed_without_a_new_version(archive, site_id):
+    save(archive, site_id, poll_page(), T1)
+    page = poll_page()
+    renamed = replace(page, posts=[page.posts[0], replace(page.posts[1], subject="改过的标题"), page.posts[2]])
+    result = save(archive, site_id, renamed, T2)
+    assert (result.new_versions, result.new_posts) == (0, 0)
+    assert subjects(archive)[1] == (2002, "改过的标题")
+    assert archive.db.execute("SELECT version_count FROM posts WHERE pid = 2002").fetchone() == (1,)
+    # A rendering that shows no subject (a blocked post) keeps the one archived.
+    blocked = replace(page, posts=[page.posts[0], replace(page.posts[1], subject=None, status=PostStatus.BLOCKED),
+                                   page.posts[2]])
+    save(archive, site_id, blocked, T3)
+    assert subjects(archive)[1] == (2002, "改过的标题")
+
+
+def test_a_text_rendering_of_page_1_erases_nothing(archive, site_id):
+    text_page = parse_text_page(SEED_TEXT, demo_ctx(POLL_URL))
+    assert text_page.page == 1 and text_page.posts[0].floor == 1 and text_page.poll is None
+    crawled = replace(
+        text_page, poll=poll_page().poll, classified=thread(fixture("thread_classified"), CLASSIFIED_URL).classified,
+        posts=[replace(post, pid=9000 + post.floor, media_refs=(), subject="标题" if post.floor == 2 else None)
+               for post in text_page.posts])
+    save(archive, site_id, crawled, T1)
+    save(archive, site_id, text_page, T2)
+    row = thread_row(archive, 120)
+    assert json.loads(row["poll_json"])["voters"] == 12
+    assert json.loads(row["classified_json"])["sort_name"] == "房屋出租"
+    assert archive.db.execute("SELECT subject FROM posts WHERE floor = 2").fetchall() == [("标题",)]
+
+
+def test_migration_17_upgrades_a_version_16_archive_in_place(tmp_path):
+    path = tmp_path / "archive.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    assert ensure_schema(sqlite_utils.Database(conn), MIGRATIONS[:16]) == 16
+    conn.executescript("""
+        INSERT INTO sites (id, name, engine, base_url, created_at) VALUES (1, 'laomi', 'discuz', 'http://bbs.example.cn/', 'x');
+        INSERT INTO threads (id, site_id, tid, thread_key, title, first_seen_at, last_seen_at)
+            VALUES (1, 1, 120, '120', '年终总结怎么写？大家投个票', 'x', 'x');
+        INSERT INTO posts (id, site_id, thread_id, pid, post_key, floor, content_text, content_html, content_hash,
+            version_count, first_seen_at, last_seen_at)
+        VALUES (1, 1, 1, 2002, '2002', 2, '我两样都用。', '我两样都用。', 'h', 1, 'x', 'x');
+    """)
+    conn.close()
+    with Archive(path) as upgraded:
+        assert upgraded.db.execute("SELECT max(version) FROM schema_version").fetchone() == (17,)
+        assert upgraded.db.execute("SELECT poll_json, classified_json FROM threads").fetchone() == (None, None)
+        assert upgraded.db.execute("SELECT subject FROM posts").fetchone() == (None,)
+        save(upgraded, 1, poll_page(), T1)
+        assert stored_poll(upgraded)["voters"] == 12
+        assert upgraded.db.execute("SELECT count(*) FROM threads").fetchone() == (1,)
+        assert upgraded.db.execute("SELECT subject FROM posts WHERE pid = 2002").fetchone() == ("回复：按时间顺序 & 分板块",)
