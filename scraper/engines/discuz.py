@@ -25,8 +25,8 @@ from scraper.clean import MarkupSelectors, NoiseRules, absolute_url, normalise_w
 from scraper.engines.base import (
     Attachment,
     BoardPage,
-    ClassifiedInfo,
     BoardRow,
+    ClassifiedInfo,
     PageKind,
     ParseContext,
     Poll,
@@ -1128,7 +1128,8 @@ def _classified(first_post: LexborNode) -> ClassifiedInfo | None:
     for row in table.css(s.classified_rows):
         title = row.css_first(s.classified_title)
         if title is not None:
-            fields.append((_text(title).rstrip(CLASSIFIED_TITLE_ENDS).rstrip(), _text(row.css_first(s.classified_value))))
+            value = _text(row.css_first(s.classified_value))
+            fields.append((_text(title).rstrip(CLASSIFIED_TITLE_ENDS).rstrip(), value))
     return ClassifiedInfo(sort_name=_text(table.css_first(s.classified_caption)) or None, fields=tuple(fields))
 
 

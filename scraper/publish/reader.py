@@ -212,7 +212,8 @@ def post_view(row: dict[str, Any], base_url: str, thread_url: str | None, *, hot
 
 THREAD_SQL = """
 select threads.id, threads.title, threads.url, threads.board, threads.replies, threads.views,
-    threads.gone_at, threads.poll_json, threads.classified_json, sites.name as site_name, sites.base_url, sites.utc_offset, sites.engine
+    threads.gone_at, threads.poll_json, threads.classified_json, sites.name as site_name, sites.base_url,
+    sites.utc_offset, sites.engine
 from threads join sites on sites.id = threads.site_id
 where threads.id = :thread_id
 """
