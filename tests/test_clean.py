@@ -674,39 +674,3 @@ def test_a_text_holding_the_break_mark_is_left_to_the_tree():
     root.last_child.replace_with("乙\x00丙")
     assert "\x00" in root.inner_html
     assert clean.clean_plain_node(root, NoiseRules()) is None
-
-
-# Each part the Discuz engine asks a body for only when clean_plain_body turns it down
-# (discuz._RARE_IN_BODY), written plainly and hidden, as text of its own and wrapped in noise.
-_RARE_PART_SAMPLES = [
-    '<div class="locked">本帖隐藏的内容</div>', '<em onclick="copycode($(\'code0\'));">复制代码</em>',
-    '<div class="showhide"><h4>本帖隐藏的内容</h4>x</div>', '<div class="attach_nopermission">附件</div>',
-    '<i class="pstatus"> 本帖最后由 a 于 2020-1-1 编辑 </i>', '<div class="quote"><blockquote>引用</blockquote></div>',
-    '<dl class="tattl"><dt>附件</dt></dl>', '<img src="a.png">', '<a href="forum.php?mod=attachment&amp;aid=MQ">a.zip</a>',
-    '<div class="blockcode"><ol><li>code</li></ol></div>',
-]
-_HIDDEN_RARE_PART_SAMPLES = [
-    re.sub(r"^<(\w+)", r'<\1 style="display:none"', sample) for sample in _RARE_PART_SAMPLES
-]
-
-
-def test_every_rare_body_part_has_a_sample():
-    from scraper.engines.discuz import _RARE_IN_BODY
-
-    for selector in _RARE_IN_BODY.split(", "):
-        assert any(fragment(sample).css_first(selector) is not None for sample in _RARE_PART_SAMPLES), selector
-    for sample in _RARE_PART_SAMPLES + _HIDDEN_RARE_PART_SAMPLES:
-        assert fragment(sample).css_first(_RARE_IN_BODY) is not None, sample
-
-
-@settings(max_examples=500, deadline=None)
-@given(st.lists(st.one_of(_NOISY_PLAIN_PIECES, st.sampled_from(_RARE_PART_SAMPLES + _HIDDEN_RARE_PART_SAMPLES)),
-                max_size=12).map("".join))
-def test_a_body_cleaned_from_its_serialisation_holds_no_rare_part(content):
-    # The engine reads a plain body's rare parts as absent without asking: true only while
-    # clean_plain_body turns down every body that holds one.
-    from scraper.engines.discuz import _RARE_IN_BODY
-
-    root = fragment(content)
-    if clean.clean_plain_body(root, MARKUP_NOISE, NoiseRules()) is not None:
-        assert root.css_first(_RARE_IN_BODY) is None
