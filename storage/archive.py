@@ -53,13 +53,14 @@ NORMAL_STATUS = "normal"
 HIDDEN_STATUS = "hidden"  # part of the post locked away (reply to see, credits, password)
 DEFAULT_LEASE_S = 300  # matches the crawler's default; storage cannot import its config
 # What a post's content_hash covers (posts.hash_covers_media): 0 its text alone (a text
-# rendering, which shows no media, or a post archived before versions covered them); 5 its
+# rendering, which shows no media, or a post archived before versions covered them); 6 its
 # text, the media references its engine gives (images, links, attachments) and the quotes it
 # reads apart from the text. 1-3 were earlier forms of the references (3: before eMule,
-# magnet and download-manager links were kept), 4 the references without the quotes: any
-# change to what the hash holds takes the next number. A post hashed by an older scheme
-# takes up the current one, without a version, when next seen as it was hashed then.
-MEDIA_HASH_SCHEME = 5
+# magnet and download-manager links were kept), 4 the references without the quotes; 5 was
+# a form of the references reverted soon after (cb6403d), read as 0-2 are: any change to
+# what the hash holds takes the next number. A post hashed by an older scheme takes up the
+# current one, without a version, when next seen as it was hashed then.
+MEDIA_HASH_SCHEME = 6
 # What scheme 4 added: download links, whose targets the sanitiser before it dropped from the
 # HTML as well (the link stayed, without its href).
 # (storage reads no engine: the schemes are scraper.clean.DOWNLOAD_LINK_SCHEMES, as kept then)
@@ -317,11 +318,12 @@ WHERE id = :id"""
 def _other_scheme_columns(attachments: str = "attachments_json") -> str:
     """The columns a stored post brings to _same_under_an_older_scheme: its hash scheme and,
     when that differs from the page's (the :scheme parameter), its text, `attachments` (an
-    SQL expression; NULL for a text rendering's post, which shows none) and HTML, else NULL:
-    the lookup reads no text it does not need."""
+    SQL expression; NULL for a text rendering's post, which shows none), HTML and quotes,
+    else NULL: the lookup reads no text it does not need."""
     return (f"hash_covers_media, CASE WHEN hash_covers_media <> :scheme THEN content_text END, "
             f"CASE WHEN hash_covers_media <> :scheme THEN {attachments} END, "
-            f"CASE WHEN hash_covers_media <> :scheme THEN content_html END")
+            f"CASE WHEN hash_covers_media <> :scheme THEN content_html END, "
+            f"CASE WHEN hash_covers_media <> :scheme THEN quotes_json END")
 
 
 def _same_under_an_older_scheme(other: Sequence[Any], stored_hash: str, values: Mapping[str, Any]) -> bool:
@@ -330,20 +332,21 @@ def _same_under_an_older_scheme(other: Sequence[Any], stored_hash: str, values: 
     post then takes up the new hash, with no version.
 
     Under schemes 3 and 4, which hashed images and links already, the references must be the
-    same but for what the later schemes added (4 the download links, 5 the quotes): the hash
-    without those is the stored one, so a picture swapped since is an edit. Schemes 0-2
-    hashed other forms of the references, or none: there the same text and, unless the post
-    came from a text rendering (attachments NULL), the same attachments decide. What else of
-    its media, or of its quotes, changed before it was first seen under a newer scheme is not
-    known."""
-    scheme, text, attachments_json, _html = other
+    same but for what the later schemes added (4 the download links, 6 the quotes): the hash
+    without those is the stored one, so a picture swapped since is an edit; and the quotes
+    must be the ones stored with the post, so a quote rewritten since is one too. Schemes 0-2
+    and 5 hashed other forms of the references, or none: there the same text and, unless the
+    post came from a text rendering (attachments NULL), the same attachments decide. What
+    else of its media changed before it was first seen under a newer scheme is not known."""
+    scheme, text, attachments_json, _html, quotes_json = other
     if scheme >= values["hash_covers_media"] or text is None:
         return False
     if scheme in (3, 4):
         # Neither hashed the quotes; scheme 3 neither the download links.
         refs = values.get("media_refs") or ()
         kept = [ref for ref in refs if not ref.lower().startswith(_DOWNLOAD_LINK_REF)] if scheme == 3 else refs
-        return content_hash(values["content_text"], kept) == stored_hash
+        return (content_hash(values["content_text"], kept) == stored_hash
+                and _same_quotes(quotes_json, values["quotes_json"]))
     stored = normalise_content(text)
     if attachments_json is None:
         # A text rendering shows inline what the crawled one keeps apart from the text.
@@ -351,6 +354,19 @@ def _same_under_an_older_scheme(other: Sequence[Any], stored_hash: str, values: 
             stored = normalise_content(stored.replace(piece, " ", 1))
     return stored == normalise_content(values["content_text"]) and (
         attachments_json is None or _attachment_keys(attachments_json) == _attachment_keys(values["attachments_json"]))
+
+
+def _same_quotes(stored_json: str | None, new_json: str | None) -> bool:
+    """Whether a post's stored quotes (quotes_json, kept with its current version) are the ones
+    a new reading holds: the same text and quoted post each, white space aside, and the same
+    attribution line where the stored quote has one (quotes stored before it was read have none)."""
+    stored, new = json.loads(stored_json or "[]"), json.loads(new_json or "[]")
+    return len(stored) == len(new) and all(
+        normalise_content(old.get("text") or "") == normalise_content(now.get("text") or "")
+        and old.get("pid") == now.get("pid")
+        and (old.get("attribution") is None
+             or normalise_content(old["attribution"]) == normalise_content(now.get("attribution") or ""))
+        for old, now in zip(stored, new))
 
 
 def _seconds_since(moment: str | None, now: str) -> float | None:

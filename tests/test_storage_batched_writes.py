@@ -529,3 +529,37 @@ def test_a_post_hashed_without_its_quotes_takes_up_the_new_hash_without_a_versio
 
     archive.db.execute("UPDATE posts SET content_hash = ?, hash_covers_media = 4", [scheme_4_hash])
     assert tally(save(archive, site_id, make_page(88, [quoting("改过的引用", OTHER_PHOTO)]), T3))[:3] == (0, 1, 0)
+
+
+@pytest.mark.parametrize("older_scheme", [3, 4])
+def test_a_post_hashed_without_its_quotes_whose_quote_changed_meanwhile_is_a_version(archive, site_id, older_scheme):
+    # The older schemes did not hash the quotes, but the archive kept them with the version: a
+    # quote rewritten before the post's first read under the new scheme is an edit, recorded
+    # as one, not passed over as the scheme's take-up (which would leave the old quote shown
+    # under a hash that covers the new one, and no later read would record it).
+    def quoting(quote):
+        return make_post(1001, 1, "同意楼上。", content_html=f"<p>{quote}</p><p>同意楼上。</p>",
+                         quotes=[Quote(text=quote, author="李四", posted_at_raw="2024-3-1 09:00", pid=999,
+                                       attribution="李四 发表于 2024-3-1 09:00")])
+
+    save(archive, site_id, make_page(88, [quoting("原来的引用")]), T0)
+    archive.db.execute("UPDATE posts SET content_hash = ?, hash_covers_media = ?",
+                       [content_hash("同意楼上。"), older_scheme])
+    assert tally(save(archive, site_id, make_page(88, [quoting("改写后的引用")]), T1))[:3] == (0, 1, 0)
+    quotes, html = archive.db.execute("SELECT quotes_json, content_html FROM posts").fetchone()
+    assert json.loads(quotes)[0]["text"] == "改写后的引用" and "改写后的引用" in html
+    # White space aside, and an attribution the older reading did not keep, it is the same quote.
+    archive.db.execute("UPDATE posts SET content_hash = ?, hash_covers_media = ?, quotes_json = ?",
+                       [content_hash("同意楼上。"), older_scheme,
+                        json.dumps([{"text": " 改写后的\n引用 ", "pid": 999, "attribution": None}])])
+    assert tally(save(archive, site_id, make_page(88, [quoting("改写后的 引用")]), T2))[:3] == (0, 0, 1)
+
+
+def test_a_post_stored_under_the_reverted_scheme_5_is_read_as_the_oldest_schemes_are(archive, site_id):
+    # Scheme 5 hashed a form of the references that was reverted (cb6403d): its hash cannot be
+    # rebuilt, so the same text and attachments decide, as for schemes 0-2.
+    save(archive, site_id, make_page(88, [illustrated(1001, PHOTO)]), T0)
+    archive.db.execute("UPDATE posts SET content_hash = 'hashed by the reverted scheme', hash_covers_media = 5")
+    assert tally(save(archive, site_id, make_page(88, [illustrated(1001, PHOTO)]), T1))[:3] == (0, 0, 1)
+    assert archive.db.execute("SELECT hash_covers_media, version_count FROM posts").fetchone() == (
+        MEDIA_HASH_SCHEME, 1)
