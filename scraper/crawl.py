@@ -209,6 +209,7 @@ class Crawler:
         # thread part of a page key -> page count printed on the first page of it read this run
         self._printed_pages: dict[str, int] = {}
         self._active_threads: set[int] = set()  # thread ids that gained posts or versions in this run
+        self._replied_threads: set[int] = set()  # of those, the ones that gained posts
         self._verify_keys: set[str] = set()  # frontier keys the verify pass queued: each is re-read alone
         self._unordered_boards: set[str] = set()  # boards (key prefixes) seen listed otherwise than by last post
         self.report: CrawlReport | None = None
@@ -530,6 +531,8 @@ class Crawler:
             self.archive.finish(row["id"], "done", now=self.now())
             if saved.new_posts or saved.new_versions:
                 self._active_threads.add(saved.thread_id)
+            if saved.new_posts:
+                self._replied_threads.add(saved.thread_id)
             self._schedule_revisit(saved.thread_id, page)
             if self._follows_pager(row, page, unchanged=False, new_posts=saved.new_posts):
                 self._enqueue_next_page(row, page, result.final_url)
@@ -583,6 +586,7 @@ class Crawler:
         if thread_id is None or not (last_page or where_replies_land or page.page >= page.page_count):
             return
         self.archive.schedule_revisit(thread_id, active=thread_id in self._active_threads,
+                                      new_replies=thread_id in self._replied_threads,
                                       min_s=self.options.revisit_min_s, max_s=self.options.revisit_max_s,
                                       now=self.now())
 

@@ -1704,33 +1704,35 @@ class Archive:
 
     @_writes
     def schedule_revisit(
-        self, thread_id: int, *, active: bool, min_s: float, max_s: float, now: str | None = None
+        self, thread_id: int, *, active: bool, min_s: float, max_s: float, now: str | None = None,
+        new_replies: bool = False,
     ) -> str:
-        """Set when a thread is next due: soon after activity; after a quiet visit, twice the
-        previous interval up to `max_s`; and, after a quiet visit or a thread's first, never
-        sooner than the thread has been quiet on the forum (since its latest archived post), up
-        to `max_s`. Returns the new next_due_at.
+        """Set when a thread is next due, as its visit ends: soon after activity (`active`: new
+        posts or versions); after a quiet visit, twice the previous interval up to `max_s`; and
+        never sooner than the thread has been quiet on the forum (since its latest archived
+        post), up to `max_s`, unless the visit found replies new since an earlier visit ended
+        (`new_replies`). Returns the new next_due_at.
 
-        The last rule is what keeps a first crawl cheap for the forum afterwards: every thread
+        The floor is what keeps a first crawl cheap for the forum afterwards: every thread
         gains posts in it, but a thread last posted to a year ago is not looked at again in an
         hour (and then at 2, 4, 8 ... hours), only in `max_s`; one posted to an hour ago, in an
-        hour. Posts new since an earlier visit are activity whatever time they print: a time
-        that cannot be read, or a site offset set wrong, must not put the thread off."""
+        hour. Replies new since an earlier visit are activity whatever time they print: a time
+        that cannot be read, or a site offset set wrong, must not put the thread off. Which
+        visit is the first is threads.visits' to say, not the due time: a board row or a
+        failed page gives a thread one before its first visit ends."""
         stamp = _stamp(now)
-        row = self._one("SELECT quiet_visits, last_archived_post_at, next_due_at FROM threads WHERE id = ?",
-                        [thread_id])
+        row = self._one("SELECT quiet_visits, last_archived_post_at, visits FROM threads WHERE id = ?", [thread_id])
         if row is None:
             raise LookupError(f"no thread {thread_id}")
         quiet = 0 if active else row["quiet_visits"] + 1
         interval_s = min(min_s * (2**quiet), max_s)
-        first_visit = row["next_due_at"] is None
-        quiet_on_forum_s = _seconds_since(row["last_archived_post_at"], stamp) if first_visit or not active else None
+        replied_since_a_visit = new_replies and row["visits"] > 0
+        quiet_on_forum_s = None if replied_since_a_visit else _seconds_since(row["last_archived_post_at"], stamp)
         if quiet_on_forum_s is not None:
             interval_s = max(interval_s, min(quiet_on_forum_s, max_s))
         due = (datetime.fromisoformat(stamp) + timedelta(seconds=interval_s)).isoformat(timespec="seconds")
-        self.db.execute(
-            "UPDATE threads SET next_due_at = ?, quiet_visits = ? WHERE id = ?", [due, quiet, thread_id]
-        )
+        self.db.execute("UPDATE threads SET next_due_at = ?, quiet_visits = ?, visits = visits + 1 WHERE id = ?",
+                        [due, quiet, thread_id])
         return due
 
     @_writes

@@ -16,7 +16,7 @@ import sqlite_utils
 
 from storage.bigram import BIGRAM_FUNCTION
 
-SCHEMA_VERSION = 17
+SCHEMA_VERSION = 18
 
 
 class SchemaVersionError(RuntimeError):
@@ -518,6 +518,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         ("ALTER TABLE posts ADD COLUMN subject TEXT",
          "ALTER TABLE threads ADD COLUMN poll_json TEXT",
          "ALTER TABLE threads ADD COLUMN classified_json TEXT"),
+    ),
+    Migration(
+        18,
+        "threads.visits: the visits that ended at the thread's last page, each of which set its next "
+        "due time; 0 until its first ends (a thread given a due time before, by a board row or a "
+        "failed page, is still before its first)",
+        ("ALTER TABLE threads ADD COLUMN visits INTEGER NOT NULL DEFAULT 0",
+         # An archive from before: a thread with a due time was most likely visited to its end.
+         "UPDATE threads SET visits = 1 WHERE next_due_at IS NOT NULL"),
     ),
 )
 

@@ -279,9 +279,10 @@ def test_a_thread_is_not_looked_at_again_sooner_than_it_has_been_quiet_on_the_fo
                                     (timedelta(minutes=10), timedelta(hours=1)), (-timedelta(days=1), timedelta(hours=1))):
             last_post = (clock.at - quiet_for).astimezone(timezone(timedelta(hours=8))).isoformat(timespec="seconds")
             # The thread's first visit: every post in it is new.
-            archive.db.execute("update threads set last_archived_post_at = ?, quiet_visits = 0, next_due_at = null "
+            archive.db.execute("update threads set last_archived_post_at = ?, quiet_visits = 0, visits = 0 "
                                "where id = ?", [last_post, thread_id])
-            due = archive.schedule_revisit(thread_id, active=True, min_s=3600, max_s=30 * 86400, now=clock())
+            due = archive.schedule_revisit(thread_id, active=True, new_replies=True, min_s=3600, max_s=30 * 86400,
+                                           now=clock())
             assert datetime.fromisoformat(due) - clock.at == expected, quiet_for
         # A quiet visit's doubling still applies where it waits longer.
         archive.db.execute("update threads set quiet_visits = 6 where id = ?", [thread_id])
@@ -311,11 +312,38 @@ def test_replies_new_since_the_last_visit_bring_a_thread_back_soon_whatever_time
         # The same visit with the new reply's time unread: the thread's latest post is years back.
         archive.db.execute("update threads set last_archived_post_at = ? where id = ?",
                            [thread.posts[0].posted_at.replace(tzinfo=forum.tz).isoformat(), thread_id])
-        unread_due = archive.schedule_revisit(thread_id, active=True, min_s=config.REVISIT_MIN_S,
+        unread_due = archive.schedule_revisit(thread_id, active=True, new_replies=True, min_s=config.REVISIT_MIN_S,
                                               max_s=config.REVISIT_MAX_S, now=clock())
     assert report.new_posts == 1
     assert datetime.fromisoformat(due) - clock.at == timedelta(seconds=config.REVISIT_MIN_S)
     assert datetime.fromisoformat(unread_due) - clock.at == timedelta(seconds=config.REVISIT_MIN_S)
+
+
+def test_a_thread_whose_last_page_failed_in_its_first_crawl_waits_as_long_as_it_was_quiet(demo_forum, tmp_path):
+    # The failed page makes the thread due for the next run, where its posts come in all new:
+    # that is still the thread's first visit, and a thread quiet for years waits a month after
+    # it, not an hour (a rate-limited first crawl would otherwise bring its every such thread
+    # back within the hour). An edit found on a later visit is no reply: it keeps the floor too.
+    forum = demo_forum.forum
+    clock = Clock(start=forum.now.replace(tzinfo=forum.tz))
+    thread = min((t for t in forum.threads.values() if forum.thread_pages(t) > 1), key=lambda t: t.posts[-1].posted_at)
+    last_page = forum.thread_pages(thread)
+    demo_forum.inject(f"/thread-{thread.tid}-{last_page}-1.html", 503)
+    site = site_from_dict(dict(demo_site(demo_forum.base_url).raw, politeness={"delay_s": 0, "max_tries": 1}))
+    on_last_page = len(thread.posts) - (last_page - 1) * forum.posts_per_page
+    with Archive(tmp_path / "a.db") as archive:
+        failed = run(archive, site, clock)
+        clock.advance(minutes=5)
+        later = run(archive, site, clock)
+        due = archive.db.execute("select next_due_at from threads where tid = ?", [thread.tid]).fetchone()[0]
+        assert datetime.fromisoformat(due) - clock.at == timedelta(days=30)
+        forum.edit_post(thread.posts[-1].pid, "改过的最后一楼。")
+        clock.at = datetime.fromisoformat(due) + timedelta(minutes=1)
+        edited = run(archive, site, clock)
+        due_after_edit = archive.db.execute("select next_due_at from threads where tid = ?", [thread.tid]).fetchone()[0]
+    assert failed.failures == {"http_503": 1} and later.new_posts == on_last_page
+    assert edited.new_versions == 1
+    assert datetime.fromisoformat(due_after_edit) - clock.at == timedelta(days=30)
 
 
 def test_a_due_thread_is_revisited_at_its_last_page_and_then_waits_twice_as_long(demo_forum, tmp_path):
