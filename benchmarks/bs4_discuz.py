@@ -268,7 +268,8 @@ def _layout_lines(node: Tag) -> list[str]:
                 lines.append("".join(current))
                 current.clear()
                 has_text = False
-            if tag == "tr":
+            if tag == "tr" and sum(isinstance(c, Tag) and c.name not in clean._NO_TEXT_TAGS
+                                   for c in child.contents) > 1:
                 row = _layout_row(child)
                 if row is not None:
                     lines.append(row)
@@ -294,10 +295,9 @@ def _layout_lines(node: Tag) -> list[str]:
 
 
 def _layout_row(row: Tag) -> str | None:
-    """A table row as one raw line (clean._layout_row): cells joined by TABLE_CELL_BREAK, each
-    cell's own breaks turned into spaces; None when no cell holds text."""
+    """A table row as one raw line (clean._layout_row): each cell's own breaks marked
+    CELL_LINE_BREAK, the cells as clean._row_line joins them; None when no cell holds text."""
     cells: list[str] = []
-    has_text = False
     for cell in row.contents:
         if not isinstance(cell, Tag) or cell.name in clean._NO_TEXT_TAGS:
             continue
@@ -309,20 +309,18 @@ def _layout_row(row: Tag) -> str | None:
             if child is None:
                 stack.pop()
                 if ends_block:
-                    pieces.append(" ")
+                    pieces.append(clean.CELL_LINE_BREAK)
             elif isinstance(child, Tag):
                 if child.name in clean._NO_TEXT_TAGS:
                     continue
                 breaks = _breaks_line(child)
                 if breaks:
-                    pieces.append(" ")
+                    pieces.append(clean.CELL_LINE_BREAK)
                 stack.append((iter(child.contents), breaks))
             elif _is_text(child):
                 pieces.append(clean._html_spaces_as_spaces(str(child).replace(clean.PREFORMATTED_LINE, "")))
-        text = "".join(pieces)
-        has_text = has_text or (bool(text) and not text.isspace())
-        cells.append(text)
-    return clean.TABLE_CELL_BREAK.join(cells) if has_text else None
+        cells.append("".join(pieces))
+    return clean._row_line(cells)
 
 
 def html_to_text(node: Tag) -> str:

@@ -127,20 +127,24 @@ def strip_jammer_text(text: str) -> tuple[str, int]:
         else:
             cleaned, n = strip_jammer_line(line)
         removed += n
-        if n and not cleaned.replace(TABLE_CELL_BREAK, "").strip(" \xa0\t"):
+        if n and not cleaned.replace(TABLE_CELL_BREAK, "").replace(CELL_LINE_BREAK, "").strip(" \xa0\t"):
             continue
         out.append(cleaned)
     return "\n".join(out), removed
 
 
 def _strip_jammer_cells(row: str) -> tuple[str, int]:
-    # A cell's edges are line edges to jammer(), as they are to a reader of the table.
+    # A cell's edges, and its lines' inside it, are line edges to jammer(), as they are to a
+    # reader of the table.
     cells = []
     removed = 0
     for cell in row.split(TABLE_CELL_BREAK):
-        cleaned, n = strip_jammer_line(cell)
-        cells.append(cleaned)
-        removed += n
+        lines = []
+        for line in cell.split(CELL_LINE_BREAK):
+            cleaned, n = strip_jammer_line(line)
+            lines.append(cleaned)
+            removed += n
+        cells.append(CELL_LINE_BREAK.join(lines))
     return TABLE_CELL_BREAK.join(cells), removed
 
 
@@ -484,7 +488,9 @@ def _layout_lines(node: LexborNode) -> list[str]:
                 lines.append("".join(current))
                 current.clear()
                 has_text = False
-            if tag == "tr":  # a row is one line, however its cells break inside
+            # A row of columns is one line, however its cells break inside; a row of one cell
+            # is laid out as any block is.
+            if tag == "tr" and sum(c.is_element_node and c.tag not in _NO_TEXT_TAGS for c in child.iter()) > 1:
                 row = _layout_row(child)
                 if row is not None:
                     lines.append(row)
@@ -503,14 +509,25 @@ def _layout_lines(node: LexborNode) -> list[str]:
 # Its low byte is not 0: in two-byte (CJK) text CPython's `in` finds such a character with
 # memchr on that byte, about 35 times faster than the plain loop it runs for one ending in 0.
 TABLE_CELL_BREAK = "\udfff"
+# Stands where a line breaks inside a cell of a row of columns (a <br>, a block's edge): a
+# line edge to the jammer filter, as it was before rows became one line, and a space in the
+# finished text. Another lone surrogate, for the same reasons.
+CELL_LINE_BREAK = "\udffe"
+
+
+def _row_line(cells: list[str]) -> str | None:
+    """The raw line of a row whose cells' texts (CELL_LINE_BREAK where a line breaks inside
+    one) are `cells`: joined by TABLE_CELL_BREAK. None when no cell holds text."""
+    if not any(cell.replace(CELL_LINE_BREAK, "").strip() for cell in cells):
+        return None
+    return TABLE_CELL_BREAK.join(cells)
 
 
 def _layout_row(row: LexborNode) -> str | None:
-    """A table row as one raw line: its cells' text joined by TABLE_CELL_BREAK, each cell's own
-    breaks (<br>, blocks, a nested table's rows and cells) turned into spaces. None when no
-    cell holds text. A walk of its own, with no recursion: tables nest as deep as a post."""
+    """A table row as one raw line (_row_line), each cell's own breaks (<br>, blocks, a nested
+    table's rows and cells) marked CELL_LINE_BREAK. None when no cell holds text. A walk of its
+    own, with no recursion: tables nest as deep as a post."""
     cells: list[str] = []
-    has_text = False
     # The parser lets only cells into a row (text and other elements go before the table),
     # and comments, scripts or templates, which hold no text (iter() yields comments too).
     for cell in row.iter():
@@ -524,7 +541,7 @@ def _layout_row(row: LexborNode) -> str | None:
             if child is None:
                 stack.pop()
                 if ends_block:
-                    pieces.append(" ")
+                    pieces.append(CELL_LINE_BREAK)
             elif child.is_text_node:
                 value = child.text_content or ""
                 # A code line inside a cell is flattened like the rest: its mark goes.
@@ -532,12 +549,10 @@ def _layout_row(row: LexborNode) -> str | None:
             elif child.is_element_node and child.tag not in _NO_TEXT_TAGS:
                 breaks = _breaks_line(child)
                 if breaks:
-                    pieces.append(" ")
+                    pieces.append(CELL_LINE_BREAK)
                 stack.append((child.iter(include_text=True), breaks))
-        text = "".join(pieces)
-        has_text = has_text or (bool(text) and not text.isspace())
-        cells.append(text)
-    return TABLE_CELL_BREAK.join(cells) if has_text else None
+        cells.append("".join(pieces))
+    return _row_line(cells)
 
 
 # Opens a line of code, whose white space is its meaning (indentation): the line keeps it.
@@ -567,7 +582,7 @@ def _finish_line(line: str) -> str:
 
 
 def _finish_row(line: str) -> str:
-    cells = [" ".join(cell.split()) for cell in line.split(TABLE_CELL_BREAK)]
+    cells = [" ".join(cell.replace(CELL_LINE_BREAK, " ").split()) for cell in line.split(TABLE_CELL_BREAK)]
     # Empty cells before a filled one keep its column; trailing ones place nothing in any
     # column and would end the line in invisible tabs (no other line ends in white space):
     # they go. A leading or middle one stays.
@@ -602,6 +617,8 @@ def _unmark(text: str) -> str:
         text = text.replace(PREFORMATTED_LINE, "").strip("\n")
     if TABLE_CELL_BREAK in text:
         text = text.replace(TABLE_CELL_BREAK, "\t")
+    if CELL_LINE_BREAK in text:  # _finish_row leaves none: never let a surrogate out
+        text = text.replace(CELL_LINE_BREAK, " ")
     return text
 
 

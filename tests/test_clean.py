@@ -191,6 +191,10 @@ _CELL_BREAK_REFERENCE = f"&#x{ord(clean.TABLE_CELL_BREAK):X};"
                  "外 内一 内二 内三 尾\t右\n下", id="nested-table-flattened-into-its-cell"),
     pytest.param(f"<table><tr><td>甲{_CELL_BREAK_REFERENCE}乙</td><td>丙</td></tr></table>{_CELL_BREAK_REFERENCE}",
                  "甲\ufffd乙\t丙\n\ufffd", id="the-mark-cannot-be-written"),
+    pytest.param("<table><tr><td>甲&#xDFFE;乙<br>丁</td><td>丙</td></tr></table>",
+                 "甲\ufffd乙 丁\t丙", id="nor-the-cells-line-mark"),
+    pytest.param("<table><tr><td>单格<br>两行<p>第三行</p></td></tr></table>尾",
+                 "单格\n两行\n第三行\n尾", id="a-row-of-one-cell-keeps-its-lines"),
 ])
 def test_a_table_row_is_one_line_with_its_cells_apart_by_tabs(html, text):
     assert clean.html_to_text(fragment(html)) == text
@@ -205,6 +209,9 @@ def test_jammer_runs_and_phrases_at_a_cells_edge_are_removed_in_that_cell():
     text, counts = clean.clean_node_text(root, NoiseRules(phrases=("本文由老秘网推荐,",)))
     assert text == "名称\t苹果\t\t\t3\n尾"
     assert counts == {"jammer_text_runs": 5, "site_phrases": 1}
+    # A line's edge inside a cell is one too, for a run that no text node holds whole.
+    root = fragment("<table><tr><td>第一行 % q8 Z# <b>@; r1 b* x</b><br>第二行</td><td>c</td></tr></table>")
+    assert clean.clean_node_text(root, NoiseRules()) == ("第一行 第二行\tc", {"jammer_text_runs": 1})
     # The tree pass takes a cell's edge for a line edge too (for the HTML).
     root = fragment("<table><tr><td>名称</td><td>7 q2 Z; m0 C4 x苹果</td></tr></table>")
     assert clean.strip_jammer_nodes(root) == 1

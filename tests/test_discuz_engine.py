@@ -923,3 +923,15 @@ def test_a_table_in_a_post_keeps_its_rows_in_the_text():
     assert post.content_text == "价目表\n名称\t单价\t备注\n苹果\t3 元 (箱)\n梨\t5 元\t限购\n以上"
     assert post.noise_removed == {"jammer_elements": 1, "hidden_elements": 1, "jammer_text_runs": 1, "site_phrases": 1}
     assert "<td>苹果</td>" in post.content_html and "\t" not in post.content_html
+
+
+def test_the_beautifulsoup_port_lays_out_tables_as_the_engine_does():
+    pytest.importorskip("bs4")
+    from benchmarks import bs4_discuz
+
+    tables = (DISCUZ_TABLE + '<table><tr><td>单格<br />两行</td></tr><tr><td>第一行 % q8 Z# <b>@; r1 b* x</b><br />'
+              '第二行</td><td>c</td></tr></table>')
+    html = _one_post_thread("").replace('id="postmessage_1">十二张图', f'id="postmessage_1">价目表<br />\r\n{tables}以上')
+    ours = thread(html)
+    assert ours.posts[0].content_text.endswith("单格\n两行\n第一行 第二行\tc\n以上")
+    assert bs4_discuz.parse_thread(html, ParseContext(url=PAGE1_URL, fetched_at=FETCHED_AT, noise=SITE_NOISE)) == ours
