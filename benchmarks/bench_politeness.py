@@ -171,7 +171,8 @@ def main() -> None:
               f"{forums.board_pages} board pages, {args.posts_per_page} posts a page)")
         # The first crawl of a process pays its warm-up (imports, first connections, the
         # allocator's growth), which the first measured pass used to pay alone: an unmeasured
-        # crawl with the first gap and jitter off goes first.
+        # crawl with the first gap and jitter off goes first. (With --processes above 1 every
+        # pass forks fresh crawler processes, which this warms only as far as they inherit it.)
         first_gap = float(args.gaps.split(",")[0])
         crawl_once(forums, Path(workdir) / "warm-up.db", first_gap, pacers(first_gap)["off"], args.processes)
         print(f"  warm-up crawl (gap {first_gap} s, jitter off; not measured) done", flush=True)
