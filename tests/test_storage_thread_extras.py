@@ -13,7 +13,7 @@ from scraper.engines.base import ParseContext, PostStatus
 from scraper.engines.discuz_text import parse_text_page
 from storage.archive import Archive, _distinct_posts, _post_values, thread_page_extract_hash
 from storage.dedup import extract_hash, thread_key
-from storage.schema import MIGRATIONS, ensure_schema
+from storage.schema import MIGRATIONS, SCHEMA_VERSION, ensure_schema
 from tests.test_discuz_engine import fixture
 from tests.test_discuz_thread_extras import CLASSIFIED_URL, POLL_URL, thread
 from tests.test_storage_support import T0, T1, T2, T3, archive, site_id  # noqa: F401  (fixtures)
@@ -150,7 +150,7 @@ def test_a_text_rendering_of_page_1_erases_nothing(archive, site_id):
     assert archive.db.execute("SELECT subject FROM posts WHERE floor = 2").fetchall() == [("标题",)]
 
 
-def test_migration_17_upgrades_a_version_16_archive_in_place(tmp_path):
+def test_migrations_17_and_18_upgrade_a_version_16_archive_in_place(tmp_path):
     path = tmp_path / "archive.db"
     conn = sqlite3.connect(path, isolation_level=None)
     assert ensure_schema(sqlite_utils.Database(conn), MIGRATIONS[:16]) == 16
@@ -158,16 +158,21 @@ def test_migration_17_upgrades_a_version_16_archive_in_place(tmp_path):
         INSERT INTO sites (id, name, engine, base_url, created_at) VALUES (1, 'laomi', 'discuz', 'http://bbs.example.cn/', 'x');
         INSERT INTO threads (id, site_id, tid, thread_key, title, first_seen_at, last_seen_at)
             VALUES (1, 1, 120, '120', '年终总结怎么写？大家投个票', 'x', 'x');
+        INSERT INTO threads (id, site_id, tid, thread_key, title, next_due_at, first_seen_at, last_seen_at)
+            VALUES (2, 1, 121, '121', '已经来过的主题', '2024-04-01T00:00:00+00:00', 'x', 'x');
         INSERT INTO posts (id, site_id, thread_id, pid, post_key, floor, content_text, content_html, content_hash,
             version_count, first_seen_at, last_seen_at)
         VALUES (1, 1, 1, 2002, '2002', 2, '我两样都用。', '我两样都用。', 'h', 1, 'x', 'x');
     """)
     conn.close()
     with Archive(path) as upgraded:
-        assert upgraded.db.execute("SELECT max(version) FROM schema_version").fetchone() == (17,)
-        assert upgraded.db.execute("SELECT poll_json, classified_json FROM threads").fetchone() == (None, None)
+        assert upgraded.db.execute("SELECT max(version) FROM schema_version").fetchone() == (SCHEMA_VERSION,) == (18,)
+        assert upgraded.db.execute("SELECT poll_json, classified_json FROM threads WHERE id = 1").fetchone() == (
+            None, None)
+        # A thread with a due time was most likely visited to its end; one without, not yet.
+        assert upgraded.db.execute("SELECT id, visits FROM threads ORDER BY id").fetchall() == [(1, 0), (2, 1)]
         assert upgraded.db.execute("SELECT subject FROM posts").fetchone() == (None,)
         save(upgraded, 1, poll_page(), T1)
         assert stored_poll(upgraded)["voters"] == 12
-        assert upgraded.db.execute("SELECT count(*) FROM threads").fetchone() == (1,)
+        assert upgraded.db.execute("SELECT count(*) FROM threads").fetchone() == (2,)
         assert upgraded.db.execute("SELECT subject FROM posts WHERE pid = 2002").fetchone() == ("回复：按时间顺序 & 分板块",)
