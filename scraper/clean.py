@@ -728,7 +728,7 @@ ALLOWED_TAGS = frozenset(
     "h1 h2 h3 h4 h5 h6 hr".split()
 )
 ALLOWED_ATTRIBUTES = {
-    "a": {"href", "title"},
+    "a": {"href", "title", "data-from"},  # data-from: PLAYER_LINK_MARK's only
     "img": {"src", "alt", "title", "width", "height"},
     "td": {"colspan", "rowspan"},
     "th": {"colspan", "rowspan"},
@@ -745,6 +745,12 @@ ALLOWED_URL_SCHEMES = frozenset({"http", "https"})
 # Kept on links only: an image's source stays http(s).
 DOWNLOAD_LINK_SCHEMES = frozenset({"ed2k", "magnet", "thunder", "qqdl", "flashget", "ftp"})
 LINK_REL = "nofollow noopener noreferrer"
+# What marks the link an engine writes for the file a player played (the player, a script or
+# an embed, is never kept): the archive tells it from the post's own links by it. An attribute
+# no forum writes on a link, so the allowlist changes no other link's HTML; storage.archive
+# knows it by the same form.
+PLAYER_LINK_ATTRIBUTE, PLAYER_LINK_VALUE = "data-from", "player"
+PLAYER_LINK_MARK = f' {PLAYER_LINK_ATTRIBUTE}="{PLAYER_LINK_VALUE}"'
 # Forums lazy-load images: the real file is in one of these attributes, src holds a placeholder.
 IMAGE_SOURCE_ATTRIBUTES = ("zoomfile", "file", "data-src", "src")
 _URL_ATTRIBUTES = frozenset({"href", "src"})
@@ -757,7 +763,9 @@ _LINK_URL_PREFIXES = _WEB_URL_PREFIXES + _DOWNLOAD_LINK_PREFIXES
 
 def _keep_http_urls(tag: str, attribute: str, value: str) -> str | None:
     # Defence in depth behind url_schemes: every URL left is absolute http(s), or a download
-    # link's scheme on a link.
+    # link's scheme on a link. The player mark is kept as the engine writes it, nothing else.
+    if attribute == PLAYER_LINK_ATTRIBUTE:
+        return value if value == PLAYER_LINK_VALUE else None
     if attribute in _URL_ATTRIBUTES and not value.strip().lower().startswith(
             _LINK_URL_PREFIXES if (tag, attribute) == ("a", "href") else _WEB_URL_PREFIXES):
         return None

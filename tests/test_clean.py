@@ -277,6 +277,8 @@ def assert_safe(html: str) -> None:
                 assert re.match(r"https?://|(?:ed2k|magnet|thunder|qqdl|flashget|ftp):", value or ""), html
             elif name in ("href", "src"):
                 assert re.match(r"https?://", value or ""), html
+            elif name == clean.PLAYER_LINK_ATTRIBUTE:
+                assert value == clean.PLAYER_LINK_VALUE, html
         assert element.tag in clean.ALLOWED_TAGS, html
 
 
@@ -681,3 +683,17 @@ def test_a_text_holding_the_break_mark_is_left_to_the_tree():
     root.last_child.replace_with("乙\x00丙")
     assert "\x00" in root.inner_html
     assert clean.clean_plain_node(root, NoiseRules()) is None
+
+
+def test_the_sanitiser_keeps_the_player_mark_on_links_and_nothing_like_it():
+    # The engine marks the link it writes for a player's file; the archive tells it from the
+    # post's own links by that mark alone. Other values, other tags, and the classes forums put
+    # on links are dropped, and the links around stay as the sanitiser wrote them before.
+    html = ('<p><a href="http://v.example.com/a.flv" data-from="player">v</a><a class="xi2" href="/u">u</a>'
+            '<a href="/b" data-from="post">b</a><img src="/i.png" data-from="player"><span data-from="player">s</span></p>')
+    assert clean.sanitize_html(html, "http://bbs.example.cn/t.html") == (
+        '<p><a href="http://v.example.com/a.flv" data-from="player" rel="nofollow noopener noreferrer">v</a>'
+        '<a href="http://bbs.example.cn/u" rel="nofollow noopener noreferrer">u</a>'
+        '<a href="http://bbs.example.cn/b" rel="nofollow noopener noreferrer">b</a>'
+        '<img src="http://bbs.example.cn/i.png"><span>s</span></p>')
+    assert clean.PLAYER_LINK_MARK == ' data-from="player"'
