@@ -96,6 +96,10 @@ from scraper.engines.discuz import (
     media_refs,
     parse_absolute_time,
     parse_post_time,
+    player_file_of_element,
+    player_file_urls,
+    player_files_in_script,
+    player_link_html,
     poll_record,
     printed_count,
     site_timezone,
@@ -744,6 +748,22 @@ def _status_without_body(table: Tag) -> PostStatus:
     return PostStatus.BLOCKED if BLOCKED_NOTICE_MARK in notices else PostStatus.HIDDEN
 
 
+def _link_players(body: Tag, base_url: str) -> bool:
+    """The engine's _link_players: a link to each player's file put before the player."""
+    linked: list[str] = []
+    for player in body.select(S.players):
+        if player.name == "script":
+            found = player_files_in_script(player.string or "")
+        else:
+            parts = (player, *player.select(S.player_sources))
+            found = [player_file_of_element(part.name, part.attrs) for part in parts]
+        for url in player_file_urls(found, base_url):
+            if url not in linked:
+                linked.append(url)
+                player.insert_before(BeautifulSoup(player_link_html(url), "html.parser").a)
+    return bool(linked)
+
+
 def _post_parts(table: Tag, ctx: ParseContext, *, rare_in_table_may_match: bool = True) -> _PostParts:
     body = table.select_one(S.body)
     if body is None:
@@ -761,8 +781,10 @@ def _post_parts(table: Tag, ctx: ParseContext, *, rare_in_table_may_match: bool 
     # Others are cleaned on a copy; the page itself stays as it was parsed.
     plain = None if rare_in_body else plain_body(body, ctx.noise)
     counts: dict[str, int] = {}
+    linked_players = False
     if plain is None:
         body = copy.copy(body)
+        linked_players = _link_players(body, ctx.url)  # before layer 1 takes the scripts
         counts = strip_markup_noise(body)
         plain = None if rare_in_body else plain_body(body, ctx.noise)
     edit_note = None
@@ -775,6 +797,8 @@ def _post_parts(table: Tag, ctx: ParseContext, *, rare_in_table_may_match: bool 
             edit_note = _edit_note(body)
         merge_counts(counts, clean_tree_phrases(body, ctx.noise))
         content_html = sanitize(body, ctx.url)  # quotes stay in the HTML
+        if linked_players:  # a player showed no words
+            remove_elements(body, (S.player_links,))
     unplaced = table.select_one(S.unplaced_attachments) if rare_in_table else None
     if unplaced is not None:
         unplaced = copy.copy(unplaced)

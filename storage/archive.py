@@ -53,20 +53,27 @@ NORMAL_STATUS = "normal"
 HIDDEN_STATUS = "hidden"  # part of the post locked away (reply to see, credits, password)
 DEFAULT_LEASE_S = 300  # matches the crawler's default; storage cannot import its config
 # What a post's content_hash covers (posts.hash_covers_media): 0 its text alone (a text
-# rendering, which shows no media, or a post archived before versions covered them); 6 its
-# text, the media references its engine gives (images, links, attachments) and the quotes it
-# reads apart from the text. 1-3 were earlier forms of the references (3: before eMule,
-# magnet and download-manager links were kept), 4 the references without the quotes; 5 was
-# a form of the references reverted soon after (cb6403d), read as 0-2 are: any change to
-# what the hash holds takes the next number. A post hashed by an older scheme takes up the
+# rendering, which shows no media, or a post archived before versions covered them); 7 its
+# text, the media references its engine gives (images, links, attachments, the files its
+# [flash], [media] and [audio] players play) and the quotes it reads apart from the text. 1-3
+# were earlier forms of the references (3: before eMule, magnet and download-manager links
+# were kept), 4 the references without the quotes, 6 without the players' files; 5 was a
+# form of the references reverted soon after (cb6403d), read as 0-2 are: any change to what
+# the hash holds takes the next number. A post hashed by an older scheme takes up the
 # current one, without a version, when next seen as it was hashed then.
-MEDIA_HASH_SCHEME = 6
+MEDIA_HASH_SCHEME = 7
 # What scheme 4 added: download links, whose targets the sanitiser before it dropped from the
 # HTML as well (the link stayed, without its href).
 # (storage reads no engine: the schemes are scraper.clean.DOWNLOAD_LINK_SCHEMES, as kept then)
 _SCHEME_4_DOWNLOAD_LINKS = ("ed2k", "magnet", "thunder", "qqdl", "flashget", "ftp")
 _DOWNLOAD_LINK_TARGET = re.compile(rf' href="(?:{"|".join(_SCHEME_4_DOWNLOAD_LINKS)}):[^"]*"')
 _DOWNLOAD_LINK_REF = tuple(f"{scheme}:" for scheme in _SCHEME_4_DOWNLOAD_LINKS)
+# What scheme 7 added: the link the engine puts where a player stood, and its reference.
+# (storage reads no engine: the forms are scraper.clean.PLAYER_LINK_MARK, on the link as the
+# sanitiser writes it, and scraper.engines.discuz.PLAYER_REF_PREFIX)
+_PLAYER_LINK_MARK = ' data-from="player"'
+_PLAYER_LINK = re.compile(rf'<a href="[^"]*"{re.escape(_PLAYER_LINK_MARK)}[^>]*>[^<]*</a>')
+_PLAYER_REF = "player:"
 BODY_COMPRESSION = "zstd"
 # Every fetched page pays the compression; each body is stored once. Measured on the demo
 # forum's pages (benchmarks.bench_compression, 2026-11-29; stored/raw bytes, compress ms/page):
@@ -331,20 +338,25 @@ def _same_under_an_older_scheme(other: Sequence[Any], stored_hash: str, values: 
     it; stored_hash its hash) is the rendering `values` holds, though the hashes differ. The
     post then takes up the new hash, with no version.
 
-    Under schemes 3 and 4, which hashed images and links already, the references must be the
-    same but for what the later schemes added (4 the download links, 6 the quotes): the hash
-    without those is the stored one, so a picture swapped since is an edit; and the quotes
-    must be the ones stored with the post, so a quote rewritten since is one too. Schemes 0-2
-    and 5 hashed other forms of the references, or none: there the same text and, unless the
-    post came from a text rendering (attachments NULL), the same attachments decide. What
-    else of its media changed before it was first seen under a newer scheme is not known."""
+    Under schemes 3, 4 and 6, which hashed images and links already, the references must be
+    the same but for what the later schemes added (4 the download links, 6 the quotes, 7 the
+    players' files): the hash without those is the stored one, so a picture swapped since is
+    an edit; and under 3 and 4 the quotes must be the ones stored with the post, so a quote
+    rewritten since is one too. Schemes 0-2 and 5 hashed other forms of the references, or
+    none: there the same text and, unless the post came from a text rendering (attachments
+    NULL), the same attachments decide. What else of its media changed before it was first
+    seen under a newer scheme is not known."""
     scheme, text, attachments_json, _html, quotes_json = other
     if scheme >= values["hash_covers_media"] or text is None:
         return False
-    if scheme in (3, 4):
-        # Neither hashed the quotes; scheme 3 neither the download links.
-        refs = values.get("media_refs") or ()
-        kept = [ref for ref in refs if not ref.lower().startswith(_DOWNLOAD_LINK_REF)] if scheme == 3 else refs
+    if scheme in (3, 4, 6):
+        # None hashed the players' files; 3 and 4 neither the quotes, 3 neither the download links.
+        kept = [ref for ref in values.get("media_refs") or () if not ref.startswith(_PLAYER_REF)]
+        if scheme == 3:
+            kept = [ref for ref in kept if not ref.lower().startswith(_DOWNLOAD_LINK_REF)]
+        if scheme == 6:
+            quotes = [(q["attribution"], q["text"], q["pid"]) for q in json.loads(values["quotes_json"])]
+            return content_hash(values["content_text"], kept, quotes) == stored_hash
         return (content_hash(values["content_text"], kept) == stored_hash
                 and _same_quotes(quotes_json, values["quotes_json"]))
     stored = normalise_content(text)
@@ -383,13 +395,16 @@ def _seconds_since(moment: str | None, now: str) -> float | None:
     return (datetime.fromisoformat(now) - then).total_seconds()
 
 
-def _differs_only_by_download_links(stored_html: str | None, values: Mapping[str, Any]) -> bool:
-    """Whether a post's stored HTML is the rendering `values` holds but for the download
-    links' targets, which the sanitiser kept from scheme 4 on: the new HTML, which keeps them,
-    is then the same post's, nothing else changed."""
+def _differs_only_by_links_kept_since(stored_html: str | None, values: Mapping[str, Any]) -> bool:
+    """Whether a post's stored HTML is the rendering `values` holds but for the links kept
+    since it was stored: the players' files (from scheme 7 on) and the download links'
+    targets (which the sanitiser kept from scheme 4 on). The new HTML, which holds them, is
+    then the same post's, nothing else changed."""
     new_html = values["content_html"]
-    return (stored_html is not None and stored_html != new_html
-            and _DOWNLOAD_LINK_TARGET.sub("", new_html) == stored_html)
+    if stored_html is None or stored_html == new_html:
+        return False
+    without_players = _PLAYER_LINK.sub("", new_html) if _PLAYER_LINK_MARK in new_html else new_html
+    return without_players == stored_html or _DOWNLOAD_LINK_TARGET.sub("", without_players) == stored_html
 
 
 def _shown_apart(values: Mapping[str, Any]) -> list[str]:
@@ -1131,7 +1146,7 @@ class Archive:
                 if _same_under_an_older_scheme(other, stored_hash, post_values):
                     # A text rendering's HTML is its text: the crawled rendering's is the post's.
                     # So is one that only adds what the older scheme's engine dropped.
-                    with_html = other[2] is None or _differs_only_by_download_links(other[3], post_values)
+                    with_html = other[2] is None or _differs_only_by_links_kept_since(other[3], post_values)
                     self._take_up_media_hash(post_id, stored_hash, post_values, with_html=with_html)
                 else:
                     versioned = True

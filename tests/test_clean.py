@@ -697,3 +697,18 @@ def test_the_sanitiser_keeps_the_player_mark_on_links_and_nothing_like_it():
         '<a href="http://bbs.example.cn/b" rel="nofollow noopener noreferrer">b</a>'
         '<img src="http://bbs.example.cn/i.png"><span>s</span></p>')
     assert clean.PLAYER_LINK_MARK == ' data-from="player"'
+
+
+@pytest.mark.parametrize("player", [
+    '<span id="swf_Ab1"></span><script type="text/javascript" reload="1">$(\'swf_Ab1\').innerHTML='
+    "AC_FL_RunContent('src', encodeURI('http://v.example.com/a.swf'));</script>",
+    '<script type="text/javascript" reload="1">document.write(AC_FL_RunContent(\'src\', \'a.swf\'))</script>',
+    '<object classid="clsid:6BF52A52-394A-11d3-B153-00C04F79FAA6"><param name="url" value="a.wmv" /></object>',
+    '<embed src="a.wma" type="application/x-mplayer2">', '<iframe src="https://v.example.com/embed/1"></iframe>',
+    '<video src="a.mp4" controls></video>', '<audio controls="controls"><source src="a.mp3"></audio>',
+])
+def test_a_body_holding_a_player_is_never_cleaned_from_its_serialisation(player):
+    # The Discuz engine links a player's file only on the tree path: a body clean_plain_body
+    # takes must hold no player but in a hidden element (noise, removed with it).
+    for noise in ("", '<font class="jammer">4a0 p; ; b5 s</font>', '<span style="display:none">x</span>'):
+        assert clean.clean_plain_body(fragment(f"甲<br>{noise}{player}<br>乙"), MARKUP_NOISE, NoiseRules()) is None

@@ -5,6 +5,7 @@ robustness: mutated pages raise only ParseError, pathological nesting stays fast
 from __future__ import annotations
 
 import base64
+import html
 import random
 import re
 import time
@@ -935,3 +936,164 @@ def test_the_beautifulsoup_port_lays_out_tables_as_the_engine_does():
     ours = thread(html)
     assert ours.posts[0].content_text.endswith("单格\n两行\n第一行 第二行\tc\n以上")
     assert bs4_discuz.parse_thread(html, ParseContext(url=PAGE1_URL, fetched_at=FETCHED_AT, noise=SITE_NOISE)) == ours
+
+
+# [flash], [media] and [audio] as Discuz X3.4 writes them (function_discuzcode.php: parseflash,
+# parsemedia, parseaudio, parseflv; attachinpost's music player), and 7.2's document.write.
+# The post's text was escaped before the players were written: "&" is "&amp;" in a script, and
+# parsemedia escapes its URL once more. Each form with the file it plays.
+_SCRIPT_PLAYER = ('<span id="{id}"></span><script type="text/javascript" reload="1">$(\'{id}\').innerHTML='
+                  "AC_FL_RunContent('width', '550', 'height', '400', 'allowNetworking', 'internal', "
+                  "'allowScriptAccess', 'never', {source}, 'quality', 'high', 'wmode', 'transparent', "
+                  "'allowfullscreen', 'true');</script>")
+PLAYER_FORMS = {
+    "flash swf": (_SCRIPT_PLAYER.format(id="swf_Ab1", source="'src', encodeURI('http://www.example.com/game.swf?a=1&amp;b=2')"),
+                  "http://www.example.com/game.swf?a=1&b=2"),
+    "flash flv": (_SCRIPT_PLAYER.format(id="swf_Cd2", source="'src', 'static/image/common/flvplayer.swf', "
+                                        "'flashvars', 'file=http%3A%2F%2Fv.example.com%2Fclips%2Fa%20b.flv'"),
+                  "http://v.example.com/clips/a%20b.flv"),
+    "media swf": (_SCRIPT_PLAYER.format(id="swf_Ef3", source="'src', encodeURI('http://www.example.com/m.swf?id=1&amp;amp;t=2')"),
+                  "http://www.example.com/m.swf?id=1&t=2"),
+    "media flv": (_SCRIPT_PLAYER.format(id="flv_Gh4", source="'src', 'http://cdn.example.cn/static/image/common/flvplayer.swf', "
+                                        "'flashvars', 'file=https%3A%2F%2Fv.example.com%2Fb.flv%3Fx%3D1%26amp%3By%3D2'"),
+                  "https://v.example.com/b.flv?x=1&y=2"),
+    "parseflv": ('<span id="flv_Ij5"></span><script type="text/javascript" reload="1">$(\'flv_Ij5\').innerHTML=(mobileplayer() ? '
+                 '"<iframe height=\'400\' width=\'500\' src=\'http://player.youku.com/embed/XNDU2\' frameborder=0 allowfullscreen></iframe>" : '
+                 "AC_FL_RunContent('width', '500', 'height', '400', 'allowNetworking', 'internal', 'allowScriptAccess', 'never', "
+                 "'src', 'http://player.youku.com/player.php/sid/XNDU2/v.swf', 'quality', 'high', 'bgcolor', '#ffffff', "
+                 "'wmode', 'transparent', 'allowfullscreen', 'true'));</script>",
+                 "http://player.youku.com/player.php/sid/XNDU2/v.swf"),
+    "media wmv": ('<object classid="clsid:6BF52A52-394A-11d3-B153-00C04F79FAA6" width="500" height="375">'
+                  '<param name="invokeURLs" value="0"><param name="autostart" value="0" />'
+                  '<param name="url" value="http://media.example.com/talk.wmv?a=1&amp;amp;b=2" />'
+                  '<embed src="http://media.example.com/talk.wmv?a=1&amp;amp;b=2" autostart="0" type="application/x-mplayer2" '
+                  'width="500" height="375"></embed></object>', "http://media.example.com/talk.wmv?a=1&b=2"),
+    "media rm": ('<object classid="clsid:CFCDAA03-8BE4-11cf-B84B-0020AFBBCCFA" width="500" height="375">'
+                 '<param name="autostart" value="0" /><param name="src" value="rtsp-free/clip.rm" />'
+                 '<param name="controls" value="imagewindow" /><param name="console" value="media_Kl6_" />'
+                 '<embed src="rtsp-free/clip.rm" autostart="0" type="audio/x-pn-realaudio-plugin" controls="imagewindow" '
+                 'console="media_Kl6_" width="500" height="375"></embed></object><br />'
+                 '<object classid="clsid:CFCDAA03-8BE4-11CF-B84B-0020AFBBCCFA" width="500" height="32">'
+                 '<param name="src" value="rtsp-free/clip.rm" /><param name="controls" value="controlpanel" />'
+                 '<embed src="rtsp-free/clip.rm" autostart="0" type="audio/x-pn-realaudio-plugin" controls="controlpanel" '
+                 'width="500" height="32"></embed></object>', "https://bbs.example.cn/rtsp-free/clip.rm"),
+    "media mov": ('<object classid="clsid:02BF25D5-8C17-4B23-BC80-D3488ABDDC6B" width="500" height="375">'
+                  '<param name="autostart" value="false" /><param name="src" value="https://v.example.com/trip.mov" />'
+                  '<embed src="https://v.example.com/trip.mov" autostart="false" type="video/quicktime" controller="true" '
+                  'width="500" height="375"></embed></object>', "https://v.example.com/trip.mov"),
+    "audio mp3": ('<span id="mp3_Mn7"></span><script type="text/javascript" reload="1">$(\'mp3_Mn7\').innerHTML=AC_FL_RunContent('
+                  "'FlashVars', 'soundFile=http%3A%2F%2Fmusic.example.com%2F%E6%AD%8C.mp3', 'width', '290', 'height', '24', "
+                  "'allowNetworking', 'internal', 'allowScriptAccess', 'never', 'src', 'static/image/common/player.swf', "
+                  "'quality', 'high', 'bgcolor', '#FFFFFF', 'menu', 'false', 'wmode', 'transparent', "
+                  "'allowNetworking', 'internal');</script>", "http://music.example.com/歌.mp3"),
+    "audio wma": ('<object classid="clsid:6BF52A52-394A-11d3-B153-00C04F79FAA6" width="400" height="64">'
+                  '<param name="invokeURLs" value="0"><param name="autostart" value="0" />'
+                  '<param name="url" value="http://music.example.com/a.wma" /><embed src="http://music.example.com/a.wma" '
+                  'autostart="0" type="application/x-mplayer2" width="400" height="64"></embed></object>',
+                  "http://music.example.com/a.wma"),
+    "attached mp3": ('<audio controls="controls"><source src="data/attachment/forum/201701/05/song.mp3"></audio>',
+                     "https://bbs.example.cn/data/attachment/forum/201701/05/song.mp3"),
+    "7.2 flash": ('<script type="text/javascript" reload="1">document.write(AC_FL_RunContent(\'width\', \'550\', '
+                  "'height', '400', 'allowNetworking', 'internal', 'allowScriptAccess', 'never', "
+                  "'src', \"http://www.example.com/it\\'s \\x26 \\u4e2d.swf\", 'quality', 'high'))</script>",
+                  "http://www.example.com/it's%20&%20中.swf"),
+}
+PLAYER_PAGE_URL = "https://bbs.example.cn/thread-88-1-1.html"
+
+
+def _post_with_body(body: str):
+    html = _one_post_thread("").replace('id="postmessage_1">十二张图', f'id="postmessage_1">{body}')
+    [post] = thread(html, url=PLAYER_PAGE_URL).posts
+    return post
+
+
+@pytest.mark.parametrize("form", PLAYER_FORMS)
+def test_the_file_each_player_plays_is_linked_where_the_player_stood(form):
+    # Layer 1 removes the script that writes a player, the sanitiser the object or embed that
+    # holds one: the video or song a post was about was named only in the raw page.
+    player, played = PLAYER_FORMS[form]
+    post = _post_with_body(f"看这个<br />\n{player}<br />\n看完了")
+    escaped = played.replace("&", "&amp;")  # as the serialiser writes it (no quotes or brackets in these)
+    link = f'<a href="{escaped}" data-from="player" rel="nofollow noopener noreferrer">{escaped}</a>'
+    assert post.content_html.count(link) == 1, post.content_html
+    assert post.content_html.index("看这个") < post.content_html.index(link) < post.content_html.index("看完了")
+    own_host = played.startswith("https://bbs.example.cn/")
+    assert post.media_refs == ("player:" + (played.removeprefix("https://bbs.example.cn") if own_host else played),)
+    assert post.content_text == "看这个\n\n看完了"  # the player showed no words
+    assert_safe(post.content_html)
+
+
+def test_a_swapped_video_changes_the_references():
+    player = PLAYER_FORMS["flash swf"][0]
+    first = _post_with_body(player).media_refs
+    assert _post_with_body(player.replace("game.swf", "other.swf")).media_refs != first
+
+
+def test_a_body_plain_once_its_player_script_is_gone_keeps_the_players_link():
+    # Discuz 7.2 wrote the player as a bare script: without it the body is text and <br>,
+    # which the engine cleans from one serialisation; the link must survive that path.
+    player, played = PLAYER_FORMS["7.2 flash"]
+    post = _post_with_body(f"老视频<br />{player}")
+    assert post.content_html.startswith("老视频<br><a href=") and post.media_refs == (f"player:{played}",)
+    assert post.content_text == "老视频"
+
+
+def test_a_players_relative_file_is_resolved_against_the_page():
+    for player in ("<embed src=\"../media/a.wma\" type=\"application/x-mplayer2\">",
+                   _SCRIPT_PLAYER.format(id="swf_Op8", source="'src', encodeURI('data/attachment/forum/a.swf')"),
+                   _SCRIPT_PLAYER.format(id="swf_Qr9", source="'src', '//cdn.example.com/b.swf'")):
+        post = _post_with_body(player)
+        [ref] = post.media_refs
+        assert ref in ("player:/media/a.wma", "player:/data/attachment/forum/a.swf", "player:https://cdn.example.com/b.swf")
+        assert re.search(r'<a href="https://[^"]+" data-from="player"', post.content_html)
+
+
+@pytest.mark.parametrize("player", [
+    _SCRIPT_PLAYER.format(id="swf_St0", source=source) for source in (
+        "'src', 'javascript:alert(1)'", "'src', encodeURI('JavaScript:alert(document.cookie)')",
+        "'src', '\\x6aavascript:alert(1)'", "'src', '\\u006aavascript:alert(1)'", "'src', ' javascript:alert(1)'",
+        "'src', 'data:text/html;base64,PHNjcmlwdD4='", "'src', 'vbscript:msgbox(1)'",
+        "'flashvars', 'file=javascript%3Aalert(1)', 'src', 'static/image/common/flvplayer.swf'",
+        "'src', 'ftp://files.example.com/a.swf'", "'src', 'http://exa\\nmple.com/a.swf'")
+] + [
+    '<embed src="javascript:alert(1)">', '<embed src="&#106;avascript:alert(1)">',
+    '<iframe src="JAVASCRIPT:alert(1)"></iframe>', '<object data="data:application/x-shockwave-flash,x"></object>',
+    '<video src="mms://media.example.com/live"></video>', '<embed src="http://exa&#10;mple.com/a.swf">',
+])
+def test_a_player_file_that_is_no_web_address_is_not_linked(player):
+    # Only http(s) files are linked: never javascript:, data: or another scheme, however escaped.
+    # The post's other player still is.
+    other, played = PLAYER_FORMS["media mov"]
+    post = _post_with_body(f"文字<br />{player}{other}")
+    assert post.media_refs == (f"player:{played}",) and post.content_html.count("data-from") == 1
+    assert "script" not in post.content_html.lower() and post.content_text == "文字"
+    assert_safe(post.content_html)
+
+
+@pytest.mark.parametrize("script", [
+    "AC_FL_RunContent(", "AC_FL_RunContent('src', 'http://v.example.com/unterminated.swf",
+    "AC_FL_RunContent('src')", "AC_FL_RunContent('src', encodeURI(", "AC_FL_RunContent('src', '\\uD800.swf')",
+    "AC_FL_RunContent('src', '\\x4', '\\u12')", "AC_FL_RunContent('flashvars', 'file=%ZZ%', 'src')",
+    "AC_FL_RunContent('src', 'http://[::1/a.swf')", "x = \"<iframe src=\" + y; AC_FL_RunContent(1, 2, 3)",
+    "'" * 5000 + "AC_FL_RunContent(" + "'a', " * 5000, "\\" * 3001, "AC_FL_RunContent('src', 'http://v.example.com/\\",
+])
+def test_a_malformed_player_script_does_not_fail_the_page(script):
+    # Any exception in the engine loses the page; a script the reader cannot make out links nothing
+    # of its own, and the post's other player is still linked.
+    other, played = PLAYER_FORMS["flash swf"]
+    post = _post_with_body(f'文字<br /><script type="text/javascript" reload="1">{html.escape(script, quote=False)}</script>'
+                           f'<br />{other}')
+    assert post.content_text == "文字" and post.media_refs[-1] == f"player:{played}"
+    assert all(ref.startswith("player:") for ref in post.media_refs)  # a bare name is a file on the site
+    assert_safe(post.content_html)
+
+
+@pytest.mark.parametrize("form", PLAYER_FORMS)
+def test_the_beautifulsoup_port_links_players_as_the_engine_does(form):
+    from benchmarks.bs4_discuz import parse_thread as parse_with_bs4
+
+    html_page = _one_post_thread("").replace('id="postmessage_1">十二张图',
+                                             f'id="postmessage_1">看这个<br />{PLAYER_FORMS[form][0]}<br />看完了')
+    ctx = ParseContext(url=PLAYER_PAGE_URL, fetched_at=FETCHED_AT, noise=SITE_NOISE)
+    page = thread(html_page, url=PLAYER_PAGE_URL)
+    assert parse_with_bs4(html_page, ctx) == page and page.posts[0].media_refs[0].startswith("player:")

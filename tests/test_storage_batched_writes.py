@@ -6,7 +6,10 @@ from __future__ import annotations
 import dataclasses
 
 import json
+import re
 import sqlite3
+from dataclasses import replace
+from urllib.parse import quote
 
 import pytest
 
@@ -563,3 +566,92 @@ def test_a_post_stored_under_the_reverted_scheme_5_is_read_as_the_oldest_schemes
     assert tally(save(archive, site_id, make_page(88, [illustrated(1001, PHOTO)]), T1))[:3] == (0, 0, 1)
     assert archive.db.execute("SELECT hash_covers_media, version_count FROM posts").fetchone() == (
         MEDIA_HASH_SCHEME, 1)
+
+
+# A post with a picture, a player, and maybe a quote, read by the engine; read as the engine
+# before scheme 7 did (no player link), the page lacks the player's script: layer 1 dropped it.
+_QUOTE = ('<div class="quote"><blockquote><font size="2"><a href="forum.php?mod=redirect&amp;goto=findpost&amp;pid=999'
+          '&amp;ptid=88" target="_blank"><font color="#999999">李四 发表于 2024-3-1 09:00</font></a></font><br />'
+          '原来的引用</blockquote></div>')
+
+
+def read_with_player(*, photo=PHOTO, played="http://v.example.com/clips/a.flv", quoted=False, before_players=False):
+    from tests.test_discuz_engine import _SCRIPT_PLAYER, _post_with_body
+
+    player = _SCRIPT_PLAYER.format(id="swf_Ab1", source=f"'src', 'static/image/common/flvplayer.swf', "
+                                                         f"'flashvars', 'file={quote(played, safe='')}'")
+    if before_players:
+        player = re.sub(r"<script.*?</script>", "", player)
+    post = _post_with_body(f'{_QUOTE if quoted else ""}视频在此<br />\n<img src="{photo}" /><br />\n{player}<br />\n看完了')
+    return replace(post, pid=1001)
+
+
+@pytest.mark.parametrize(("older_scheme", "quoted"), [(3, False), (4, False), (6, False), (6, True)])
+def test_a_post_stored_before_players_were_linked_takes_up_their_files_without_a_version(
+        archive, site_id, older_scheme, quoted):
+    # Before scheme 7 the engine dropped a player with its script: the post was hashed on its
+    # text, picture (and from 6 on its quotes). Read again, it links the player's file: the same
+    # post, now with that link in its HTML, not an edit; another file after that is one.
+    stored = read_with_player(quoted=quoted, before_players=True)
+    save(archive, site_id, make_page(88, [stored]), T0)
+    archive.db.execute("UPDATE posts SET hash_covers_media = ?", [older_scheme])
+    now_read = read_with_player(quoted=quoted)
+    assert now_read.media_refs == (*stored.media_refs, "player:http://v.example.com/clips/a.flv")
+    assert tally(save(archive, site_id, make_page(88, [now_read]), T1))[:3] == (0, 0, 1)
+    row = archive.db.execute("SELECT hash_covers_media, version_count, content_html, content_hash FROM posts").fetchone()
+    assert row[:3] == (MEDIA_HASH_SCHEME, 1, now_read.content_html) and 'data-from="player"' in row[2]
+    assert archive.db.execute("SELECT content_hash FROM post_versions").fetchall() == [(row[3],)]
+    assert tally(save(archive, site_id, make_page(88, [now_read]), T2))[:3] == (0, 0, 1)
+    other_video = read_with_player(quoted=quoted, played="http://v.example.com/clips/b.flv")
+    assert tally(save(archive, site_id, make_page(88, [other_video]), T3))[:3] == (0, 1, 0)
+
+
+def test_a_post_stored_under_scheme_6_whose_picture_changed_meanwhile_is_a_version(archive, site_id):
+    # The take-up leaves out the players' files only: a picture swapped before the first read
+    # under scheme 7 is an edit, recorded as one, not passed over as the scheme's take-up.
+    save(archive, site_id, make_page(88, [read_with_player(before_players=True)]), T0)
+    archive.db.execute("UPDATE posts SET hash_covers_media = 6")
+    swapped = read_with_player(photo=OTHER_PHOTO)
+    assert tally(save(archive, site_id, make_page(88, [swapped]), T1))[:3] == (0, 1, 0)
+    current = archive.db.execute("SELECT content_html, version_count, hash_covers_media FROM posts").fetchone()
+    assert current == (swapped.content_html, 2, MEDIA_HASH_SCHEME) and 'data-from="player"' in current[0]
+    first = archive.db.execute("SELECT content_html FROM post_versions ORDER BY id").fetchone()[0]
+    assert PHOTO in first and "data-from" not in first
+
+
+def test_a_post_whose_stored_html_differs_by_more_than_its_player_link_keeps_it(archive, site_id):
+    # Same hash without the player's file, but the stored HTML says something else besides
+    # (bold text, which no hash covers): the take-up leaves the stored HTML as it is.
+    stored = read_with_player(before_players=True)
+    stored = replace(stored, content_html=stored.content_html.replace("视频在此", "<strong>视频在此</strong>"))
+    save(archive, site_id, make_page(88, [stored]), T0)
+    archive.db.execute("UPDATE posts SET hash_covers_media = 6")
+    now_read = read_with_player()
+    assert 'data-from="player"' in now_read.content_html
+    assert tally(save(archive, site_id, make_page(88, [now_read]), T1))[:3] == (0, 0, 1)
+    assert archive.db.execute("SELECT content_html, version_count FROM posts").fetchone() == (stored.content_html, 1)
+
+
+def _without_players(markup: str) -> str:
+    # What the engine read before scheme 7: the scripts went with layer 1, the players' other
+    # elements with the sanitiser, and nothing else changed.
+    return re.sub(r"<(script|object|audio|iframe)\b.*?</\1>|<embed\b[^>]*>(?:</embed>)?", "", markup, flags=re.S)
+
+
+@pytest.mark.parametrize("form", ["flash swf", "parseflv", "media rm", "audio mp3", "attached mp3", "7.2 flash"])
+def test_every_player_form_stored_under_scheme_6_takes_up_its_link_with_its_html(archive, site_id, form):
+    # The take-up holds only if the read without the player links is the read of before, text,
+    # references and HTML alike, whichever path the body takes (a body that was text and <br>
+    # once its script went was cleaned from one serialisation, now on the tree).
+    from tests.test_discuz_engine import PLAYER_FORMS, _post_with_body
+
+    player = PLAYER_FORMS[form][0]
+    jammer = '<font class="jammer">4a0 p; ; b5 s</font><span style="display:none">1 R3 h$ R</span>'
+    body = f"第一行{jammer}<br />\n{{}}<br />\n第二行 &nbsp; 完{jammer}"
+    before, now_read = (replace(_post_with_body(body.format(p)), pid=1001) for p in (_without_players(player), player))
+    save(archive, site_id, make_page(88, [before]), T0)
+    archive.db.execute("UPDATE posts SET hash_covers_media = 6")
+    assert tally(save(archive, site_id, make_page(88, [now_read]), T1))[:3] == (0, 0, 1)
+    assert archive.db.execute("SELECT content_html, version_count, hash_covers_media FROM posts").fetchone() == (
+        now_read.content_html, 1, MEDIA_HASH_SCHEME)
+    assert now_read.media_refs[-1].startswith("player:")

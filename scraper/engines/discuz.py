@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -108,6 +108,14 @@ class DiscuzSelectors:
     text_furniture: tuple[str, ...] = ("dl.tattl",)
     # The lines of a [code] block (indented with &nbsp;): the text keeps their white space.
     code_lines: str = "div.blockcode li"
+    # [flash], [media] and [audio] players (function_discuzcode.php): a script that writes the
+    # player (AC_FL_RunContent), or an object, embed, video or audio holding the file; an
+    # iframe in a post written in HTML. Layer 1 drops the scripts, the sanitiser the rest.
+    players: str = "script, object, embed, iframe, video, audio"
+    # Inside a player (or the player itself): the elements that name its file.
+    player_sources: str = "object[data], param[value], embed[src], iframe[src], video[src], audio[src], source[src]"
+    # The link the engine puts where a player stood (clean.PLAYER_LINK_MARK).
+    player_links: str = f'a[{clean.PLAYER_LINK_ATTRIBUTE}="{clean.PLAYER_LINK_VALUE}"]'
     unplaced_attachments: str = "div.pattl"
     # With many images and imagelistthumb on, div.pattl holds them all in a list hidden until
     # its script builds the thumbnails: hidden by design, not noise.
@@ -191,6 +199,23 @@ _NO_VISIBLE_TEXT_TAGS = frozenset({"script", "style", "noscript", "template", "t
 
 # Images that are page furniture, not content: placeholders, smilies, icons.
 FURNITURE_IMAGE_PATHS = ("static/image/", "/smiley/")
+
+# A player's file in a post's media references: apart from a link to the same file, so the
+# archive knows which references a player gave (storage.archive knows the prefix too).
+PLAYER_REF_PREFIX = "player:"
+# An object's <param>s that name the file: Windows Media's url, RealPlayer's and QuickTime's
+# src, Flash's movie.
+_PLAYER_FILE_PARAMS = frozenset({"url", "src", "movie", "filename"})
+# A JavaScript string literal, either quote, with its escapes.
+_JS_STRING = re.compile(r"'((?:[^'\\\n]|\\.)*)'" r'|"((?:[^"\\\n]|\\.)*)"', re.S)
+_JS_ESCAPE = re.compile(r"\\(?:x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|(.))", re.S)
+_JS_SIMPLE_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", "v": "\v", "0": "\0"}
+_FLASH_PLAYER_CALL = re.compile(r"AC_FL_RunContent\s*\(")
+# Discuz's own players take the file in their flashvars: the flv player as file=, the mp3
+# player as soundFile=; the src is then the player, page furniture.
+_FLASHVARS_FILE_NAMES = ("file", "soundfile")
+# parseflv's player for phones: "<iframe ... src='URL' ...>" in a string of the script.
+_IFRAME_SOURCE = re.compile(r"""<iframe\b[^>]*?\ssrc\s*=\s*(?:'([^']*)'|"([^"]*)"|([^\s>'"]+))""", re.I)
 
 _PID_ID = re.compile(r"pid([0-9]{1,18})")  # a post id fits BIGINT, as Discuz writes it
 _UID_IN_HREF = re.compile(r"(?:[?&]uid=|space-uid-)(\d+)")
@@ -893,6 +918,97 @@ def _take_quotes(body: LexborNode, noise: NoiseRules, counts: dict[str, int]) ->
     return quotes
 
 
+def _js_unescape(literal: str) -> str:
+    """A JavaScript string literal's text, its escapes read (none executed)."""
+    if "\\" not in literal:
+        return literal
+
+    def character(match: re.Match) -> str:
+        hex_code = match[1] or match[2]
+        if hex_code:
+            code = int(hex_code, 16)
+            return "\ufffd" if 0xD800 <= code <= 0xDFFF else chr(code)  # a lone surrogate encodes nowhere
+        return _JS_SIMPLE_ESCAPES.get(match[3], match[3])
+
+    return _JS_ESCAPE.sub(character, literal)
+
+
+def player_files_in_script(script: str) -> list[str]:
+    """The files the players a script writes play, as written, in order, read without running
+    it. Discuz writes each player as AC_FL_RunContent('name', 'value', ...) (X3's
+    $('id').innerHTML=..., 7.2's document.write(...)): the file is the src ('src', 'URL' or
+    'src', encodeURI('URL')), unless the flashvars name it (Discuz's own flv and mp3 players:
+    'file=URL' or 'soundFile=URL', URL-encoded); parseflv's player for phones, when no
+    call names a file, is an iframe in a string."""
+    literals = [(match.start(), _js_unescape(match[1] if match[1] is not None else match[2]))
+                for match in _JS_STRING.finditer(script)]
+    calls = [match.end() for match in _FLASH_PLAYER_CALL.finditer(script)] + [len(script) + 1]
+    files = []
+    for start, end in zip(calls, calls[1:]):
+        arguments = [text for at, text in literals if start <= at < end]
+        named: dict[str, str] = {}
+        for name, value in zip(arguments[0::2], arguments[1::2]):
+            named.setdefault(name.lower(), value)
+        flashvars = parse_qs(named.get("flashvars", ""))
+        played = next((values[0] for name, values in flashvars.items() if name.lower() in _FLASHVARS_FILE_NAMES), None)
+        if played or named.get("src"):
+            files.append(played or named["src"])
+    if not files:
+        for _, text in literals:
+            if "<iframe" in text.lower():
+                files += [next(filter(None, match.groups()), "") for match in _IFRAME_SOURCE.finditer(text)]
+    return files
+
+
+def player_file_of_element(tag: str, attributes: Mapping[str, str | None]) -> str | None:
+    """The file an element of a player names, as written: an object's data, a <param> naming
+    the file, or the src of an embed, iframe, video, audio or source."""
+    if tag == "param":
+        return attributes.get("value") if (attributes.get("name") or "").lower() in _PLAYER_FILE_PARAMS else None
+    return attributes.get("data" if tag == "object" else "src")
+
+
+def player_file_urls(found: Iterable[str | None], base_url: str) -> list[str]:
+    """The players' files as linked: absolute http(s) (never javascript: or the like), no page
+    furniture (Discuz's own players), each once, in order."""
+    urls: list[str] = []
+    for value in found:
+        # The post's text is escaped before Discuz writes its players, and again by parsemedia:
+        # a script keeps "&amp;" as written, an attribute once more than it decodes.
+        while value and "&amp;" in value:
+            value = value.replace("&amp;", "&")
+        if not value or any(ord(c) < 0x20 or c == "\x7f" for c in value):
+            continue
+        url = absolute_url(value.strip().replace(" ", "%20"), base_url)
+        if _is_web_url(url) and not any(p in url for p in FURNITURE_IMAGE_PATHS) and url not in urls:
+            urls.append(url)
+    return urls
+
+
+def player_link_html(url: str) -> str:
+    """The link put where a player stood: its file, marked as a player's (clean.PLAYER_LINK_MARK)."""
+    escaped = html.escape(url)
+    return f'<a href="{escaped}"{clean.PLAYER_LINK_MARK}>{escaped}</a>'
+
+
+def _link_players(body: LexborNode, base_url: str) -> bool:
+    """Put a link to the file each player in `body` plays just before the player, in place;
+    a file already linked so is not linked again (an object and its embed name one file).
+    Returns whether any was put."""
+    linked: list[str] = []
+    for player in body.css(SELECTORS.players):
+        if player.tag == "script":
+            found = player_files_in_script(player.text(deep=True) or "")
+        else:
+            parts = (player, *player.css(SELECTORS.player_sources))
+            found = [player_file_of_element(part.tag, part.attributes) for part in parts]
+        for url in player_file_urls(found, base_url):
+            if url not in linked:
+                linked.append(url)
+                player.insert_before(LexborHTMLParser(player_link_html(url)).css_first("a"))
+    return bool(linked)
+
+
 def _status_without_body(table: LexborNode) -> PostStatus:
     if "plhin" not in _classes(table):
         return PostStatus.DELETED  # 无效楼层，该帖已经被删除
@@ -935,8 +1051,14 @@ def _post_parts(table: LexborNode, ctx: ParseContext, *, rare_in_table_may_match
     # with no copy. Others are cleaned on a copy; the page itself stays as it was.
     plain = None if rare_in_body else clean.clean_plain_body(body, MARKUP_NOISE, ctx.noise)
     counts: dict[str, int] = {}
+    linked_players = False
     if plain is None:
         body = body.clone()
+        # Before layer 1 takes the scripts: a player's file is linked where the player stood.
+        # Asked here only: a body clean_plain_body takes holds none (a script, object or embed
+        # is never plain but in a hidden element, noise), and the link then keeps the body off
+        # the plain path below. Most bodies are plain: they pay nothing for players.
+        linked_players = _link_players(body, ctx.url)
         counts = clean.strip_markup_noise(body, MARKUP_NOISE)
         # Without quotes or furniture, a body of text and <br> is cleaned from one serialisation.
         plain = None if rare_in_body else clean.clean_plain_node(body, ctx.noise)
@@ -950,6 +1072,8 @@ def _post_parts(table: LexborNode, ctx: ParseContext, *, rare_in_table_may_match
             edit_note = _edit_note(body)
         clean.merge_counts(counts, clean.clean_tree_phrases(body, ctx.noise))
         content_html = clean.sanitize_node(body, ctx.url)  # quotes stay in the HTML
+        if linked_players:  # a player showed no words: its file's link is in the HTML alone
+            clean.remove_elements(body, (SELECTORS.player_links,))
     unplaced = table.css_first(SELECTORS.unplaced_attachments) if rare_in_table else None
     if unplaced is not None:
         unplaced = unplaced.clone()
@@ -981,8 +1105,9 @@ def _post_parts(table: LexborNode, ctx: ParseContext, *, rare_in_table_may_match
 
 
 # An image's source or a link's target in sanitised HTML (the sanitiser writes every attribute
-# double-quoted, escaped).
-_MEDIA_IN_HTML = re.compile(r'<(?:img|a)\s[^>]*?\b(?:src|href)="([^"]*)"')
+# double-quoted, escaped, in the order written), and the player mark that follows the target
+# of a link the engine wrote.
+_MEDIA_IN_HTML = re.compile(rf'<(?:img|a)\s[^>]*?\b(?:src|href)="([^"]*)"({re.escape(clean.PLAYER_LINK_MARK)})?')
 # A URL ends at markup or white space: a [url] that spans a line break takes in the jammer
 # element Discuz writes there, which differs on every view.
 _URL_PART = re.compile(r"[^<>\s]*")
@@ -997,18 +1122,21 @@ def media_refs(content_html: str, page_url: str, attachments: Sequence[Attachmen
       links anew for every view, its images move with the attachment storage);
     - a URL on the page's own host is its path, query and fragment (a forum moved to https or
       to another host or port is the same forum), a link to a place in this thread its fragment;
-    - page furniture (smilies, file-type icons) is left out; other URLs stay whole."""
+    - page furniture (smilies, file-type icons) is left out; other URLs stay whole;
+    - the file of a player (the link _link_players wrote) is marked PLAYER_REF_PREFIX: the
+      archive tells it from the post's own links (it took up references at hash scheme 7)."""
     with_aid = [a for a in attachments if a.aid]
     attached = {a.url for a in with_aid} | {f"aid:{a.aid}" for a in with_aid}
     page = urlsplit(page_url)
     refs = []
     if "<img" in content_html or "<a" in content_html:
-        for escaped in _MEDIA_IN_HTML.findall(content_html):
+        for escaped, played in _MEDIA_IN_HTML.findall(content_html):
             url = _URL_PART.match(html.unescape(escaped))[0]
             aid = _signed_attachment_aid(url)
             if url in attached or f"aid:{aid}" in attached or any(p in url for p in FURNITURE_IMAGE_PATHS):
                 continue
-            refs.append(f"attachment:{aid}" if aid else _on_this_site(url, page))
+            ref = f"attachment:{aid}" if aid else _on_this_site(url, page)
+            refs.append(f"{PLAYER_REF_PREFIX}{ref}" if played else ref)
     refs += [f"attachment:{a.aid}:{a.name or ''}" for a in with_aid]
     return tuple(refs)
 
