@@ -750,6 +750,8 @@ def _status_without_body(table: Tag) -> PostStatus:
 
 def _link_players(body: Tag, base_url: str) -> bool:
     """The engine's _link_players: a link to each player's file put before the player."""
+    for forged in body.select(S.player_links):
+        del forged[clean.PLAYER_LINK_ATTRIBUTE]
     linked: list[str] = []
     for player in body.select(S.players):
         if player.name == "script":

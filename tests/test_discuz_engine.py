@@ -1038,6 +1038,23 @@ def test_a_body_plain_once_its_player_script_is_gone_keeps_the_players_link():
     assert post.content_text == "老视频"
 
 
+def test_a_link_of_the_post_marked_as_a_players_is_not_taken_for_one():
+    # A post written in HTML may carry any attribute the sanitiser keeps: only the engine's
+    # links may carry the player mark, or the archive would read the post's own link as a
+    # player's file.
+    player, played = PLAYER_FORMS["flash swf"]
+    post = _post_with_body(f'<a href="https://example.com/mine" data-from="player">我的链接</a>{player}')
+    assert post.media_refs == ("https://example.com/mine", "player:" + played)
+    assert post.content_html.count('data-from="player"') == 1
+    pytest.importorskip("bs4")
+    from benchmarks.bs4_discuz import parse_thread as parse_with_bs4
+
+    html_page = _one_post_thread("").replace(
+        'id="postmessage_1">十二张图', f'id="postmessage_1"><a href="https://example.com/mine" data-from="player">我的</a>{player}')
+    ctx = ParseContext(url=PLAYER_PAGE_URL, fetched_at=FETCHED_AT, noise=SITE_NOISE)
+    assert parse_with_bs4(html_page, ctx) == thread(html_page, url=PLAYER_PAGE_URL)
+
+
 def test_a_players_relative_file_is_resolved_against_the_page():
     for player in ("<embed src=\"../media/a.wma\" type=\"application/x-mplayer2\">",
                    _SCRIPT_PLAYER.format(id="swf_Op8", source="'src', encodeURI('data/attachment/forum/a.swf')"),
@@ -1090,6 +1107,7 @@ def test_a_malformed_player_script_does_not_fail_the_page(script):
 
 @pytest.mark.parametrize("form", PLAYER_FORMS)
 def test_the_beautifulsoup_port_links_players_as_the_engine_does(form):
+    pytest.importorskip("bs4")  # the bench extra's, which `make test` does not install
     from benchmarks.bs4_discuz import parse_thread as parse_with_bs4
 
     html_page = _one_post_thread("").replace('id="postmessage_1">十二张图',

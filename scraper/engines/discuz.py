@@ -995,6 +995,9 @@ def _link_players(body: LexborNode, base_url: str) -> bool:
     """Put a link to the file each player in `body` plays just before the player, in place;
     a file already linked so is not linked again (an object and its embed name one file).
     Returns whether any was put."""
+    # A post written in HTML could mark a link of its own as a player's: only ours carry it.
+    for forged in body.css(SELECTORS.player_links):
+        del forged.attrs[clean.PLAYER_LINK_ATTRIBUTE]
     linked: list[str] = []
     for player in body.css(SELECTORS.players):
         if player.tag == "script":
