@@ -591,15 +591,17 @@ def _finish_row(line: str) -> str:
     return TABLE_CELL_BREAK.join(cells)
 
 
-def _finish_text(text: str) -> str:
+def _finish_text(text: str, *, marked: bool = True) -> str:
     """Normalise white space per line of `text` (as normalise_whitespace), collapse runs of
     blank lines into one, trim blank edges. A line marked PREFORMATTED_LINE keeps its white
     space but the trailing, its no-break spaces (how forums write code's spaces) as spaces,
     and its mark. A table row's line is normalised per cell and keeps its TABLE_CELL_BREAKs
-    (_unmark turns them into tabs), less those of trailing empty cells."""
+    (_unmark turns them into tabs), less those of trailing empty cells. marked=False: the
+    caller knows `text` holds no PREFORMATTED_LINE (looking for a NUL in CJK text costs about
+    3 us a post: CPython's fast search skips characters by their low byte, and NUL's is 0)."""
     # str methods, not re: split() splits on exactly the characters \s matches, and both
     # run several times faster than a pattern over CJK text.
-    if PREFORMATTED_LINE in text or TABLE_CELL_BREAK in text:
+    if (marked and PREFORMATTED_LINE in text) or TABLE_CELL_BREAK in text:
         lines = [_finish_line(line) for line in text.split("\n")]
     else:
         lines = [" ".join(line.split()) for line in text.split("\n")]
@@ -610,10 +612,10 @@ def _finish_text(text: str) -> str:
     return text.strip("\n")
 
 
-def _unmark(text: str) -> str:
+def _unmark(text: str, *, marked: bool = True) -> str:
     """Finished text as a reader gets it: code lines' marks out, cells apart by tabs. Last:
-    any white space normalisation after this would collapse the tabs."""
-    if PREFORMATTED_LINE in text:
+    any white space normalisation after this would collapse the tabs. marked: as _finish_text."""
+    if marked and PREFORMATTED_LINE in text:
         text = text.replace(PREFORMATTED_LINE, "").strip("\n")
     if TABLE_CELL_BREAK in text:
         text = text.replace(TABLE_CELL_BREAK, "\t")
@@ -693,19 +695,21 @@ def clean_node_text(node: LexborNode, noise: NoiseRules) -> tuple[str, dict[str,
     return _clean_layout("\n".join(_layout_lines(node)), noise)
 
 
-def _clean_layout(raw: str, noise: NoiseRules, *, may_hold_jammer: bool = True) -> tuple[str, dict[str, int]]:
+def _clean_layout(raw: str, noise: NoiseRules, *, may_hold_jammer: bool = True,
+                  marked: bool = True) -> tuple[str, dict[str, int]]:
     """clean_node_text's filters on the raw lines of a layout, joined by line feeds.
-    may_hold_jammer=False: the caller found no jammer run in `raw` (could_hold_jammer)."""
+    may_hold_jammer=False: the caller found no jammer run in `raw` (could_hold_jammer);
+    marked=False: no line of `raw` is marked PREFORMATTED_LINE (see _finish_text)."""
     counts: dict[str, int] = {}
     raw, runs = strip_jammer_text(raw) if may_hold_jammer else (raw, 0)
     add_counts(counts, NOISE_JAMMER_TEXT, runs)
-    text = _finish_text(raw)
+    text = _finish_text(raw, marked=marked)
     text, site = remove_phrases(text, noise.phrases)
     add_counts(counts, NOISE_SITE_PHRASES, site)
     text, learned = remove_phrases(text, noise.learned)
     add_counts(counts, NOISE_LEARNED_PHRASES, learned)
-    text = _finish_text(text) if site or learned else text
-    return _unmark(text), counts
+    text = _finish_text(text, marked=marked) if site or learned else text
+    return _unmark(text, marked=marked), counts
 
 
 def clean_tree_phrases(node: LexborNode, noise: NoiseRules) -> dict[str, int]:
@@ -1069,7 +1073,8 @@ def _clean_plain_html(inner_html: str, tag: str | None, noise: NoiseRules) -> tu
     if spaced.endswith(_BREAK_MARK):  # a break at the end starts no line of its own
         spaced = spaced[: -len(_BREAK_MARK)]
     layout = spaced.replace(_BREAK_MARK, "\n")
-    text, text_counts = _clean_layout(layout, noise, may_hold_jammer=may_hold_jammer)
+    # Refused above if it held a NUL: no line is marked (marks go into trees, not serialisations).
+    text, text_counts = _clean_layout(layout, noise, may_hold_jammer=may_hold_jammer, marked=False)
     merge_counts(counts, text_counts)
     return html, text, counts
 
