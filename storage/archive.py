@@ -189,9 +189,9 @@ def _attachment_dict(attachment: Any) -> dict[str, Any]:
     return fields
 
 
-def _quote_identities(quotes: Iterable[Any] | None) -> list[tuple[str | None, str | None, int | None]]:
-    """What of each quote a version covers: its attribution line, text and quoted post."""
-    return [(getattr(q, "attribution", None), q.text, getattr(q, "pid", None)) for q in quotes or ()]
+def _quote_identities(quotes: Iterable[Any] | None) -> list[tuple[str | None, int | None]]:
+    """What of each quote a version covers: its text and quoted post (dedup.content_hash)."""
+    return [(q.text, getattr(q, "pid", None)) for q in quotes or ()]
 
 
 def _post_values(post: PostRecord) -> dict[str, Any]:
@@ -355,7 +355,7 @@ def _same_under_an_older_scheme(other: Sequence[Any], stored_hash: str, values: 
         if scheme == 3:
             kept = [ref for ref in kept if not ref.lower().startswith(_DOWNLOAD_LINK_REF)]
         if scheme == 6:
-            quotes = [(q["attribution"], q["text"], q["pid"]) for q in json.loads(values["quotes_json"])]
+            quotes = [(q.get("text"), q.get("pid")) for q in json.loads(values["quotes_json"])]
             return content_hash(values["content_text"], kept, quotes) == stored_hash
         return (content_hash(values["content_text"], kept) == stored_hash
                 and _same_quotes(quotes_json, values["quotes_json"]))
@@ -370,14 +370,12 @@ def _same_under_an_older_scheme(other: Sequence[Any], stored_hash: str, values: 
 
 def _same_quotes(stored_json: str | None, new_json: str | None) -> bool:
     """Whether a post's stored quotes (quotes_json, kept with its current version) are the ones
-    a new reading holds: the same text and quoted post each, white space aside, and the same
-    attribution line where the stored quote has one (quotes stored before it was read have none)."""
+    a new reading holds, as a version covers them: the same text and quoted post each, white
+    space aside."""
     stored, new = json.loads(stored_json or "[]"), json.loads(new_json or "[]")
     return len(stored) == len(new) and all(
         normalise_content(old.get("text") or "") == normalise_content(now.get("text") or "")
         and old.get("pid") == now.get("pid")
-        and (old.get("attribution") is None
-             or normalise_content(old["attribution"]) == normalise_content(now.get("attribution") or ""))
         for old, now in zip(stored, new))
 
 

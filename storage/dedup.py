@@ -32,21 +32,22 @@ def normalise_content(text: str) -> str:
     return " ".join(unicodedata.normalize("NFC", text).split())
 
 
-QuoteIdentity = tuple[str | None, str | None, int | None]  # attribution line, text, quoted pid
+QuoteIdentity = tuple[str | None, int | None]  # the quoted text, the quoted post's pid
 
 
 def content_hash(text: str, media_refs: Iterable[str] = (), quotes: Iterable[QuoteIdentity] = ()) -> str:
     """SHA-256 hex digest of the normalised text and, when there are any, the post's images and
     links (stable identities, in order, from its engine) and the quotes its engine reads apart
-    from the text (attribution line, text and quoted post, in order): the identity of one
-    version of a post. A post without images, links or quotes hashes as its text alone, as in
-    archives written before; one without quotes, as before quotes were hashed."""
+    from the text (the quoted text and post, in order): the identity of one version of a post.
+    A quote's attribution line is left out: it restates the quoted post's author and time, and
+    a rendering that prints that time anew (the demo forum does, at every restart) would make
+    a version of an unchanged post. A post without images, links or quotes hashes as its text
+    alone, as in archives written before; one without quotes, as before quotes were hashed."""
     normalised = normalise_content(text)
     refs = "\n".join(media_refs)
     if refs:
         normalised = f"{normalised}\x00{refs}"  # NUL: the HTML parser never leaves one in text
-    quoted = [[normalise_content(attribution or ""), normalise_content(quote_text or ""), pid]
-              for attribution, quote_text, pid in quotes]
+    quoted = [[normalise_content(quote_text or ""), pid] for quote_text, pid in quotes]
     if quoted:
         # Two NULs: no reference starts with one, so these never read as references.
         normalised = f"{normalised}\x00\x00{_EXTRACT_ENCODER.encode(quoted)}"

@@ -224,3 +224,24 @@ def test_a_text_copied_after_a_floor_was_deleted_is_refused_against_the_crawl(de
         assert archive.db.execute("select count(*) from posts").fetchone()[0] == before
         before_deletion = import_text_file(archive, SEED, site_name="demo", config_path=DEMO_CONFIG, url=url)
     assert before_deletion.new_posts == 1  # the deleted post's text, which only the older copy shows
+
+
+def test_the_demo_forum_restarted_later_gives_no_new_version(tmp_path):
+    # The demo forum times its seed posts from its own clock: restarted (`make demo` run again),
+    # it prints every time anew, a quote's attribution line included. Nothing of that is an edit.
+    from datetime import datetime, timedelta
+
+    from scraper.demo.forum import DemoForum
+    from scraper.demo.server import start
+
+    started = datetime(2026, 3, 1, 9, 0)
+    with Archive(tmp_path / "archive.db") as archive:
+        reports = []
+        for now in (started, started + timedelta(hours=5, minutes=7)):
+            server = start("127.0.0.1", 0, DemoForum(now=now))
+            try:
+                reports.append(crawl(archive, server.base_url))
+            finally:
+                server.shutdown()
+    assert reports[0].new_posts > 0
+    assert (reports[1].new_posts, reports[1].new_versions) == (0, 0)

@@ -181,7 +181,7 @@ def test_a_new_page_stores_thread_posts_versions_and_page(archive, site_id):
     assert fields(thread, "tid", "thread_key", "replies", "views", "page_count") == (88, "88", 7, 1234, 3)
     assert (thread["board"], thread["fid"], thread["first_seen_at"]) == ("公文写作", 2, T0)
     reply = post_row(archive, 1002)
-    assert reply["content_hash"] == content_hash(REPLY, quotes=[(None, "引用的话", 999)]) and reply["version_count"] == 1
+    assert reply["content_hash"] == content_hash(REPLY, quotes=[("引用的话", 999)]) and reply["version_count"] == 1
     assert reply["status"] == "normal" and reply["floor_label"] == "2#" and reply["page"] == 1
     assert json.loads(reply["quotes_json"]) == [
         {"text": "引用的话", "author": "李四", "posted_at_raw": "2024-3-1 09:00", "pid": 999, "attribution": None}]
