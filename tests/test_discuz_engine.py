@@ -927,7 +927,6 @@ def test_a_table_in_a_post_keeps_its_rows_in_the_text():
 
 
 def test_the_beautifulsoup_port_lays_out_tables_as_the_engine_does():
-    pytest.importorskip("bs4")
     from benchmarks import bs4_discuz
 
     tables = (DISCUZ_TABLE + '<table><tr><td>单格<br />两行</td></tr><tr><td>第一行 % q8 Z# <b>@; r1 b* x</b><br />'
@@ -1046,7 +1045,6 @@ def test_a_link_of_the_post_marked_as_a_players_is_not_taken_for_one():
     post = _post_with_body(f'<a href="https://example.com/mine" data-from="player">我的链接</a>{player}')
     assert post.media_refs == ("https://example.com/mine", "player:" + played)
     assert post.content_html.count('data-from="player"') == 1
-    pytest.importorskip("bs4")
     from benchmarks.bs4_discuz import parse_thread as parse_with_bs4
 
     html_page = _one_post_thread("").replace(
@@ -1107,7 +1105,6 @@ def test_a_malformed_player_script_does_not_fail_the_page(script):
 
 @pytest.mark.parametrize("form", PLAYER_FORMS)
 def test_the_beautifulsoup_port_links_players_as_the_engine_does(form):
-    pytest.importorskip("bs4")  # the bench extra's, which `make test` does not install
     from benchmarks.bs4_discuz import parse_thread as parse_with_bs4
 
     html_page = _one_post_thread("").replace('id="postmessage_1">十二张图',

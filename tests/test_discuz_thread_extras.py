@@ -138,7 +138,6 @@ PORT_CASES = [
 
 @pytest.mark.parametrize(("name", "url", "change"), PORT_CASES)
 def test_the_beautifulsoup_port_reads_the_same(name, url, change):
-    pytest.importorskip("bs4")
     from benchmarks import bs4_discuz
 
     html = change(fixture(name))
