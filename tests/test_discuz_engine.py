@@ -1112,3 +1112,28 @@ def test_the_beautifulsoup_port_links_players_as_the_engine_does(form):
     ctx = ParseContext(url=PLAYER_PAGE_URL, fetched_at=FETCHED_AT, noise=SITE_NOISE)
     page = thread(html_page, url=PLAYER_PAGE_URL)
     assert parse_with_bs4(html_page, ctx) == page and page.posts[0].media_refs[0].startswith("player:")
+
+
+@pytest.mark.parametrize("body", [
+    # A literal never closed, full of escaped quotes: a search that demanded the closing quote
+    # tried again from each quote inside (46 s at 100 KB).
+    '文字<script>x="' + '\\"' * 50_000 + "</script>",
+    # One literal of many "<iframe": each attempt read to the literal's end (8 s).
+    "<script>x='" + "<iframe " * 12_500 + "'</script>",
+    # Many calls: each read every literal of the script (7 s at 300 KB).
+    "<script>" + "AC_FL_RunContent('','')" * 13_000 + "</script>",
+    # "&amp;" escaped 100,000 deep: one level undone a pass (about 30 s).
+    '<embed src="http://v.example.com/&' + "amp;" * 100_000 + 'a.swf">',
+    # 500 players nested, 6 sources each: every one read its whole subtree again (29 s).
+    ("<object>" + '<param name="src" value="http://v.example.com/a.swf">' * 6) * 500 + "</object>" * 500,
+])
+def test_a_hostile_player_costs_its_page_no_more_than_its_size(body):
+    started = time.monotonic()
+    post = _post_with_body(body)
+    assert time.monotonic() - started < 3.0
+    assert len(post.media_refs) <= 1
+
+
+def test_an_unclosed_string_in_a_player_script_hides_no_later_line():
+    script = "<script>var broken = 'no end\n$('swf_a').innerHTML=AC_FL_RunContent('src', 'http://v.example.com/b.swf');</script>"
+    assert _post_with_body(script).media_refs == ("player:http://v.example.com/b.swf",)

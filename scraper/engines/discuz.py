@@ -13,7 +13,8 @@ from __future__ import annotations
 import base64
 import html
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from bisect import bisect_left
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -206,8 +207,10 @@ PLAYER_REF_PREFIX = "player:"
 # An object's <param>s that name the file: Windows Media's url, RealPlayer's and QuickTime's
 # src, Flash's movie.
 _PLAYER_FILE_PARAMS = frozenset({"url", "src", "movie", "filename"})
-# A JavaScript string literal, either quote, with its escapes.
-_JS_STRING = re.compile(r"'((?:[^'\\\n]|\\.)*)'" r'|"((?:[^"\\\n]|\\.)*)"', re.S)
+# A JavaScript string literal, either quote, with its escapes, and its closing quote, which an
+# unclosed one lacks: it then ends at its line's end, where the search goes on (a pattern that
+# demanded the quote would try again from every quote inside, in time square to the script).
+_JS_STRING = re.compile(r"'((?:[^'\\\n]|\\.)*)('?)" r'|"((?:[^"\\\n]|\\.)*)("?)', re.S)
 _JS_ESCAPE = re.compile(r"\\(?:x([0-9a-fA-F]{2})|u([0-9a-fA-F]{4})|(.))", re.S)
 _JS_SIMPLE_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f", "v": "\v", "0": "\0"}
 _FLASH_PLAYER_CALL = re.compile(r"AC_FL_RunContent\s*\(")
@@ -215,7 +218,8 @@ _FLASH_PLAYER_CALL = re.compile(r"AC_FL_RunContent\s*\(")
 # player as soundFile=; the src is then the player, page furniture.
 _FLASHVARS_FILE_NAMES = ("file", "soundfile")
 # parseflv's player for phones: "<iframe ... src='URL' ...>" in a string of the script.
-_IFRAME_SOURCE = re.compile(r"""<iframe\b[^>]*?\ssrc\s*=\s*(?:'([^']*)'|"([^"]*)"|([^\s>'"]+))""", re.I)
+# [^<>]: an attempt stops at the next tag, so a string of many "<iframe" is read in one pass.
+_IFRAME_SOURCE = re.compile(r"""<iframe\b[^<>]*?\ssrc\s*=\s*(?:'([^'<>]*)'|"([^"<>]*)"|([^\s<>'"]+))""", re.I)
 
 _PID_ID = re.compile(r"pid([0-9]{1,18})")  # a post id fits BIGINT, as Discuz writes it
 _UID_IN_HREF = re.compile(r"(?:[?&]uid=|space-uid-)(\d+)")
@@ -487,7 +491,7 @@ def _matching_ids(root: LexborNode, selector: str) -> frozenset[int]:
     return frozenset(match.mem_id for match in root.css(selector))
 
 
-def _inside(node: LexborNode, root: LexborNode, ancestor_ids: frozenset[int]) -> bool:
+def _inside(node: LexborNode, root: LexborNode, ancestor_ids: Container[int]) -> bool:
     """True when an ancestor of `node` below `root` is one of `ancestor_ids` (_matching_ids).
     Not css_matches on each ancestor: it is true of a node when anything inside it matches,
     so a quote wrapped in <font> made the wrapper count as a quote too."""
@@ -940,12 +944,14 @@ def player_files_in_script(script: str) -> list[str]:
     'src', encodeURI('URL')), unless the flashvars name it (Discuz's own flv and mp3 players:
     'file=URL' or 'soundFile=URL', URL-encoded); parseflv's player for phones, when no
     call names a file, is an iframe in a string."""
-    literals = [(match.start(), _js_unescape(match[1] if match[1] is not None else match[2]))
-                for match in _JS_STRING.finditer(script)]
+    literals = [(match.start(), _js_unescape(match[1] if match[1] is not None else match[3]))
+                for match in _JS_STRING.finditer(script) if match[2] or match[4]]  # closed ones only
+    positions = [at for at, _ in literals]
     calls = [match.end() for match in _FLASH_PLAYER_CALL.finditer(script)] + [len(script) + 1]
     files = []
     for start, end in zip(calls, calls[1:]):
-        arguments = [text for at, text in literals if start <= at < end]
+        # The call's arguments: the literals from it to the next call, found by bisection.
+        arguments = [text for _, text in literals[bisect_left(positions, start):bisect_left(positions, end)]]
         named: dict[str, str] = {}
         for name, value in zip(arguments[0::2], arguments[1::2]):
             named.setdefault(name.lower(), value)
@@ -968,21 +974,24 @@ def player_file_of_element(tag: str, attributes: Mapping[str, str | None]) -> st
     return attributes.get("data" if tag == "object" else "src")
 
 
+_ESCAPED_AMPERSANDS = re.compile(r"&(?:amp;)+")
+
+
 def player_file_urls(found: Iterable[str | None], base_url: str) -> list[str]:
     """The players' files as linked: absolute http(s) (never javascript: or the like), no page
     furniture (Discuz's own players), each once, in order."""
-    urls: list[str] = []
+    urls: dict[str, None] = {}  # ordered, each once
     for value in found:
         # The post's text is escaped before Discuz writes its players, and again by parsemedia:
-        # a script keeps "&amp;" as written, an attribute once more than it decodes.
-        while value and "&amp;" in value:
-            value = value.replace("&amp;", "&")
+        # a script keeps "&amp;" as written, an attribute once more than it decodes. One pass
+        # undoes any depth of it, as replacing "&amp;" until none is left would.
+        value = _ESCAPED_AMPERSANDS.sub("&", value) if value else value
         if not value or any(ord(c) < 0x20 or c == "\x7f" for c in value):
             continue
         url = absolute_url(value.strip().replace(" ", "%20"), base_url)
-        if _is_web_url(url) and not any(p in url for p in FURNITURE_IMAGE_PATHS) and url not in urls:
-            urls.append(url)
-    return urls
+        if _is_web_url(url) and not any(p in url for p in FURNITURE_IMAGE_PATHS):
+            urls.setdefault(url)
+    return list(urls)
 
 
 def player_link_html(url: str) -> str:
@@ -998,16 +1007,20 @@ def _link_players(body: LexborNode, base_url: str) -> bool:
     # A post written in HTML could mark a link of its own as a player's: only ours carry it.
     for forged in body.css(SELECTORS.player_links):
         del forged.attrs[clean.PLAYER_LINK_ATTRIBUTE]
-    linked: list[str] = []
+    linked: set[str] = set()
+    read: set[int] = set()  # the element players whose every source was read, by mem_id
     for player in body.css(SELECTORS.players):
         if player.tag == "script":
             found = player_files_in_script(player.text(deep=True) or "")
+        elif _inside(player, body, read):
+            continue  # its sources were read with the player around it (an embed in an object)
         else:
+            read.add(player.mem_id)
             parts = (player, *player.css(SELECTORS.player_sources))
             found = [player_file_of_element(part.tag, part.attributes) for part in parts]
         for url in player_file_urls(found, base_url):
             if url not in linked:
-                linked.append(url)
+                linked.add(url)
                 player.insert_before(LexborHTMLParser(player_link_html(url)).css_first("a"))
     return bool(linked)
 
