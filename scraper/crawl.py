@@ -210,6 +210,9 @@ class Crawler:
         self._printed_pages: dict[str, int] = {}
         self._active_threads: set[int] = set()  # thread ids that gained posts or versions in this run
         self._replied_threads: set[int] = set()  # of those, the ones that gained posts
+        # threads.visits of each thread as this run found it: a thread whose next visit is set
+        # twice in a run (page 1 of one listed newest first, then its last page) is on one visit.
+        self._visits_before_run: dict[int, int] = {}
         self._verify_keys: set[str] = set()  # frontier keys the verify pass queued: each is re-read alone
         self._unordered_boards: set[str] = set()  # boards (key prefixes) seen listed otherwise than by last post
         self.report: CrawlReport | None = None
@@ -585,8 +588,12 @@ class Crawler:
         where_replies_land = page is not None and page.page == 1 and lists_newest_first(page)
         if thread_id is None or not (last_page or where_replies_land or page.page >= page.page_count):
             return
+        if thread_id not in self._visits_before_run:
+            self._visits_before_run[thread_id] = (self.archive.thread(thread_id) or {}).get("visits") or 0
+        # Replies new since an earlier visit: one that ended before this run.
+        replied_since_a_visit = thread_id in self._replied_threads and self._visits_before_run[thread_id] > 0
         self.archive.schedule_revisit(thread_id, active=thread_id in self._active_threads,
-                                      new_replies=thread_id in self._replied_threads,
+                                      new_replies=replied_since_a_visit,
                                       min_s=self.options.revisit_min_s, max_s=self.options.revisit_max_s,
                                       now=self.now())
 

@@ -455,6 +455,22 @@ def newest_first_thread(forum):
     return longest
 
 
+def test_a_thread_listed_newest_first_waits_as_long_as_it_was_quiet_after_its_first_crawl(demo_forum, tmp_path):
+    # Its first crawl sets its next visit twice, at page 1 (where its replies land) and at its
+    # last page: both belong to its first visit, whose posts are all new, and a thread quiet for
+    # years still waits a month, not an hour.
+    forum = demo_forum.forum
+    clock = Clock(start=forum.now.replace(tzinfo=forum.tz))
+    thread = newest_first_thread(forum)
+    assert forum.now - thread.posts[-1].posted_at > timedelta(days=60)
+    with Archive(tmp_path / "a.db") as archive:
+        run(archive, demo_site(demo_forum.base_url), clock)
+        due, visits = archive.db.execute("select next_due_at, visits from threads where tid = ?",
+                                         [thread.tid]).fetchone()
+    assert visits == 2  # page 1 and the last page
+    assert datetime.fromisoformat(due) - clock.at == timedelta(days=30)
+
+
 @pytest.mark.parametrize("validators", [False, True])
 def test_a_thread_listed_newest_first_is_revisited_at_page_1_where_its_replies_land(demo_forum, tmp_path,
                                                                                      validators):
