@@ -53,22 +53,23 @@ NORMAL_STATUS = "normal"
 HIDDEN_STATUS = "hidden"  # part of the post locked away (reply to see, credits, password)
 DEFAULT_LEASE_S = 300  # matches the crawler's default; storage cannot import its config
 # What a post's content_hash covers (posts.hash_covers_media): 0 its text alone (a text
-# rendering, which shows no media, or a post archived before versions covered them); 7 its
+# rendering, which shows no media, or a post archived before versions covered them); 8 its
 # text, the media references its engine gives (images, links, attachments, the files its
-# [flash], [media] and [audio] players play) and the quotes it reads apart from the text. 1-3
-# were earlier forms of the references (3: before eMule, magnet and download-manager links
-# were kept), 4 the references without the quotes, 6 without the players' files; 5 was a
-# form of the references reverted soon after (cb6403d), read as 0-2 are: any change to what
-# the hash holds takes the next number. A post hashed by an older scheme takes up the
+# [flash], [media] and [audio] players play) and the quotes it reads apart from the text (their
+# text and quoted post). 1-3 were earlier forms of the references (3: before eMule, magnet and
+# download-manager links were kept), 4 the references without the quotes, 6 without the
+# players' files. 5 (a form of the references reverted soon after, cb6403d) and 7 (8 with the
+# quotes' attribution lines, changed within the day, 08be46b) are read as 0-2 are: any change
+# to what the hash holds takes the next number. A post hashed by an older scheme takes up the
 # current one, without a version, when next seen as it was hashed then.
-MEDIA_HASH_SCHEME = 7
+MEDIA_HASH_SCHEME = 8
 # What scheme 4 added: download links, whose targets the sanitiser before it dropped from the
 # HTML as well (the link stayed, without its href).
 # (storage reads no engine: the schemes are scraper.clean.DOWNLOAD_LINK_SCHEMES, as kept then)
 _SCHEME_4_DOWNLOAD_LINKS = ("ed2k", "magnet", "thunder", "qqdl", "flashget", "ftp")
 _DOWNLOAD_LINK_TARGET = re.compile(rf' href="(?:{"|".join(_SCHEME_4_DOWNLOAD_LINKS)}):[^"]*"')
 _DOWNLOAD_LINK_REF = tuple(f"{scheme}:" for scheme in _SCHEME_4_DOWNLOAD_LINKS)
-# What scheme 7 added: the link the engine puts where a player stood, and its reference.
+# What scheme 8 added: the link the engine puts where a player stood, and its reference.
 # (storage reads no engine: the forms are scraper.clean.PLAYER_LINK_MARK, on the link as the
 # sanitiser writes it, and scraper.engines.discuz.PLAYER_REF_PREFIX)
 _PLAYER_LINK_MARK = ' data-from="player"'
@@ -339,13 +340,13 @@ def _same_under_an_older_scheme(other: Sequence[Any], stored_hash: str, values: 
     post then takes up the new hash, with no version.
 
     Under schemes 3, 4 and 6, which hashed images and links already, the references must be
-    the same but for what the later schemes added (4 the download links, 6 the quotes, 7 the
+    the same but for what the later schemes added (4 the download links, 6 the quotes, 8 the
     players' files): the hash without those is the stored one, so a picture swapped since is
     an edit; and under 3 and 4 the quotes must be the ones stored with the post, so a quote
-    rewritten since is one too. Schemes 0-2 and 5 hashed other forms of the references, or
-    none: there the same text and, unless the post came from a text rendering (attachments
-    NULL), the same attachments decide. What else of its media changed before it was first
-    seen under a newer scheme is not known."""
+    rewritten since is one too. Schemes 0-2, 5 and 7 hashed other forms of the references or
+    quotes, or none: there the same text and, unless the post came from a text rendering
+    (attachments NULL), the same attachments decide. What else of its media changed before it
+    was first seen under a newer scheme is not known."""
     scheme, text, attachments_json, _html, quotes_json = other
     if scheme >= values["hash_covers_media"] or text is None:
         return False
@@ -395,13 +396,15 @@ def _seconds_since(moment: str | None, now: str) -> float | None:
 
 def _differs_only_by_links_kept_since(stored_html: str | None, values: Mapping[str, Any]) -> bool:
     """Whether a post's stored HTML is the rendering `values` holds but for the links kept
-    since it was stored: the players' files (from scheme 7 on) and the download links'
+    since it was stored: the players' files (from scheme 8 on) and the download links'
     targets (which the sanitiser kept from scheme 4 on). The new HTML, which holds them, is
-    then the same post's, nothing else changed."""
+    then the same post's, nothing else changed. White space at the edges aside: a player that
+    led the body took the white space after it with it (the parser drops leading white space)."""
     new_html = values["content_html"]
     if stored_html is None or stored_html == new_html:
         return False
-    without_players = _PLAYER_LINK.sub("", new_html) if _PLAYER_LINK_MARK in new_html else new_html
+    stored_html = stored_html.strip()
+    without_players = _PLAYER_LINK.sub("", new_html).strip() if _PLAYER_LINK_MARK in new_html else new_html.strip()
     return without_players == stored_html or _DOWNLOAD_LINK_TARGET.sub("", without_players) == stored_html
 
 

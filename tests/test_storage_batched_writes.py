@@ -559,18 +559,21 @@ def test_a_post_hashed_without_its_quotes_whose_quote_changed_meanwhile_is_a_ver
     assert tally(save(archive, site_id, make_page(88, [quoting("改写后的 引用")]), T2))[:3] == (0, 0, 1)
 
 
-def test_a_post_stored_under_the_reverted_scheme_5_is_read_as_the_oldest_schemes_are(archive, site_id):
-    # Scheme 5 hashed a form of the references that was reverted (cb6403d): its hash cannot be
-    # rebuilt, so the same text and attachments decide, as for schemes 0-2.
+@pytest.mark.parametrize("short_lived", [5, 7])
+def test_a_post_stored_under_a_short_lived_scheme_is_read_as_the_oldest_schemes_are(archive, site_id, short_lived):
+    # Scheme 5 hashed a form of the references that was reverted (cb6403d), 7 the quotes'
+    # attribution lines too (08be46b): their hashes are not rebuilt, so the same text and
+    # attachments decide, as for schemes 0-2.
     save(archive, site_id, make_page(88, [illustrated(1001, PHOTO)]), T0)
-    archive.db.execute("UPDATE posts SET content_hash = 'hashed by the reverted scheme', hash_covers_media = 5")
+    archive.db.execute("UPDATE posts SET content_hash = 'hashed by a short-lived scheme', hash_covers_media = ?",
+                       [short_lived])
     assert tally(save(archive, site_id, make_page(88, [illustrated(1001, PHOTO)]), T1))[:3] == (0, 0, 1)
     assert archive.db.execute("SELECT hash_covers_media, version_count FROM posts").fetchone() == (
         MEDIA_HASH_SCHEME, 1)
 
 
 # A post with a picture, a player, and maybe a quote, read by the engine; read as the engine
-# before scheme 7 did (no player link), the page lacks the player's script: layer 1 dropped it.
+# before scheme 8 did (no player link), the page lacks the player's script: layer 1 dropped it.
 _QUOTE = ('<div class="quote"><blockquote><font size="2"><a href="forum.php?mod=redirect&amp;goto=findpost&amp;pid=999'
           '&amp;ptid=88" target="_blank"><font color="#999999">李四 发表于 2024-3-1 09:00</font></a></font><br />'
           '原来的引用</blockquote></div>')
@@ -590,7 +593,7 @@ def read_with_player(*, photo=PHOTO, played="http://v.example.com/clips/a.flv", 
 @pytest.mark.parametrize(("older_scheme", "quoted"), [(3, False), (4, False), (6, False), (6, True)])
 def test_a_post_stored_before_players_were_linked_takes_up_their_files_without_a_version(
         archive, site_id, older_scheme, quoted):
-    # Before scheme 7 the engine dropped a player with its script: the post was hashed on its
+    # Before scheme 8 the engine dropped a player with its script: the post was hashed on its
     # text, picture (and from 6 on its quotes). Read again, it links the player's file: the same
     # post, now with that link in its HTML, not an edit; another file after that is one.
     stored = read_with_player(quoted=quoted, before_players=True)
@@ -609,7 +612,7 @@ def test_a_post_stored_before_players_were_linked_takes_up_their_files_without_a
 
 def test_a_post_stored_under_scheme_6_whose_picture_changed_meanwhile_is_a_version(archive, site_id):
     # The take-up leaves out the players' files only: a picture swapped before the first read
-    # under scheme 7 is an edit, recorded as one, not passed over as the scheme's take-up.
+    # under scheme 8 is an edit, recorded as one, not passed over as the scheme's take-up.
     save(archive, site_id, make_page(88, [read_with_player(before_players=True)]), T0)
     archive.db.execute("UPDATE posts SET hash_covers_media = 6")
     swapped = read_with_player(photo=OTHER_PHOTO)
@@ -634,9 +637,27 @@ def test_a_post_whose_stored_html_differs_by_more_than_its_player_link_keeps_it(
 
 
 def _without_players(markup: str) -> str:
-    # What the engine read before scheme 7: the scripts went with layer 1, the players' other
+    # What the engine read before scheme 8: the scripts went with layer 1, the players' other
     # elements with the sanitiser, and nothing else changed.
     return re.sub(r"<(script|object|audio|iframe)\b.*?</\1>|<embed\b[^>]*>(?:</embed>)?", "", markup, flags=re.S)
+
+
+def test_a_player_leading_the_body_takes_up_its_link_with_its_html(archive, site_id):
+    # Without its script the body began with the white space after it, which the parser drops:
+    # the HTML read then and the HTML read now without the link differ at their edge alone.
+    from tests.test_discuz_engine import PLAYER_FORMS, _post_with_body
+
+    player = PLAYER_FORMS["7.2 flash"][0]
+    body = "{}  <table><tr><td>片名</td><td>时长</td></tr></table>老视频"
+    before, now_read = (replace(_post_with_body(body.format(p)), pid=1001) for p in ("", player))
+    assert before.content_html != _PLAYER_LINK_RE.sub("", now_read.content_html)
+    save(archive, site_id, make_page(88, [before]), T0)
+    archive.db.execute("UPDATE posts SET hash_covers_media = 6")
+    assert tally(save(archive, site_id, make_page(88, [now_read]), T1))[:3] == (0, 0, 1)
+    assert archive.db.execute("SELECT content_html FROM posts").fetchone() == (now_read.content_html,)
+
+
+_PLAYER_LINK_RE = re.compile(r'<a href="[^"]*" data-from="player"[^>]*>[^<]*</a>')
 
 
 @pytest.mark.parametrize("form", ["flash swf", "parseflv", "media rm", "audio mp3", "attached mp3", "7.2 flash"])

@@ -1140,7 +1140,7 @@ def media_refs(content_html: str, page_url: str, attachments: Sequence[Attachmen
       to another host or port is the same forum), a link to a place in this thread its fragment;
     - page furniture (smilies, file-type icons) is left out; other URLs stay whole;
     - the file of a player (the link _link_players wrote) is marked PLAYER_REF_PREFIX: the
-      archive tells it from the post's own links (it took up references at hash scheme 7)."""
+      archive tells it from the post's own links (it took up references at hash scheme 8)."""
     with_aid = [a for a in attachments if a.aid]
     attached = {a.url for a in with_aid} | {f"aid:{a.aid}" for a in with_aid}
     page = urlsplit(page_url)
