@@ -752,16 +752,20 @@ def _link_players(body: Tag, base_url: str) -> bool:
     """The engine's _link_players: a link to each player's file put before the player."""
     for forged in body.select(S.player_links):
         del forged[clean.PLAYER_LINK_ATTRIBUTE]
-    linked: list[str] = []
+    linked: set[str] = set()
+    read: set[int] = set()
     for player in body.select(S.players):
         if player.name == "script":
             found = player_files_in_script(player.string or "")
+        elif _inside(player, body, read):
+            continue  # its sources were read with the player around it
         else:
+            read.add(id(player))
             parts = (player, *player.select(S.player_sources))
             found = [player_file_of_element(part.name, part.attrs) for part in parts]
         for url in player_file_urls(found, base_url):
             if url not in linked:
-                linked.append(url)
+                linked.add(url)
                 player.insert_before(BeautifulSoup(player_link_html(url), "html.parser").a)
     return bool(linked)
 
@@ -841,25 +845,13 @@ def _signature(table: Tag) -> str | None:
     return html_to_text(sign) or None
 
 
-def _reply_subjects(postlist: Tag, tables: list[Tag], floors: list[int | None], noise: NoiseRules) -> dict[int, str]:
-    """The page's reply subjects by their post's table (id()), from one walk of the post list."""
-    heads = postlist.select(S.reply_subject)
-    if not heads:
-        return {}
-    replies = {id(table) for table, floor in zip(tables, floors) if floor != 1}
-    subjects: dict[int, str] = {}
-    for head in heads:
-        node = head.parent
-        while node is not None and node is not postlist and not _PID_ID.fullmatch(node.get("id") or ""):
-            node = node.parent
-        if node is None or id(node) not in replies or id(node) in subjects:
-            continue
-        head = copy.copy(head)
-        strip_markup_noise(head)
-        text = clean_node_text(head, noise)[0]
-        if text:
-            subjects[id(node)] = text
-    return subjects
+def _subject(table: Tag, noise: NoiseRules) -> str | None:
+    head = table.select_one(S.reply_subject)
+    if head is None:
+        return None
+    head = copy.copy(head)
+    strip_markup_noise(head)
+    return clean_node_text(head, noise)[0] or None
 
 
 def _poll(first_post: Tag) -> Poll | None:
@@ -891,12 +883,13 @@ def _classified(first_post: Tag) -> ClassifiedInfo | None:
     for row in table.select(S.classified_rows):
         title = row.select_one(S.classified_title)
         if title is not None:
-            fields.append((_text(title).rstrip(CLASSIFIED_TITLE_ENDS).rstrip(), _text(row.select_one(S.classified_value))))
+            value = _text(row.select_one(S.classified_value))
+            fields.append((_text(title).rstrip(CLASSIFIED_TITLE_ENDS).rstrip(), value))
     return ClassifiedInfo(sort_name=_text(table.select_one(S.classified_caption)) or None, fields=tuple(fields))
 
 
 def _parse_post(table: Tag, floor: int | None, label: str, ctx: ParseContext, tz: timezone,
-                fetched: datetime | None, *, any_often_absent: bool = True, subject: str | None = None) -> Post:
+                fetched: datetime | None, *, any_often_absent: bool = True) -> Post:
     author, author_uid = _author(table, first_link_may_match=any_often_absent)
     posted_at, posted_raw = _posted_at(table, tz, fetched)
     parts = _post_parts(table, ctx, rare_in_table_may_match=any_often_absent)
@@ -917,7 +910,7 @@ def _parse_post(table: Tag, floor: int | None, label: str, ctx: ParseContext, tz
         attachments=parts.attachments or [],
         status=parts.status,
         noise_removed=parts.noise or {},
-        subject=subject,
+        subject=_subject(table, ctx.noise) if any_often_absent and floor != 1 else None,
     )
 
 
@@ -953,10 +946,8 @@ def _parse_thread(soup: BeautifulSoup, ctx: ParseContext) -> ThreadPage:
     floors = assign_floors(labels, page, page_count)
     # One walk of the post list tells which posts hold anything of the often absent parts.
     often_absent_holders = _holders(postlist, _OFTEN_ABSENT_IN_TABLE)
-    subjects = _reply_subjects(postlist, tables, floors, ctx.noise)
     posts = [
-        _parse_post(table, floor, label, ctx, tz, fetched, any_often_absent=id(table) in often_absent_holders,
-                    subject=subjects.get(id(table)))
+        _parse_post(table, floor, label, ctx, tz, fetched, any_often_absent=id(table) in often_absent_holders)
         for table, floor, label in zip(tables, floors, labels)
     ]
     first_post = next((table for table, floor in zip(tables, floors) if floor == 1), None)

@@ -33,7 +33,15 @@ from typing import Any, TypeVar
 import zstandard
 
 from storage.db import open_db
-from storage.dedup import classify, content_hash, extract_hash, normalise_content, post_key, thread_key
+from storage.dedup import (
+    classify,
+    content_hash,
+    extract_hash,
+    normalise_content,
+    normalised_quotes,
+    post_key,
+    thread_key,
+)
 from storage.records import BoardPageRecord, PostRecord, ThreadPageRecord
 from storage.bigram import BIGRAM_FUNCTION
 from storage.schema import BIGRAM_INDEXED_THROUGH, BIGRAM_TABLE, INDEXED_THROUGH, SEARCH_INDEX_STATE
@@ -195,12 +203,18 @@ def _quote_identities(quotes: Iterable[Any] | None) -> list[tuple[str | None, in
     return [(q.text, getattr(q, "pid", None)) for q in quotes or ()]
 
 
+def _stored_quote_identities(quotes_json: str | None) -> list[tuple[str | None, int | None]]:
+    """_quote_identities of the quotes a post was stored with (its quotes_json)."""
+    return [(q.get("text"), q.get("pid")) for q in json.loads(quotes_json or "[]")]
+
+
 def _post_values(post: PostRecord) -> dict[str, Any]:
     """The posts columns that come from the record, validated."""
     text, html = post.content_text, post.content_html
     if not isinstance(text, str) or not isinstance(html, str):
         raise TypeError("a post's content_text and content_html must be str")
     refs = getattr(post, "media_refs", None)  # None: a rendering that shows no media
+    quotes = _quote_identities(post.quotes)
     return {
         "pid": post.pid,
         "floor": post.floor,
@@ -211,9 +225,10 @@ def _post_values(post: PostRecord) -> dict[str, Any]:
         "posted_at_raw": post.posted_at_raw,
         "content_text": text,
         "content_html": html,
-        "content_hash": content_hash(text, refs or (), _quote_identities(post.quotes)),
+        "content_hash": content_hash(text, refs or (), quotes),
         "hash_covers_media": 0 if refs is None else MEDIA_HASH_SCHEME,
         "media_refs": refs,
+        "quotes": quotes,  # for _same_under_an_older_scheme, as media_refs
         "quotes_json": _json([_quote_dict(q) for q in post.quotes or ()]),
         "signature": post.signature,
         "edit_note": post.edit_note,
@@ -356,10 +371,10 @@ def _same_under_an_older_scheme(other: Sequence[Any], stored_hash: str, values: 
         if scheme == 3:
             kept = [ref for ref in kept if not ref.lower().startswith(_DOWNLOAD_LINK_REF)]
         if scheme == 6:
-            quotes = [(q.get("text"), q.get("pid")) for q in json.loads(values["quotes_json"])]
-            return content_hash(values["content_text"], kept, quotes) == stored_hash
+            return content_hash(values["content_text"], kept, values["quotes"]) == stored_hash
+        # The quotes stored with the post's version stand for the ones it was hashed without.
         return (content_hash(values["content_text"], kept) == stored_hash
-                and _same_quotes(quotes_json, values["quotes_json"]))
+                and normalised_quotes(_stored_quote_identities(quotes_json)) == normalised_quotes(values["quotes"]))
     stored = normalise_content(text)
     if attachments_json is None:
         # A text rendering shows inline what the crawled one keeps apart from the text.
@@ -367,17 +382,6 @@ def _same_under_an_older_scheme(other: Sequence[Any], stored_hash: str, values: 
             stored = normalise_content(stored.replace(piece, " ", 1))
     return stored == normalise_content(values["content_text"]) and (
         attachments_json is None or _attachment_keys(attachments_json) == _attachment_keys(values["attachments_json"]))
-
-
-def _same_quotes(stored_json: str | None, new_json: str | None) -> bool:
-    """Whether a post's stored quotes (quotes_json, kept with its current version) are the ones
-    a new reading holds, as a version covers them: the same text and quoted post each, white
-    space aside."""
-    stored, new = json.loads(stored_json or "[]"), json.loads(new_json or "[]")
-    return len(stored) == len(new) and all(
-        normalise_content(old.get("text") or "") == normalise_content(now.get("text") or "")
-        and old.get("pid") == now.get("pid")
-        for old, now in zip(stored, new))
 
 
 def _seconds_since(moment: str | None, now: str) -> float | None:

@@ -47,11 +47,17 @@ def content_hash(text: str, media_refs: Iterable[str] = (), quotes: Iterable[Quo
     refs = "\n".join(media_refs)
     if refs:
         normalised = f"{normalised}\x00{refs}"  # NUL: the HTML parser never leaves one in text
-    quoted = [[normalise_content(quote_text or ""), pid] for quote_text, pid in quotes]
+    quoted = normalised_quotes(quotes)
     if quoted:
         # Two NULs: no reference starts with one, so these never read as references.
         normalised = f"{normalised}\x00\x00{_EXTRACT_ENCODER.encode(quoted)}"
     return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
+
+
+def normalised_quotes(quotes: Iterable[QuoteIdentity]) -> list[list]:
+    """Quotes as a version covers them (content_hash): each quoted text normalised, with the
+    quoted post; equal lists are the same quotes."""
+    return [[normalise_content(quote_text or ""), pid] for quote_text, pid in quotes]
 
 
 def thread_key(tid: int | None, title: str | None) -> str:
@@ -113,6 +119,7 @@ __all__ = [
     "content_hash",
     "extract_hash",
     "normalise_content",
+    "normalised_quotes",
     "post_key",
     "thread_key",
 ]

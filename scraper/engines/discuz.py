@@ -1047,7 +1047,8 @@ _RARE_IN_TABLE = ", ".join(
 # What each takes a walk of the whole post to miss: the rare parts beside the body, the
 # signature, and the authoronleft link (off in the default template). One walk of the post
 # list first tells which posts hold any of them.
-_OFTEN_ABSENT_IN_TABLE = ", ".join((_RARE_IN_TABLE, SELECTORS.signature, SELECTORS.author_links[0]))
+_OFTEN_ABSENT_IN_TABLE = ", ".join(
+    (_RARE_IN_TABLE, SELECTORS.signature, SELECTORS.author_links[0], SELECTORS.reply_subject))
 
 
 def _post_parts(table: LexborNode, ctx: ParseContext, *, rare_in_table_may_match: bool = True) -> _PostParts:
@@ -1192,27 +1193,14 @@ def _signature(table: LexborNode) -> str | None:
     return clean.html_to_text(sign) or None
 
 
-def _reply_subjects(postlist: LexborNode, tables: list[LexborNode], floors: list[int | None],
-                    noise: NoiseRules) -> dict[int, str]:
-    """The page's reply subjects by their post's table (mem_id). One walk of the post list finds
-    the few there are; a query of each post would cost every post a walk of its own."""
-    heads = postlist.css(SELECTORS.reply_subject)
-    if not heads:
-        return {}
-    replies = {table.mem_id for table, floor in zip(tables, floors) if floor != 1}
-    subjects: dict[int, str] = {}
-    for head in heads:
-        node = head.parent
-        while node is not None and node.mem_id != postlist.mem_id and not _PID_ID.fullmatch(node.id or ""):
-            node = node.parent
-        if node is None or node.mem_id not in replies or node.mem_id in subjects:
-            continue
-        head = head.clone()
-        clean.strip_markup_noise(head, MARKUP_NOISE)
-        text = clean.clean_node_text(head, noise)[0]
-        if text:
-            subjects[node.mem_id] = text
-    return subjects
+def _subject(table: LexborNode, noise: NoiseRules) -> str | None:
+    """A reply's own title, cleaned as its text is."""
+    head = table.css_first(SELECTORS.reply_subject)
+    if head is None:
+        return None
+    head = head.clone()
+    clean.strip_markup_noise(head, MARKUP_NOISE)
+    return clean.clean_node_text(head, noise)[0] or None
 
 
 def _poll(first_post: LexborNode) -> Poll | None:
@@ -1305,7 +1293,6 @@ def _parse_post(
     fetched: datetime | None,
     *,
     any_often_absent: bool = True,
-    subject: str | None = None,
 ) -> Post:
     """One post; any_often_absent=False when the table holds nothing of _OFTEN_ABSENT_IN_TABLE."""
     author, author_uid = _author(table, first_link_may_match=any_often_absent)
@@ -1328,7 +1315,8 @@ def _parse_post(
         attachments=parts.attachments or [],
         status=parts.status,
         noise_removed=parts.noise or {},
-        subject=subject,
+        # The opening post's title is the thread's: only a reply prints its own.
+        subject=_subject(table, ctx.noise) if any_often_absent and floor != 1 else None,
     )
 
 
@@ -1368,10 +1356,8 @@ def _parse_thread(tree: LexborHTMLParser, ctx: ParseContext) -> ThreadPage:
     labels = [_floor_label(t) for t in tables]
     floors = assign_floors(labels, page, page_count)
     often_absent_holders = _holders(postlist, _OFTEN_ABSENT_IN_TABLE)
-    subjects = _reply_subjects(postlist, tables, floors, ctx.noise)
     posts = [
-        _parse_post(table, floor, label, ctx, tz, fetched, any_often_absent=table.mem_id in often_absent_holders,
-                    subject=subjects.get(table.mem_id))
+        _parse_post(table, floor, label, ctx, tz, fetched, any_often_absent=table.mem_id in often_absent_holders)
         for table, floor, label in zip(tables, floors, labels)
     ]
     # The poll and the classified fields belong to the opening post: a query of it alone, on page 1.

@@ -119,12 +119,20 @@ def render_body(stored_html: str, base_url: str, *, hotlink_images: bool) -> str
     return sanitize_html(_images_to_links(safe), base_url)
 
 
-def _json_list(raw: str | None) -> list[dict[str, Any]]:
+def _json_value(raw: str | None) -> Any:
     try:
-        value = json.loads(raw or "[]")
+        return json.loads(raw) if raw else None
     except ValueError:
-        return []
+        return None
+
+
+def _objects(value: Any) -> list[dict[str, Any]]:
+    """The JSON objects of `value` when it is a list; none otherwise."""
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _json_list(raw: str | None) -> list[dict[str, Any]]:
+    return _objects(_json_value(raw))
 
 
 def _quotes(raw: str | None) -> list[Quote]:
@@ -151,10 +159,7 @@ def _attachments(raw: str | None) -> list[FileLink]:
 
 
 def _json_object(raw: str | None) -> dict[str, Any]:
-    try:
-        value = json.loads(raw or "{}")
-    except ValueError:
-        return {}
+    value = _json_value(raw)
     return value if isinstance(value, dict) else {}
 
 
@@ -167,16 +172,14 @@ def poll_view(poll_json: str | None) -> PollView | None:
     poll = _json_object(poll_json)
     if not poll:
         return None
-    options = [(str(o.get("text") or ""), _count_or_none(o.get("votes")))
-               for o in poll.get("options") or () if isinstance(o, dict)]
+    options = [(str(o.get("text") or ""), _count_or_none(o.get("votes"))) for o in _objects(poll.get("options"))]
     return PollView(options, _count_or_none(poll.get("voters")), bool(poll.get("multiple")), bool(poll.get("ended")))
 
 
 def classified_fields(classified_json: str | None) -> tuple[str | None, list[tuple[str, str]]]:
     """threads.classified_json as (sort name, [(title, value)]) for the template."""
     info = _json_object(classified_json)
-    fields = [(str(f.get("title") or ""), str(f.get("value") or "")) for f in info.get("fields") or ()
-              if isinstance(f, dict)]
+    fields = [(str(f.get("title") or ""), str(f.get("value") or "")) for f in _objects(info.get("fields"))]
     sort_name = info.get("sort_name")
     return (str(sort_name) if sort_name else None), fields
 
