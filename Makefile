@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: install demo test bench screenshot clean
 
-$(STAMP): pyproject.toml setup.py storage/_bigram.c
+$(STAMP): pyproject.toml setup.py storage/_bigram.c scraper/_plaintext.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'

@@ -685,6 +685,70 @@ def test_a_text_holding_the_break_mark_is_left_to_the_tree():
     assert clean.clean_plain_node(root, NoiseRules()) is None
 
 
+# --- the plain layout in C (scraper/_plaintext.c) ------------------------------------------
+def test_the_c_plain_layout_is_built_by_the_install():
+    # Optional for an install without a compiler, but this one (and CI's) has gcc: a silently
+    # failed build would cost a sixth of the extraction's time.
+    assert clean._plain_layout_c is not None
+
+
+# Serialised text of every width (Latin-1, BMP, astral), every kind of white space str.isspace
+# knows, escapes and near-escapes, breaks and other markup, the marks of ours, and jammer.
+_LAYOUT_PIECES = st.one_of(
+    st.sampled_from(list("ab中𠀀é \t\n\f\r\x0b\x1c\x1f\x85\xa0\u1680\u2000\u2028\u202f\u3000\u3001"
+                         "&;<>\x00\udfff\udffe\ud800,!~?")
+                    + ["&amp;", "&amp;lt;", "&lt;", "&gt;", "&nbsp;", "&nbsp", "&am", "&lt", "<br>", "<br>" * 3, "<b",
+                       "<BR>", "<br/>", "<b>", ", M0 J# x0 L/ B- S", "5 e! a\" b# c$ d", "\xa0M0\xa0J#\xa0x0 L/ B- S"]),
+    st.characters(),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(_LAYOUT_PIECES, max_size=30).map("".join))
+def test_the_c_and_python_plain_layouts_agree(inner_html):
+    c_layout = clean._plain_layout_c(inner_html, clean.config.JAMMER_MIN_UNITS)
+    python_layout = clean.python_plain_layout(inner_html)
+    assert c_layout == python_layout
+    if c_layout is not None:  # the same str inside too: its width and its ASCII flag
+        assert type(c_layout) is str and hash(c_layout) == hash(python_layout)
+        assert c_layout.isascii() == python_layout.isascii()
+
+
+@pytest.mark.parametrize("inner_html, layout", [
+    ("\n 甲 &nbsp; 乙<br>\n<br><br><br>\u3000丙&lt;br&gt;&amp;lt;<br>", "甲 乙\n\n丙<br>&lt;"),
+    ("<br><br>甲<br>", "甲"),
+    ("", ""),
+    ("\u3000 \xa0", ""),
+    ("é\u3000", "é"),  # narrower than its text: a Latin-1 str
+    ("甲<br>乙<b>", None),
+    ("甲<br", None),
+    ("甲\x00", None),
+    ("甲\udfff", None),
+    ("甲, M0 J# x0 L/ B- S", None),  # a jammer run: left to the Python path
+])
+def test_the_plain_layout_of_examples(inner_html, layout):
+    assert clean._plain_layout_c(inner_html, clean.config.JAMMER_MIN_UNITS) == layout
+    assert clean.python_plain_layout(inner_html) == layout
+
+
+@pytest.mark.parametrize("noise, expected", [
+    (NoiseRules(phrases=("水印 第",)), ("第一行 &lt;水印&gt;<br>\n&nbsp;第二行<br><br><br>第三行<br>",
+                                         "第一行 <水印>\n第二行\n\n第三行", {})),
+    (NoiseRules(phrases=("第三",)), ("第一行 &lt;水印&gt;<br>\n&nbsp;第二行<br><br><br>行<br>",
+                                     "第一行 <水印>\n第二行\n\n行", {clean.NOISE_SITE_PHRASES: 1})),
+])
+def test_a_plain_node_is_cleaned_alike_without_the_c_layout(monkeypatch, noise, expected):
+    root = fragment("第一行 &lt;水印&gt;<br>\n&nbsp;第二行<br><br><br>第三行<br>")
+    with_c = clean.clean_plain_node(root, noise)
+    monkeypatch.setattr(clean, "_plain_layout_c", None)
+    assert clean.clean_plain_node(root, noise) == with_c == expected
+
+
+@given(st.text(alphabet=st.one_of(st.sampled_from("a中 \t\n\x1c\x85\xa0\u2028\u3000"), st.characters())))
+def test_normalise_whitespace_collapses_what_a_pattern_would(text):
+    assert clean.normalise_whitespace(text) == re.sub(r"\s+", " ", text).strip()
+
+
 def test_the_sanitiser_keeps_the_player_mark_on_links_and_nothing_like_it():
     # The engine marks the link it writes for a player's file; the archive tells it from the
     # post's own links by that mark alone. Other values, other tags, and the classes forums put
