@@ -13,9 +13,15 @@
  *   - each line's white space (str.isspace) collapsed to single spaces and trimmed, runs of
  *     blank lines collapsed into one, blank lines at the edges dropped.
  *
- * Why C: these passes were about 30 us of a post's 100 us of extraction in Python, each a
- * whole-string pass over CJK text (docs/benchmarks.md, section 17). The Python version stays
- * the definition; tests/test_clean.py holds the two equal.
+ * cut_plainest_noise(inner_html, jammer_start, jammer_end, hidden_start, hidden_end) cuts
+ * the plainest noise elements out of such a serialisation, exactly as
+ * scraper.clean.python_cut_plainest_noise does: an element written with exactly one of the two
+ * start tags, holding text only, closed by its end tag. It returns (what is left, jammer
+ * elements cut, hidden elements cut), or None unless every other "<" opens a "<br>".
+ *
+ * Why C: these passes were about 40 us of a post's 100 us of extraction in Python, each a
+ * whole-string pass over CJK text (docs/benchmarks.md, section 17). The Python versions stay
+ * the definitions; tests/test_clean.py holds each pair equal.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -48,6 +54,25 @@ holds_shortest_run(const Py_UCS1 *latin1, Py_ssize_t length, long min_units)
             return 1;
     }
     return 0;
+}
+
+/* A str of the `length` characters of `chars` (of `kind`), at the width its widest character
+ * needs: narrower than `kind` when the widest were left out. */
+static PyObject *
+str_of(int kind, const void *chars, Py_ssize_t length, Py_UCS4 widest)
+{
+    PyObject *result = PyUnicode_New(length, widest);
+    if (result == NULL)
+        return NULL;
+    int result_kind = PyUnicode_KIND(result);
+    void *result_data = PyUnicode_DATA(result);
+    if (result_kind == kind) {
+        memcpy(result_data, chars, (size_t)kind * (size_t)length);
+    } else {
+        for (Py_ssize_t i = 0; i < length; i++)
+            PyUnicode_WRITE(result_kind, result_data, i, PyUnicode_READ(kind, chars, i));
+    }
+    return result;
 }
 
 /* str.isspace, answered without a call for the characters past U+3000 (most of CJK text):
@@ -186,26 +211,139 @@ plain_layout(PyObject *module, PyObject *args)
         result = Py_NewRef(Py_None);
         goto done;
     }
-    /* A str holds its characters at the width its widest one needs: narrower than the
-     * text's when only white space needed the width (U+3000 in Latin-1 text). */
-    result = PyUnicode_New(written, widest);
-    if (result == NULL)
-        goto done;
-    if (PyUnicode_KIND(result) == kind) {
-        memcpy(PyUnicode_DATA(result), out, (size_t)kind * (size_t)written);
-    } else {
-        int result_kind = PyUnicode_KIND(result);
-        void *result_data = PyUnicode_DATA(result);
-        for (Py_ssize_t i = 0; i < written; i++)
-            PyUnicode_WRITE(result_kind, result_data, i, PyUnicode_READ(kind, out, i));
-    }
+    /* Narrower than the text's when only white space needed the width (U+3000 in Latin-1). */
+    result = str_of(kind, out, written, widest);
 done:
     PyMem_Free(out);
     PyMem_Free(latin1);
     return result;
 }
 
+/* Whether `tag` (ASCII, `size` characters) is written in `text` at `at`. */
+#define WRITTEN_AT(CHAR_T)                                                                     \
+    static inline int written_at_##CHAR_T(const CHAR_T *text, Py_ssize_t length, Py_ssize_t at, \
+                                          const char *tag, Py_ssize_t size)                    \
+    {                                                                                          \
+        if (at + size > length)                                                                \
+            return 0;                                                                          \
+        for (Py_ssize_t i = 0; i < size; i++) {                                                \
+            if (text[at + i] != (CHAR_T)(unsigned char)tag[i])                                 \
+                return 0;                                                                      \
+        }                                                                                      \
+        return 1;                                                                              \
+    }
+
+/* What is left of `text` once its plainest noise elements are cut, into `out` (as long as
+ * `text`): returns its length and sets *widest, counting the cuts into *jammer and *hidden;
+ * or returns -1 at a "<" that opens neither such an element nor a "<br>". An element is cut
+ * where its start tag is written at a "<" and its end tag follows its text at once (the next
+ * "<"); else that "<" is tried as the next kind, as the pattern's alternatives are. */
+#define CUT(CHAR_T)                                                                            \
+    WRITTEN_AT(CHAR_T)                                                                         \
+    static inline Py_ssize_t element_end_##CHAR_T(const CHAR_T *text, Py_ssize_t length,       \
+                                                  Py_ssize_t at, Py_ssize_t start_size,        \
+                                                  const char *end, Py_ssize_t end_size)        \
+    {                                                                                          \
+        Py_ssize_t i = at + start_size;                                                        \
+        while (i < length && text[i] != '<')                                                   \
+            i++;                                                                               \
+        return written_at_##CHAR_T(text, length, i, end, end_size) ? i + end_size : -1;        \
+    }                                                                                          \
+    static Py_ssize_t cut_##CHAR_T(const CHAR_T *text, Py_ssize_t length, const Tags *tags,    \
+                                   CHAR_T *out, Py_UCS4 *widest, Py_ssize_t *jammer,           \
+                                   Py_ssize_t *hidden)                                         \
+    {                                                                                          \
+        Py_ssize_t kept = 0;                                                                   \
+        Py_UCS4 wide = 0;                                                                      \
+        for (Py_ssize_t i = 0; i < length;) {                                                  \
+            CHAR_T ch = text[i];                                                               \
+            if (ch != '<') {                                                                   \
+                wide = ch > wide ? ch : wide;                                                  \
+                out[kept++] = ch;                                                              \
+                i++;                                                                           \
+                continue;                                                                      \
+            }                                                                                  \
+            Py_ssize_t end = -1;                                                               \
+            if (written_at_##CHAR_T(text, length, i, tags->jammer_start, tags->jammer_start_size)) \
+                end = element_end_##CHAR_T(text, length, i, tags->jammer_start_size,           \
+                                           tags->jammer_end, tags->jammer_end_size);           \
+            if (end >= 0) {                                                                    \
+                ++*jammer;                                                                     \
+            } else {                                                                           \
+                if (written_at_##CHAR_T(text, length, i, tags->hidden_start,                   \
+                                        tags->hidden_start_size))                              \
+                    end = element_end_##CHAR_T(text, length, i, tags->hidden_start_size,       \
+                                               tags->hidden_end, tags->hidden_end_size);       \
+                if (end >= 0) {                                                                \
+                    ++*hidden;                                                                 \
+                } else if (written_at_##CHAR_T(text, length, i, "<br>", 4)) {                  \
+                    memcpy(out + kept, text + i, 4 * sizeof(CHAR_T));                          \
+                    kept += 4;                                                                 \
+                    wide = wide > '>' ? wide : '>';                                            \
+                    end = i + 4;                                                               \
+                } else {                                                                       \
+                    return -1;                                                                 \
+                }                                                                              \
+            }                                                                                  \
+            i = end;                                                                           \
+        }                                                                                      \
+        *widest = wide;                                                                        \
+        return kept;                                                                           \
+    }
+
+typedef struct {
+    const char *jammer_start, *jammer_end, *hidden_start, *hidden_end;
+    Py_ssize_t jammer_start_size, jammer_end_size, hidden_start_size, hidden_end_size;
+} Tags;
+
+CUT(Py_UCS1)
+CUT(Py_UCS2)
+CUT(Py_UCS4)
+
+static PyObject *
+cut_plainest_noise(PyObject *module, PyObject *args)
+{
+    PyObject *html;
+    Tags tags;
+    if (!PyArg_ParseTuple(args, "Us#s#s#s#:cut_plainest_noise", &html, &tags.jammer_start,
+                          &tags.jammer_start_size, &tags.jammer_end, &tags.jammer_end_size, &tags.hidden_start,
+                          &tags.hidden_start_size, &tags.hidden_end, &tags.hidden_end_size))
+        return NULL;
+    if (tags.jammer_start_size == 0 || tags.hidden_start_size == 0 || tags.jammer_end_size == 0
+        || tags.hidden_end_size == 0) {
+        PyErr_SetString(PyExc_ValueError, "the start and end tags must not be empty");
+        return NULL;
+    }
+    int kind = PyUnicode_KIND(html);
+    const void *data = PyUnicode_DATA(html);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(html);
+    void *out = PyMem_Malloc((size_t)kind * (size_t)(length + 1));
+    if (out == NULL)
+        return PyErr_NoMemory();
+    Py_UCS4 widest = 0;
+    Py_ssize_t jammer = 0, hidden = 0, kept;
+    if (kind == PyUnicode_1BYTE_KIND)
+        kept = cut_Py_UCS1(data, length, &tags, out, &widest, &jammer, &hidden);
+    else if (kind == PyUnicode_2BYTE_KIND)
+        kept = cut_Py_UCS2(data, length, &tags, out, &widest, &jammer, &hidden);
+    else
+        kept = cut_Py_UCS4(data, length, &tags, out, &widest, &jammer, &hidden);
+    PyObject *result;
+    if (kept < 0) {
+        result = Py_NewRef(Py_None); /* other markup: the element-by-element cut decides on it */
+    } else {
+        PyObject *left = str_of(kind, out, kept, widest);
+        result = left == NULL ? NULL : Py_BuildValue("(Nnn)", left, jammer, hidden);
+    }
+    PyMem_Free(out);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"cut_plainest_noise", cut_plainest_noise, METH_VARARGS,
+     "cut_plainest_noise(inner_html, jammer_start, jammer_end, hidden_start, hidden_end) -> "
+     "(str, int, int) | None: the serialisation without its plainest noise elements, and how many of "
+     "each were cut (see scraper.clean.python_cut_plainest_noise)."},
     {"plain_layout", plain_layout, METH_VARARGS,
      "plain_layout(inner_html, jammer_min_units) -> str | None: the finished text of escaped text "
      "and bare <br>, or None (see scraper.clean.python_plain_layout)."},

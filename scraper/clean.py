@@ -25,9 +25,10 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 from scraper import config
 
 try:  # built from scraper/_plaintext.c by the install; optional, see setup.py
+    from scraper._plaintext import cut_plainest_noise as _cut_plainest_noise_c
     from scraper._plaintext import plain_layout as _plain_layout_c
-except ImportError:  # no compiler at install time: python_plain_layout gives the same text
-    _plain_layout_c = None
+except ImportError:  # no compiler at install time: the python_ versions give the same results
+    _cut_plainest_noise_c = _plain_layout_c = None
 
 
 @dataclass(frozen=True)
@@ -1005,11 +1006,11 @@ def _cut_noise(inner_html: str, selectors: MarkupSelectors) -> tuple[str, int, i
 
 
 @functools.lru_cache(maxsize=8)
-def _plainest_noise_pattern(jammer_start_tag: str, hidden_start_tag: str) -> re.Pattern:
+def _plainest_noise(jammer_start_tag: str, hidden_start_tag: str) -> tuple[re.Pattern, str, str]:
     """A pattern matching a jammer element and a hidden one, each holding only text, written
-    with exactly these start tags. Raises ValueError for a start tag _cut_noise would not
-    cut, written so."""
-    alternatives = []
+    with exactly these start tags, and the two end tags. Raises ValueError for a start tag
+    _cut_noise would not cut, written so."""
+    alternatives, end_tags = [], []
     for start_tag, kind in ((jammer_start_tag, "jammer"), (hidden_start_tag, "hidden")):
         name = _LEADING_TAG_NAME.match(start_tag)
         element = _TEXT_ONLY_ELEMENT.fullmatch(f"{start_tag}</{name[1]}>") if name else None
@@ -1017,17 +1018,32 @@ def _plainest_noise_pattern(jammer_start_tag: str, hidden_start_tag: str) -> re.
         if element is None or (kind == "hidden" and not (style and _DISPLAY_NONE.search(_unescape_attribute(style[1])))):
             raise ValueError(f"{start_tag!r} is not how the serialiser writes a {kind} element")
         alternatives.append(f"{re.escape(start_tag)}[^<]*</{re.escape(name[1])}>")
-    return re.compile("|".join(alternatives))
+        end_tags.append(f"</{name[1]}>")
+    return re.compile("|".join(alternatives)), end_tags[0], end_tags[1]
 
 
 def _cut_plainest_noise(inner_html: str, selectors: MarkupSelectors) -> tuple[str, int, int] | None:
+    """python_cut_plainest_noise, at C speed where the install built scraper/_plaintext.c (and
+    the start tags are ASCII, as the serialiser writes them)."""
+    jammer_start, hidden_start = selectors.jammer_start_tag, selectors.hidden_start_tag
+    if not (jammer_start and hidden_start):
+        return None
+    _, jammer_end, hidden_end = _plainest_noise(jammer_start, hidden_start)
+    if _cut_plainest_noise_c is not None and jammer_start.isascii() and hidden_start.isascii():
+        return _cut_plainest_noise_c(inner_html, jammer_start, jammer_end, hidden_start, hidden_end)
+    return python_cut_plainest_noise(inner_html, selectors)
+
+
+def python_cut_plainest_noise(inner_html: str, selectors: MarkupSelectors) -> tuple[str, int, int] | None:
     """What _cut_noise gives when `inner_html` holds only text, <br> and the selectors'
-    plainest noise elements (their exact start tags, text inside), from one regex pass in C
+    plainest noise elements (their exact start tags, text inside), from one regex pass
     instead of a Python call per element; None for anything else (most Discuz posts are
-    such: a jammer <font> and a hidden <span> on every few lines)."""
+    such: a jammer <font> and a hidden <span> on every few lines).
+
+    The definition of scraper/_plaintext.c's cut_plainest_noise."""
     if not (selectors.jammer_start_tag and selectors.hidden_start_tag):
         return None
-    pattern = _plainest_noise_pattern(selectors.jammer_start_tag, selectors.hidden_start_tag)
+    pattern, _, _ = _plainest_noise(selectors.jammer_start_tag, selectors.hidden_start_tag)
     remaining, cut = pattern.subn("", inner_html)
     if not _is_escaped_text_and_breaks(None, remaining):
         return None  # other markup: _cut_noise decides what of it is noise
@@ -1232,6 +1248,7 @@ __all__ = [
     "normalise_whitespace",
     "parse_html",
     "plain_layout",
+    "python_cut_plainest_noise",
     "python_plain_layout",
     "remove_elements",
     "remove_phrases",

@@ -744,6 +744,35 @@ def test_a_plain_node_is_cleaned_alike_without_the_c_layout(monkeypatch, noise, 
     assert clean.clean_plain_node(root, noise) == with_c == expected
 
 
+_CUT_PIECES = st.one_of(_LAYOUT_PIECES, st.sampled_from([
+    '<font class="jammer">', "</font>", '<span style="display:none">', "</span>", '<font class="jammer">j</font>',
+    '<font class="jammer">隐</font>', '<span style="display:none">中\U00020000</span>', '<font class="jammer"></font>',
+    '<font class="jammer">j</span>', '<font class="jammer">j</font', '<font class="jammer"', "<font", "</fon",
+]))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(st.lists(_CUT_PIECES, max_size=30).map("".join),
+                 st.lists(_NOISY_PLAIN_PIECES, max_size=25).map(lambda pieces: fragment("".join(pieces)).inner_html)))
+def test_the_c_and_python_plainest_noise_cuts_agree(inner_html):
+    c_cut = clean._cut_plainest_noise(inner_html, MARKUP_NOISE)
+    python_cut = clean.python_cut_plainest_noise(inner_html, MARKUP_NOISE)
+    assert c_cut == python_cut
+    if c_cut is not None:  # the same str inside too: its width and its ASCII flag
+        assert hash(c_cut[0]) == hash(python_cut[0]) and c_cut[0].isascii() == python_cut[0].isascii()
+
+
+def test_the_c_cut_serves_ascii_start_tags_and_leaves_others_to_python(monkeypatch):
+    assert clean._cut_plainest_noise_c is not None
+    calls = []
+    monkeypatch.setattr(clean, "_cut_plainest_noise_c", lambda *args: calls.append(args) or None)
+    clean._cut_plainest_noise("甲", MARKUP_NOISE)
+    assert len(calls) == 1
+    odd = MarkupSelectors(jammer="font.j", jammer_start_tag='<font class="甲">', hidden_start_tag='<span style="display:none">')
+    assert clean._cut_plainest_noise('正文<font class="甲">j</font>', odd) == ("正文", 1, 0)
+    assert len(calls) == 1
+
+
 @given(st.text(alphabet=st.one_of(st.sampled_from("a中 \t\n\x1c\x85\xa0\u2028\u3000"), st.characters())))
 def test_normalise_whitespace_collapses_what_a_pattern_would(text):
     assert clean.normalise_whitespace(text) == re.sub(r"\s+", " ", text).strip()

@@ -299,7 +299,7 @@ def parse_absolute_time(text: str, tz: timezone) -> str | None:
     match = _ABSOLUTE_TIME.search(text or "")
     if not match:
         return None
-    year, month, day, hour, minute = (int(match[i]) for i in range(1, 6))
+    year, month, day, hour, minute = map(int, match.group(1, 2, 3, 4, 5))
     try:
         moment = datetime(year, month, day, _hour_24(hour, match[7]), minute, int(match[6] or 0), tzinfo=tz)
     except ValueError:  # 2012-13-40: printed, but no real time
@@ -784,6 +784,15 @@ def _author(table: LexborNode, *, first_link_may_match: bool = True) -> tuple[st
     return (" ".join(words) or None), None
 
 
+def _holds_an_element(node: LexborNode) -> bool:
+    child = node.child
+    while child is not None:
+        if child.is_element_node:
+            return True
+        child = child.next
+    return False
+
+
 def _posted_at(table: LexborNode, tz: timezone, fetched: datetime | None) -> tuple[str | None, str]:
     em = table.css_first(SELECTORS.posted_at)
     if em is None:
@@ -791,7 +800,8 @@ def _posted_at(table: LexborNode, tz: timezone, fetched: datetime | None) -> tup
     raw = _text(em)
     if raw.startswith(POSTED_PREFIX):
         raw = raw[len(POSTED_PREFIX) :].strip()
-    titled = em.css_first(SELECTORS.posted_at_title)
+    # Most posts print the time as the em's only text: no element to query for a title.
+    titled = em.css_first(SELECTORS.posted_at_title) if _holds_an_element(em) else None
     if titled is not None:
         exact = parse_absolute_time(titled.attributes.get("title") or "", tz)
         if exact:
