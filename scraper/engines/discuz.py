@@ -766,10 +766,13 @@ def _author(table: LexborNode, *, first_link_may_match: bool = True) -> tuple[st
         first = table.css_first(selector)
         if first is None:
             continue
-        for link in (first,) if _text(first) else table.css(selector):
+        name = _text(first)
+        if name:
+            return name, _uid(first.attrs.get("href"))
+        for link in table.css(selector):  # the first is empty (an avatar link): a later one
             name = _text(link)
             if name:
-                return name, _uid(link.attributes.get("href"))
+                return name, _uid(link.attrs.get("href"))
     # Anonymous posts and guests: the name stands as bare text before the time.
     header = table.css_first(SELECTORS.author_header)
     if header is None:
@@ -1047,10 +1050,12 @@ def _status_without_body(table: LexborNode) -> PostStatus:
 # Parts most posts lack, each read by its own query (a selector parse apiece). One combined
 # query first tells whether a post holds any of them; cleaning only removes elements, so none
 # can turn up later.
-_RARE_IN_BODY = ", ".join(
+# Each selector once (lexbor walks the body once per selector of a list): the locked notice is
+# furniture too.
+_RARE_IN_BODY = ", ".join(dict.fromkeys(
     (SELECTORS.locked, *SELECTORS.body_furniture, SELECTORS.edit_note, SELECTORS.quote, *SELECTORS.text_furniture)
     + ("img", SELECTORS.attachment_links, SELECTORS.code_lines)
-)
+))
 _RARE_IN_TABLE = ", ".join(
     (SELECTORS.image_tip_names, SELECTORS.unplaced_attachments, SELECTORS.password_input, SELECTORS.pay_button)
 )
