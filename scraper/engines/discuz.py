@@ -335,6 +335,8 @@ def parse_post_time(text: str, tz: timezone, fetched: datetime | None) -> str | 
 # --- URLs -----------------------------------------------------------------------------------
 def _query(url: str) -> tuple[str, dict[str, str]]:
     parts = urlsplit(url)
+    if not parts.query:  # a rewritten URL (thread-1-1-1.html): parse_qs would find nothing, slowly
+        return parts.path, {}
     values = {key: vals[0] for key, vals in parse_qs(parts.query, keep_blank_values=True).items()}
     return parts.path, values
 
