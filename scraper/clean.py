@@ -1062,13 +1062,23 @@ def python_plain_layout(inner_html: str) -> str | None:
     The definition of scraper/_plaintext.c's plain_layout, which plain_layout prefers."""
     if not _is_escaped_text_and_breaks(None, inner_html) or _BREAK_MARK in inner_html:
         return None
-    text = _unescape_text(inner_html.replace("<br>", _BREAK_MARK))
-    spaced = _html_spaces_as_spaces(text)
+    spaced = _html_spaces_as_spaces(_marked_text(inner_html))
     if TABLE_CELL_BREAK in spaced or could_hold_jammer(spaced):
         return None
-    if spaced.endswith(_BREAK_MARK):  # a break at the end starts no line of its own
+    return _finish_text(_break_lines(spaced), marked=False)
+
+
+def _marked_text(inner_html: str) -> str:
+    """The text of escaped text and bare <br>, a _BREAK_MARK where each <br> stood."""
+    return _unescape_text(inner_html.replace("<br>", _BREAK_MARK))
+
+
+def _break_lines(spaced: str) -> str:
+    """Marked text as raw lines: a line feed at each mark, but a last one (a break at the end
+    starts no line of its own)."""
+    if spaced.endswith(_BREAK_MARK):
         spaced = spaced[: -len(_BREAK_MARK)]
-    return _finish_text(spaced.replace(_BREAK_MARK, "\n"), marked=False)
+    return spaced.replace(_BREAK_MARK, "\n")
 
 
 def plain_layout(inner_html: str) -> str | None:
@@ -1084,7 +1094,7 @@ def _phrase_in_text(inner_html: str, noise: NoiseRules) -> bool:
     phrases = [phrase for phrase in (*noise.phrases, *noise.learned) if phrase]
     if not phrases:
         return False
-    text = _unescape_text(inner_html.replace("<br>", _BREAK_MARK))
+    text = _marked_text(inner_html)
     return any(phrase in text for phrase in phrases)
 
 
@@ -1107,7 +1117,7 @@ def _clean_plain_html(inner_html: str, tag: str | None, noise: NoiseRules) -> tu
     # Between two marks stands one text node once adjacent ones are merged, or none (""); it
     # touches a line edge on both sides, as _at_line_edge finds. Whole-string passes run at
     # C speed; the per-text-node steps below run only where a text holds jammer or phrases.
-    text = _unescape_text(inner_html.replace("<br>", _BREAK_MARK))
+    text = _marked_text(inner_html)
     values: list[str] | None = None  # the text nodes, split out once one changes
     counts: dict[str, int] = {}
     runs = 0
@@ -1142,9 +1152,7 @@ def _clean_plain_html(inner_html: str, tag: str | None, noise: NoiseRules) -> tu
     if counts:  # the text changed: so did its layout, and a removal may have joined a run
         spaced = _html_spaces_as_spaces(text)
         may_hold_jammer = True
-    if spaced.endswith(_BREAK_MARK):  # a break at the end starts no line of its own
-        spaced = spaced[: -len(_BREAK_MARK)]
-    layout = spaced.replace(_BREAK_MARK, "\n")
+    layout = _break_lines(spaced)
     # Refused above if it held a NUL: no line is marked (marks go into trees, not serialisations).
     text, text_counts = _clean_layout(layout, noise, may_hold_jammer=may_hold_jammer, marked=False)
     merge_counts(counts, text_counts)

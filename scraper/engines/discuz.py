@@ -789,15 +789,6 @@ def _author(table: LexborNode, *, first_link_may_match: bool = True) -> tuple[st
     return (" ".join(words) or None), None
 
 
-def _holds_an_element(node: LexborNode) -> bool:
-    child = node.child
-    while child is not None:
-        if child.is_element_node:
-            return True
-        child = child.next
-    return False
-
-
 def _posted_at(table: LexborNode, tz: timezone, fetched: datetime | None) -> tuple[str | None, str]:
     em = table.css_first(SELECTORS.posted_at)
     if em is None:
@@ -805,8 +796,9 @@ def _posted_at(table: LexborNode, tz: timezone, fetched: datetime | None) -> tup
     raw = _text(em)
     if raw.startswith(POSTED_PREFIX):
         raw = raw[len(POSTED_PREFIX) :].strip()
-    # Most posts print the time as the em's only text: no element to query for a title.
-    titled = em.css_first(SELECTORS.posted_at_title) if _holds_an_element(em) else None
+    # Most posts print the time as the em's only text: no child but text (iter() skips it)
+    # to query for a title.
+    titled = em.css_first(SELECTORS.posted_at_title) if next(em.iter(), None) is not None else None
     if titled is not None:
         exact = parse_absolute_time(titled.attributes.get("title") or "", tz)
         if exact:
