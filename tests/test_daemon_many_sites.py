@@ -59,7 +59,13 @@ def test_two_forums_on_two_hosts_take_about_the_time_of_one(tmp_path):
     assert posts == {"forum-a": posts_alone["forum-a"], "forum-b": posts_alone["forum-a"]}
     # Pacing alone makes one forum take this long; one after another, two would take twice it.
     assert alone >= (report.requests - 1) * DELAY_S
-    assert together < 1.5 * alone, (alone, together)
+    # Together, each host is asked while the other is: most of the second host's
+    # requests arrive between the first host's first and last (one after another, none would).
+    first_span = (logs[0][0].at, logs[0][-1].at)
+    overlapping = sum(first_span[0] < r.at < first_span[1] for r in logs[1])
+    assert overlapping >= len(logs[1]) // 2, (overlapping, len(logs[1]))
+    # The wall clock says the same, loosely: a busy machine can stretch one crawl and not the other.
+    assert together < 1.75 * alone, (alone, together)
     for log in logs:
         assert len(log) == report.requests
         assert min(arrival_gaps(log)) >= DELAY_S, "a host's gap was undercut"
