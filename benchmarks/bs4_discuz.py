@@ -62,11 +62,23 @@ from scraper.clean import (
     normalise_whitespace,
     remove_phrases,
 )
-from scraper.engines.base import Attachment, ClassifiedInfo, ParseContext, Poll, Post, PostStatus, Quote, ThreadPage
+from scraper.engines.base import (
+    Attachment,
+    ClassifiedInfo,
+    ParseContext,
+    Poll,
+    Post,
+    PostStatus,
+    Quote,
+    SpecialThread,
+    ThreadPage,
+)
 from scraper.engines.discuz import (
     _AID_ID,
     _DIGITS,
     _FID_PARAM,
+    _FINDPOST_PID,
+    _FIRST_NUMBER,
     _OFTEN_ABSENT_IN_TABLE,
     _PAGES_TOTAL,
     _PID_ID,
@@ -875,6 +887,58 @@ def _poll(first_post: Tag) -> Poll | None:
     return poll_record(summary, options, _text(form.select_one(S.poll_countdown)))
 
 
+def _special(first_post: Tag) -> SpecialThread | None:
+    box = first_post.select_one(S.special_box)
+    if box is None:
+        return None
+    reward = box.select_one(S.reward)
+    if reward is not None:
+        price = reward.select_one(S.reward_price)
+        following = price.next_sibling if price is not None else None
+        credit = normalise_whitespace(str(following)) if _is_text(following) else ""
+        fields = [("price", _text(price)), ("credit", credit), ("state", _text(reward.select_one(S.reward_state)))]
+        best_pid = None
+        best = box.select_one(S.reward_best)
+        if best is not None:
+            fields.append(("best_answer_author", _text(best.select_one(S.reward_best_author))))
+            link = best.select_one(S.reward_best_link)
+            match = _FINDPOST_PID.search(link.get("onclick") or "") if link is not None else None
+            best_pid = ascii_number(match[1]) if match else None
+        return SpecialThread(kind="reward", fields=tuple((k, v) for k, v in fields if v), best_answer_pid=best_pid)
+    activity = box.select_one(S.activity)
+    if activity is not None:
+        terms, label = [], None
+        for node in activity.select(S.activity_terms):
+            if node.name == "dt":
+                label = _text(node).rstrip(CLASSIFIED_TITLE_ENDS).rstrip()
+            elif label:
+                if value := _text(node):
+                    terms.append((label, value))
+                label = None
+        return SpecialThread(kind="activity", fields=tuple(terms))
+    sides = box.select_one(S.debate_sides)
+    if sides is None:
+        return None
+
+    def after_label(node: Tag | None) -> str:
+        if node is None:
+            return ""
+        return _text(node).removeprefix(_text(node.select_one("strong"))).lstrip(CLASSIFIED_TITLE_ENDS + " ")
+
+    fields = [("verdict", _text(box.select_one(S.debate_verdict))),
+              ("umpire_point", after_label(box.select_one(S.debate_umpire_point))),
+              ("best_debater", after_label(box.select_one(S.debate_best_debater))),
+              ("schedule", _text(box.select_one(S.debate_schedule)))]
+    for side, point_selector, debaters_selector in zip(("affirm", "negative"), S.debate_points, S.debate_debaters):
+        point = sides.select_one(point_selector)
+        votes = _FIRST_NUMBER.search(_text(point.select_one("strong"))) if point is not None else None
+        debaters = _FIRST_NUMBER.search(_text(box.select_one(debaters_selector)))
+        fields += [(f"{side}_point", _text(point.select_one("p")) if point is not None else ""),
+                   (f"{side}_votes", votes[0] if votes else ""),
+                   (f"{side}_debaters", debaters[0] if debaters else "")]
+    return SpecialThread(kind="debate", fields=tuple((k, v) for k, v in fields if v))
+
+
 def _classified(first_post: Tag) -> ClassifiedInfo | None:
     table = first_post.select_one(S.classified)
     if table is None:
@@ -964,4 +1028,5 @@ def _parse_thread(soup: BeautifulSoup, ctx: ParseContext) -> ThreadPage:
         canonical_url=canonical,
         poll=_poll(first_post) if first_post is not None else None,
         classified=_classified(first_post) if first_post is not None else None,
+        special=_special(first_post) if first_post is not None else None,
     )

@@ -257,11 +257,24 @@ def _classified_dict(info: Any) -> dict[str, Any]:
     return {"sort_name": info.sort_name, "fields": [{"title": title, "value": value} for title, value in info.fields]}
 
 
-def _thread_extras(page: Any) -> tuple[dict | None, dict | None]:
-    """The page's poll and classified information as hashed, None where it shows none."""
+def _special_dict(special: Any) -> dict[str, Any]:
+    """threads.special_json of a SpecialThread."""
+    return {"kind": special.kind, "fields": [{"name": name, "value": value} for name, value in special.fields],
+            "best_answer_pid": special.best_answer_pid}
+
+
+ThreadExtras = tuple[dict | None, dict | None, dict | None]  # poll, classified, special
+NO_THREAD_EXTRAS: ThreadExtras = (None, None, None)
+
+
+def _thread_extras(page: Any) -> ThreadExtras:
+    """The page's poll, classified and special-thread information as hashed, None where it
+    shows none."""
     poll, classified = getattr(page, "poll", None), getattr(page, "classified", None)
+    special = getattr(page, "special", None)
     return (_poll_dict(poll) if poll is not None else None,
-            _classified_dict(classified) if classified is not None else None)
+            _classified_dict(classified) if classified is not None else None,
+            _special_dict(special) if special is not None else None)
 
 
 def _poll_json(page: Any, hashed: dict | None, now: str) -> str | None:
@@ -531,7 +544,7 @@ def thread_page_extract_hash(page: Any) -> str:
     return _extract_of({key: _post_values(post) for key, post in posts.items()}, _thread_extras(page))
 
 
-def _extract_of(values: Mapping[str, dict], extras: tuple[dict | None, dict | None] = (None, None)) -> str:
+def _extract_of(values: Mapping[str, dict], extras: ThreadExtras = NO_THREAD_EXTRAS) -> str:
     # With each post's hash scheme: a page saved before a scheme came is saved again when next
     # fetched, not skipped as unchanged, so its posts take up the scheme while they are as
     # archived (a post first seen changed under it could be taken for an older version).
@@ -540,7 +553,7 @@ def _extract_of(values: Mapping[str, dict], extras: tuple[dict | None, dict | No
     # them is saved again. Only pages that show them hash them: other pages' hashes are as
     # before, and a page archived before they were read is saved again once, which reads them.
     entries += [("subject", key, v["subject"]) for key, v in values.items() if v["subject"] is not None]
-    entries += [(name, extra) for name, extra in zip(("poll", "classified"), extras) if extra is not None]
+    entries += [(name, extra) for name, extra in zip(("poll", "classified", "special"), extras) if extra is not None]
     return extract_hash(entries)
 
 
@@ -1013,7 +1026,7 @@ class Archive:
 
     def _upsert_thread_from_page(
         self, site_id: int, key: str, page: ThreadPageRecord, url: str, now: str,
-        extras: tuple[dict | None, dict | None] = (None, None),
+        extras: ThreadExtras = NO_THREAD_EXTRAS,
     ) -> tuple[int, bool]:
         """The thread's id, and whether this save created it (its first sighting is now)."""
         title = (page.title or "").strip() or None
@@ -1026,9 +1039,10 @@ class Archive:
         thread_id, stored_title = self.db.conn.execute(
             """INSERT INTO threads (site_id, tid, thread_key, title, url, board, fid, replies,
                 views, page_count, newest_first, last_archived_post_at, poll_json, classified_json,
-                first_seen_at, last_seen_at)
+                special_json, first_seen_at, last_seen_at)
             VALUES (:site_id, :tid, :key, :title, :url, :board, :fid, :replies, :views,
-                :page_count, :newest_first, :last_post_at, :poll_json, :classified_json, :now, :now)
+                :page_count, :newest_first, :last_post_at, :poll_json, :classified_json, :special_json,
+                :now, :now)
             ON CONFLICT (site_id, thread_key) DO UPDATE SET
                 tid = coalesce(excluded.tid, threads.tid),
                 -- page 1's canonical URL is the thread's URL; later pages only fill a gap
@@ -1049,6 +1063,8 @@ class Archive:
                                  THEN excluded.poll_json ELSE threads.poll_json END,
                 classified_json = CASE WHEN excluded.classified_json IS NOT NULL OR :shows_opening_post
                                        THEN excluded.classified_json ELSE threads.classified_json END,
+                special_json = CASE WHEN excluded.special_json IS NOT NULL OR :shows_opening_post
+                                    THEN excluded.special_json ELSE threads.special_json END,
                 last_seen_at = excluded.last_seen_at,
                 gone_at = NULL
             RETURNING id, title""",
@@ -1068,6 +1084,7 @@ class Archive:
                 "is_first_page": page.page == 1,
                 "poll_json": _poll_json(page, extras[0], now),
                 "classified_json": _json(extras[1]) if extras[1] is not None else None,
+                "special_json": _json(extras[2]) if extras[2] is not None else None,
                 "shows_opening_post": _shows_opening_post(page),
                 "now": now,
             },

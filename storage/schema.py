@@ -16,7 +16,7 @@ import sqlite_utils
 
 from storage.bigram import BIGRAM_FUNCTION
 
-SCHEMA_VERSION = 18
+SCHEMA_VERSION = 19
 
 
 class SchemaVersionError(RuntimeError):
@@ -527,6 +527,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         ("ALTER TABLE threads ADD COLUMN visits INTEGER NOT NULL DEFAULT 0",
          # An archive from before: a thread with a due time was most likely visited to its end.
          "UPDATE threads SET visits = 1 WHERE next_due_at IS NOT NULL"),
+    ),
+    Migration(
+        19,
+        "threads.special_json: what a reward, activity or debate thread shows beside its opening "
+        "post (the bounty and best answer, the event's details, the two sides' points and votes), "
+        "the latest seen on page 1; NULL where there is none. A thread archived before it is read "
+        "when its page 1 is next fetched whole",
+        ("ALTER TABLE threads ADD COLUMN special_json TEXT",),
     ),
 )
 

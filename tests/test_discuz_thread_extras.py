@@ -1,6 +1,9 @@
 """The parts of a Discuz thread page outside the post bodies: a poll thread's poll, a thread's
-classified information (分类信息) and a reply's own subject (fixtures thread_poll.html and
-thread_classified.html, shaped as viewthread_poll.htm and viewthread_node_body.htm render them)."""
+classified information (分类信息), a reward, activity or debate thread's own parts and a reply's
+own subject (fixtures thread_poll.html, thread_classified.html, thread_reward.html,
+thread_activity.html and thread_debate.html, shaped as viewthread_poll.htm,
+viewthread_reward.htm, viewthread_activity.htm, viewthread_debate.htm and
+viewthread_node_body.htm render them)."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import re
 import pytest
 
 from scraper import clean
-from scraper.engines.base import ClassifiedInfo, ParseContext, Poll
+from scraper.engines.base import ClassifiedInfo, ParseContext, Poll, SpecialThread
 from scraper.engines.discuz import DiscuzEngine
 from tests.test_discuz_engine import PAGE2_URL, fixture
 
@@ -133,6 +136,9 @@ PORT_CASES = [
     ("thread_poll", POLL_URL, _hidden_single_choice_ended),
     ("thread_poll", POLL_URL, lambda html: re.sub(r'<div class="pcht">.*?</table>\s*</div>', IMAGE_POLL, html, flags=re.S)),
     ("thread_classified", CLASSIFIED_URL, lambda html: html),
+    ("thread_reward", POLL_URL, lambda html: html),
+    ("thread_activity", POLL_URL, lambda html: html),
+    ("thread_debate", POLL_URL, lambda html: html),
 ]
 
 
@@ -144,4 +150,60 @@ def test_the_beautifulsoup_port_reads_the_same(name, url, change):
     ours = thread(html, url)
     theirs = bs4_discuz.parse_thread(html, ParseContext(url=url, fetched_at="2024-03-05T10:00:00+08:00"))
     assert theirs == ours
-    assert ours.poll is not None or ours.classified is not None
+    assert ours.poll is not None or ours.classified is not None or ours.special is not None
+
+
+def test_a_reward_thread_gives_its_bounty_state_and_best_answer():
+    page = thread(fixture("thread_reward"))
+    assert page.special == SpecialThread(
+        kind="reward",
+        fields=(("price", "20"), ("credit", "金钱"), ("state", "已解决"), ("best_answer_author", "李四")),
+        best_answer_pid=2002,
+    )
+    # The best answer's excerpt is the reply's, archived as the reply: not the question's text.
+    assert page.posts[0].content_text == "年度总结的开头怎么写比较好？\n求一个范例。"
+    assert page.posts[0].author == "张三" and page.poll is None
+
+
+def test_an_unsolved_reward_has_no_best_answer():
+    html = re.sub(r'<div class="rwdbst">.*?</div>\s*</div>\s*</div>', "", fixture("thread_reward"), flags=re.S)
+    html = html.replace('<div class="rsld z">', '<div class="rusld z">').replace("<em>已解决</em>", "<em>未解决</em>")
+    assert thread(html).special == SpecialThread(
+        kind="reward", fields=(("price", "20"), ("credit", "金钱"), ("state", "未解决")))
+
+
+def test_an_activity_thread_gives_its_details_under_their_own_labels():
+    page = thread(fixture("thread_activity"))
+    assert page.special == SpecialThread(kind="activity", fields=(
+        ("活动类型", "交流会"), ("开始时间", "2024-03-20 14:00"), ("活动地点", "市图书馆三楼报告厅"), ("性别", "不限"),
+        ("每人花销", "30 元"), ("已报名人数", "12 人"), ("剩余名额", "8 人"), ("报名截止", "2024-03-18 23:59"),
+    ))
+    assert page.posts[0].content_text == "三月的写作交流会，欢迎报名。\n请带上去年的总结稿。"
+
+
+def test_a_debate_thread_gives_both_sides_and_the_verdict():
+    page = thread(fixture("thread_debate"))
+    assert page.special == SpecialThread(kind="debate", fields=(
+        ("verdict", "正方获胜"), ("umpire_point", "正方论据更充分。"), ("best_debater", "李四"),
+        ("schedule", "结束时间: 2024-3-9 12:00 裁判: 老秘"),
+        ("affirm_point", "要写不足，才显得实事求是。"), ("affirm_votes", "15"), ("affirm_debaters", "3"),
+        ("negative_point", "不写不足，篇幅留给成绩。"), ("negative_votes", "5"), ("negative_debaters", "1"),
+    ))
+    assert page.posts[0].content_text == "总结要不要写不足？欢迎双方辩论。"
+
+
+def test_a_debate_still_running_has_no_verdict():
+    html = re.sub(r'<div id="umpirepoint">.*?</div>', "", fixture("thread_debate"), flags=re.S)
+    fields = dict(thread(html).special.fields)
+    assert "verdict" not in fields and "umpire_point" not in fields and fields["affirm_votes"] == "15"
+
+
+@pytest.mark.parametrize("name", ["thread_poll", "thread_classified", "thread_page1", "thread_page2"])
+def test_other_threads_have_no_special_parts(name):
+    assert thread(fixture(name), PAGE2_URL if name == "thread_page2" else POLL_URL).special is None
+
+
+def test_special_parts_are_read_only_from_the_box_of_a_special_thread():
+    # Outside div.pcbs (a template that lays the parts out elsewhere) they are not read.
+    html = fixture("thread_debate").replace('<div class="pcbs">', '<div class="t_fsz">', 1)
+    assert thread(html).special is None

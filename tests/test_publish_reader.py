@@ -461,3 +461,37 @@ async def test_thread_page_shows_the_poll_classified_fields_and_reply_subjects_e
     assert first.css_first("table.classified caption").text() == "房屋出租"
     assert second.css_first("h2.subject").text() == f"回复 {hostile}"
     assert third.css_first("h2.subject") is None and second.css_first(".poll") is None
+
+
+async def test_thread_page_shows_a_special_threads_parts_and_links_the_best_answer(tmp_path):
+    from dataclasses import replace
+
+    from tests.test_discuz_engine import fixture
+    from tests.test_discuz_thread_extras import POLL_URL, thread
+
+    page = thread(fixture("thread_reward"))
+    hostile = f"<script>alert({MARK})</script>"
+    page = replace(page, special=replace(page.special, fields=(*page.special.fields[:3], ("best_answer_author", hostile))))
+    debate = thread(fixture("thread_debate"))
+    path = tmp_path / "forum.db"
+    with Archive(path) as archive:
+        site_id = archive.upsert_site("laomi", engine="discuz", base_url="http://bbs.example.cn/")
+        archive.save_thread_page(site_id, page, url=POLL_URL, url_key=POLL_URL)
+        other = "http://bbs.example.cn/thread-121-1-1.html"
+        archive.save_thread_page(site_id, replace(debate, tid=121, posts=[replace(p, pid=p.pid + 100) for p in debate.posts]),
+                                 url=other, url_key=other)
+        best_answer_id = archive.db.execute("SELECT id FROM posts WHERE pid = 2002").fetchone()[0]
+    client = make_datasette(path).client
+    resp = await client.get("/-/thread/1")
+    assert resp.status_code == 200 and f"alert({MARK})</script>" not in resp.text
+    first, second, _ = LexborHTMLParser(resp.text).css("article.thread-post")
+    assert first.css_first("table.special caption").text() == "悬赏"
+    rows = [(tr.css_first("th").text(), tr.css_first("td").text()) for tr in first.css("table.special tr")]
+    assert rows == [("悬赏", "20 金钱"), ("状态", "已解决"), ("最佳答案", hostile)]
+    link = first.css_first("table.special td a").attributes["href"]
+    assert link.endswith(f"?post={best_answer_id}#post-{best_answer_id}")
+    assert second.css_first("table.special") is None
+    debate_rows = dict((tr.css_first("th").text(), tr.css_first("td").text())
+                       for tr in LexborHTMLParser((await client.get("/-/thread/2")).text).css("table.special tr"))
+    assert debate_rows["正方观点"] == "要写不足，才显得实事求是。" and debate_rows["反方票数"] == "5"
+    assert debate_rows["结果"] == "正方获胜"

@@ -1,5 +1,6 @@
 """Storing what a thread page shows outside the post bodies: posts.subject, threads.poll_json and
-threads.classified_json (migration 17), from pages the engine parsed off the fixtures."""
+threads.classified_json (migration 17), threads.special_json (migration 19), from pages the
+engine parsed off the fixtures."""
 
 from __future__ import annotations
 
@@ -150,7 +151,7 @@ def test_a_text_rendering_of_page_1_erases_nothing(archive, site_id):
     assert archive.db.execute("SELECT subject FROM posts WHERE floor = 2").fetchall() == [("标题",)]
 
 
-def test_migrations_17_and_18_upgrade_a_version_16_archive_in_place(tmp_path):
+def test_migrations_17_to_19_upgrade_a_version_16_archive_in_place(tmp_path):
     path = tmp_path / "archive.db"
     conn = sqlite3.connect(path, isolation_level=None)
     assert ensure_schema(sqlite_utils.Database(conn), MIGRATIONS[:16]) == 16
@@ -166,9 +167,9 @@ def test_migrations_17_and_18_upgrade_a_version_16_archive_in_place(tmp_path):
     """)
     conn.close()
     with Archive(path) as upgraded:
-        assert upgraded.db.execute("SELECT max(version) FROM schema_version").fetchone() == (SCHEMA_VERSION,) == (18,)
-        assert upgraded.db.execute("SELECT poll_json, classified_json FROM threads WHERE id = 1").fetchone() == (
-            None, None)
+        assert upgraded.db.execute("SELECT max(version) FROM schema_version").fetchone() == (SCHEMA_VERSION,) == (19,)
+        assert upgraded.db.execute(
+            "SELECT poll_json, classified_json, special_json FROM threads WHERE id = 1").fetchone() == (None, None, None)
         # A thread with a due time was most likely visited to its end; one without, not yet.
         assert upgraded.db.execute("SELECT id, visits FROM threads ORDER BY id").fetchall() == [(1, 0), (2, 1)]
         assert upgraded.db.execute("SELECT subject FROM posts").fetchone() == (None,)
@@ -176,3 +177,70 @@ def test_migrations_17_and_18_upgrade_a_version_16_archive_in_place(tmp_path):
         assert stored_poll(upgraded)["voters"] == 12
         assert upgraded.db.execute("SELECT count(*) FROM threads").fetchone() == (2,)
         assert upgraded.db.execute("SELECT subject FROM posts WHERE pid = 2002").fetchone() == ("回复：按时间顺序 & 分板块",)
+
+
+SPECIAL_URL = "http://bbs.example.cn/thread-120-1-1.html"
+
+
+def special_page(name: str, html_edit=lambda html: html):
+    return thread(html_edit(fixture(name)), SPECIAL_URL)
+
+
+def stored_special(archive, tid=120):
+    value = thread_row(archive, tid)["special_json"]
+    return json.loads(value) if value is not None else None
+
+
+def test_a_debate_thread_stores_both_sides_and_saves_again_when_the_votes_move(archive, site_id):
+    first = save(archive, site_id, special_page("thread_debate"), T1, url=SPECIAL_URL)
+    special = stored_special(archive)
+    assert special["kind"] == "debate" and special["best_answer_pid"] is None
+    fields = {field["name"]: field["value"] for field in special["fields"]}
+    assert fields["affirm_point"] == "要写不足，才显得实事求是。" and fields["negative_votes"] == "5"
+    # The same page again is unchanged: nothing is written.
+    assert not save(archive, site_id, special_page("thread_debate"), T2, url=SPECIAL_URL).page_changed
+    # Votes are not a post's text: the page is saved again, the thread's sides refreshed, no version made.
+    moved = save(archive, site_id, special_page("thread_debate", lambda h: h.replace("反方观点 (5)", "反方观点 (6)")),
+                 T3, url=SPECIAL_URL)
+    assert moved.page_changed and moved.new_versions == 0 and first.new_posts == 3
+    assert {f["name"]: f["value"] for f in stored_special(archive)["fields"]}["negative_votes"] == "6"
+
+
+def test_a_reward_thread_stores_its_bounty_and_best_answer(archive, site_id):
+    save(archive, site_id, special_page("thread_reward"), T1, url=SPECIAL_URL)
+    assert stored_special(archive) == {
+        "kind": "reward",
+        "fields": [{"name": "price", "value": "20"}, {"name": "credit", "value": "金钱"},
+                   {"name": "state", "value": "已解决"}, {"name": "best_answer_author", "value": "李四"}],
+        "best_answer_pid": 2002,
+    }
+
+
+def test_special_parts_gone_from_the_opening_post_are_gone_from_the_thread(archive, site_id):
+    save(archive, site_id, special_page("thread_activity"), T1, url=SPECIAL_URL)
+    assert stored_special(archive)["kind"] == "activity"
+    # A later page shows no opening post: the thread keeps what page 1 showed.
+    page_2 = replace(special_page("thread_activity"), page=2, page_count=2, special=None,
+                     posts=[replace(post, pid=post.pid + 10, floor=post.floor + 10, floor_label=f"{post.floor + 10}#")
+                            for post in special_page("thread_activity").posts])
+    save(archive, site_id, page_2, T2, url=POLL_PAGE_2_URL)
+    assert stored_special(archive)["kind"] == "activity"
+    # Page 1 shown whole without them (the thread made an ordinary one): they are gone.
+    save(archive, site_id, replace(special_page("thread_activity"), special=None), T3, url=SPECIAL_URL)
+    assert stored_special(archive) is None
+
+
+# thread_page_extract_hash of fixture pages, computed by 37ded5b (before migration 19).
+HASHES_BEFORE_SPECIAL_THREADS = {
+    "thread_poll": "3c13c6435d1dd6b12d5caa4c37343072b30b3e0fb65b41cacfe9648c65fd0c5f",
+    "thread_classified": "25a6a1d71ec0496806494e63619a0d53e8789bb4d9c6da4e69cbfc35dad00bc4",
+}
+
+
+def test_pages_without_special_parts_hash_as_before():
+    # Else an archive from before migration 19 would save every ordinary page again.
+    pages = {"thread_poll": thread(fixture("thread_poll")),
+             "thread_classified": thread(fixture("thread_classified"), CLASSIFIED_URL)}
+    assert {name: thread_page_extract_hash(page) for name, page in pages.items()} == HASHES_BEFORE_SPECIAL_THREADS
+    assert thread_page_extract_hash(special_page("thread_debate")) != thread_page_extract_hash(
+        replace(special_page("thread_debate"), special=None))

@@ -107,6 +107,23 @@ class ClassifiedInfo:
     fields: tuple[tuple[str, str], ...]  # (title, value as printed, unit included) in page order
 
 
+@dataclass(frozen=True)
+class SpecialThread:
+    """What a reward, activity or debate thread shows with its opening post, outside its body:
+    the bounty, the event's details, the two sides' points. A trade thread's goods are not read.
+
+    kind: "reward", "activity" or "debate".
+    fields: (name, value as printed) in page order. Where the engine's template prints a label
+        (an activity's 活动类型, 开始时间 ...) the name is that label; where it prints none the
+        name is the engine's own (price, state, affirm_point ...). Empty values are left out.
+    best_answer_pid: a reward thread's reply chosen as the best answer, when one is.
+    """
+
+    kind: str
+    fields: tuple[tuple[str, str], ...]
+    best_answer_pid: int | None = None
+
+
 @dataclass
 class ThreadPage:
     tid: int | None
@@ -122,6 +139,7 @@ class ThreadPage:
     # Shown with the opening post only, so on page 1 only; None elsewhere and when absent.
     poll: Poll | None = None
     classified: ClassifiedInfo | None = None
+    special: SpecialThread | None = None
 
 
 @dataclass

@@ -34,6 +34,7 @@ from scraper.engines.base import (
     Post,
     PostStatus,
     Quote,
+    SpecialThread,
     ThreadPage,
 )
 from scraper.errors import ParseError
@@ -141,6 +142,24 @@ class DiscuzSelectors:
     classified_rows: str = "tr"
     classified_title: str = "th"
     classified_value: str = "td"
+    # Reward, activity and debate threads (viewthread_reward/_activity/_debate.htm) print their
+    # own parts beside the opening post's body, in div.pcbs (div.t_fsz in other threads).
+    special_box: str = "div.pcbs"
+    reward: str = "div.rwd > div.z"  # 悬赏 <cite>20</cite> 金钱 <em>已解决</em>
+    reward_price: str = "cite"
+    reward_state: str = "em"
+    reward_best: str = "div.rwdbst"  # 最佳答案: its author, and a link to the reply
+    reward_best_author: str = "div.psta a.xw1"
+    reward_best_link: str = 'a[onclick*="goto=findpost"]'  # window.open('forum.php?...&pid=N')
+    activity: str = "div.act div.spi"  # its details, as dt (label) and dd (value) pairs
+    activity_terms: str = "dl > dt, dl > dd"
+    debate_verdict: str = "div#umpirepoint p.dbresult label"  # 正方 获胜, 平局
+    debate_umpire_point: str = "div#umpirepoint p.umpirepoint"  # <strong>裁判观点</strong>: ...
+    debate_best_debater: str = "div#umpirepoint p.bestdebater"
+    debate_schedule: str = "p.dtm:not(.pns)"  # 结束时间: ... 裁判: ...
+    debate_sides: str = "div.ds"
+    debate_points: tuple[str, str] = ("td.si_1 div.point", "td.si_2 div.point")  # <strong>正方观点 (N)</strong><p>
+    debate_debaters: tuple[str, str] = ("div.dr td.sr_1 h5", "div.dr td.sr_2 h5")  # 辩手:N ( 加入 )
     # board rows
     row_title: str = "th a.xst"
     row_cells_by: str = "td.by"
@@ -1275,6 +1294,85 @@ def _classified(first_post: LexborNode) -> ClassifiedInfo | None:
     return ClassifiedInfo(sort_name=_text(table.css_first(s.classified_caption)) or None, fields=tuple(fields))
 
 
+_FIRST_NUMBER = re.compile(r"\d+")
+_FINDPOST_PID = re.compile(r"[?&]pid=(\d+)")
+
+
+def _special(first_post: LexborNode) -> SpecialThread | None:
+    """A reward, activity or debate thread's own parts, from its opening post (page 1 only)."""
+    s = SELECTORS
+    box = first_post.css_first(s.special_box)
+    if box is None:  # not a special thread (or one whose opening post is locked)
+        return None
+    reward = box.css_first(s.reward)
+    if reward is not None:
+        return _reward(box, reward)
+    activity = box.css_first(s.activity)
+    if activity is not None:
+        return SpecialThread(kind="activity", fields=_defined_terms(activity))
+    sides = box.css_first(s.debate_sides)
+    if sides is not None:
+        return _debate(box, sides)
+    return None  # a poll (read by _poll) or a trade
+
+
+def _reward(box: LexborNode, reward: LexborNode) -> SpecialThread:
+    s = SELECTORS
+    price = reward.css_first(s.reward_price)
+    credit = ""
+    if price is not None:  # the credit's name is the text right after the price
+        following = price.next
+        credit = normalise_whitespace(following.text_content or "") if following is not None and following.is_text_node else ""
+    fields = [("price", _text(price)), ("credit", credit), ("state", _text(reward.css_first(s.reward_state)))]
+    best_pid = None
+    best = box.css_first(s.reward_best)
+    if best is not None:
+        fields.append(("best_answer_author", _text(best.css_first(s.reward_best_author))))
+        link = best.css_first(s.reward_best_link)
+        match = _FINDPOST_PID.search(link.attributes.get("onclick") or "") if link is not None else None
+        best_pid = ascii_number(match[1]) if match else None
+    return SpecialThread(kind="reward", fields=tuple((k, v) for k, v in fields if v), best_answer_pid=best_pid)
+
+
+def _defined_terms(root: LexborNode) -> tuple[tuple[str, str], ...]:
+    """(label, value) of each dt and the dd after it, in page order; a dd without a label
+    (the join button's) is left out."""
+    fields, label = [], None
+    for node in root.css(SELECTORS.activity_terms):
+        if node.tag == "dt":
+            label = _text(node).rstrip(CLASSIFIED_TITLE_ENDS).rstrip()
+        elif label:
+            value = _text(node)
+            if value:
+                fields.append((label, value))
+            label = None
+    return tuple(fields)
+
+
+def _after_label(node: LexborNode | None) -> str:
+    """The text of a <p><strong>label</strong>: text</p> after its label."""
+    if node is None:
+        return ""
+    label = _text(node.css_first("strong"))
+    return _text(node).removeprefix(label).lstrip(CLASSIFIED_TITLE_ENDS + " ")
+
+
+def _debate(box: LexborNode, sides: LexborNode) -> SpecialThread:
+    s = SELECTORS
+    fields = [("verdict", _text(box.css_first(s.debate_verdict))),
+              ("umpire_point", _after_label(box.css_first(s.debate_umpire_point))),
+              ("best_debater", _after_label(box.css_first(s.debate_best_debater))),
+              ("schedule", _text(box.css_first(s.debate_schedule)))]
+    for side, point_selector, debaters_selector in zip(("affirm", "negative"), s.debate_points, s.debate_debaters):
+        point = sides.css_first(point_selector)
+        votes = _FIRST_NUMBER.search(_text(point.css_first("strong"))) if point is not None else None
+        debaters = _FIRST_NUMBER.search(_text(box.css_first(debaters_selector)))
+        fields += [(f"{side}_point", _text(point.css_first("p")) if point is not None else ""),
+                   (f"{side}_votes", votes[0] if votes else ""),
+                   (f"{side}_debaters", debaters[0] if debaters else "")]
+    return SpecialThread(kind="debate", fields=tuple((k, v) for k, v in fields if v))
+
+
 def _floor_label(table: LexborNode) -> str:
     link = table.css_first(SELECTORS.floor_link) or table.css_first(SELECTORS.floor_label_any)
     return _text(link)
@@ -1386,6 +1484,7 @@ def _parse_thread(tree: LexborHTMLParser, ctx: ParseContext) -> ThreadPage:
         canonical_url=canonical,
         poll=_poll(first_post) if first_post is not None else None,
         classified=_classified(first_post) if first_post is not None else None,
+        special=_special(first_post) if first_post is not None else None,
     )
 
 

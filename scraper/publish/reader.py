@@ -49,6 +49,24 @@ class PollView:
     ended: bool
 
 
+@dataclass(frozen=True)
+class SpecialView:
+    kind: str  # as the forum names it: 悬赏, 活动, 辩论
+    rows: list[tuple[str, str]]  # (label, value); the label may be empty
+    best_answer_pid: int | None
+
+
+# Display labels of the names the engine gives a special thread's fields where the forum prints
+# none (an activity's fields keep the forum's own labels). Discuz's words (lang_template.php).
+SPECIAL_KINDS = {"reward": "悬赏", "activity": "活动", "debate": "辩论"}
+SPECIAL_LABELS = {
+    "price": "悬赏", "state": "状态", "best_answer_author": "最佳答案",
+    "verdict": "结果", "umpire_point": "裁判观点", "best_debater": "最佳辩手", "schedule": "",
+    "affirm_point": "正方观点", "affirm_votes": "正方票数", "affirm_debaters": "正方辩手",
+    "negative_point": "反方观点", "negative_votes": "反方票数", "negative_debaters": "反方辩手",
+}
+
+
 @dataclass
 class PostView:
     """One post, ready for the template: `body_html` is sanitised, everything else is text."""
@@ -184,6 +202,25 @@ def classified_fields(classified_json: str | None) -> tuple[str | None, list[tup
     return (str(sort_name) if sort_name else None), fields
 
 
+def special_view(special_json: str | None) -> SpecialView | None:
+    """threads.special_json as the template shows it beside the opening post; None without one."""
+    info = _json_object(special_json)
+    kind = str(info.get("kind") or "")
+    if not kind:
+        return None
+    values = [(str(f.get("name") or ""), str(f.get("value") or "")) for f in _objects(info.get("fields"))]
+    credit = next((value for name, value in values if name == "credit"), "")
+    rows = []
+    for name, value in values:
+        if kind == "reward" and name == "credit":
+            continue  # shown with the price: 20 金钱
+        if kind == "reward" and name == "price" and credit:
+            value = f"{value} {credit}"
+        rows.append((name if kind == "activity" else SPECIAL_LABELS.get(name, name), value))
+    pid = info.get("best_answer_pid")
+    return SpecialView(SPECIAL_KINDS.get(kind, kind), rows, pid if isinstance(pid, int) else None)
+
+
 def post_view(row: dict[str, Any], base_url: str, thread_url: str | None, *, hotlink_images: bool,
               page_url: Callable[[int], str] | None = None) -> PostView:
     """A posts row (as THREAD_POSTS_SQL selects it) turned into what the template shows.
@@ -215,7 +252,8 @@ def post_view(row: dict[str, Any], base_url: str, thread_url: str | None, *, hot
 
 THREAD_SQL = """
 select threads.id, threads.title, threads.url, threads.board, threads.replies, threads.views,
-    threads.gone_at, threads.poll_json, threads.classified_json, sites.name as site_name, sites.base_url,
+    threads.gone_at, threads.poll_json, threads.classified_json, threads.special_json,
+    sites.name as site_name, sites.base_url,
     sites.utc_offset, sites.engine
 from threads join sites on sites.id = threads.site_id
 where threads.id = :thread_id
@@ -236,6 +274,9 @@ select position from (
     from posts where thread_id = :thread_id
 ) where id = :post_id
 """
+
+# A reply named by its forum id (a reward thread's best answer), for a link to it in the reader.
+POST_BY_PID_SQL = "select id from posts where thread_id = :thread_id and pid = :pid order by id limit 1"
 
 
 def page_count(post_count: int, per_page: int = POSTS_PER_PAGE) -> int:

@@ -90,12 +90,20 @@ async def thread_page(datasette, request):
     page_url = _forum_page_url(thread["engine"], thread_url)
     posts = [reader.post_view(dict(row), base_url, thread_url, hotlink_images=hotlink, page_url=page_url)
              for row in rows]
+    special = reader.special_view(thread["special_json"])
+    best_answer = None  # the archive's id of a reward thread's best answer, to link it
+    if special is not None and special.best_answer_pid is not None:
+        best_answer = (await db.execute(reader.POST_BY_PID_SQL,
+                                        {"thread_id": thread_id, "pid": special.best_answer_pid})).first()
     html = await datasette.render_template("forum_thread.html", {
         "thread": thread,
         "thread_url": thread_url,
         "posts": posts,
         "poll": reader.poll_view(thread["poll_json"]),
         "classified": reader.classified_fields(thread["classified_json"]),
+        "special": special,
+        "best_answer_path": f"{_thread_path(datasette, thread_id)}?post={best_answer[0]}#post-{best_answer[0]}"
+                            if best_answer is not None else None,
         "page": page,
         "pages": pages,
         "post_count": post_count,
