@@ -887,6 +887,30 @@ def _poll(first_post: Tag) -> Poll | None:
     return poll_record(summary, options, _text(form.select_one(S.poll_countdown)))
 
 
+def _defined_terms(root: Tag) -> list[tuple[str, str]]:
+    terms, label = [], None
+    for node in root.select(S.defined_terms):
+        if node.name == "dt":
+            label = _text(node).rstrip(CLASSIFIED_TITLE_ENDS).rstrip()
+        elif label:
+            if value := _text(node):
+                terms.append((label, value))
+            label = None
+    return terms
+
+
+def _trade_item(item: Tag) -> list[tuple[str, str]]:
+    name = item.select_one(S.trade_name)
+    if name is None:
+        return [("removed", _text(item))]
+    fields = [("goods", _text(name)), *_defined_terms(item)]
+    price = item.select_one(S.trade_price)
+    if price is not None:
+        cost_text = _text(price.select_one(S.trade_cost_price))
+        fields += [("price", _text(price).removesuffix(cost_text).rstrip()), ("cost_price", cost_text)]
+    return [(k, v) for k, v in fields if v]
+
+
 def _special(first_post: Tag) -> SpecialThread | None:
     box = first_post.select_one(S.special_box)
     if box is None:
@@ -907,18 +931,11 @@ def _special(first_post: Tag) -> SpecialThread | None:
         return SpecialThread(kind="reward", fields=tuple((k, v) for k, v in fields if v), best_answer_pid=best_pid)
     activity = box.select_one(S.activity)
     if activity is not None:
-        terms, label = [], None
-        for node in activity.select(S.activity_terms):
-            if node.name == "dt":
-                label = _text(node).rstrip(CLASSIFIED_TITLE_ENDS).rstrip()
-            elif label:
-                if value := _text(node):
-                    terms.append((label, value))
-                label = None
-        return SpecialThread(kind="activity", fields=tuple(terms))
+        return SpecialThread(kind="activity", fields=tuple(_defined_terms(activity)))
     sides = box.select_one(S.debate_sides)
     if sides is None:
-        return None
+        goods = box.select(S.trade_goods)
+        return SpecialThread(kind="trade", fields=tuple(f for item in goods for f in _trade_item(item))) if goods else None
 
     def after_label(node: Tag | None) -> str:
         if node is None:

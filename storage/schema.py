@@ -530,8 +530,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         19,
-        "threads.special_json: what a reward, activity or debate thread shows beside its opening "
-        "post (the bounty and best answer, the event's details, the two sides' points and votes), "
+        "threads.special_json: what a reward, activity, debate or trade thread shows beside its "
+        "opening post (the bounty and best answer, the event's details, the two sides' points and "
+        "votes, the items on sale), "
         "the latest seen on page 1; NULL where there is none. A thread archived before it is read "
         "when its page 1 is next fetched whole",
         ("ALTER TABLE threads ADD COLUMN special_json TEXT",),

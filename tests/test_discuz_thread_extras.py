@@ -139,6 +139,7 @@ PORT_CASES = [
     ("thread_reward", POLL_URL, lambda html: html),
     ("thread_activity", POLL_URL, lambda html: html),
     ("thread_debate", POLL_URL, lambda html: html),
+    ("thread_trade", POLL_URL, lambda html: html),
 ]
 
 
@@ -190,6 +191,16 @@ def test_a_debate_thread_gives_both_sides_and_the_verdict():
         ("negative_point", "不写不足，篇幅留给成绩。"), ("negative_votes", "5"), ("negative_debaters", "1"),
     ))
     assert page.posts[0].content_text == "总结要不要写不足？欢迎双方辩论。"
+
+
+def test_a_trade_thread_gives_each_item_with_its_terms_and_prices():
+    page = thread(fixture("thread_trade"))
+    assert page.special == SpecialThread(kind="trade", fields=(
+        ("goods", "公文写作百法例讲"), ("交易类型", "二手 一口价"), ("剩余时间", "12天5小时"),
+        ("price", "25 元"), ("cost_price", "48 元"), ("removed", "该商品已被删除"),
+    ))
+    # The second element with the body's id (the item counter's) is not the body.
+    assert page.posts[0].content_text == "自用的两本写作书，九成新，同城可面交。"
 
 
 def test_a_debate_still_running_has_no_verdict():

@@ -495,3 +495,16 @@ async def test_thread_page_shows_a_special_threads_parts_and_links_the_best_answ
                        for tr in LexborHTMLParser((await client.get("/-/thread/2")).text).css("table.special tr"))
     assert debate_rows["正方观点"] == "要写不足，才显得实事求是。" and debate_rows["反方票数"] == "5"
     assert debate_rows["结果"] == "正方获胜"
+
+
+def test_a_trade_threads_items_are_shown_under_the_forums_labels():
+    from scraper.publish import reader
+    from storage.archive import _json, _special_dict
+    from tests.test_discuz_engine import fixture
+    from tests.test_discuz_thread_extras import thread
+
+    view = reader.special_view(_json(_special_dict(thread(fixture("thread_trade")).special)))
+    assert view.kind == "商品" and view.best_answer_pid is None
+    assert view.rows == [("商品", "公文写作百法例讲"), ("交易类型", "二手 一口价"), ("剩余时间", "12天5小时"),
+                         ("价格", "25 元"), ("原价", "48 元"), ("", "该商品已被删除")]
+    assert reader.special_view(None) is None and reader.special_view('{"fields": []}') is None

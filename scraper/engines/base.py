@@ -109,10 +109,11 @@ class ClassifiedInfo:
 
 @dataclass(frozen=True)
 class SpecialThread:
-    """What a reward, activity or debate thread shows with its opening post, outside its body:
-    the bounty, the event's details, the two sides' points. A trade thread's goods are not read.
+    """What a reward, activity, debate or trade thread shows with its opening post, outside its
+    body: the bounty, the event's details, the two sides' points, the items on sale.
 
-    kind: "reward", "activity" or "debate".
+    kind: "reward", "activity", "debate" or "trade" (its items one after another, each from a
+        "goods" field, or a "removed" one).
     fields: (name, value as printed) in page order. Where the engine's template prints a label
         (an activity's 活动类型, 开始时间 ...) the name is that label; where it prints none the
         name is the engine's own (price, state, affirm_point ...). Empty values are left out.

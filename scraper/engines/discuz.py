@@ -142,8 +142,8 @@ class DiscuzSelectors:
     classified_rows: str = "tr"
     classified_title: str = "th"
     classified_value: str = "td"
-    # Reward, activity and debate threads (viewthread_reward/_activity/_debate.htm) print their
-    # own parts beside the opening post's body, in div.pcbs (div.t_fsz in other threads).
+    # Reward, activity, debate and trade threads (viewthread_reward/_activity/_debate/_trade.htm)
+    # print their own parts beside the opening post's body, in div.pcbs (div.t_fsz in other threads).
     special_box: str = "div.pcbs"
     reward: str = "div.rwd > div.z"  # 悬赏 <cite>20</cite> 金钱 <em>已解决</em>
     reward_price: str = "cite"
@@ -152,7 +152,7 @@ class DiscuzSelectors:
     reward_best_author: str = "div.psta a.xw1"
     reward_best_link: str = 'a[onclick*="goto=findpost"]'  # window.open('forum.php?...&pid=N')
     activity: str = "div.act div.spi"  # its details, as dt (label) and dd (value) pairs
-    activity_terms: str = "dl > dt, dl > dd"
+    defined_terms: str = "dl > dt, dl > dd"  # an activity's details, an item's terms
     debate_verdict: str = "div#umpirepoint p.dbresult label"  # 正方 获胜, 平局
     debate_umpire_point: str = "div#umpirepoint p.umpirepoint"  # <strong>裁判观点</strong>: ...
     debate_best_debater: str = "div#umpirepoint p.bestdebater"
@@ -160,6 +160,10 @@ class DiscuzSelectors:
     debate_sides: str = "div.ds"
     debate_points: tuple[str, str] = ("td.si_1 div.point", "td.si_2 div.point")  # <strong>正方观点 (N)</strong><p>
     debate_debaters: tuple[str, str] = ("div.dr td.sr_1 h5", "div.dr td.sr_2 h5")  # 辩手:N ( 加入 )
+    trade_goods: str = "div.trdb"  # one item on sale, or the notice that it was removed
+    trade_name: str = "h4 a"
+    trade_price: str = "div.mtn"  # <strong>199</strong> 元, and a struck-through cost price
+    trade_cost_price: str = "p.xg1"
     # board rows
     row_title: str = "th a.xst"
     row_cells_by: str = "td.by"
@@ -1299,7 +1303,7 @@ _FINDPOST_PID = re.compile(r"[?&]pid=(\d+)")
 
 
 def _special(first_post: LexborNode) -> SpecialThread | None:
-    """A reward, activity or debate thread's own parts, from its opening post (page 1 only)."""
+    """A reward, activity, debate or trade thread's own parts, from its opening post (page 1 only)."""
     s = SELECTORS
     box = first_post.css_first(s.special_box)
     if box is None:  # not a special thread (or one whose opening post is locked)
@@ -1313,7 +1317,26 @@ def _special(first_post: LexborNode) -> SpecialThread | None:
     sides = box.css_first(s.debate_sides)
     if sides is not None:
         return _debate(box, sides)
-    return None  # a poll (read by _poll) or a trade
+    goods = box.css(s.trade_goods)
+    if goods:
+        return SpecialThread(kind="trade", fields=tuple(field for item in goods for field in _trade_item(item)))
+    return None  # a poll (read by _poll)
+
+
+def _trade_item(item: LexborNode) -> list[tuple[str, str]]:
+    """One item on sale: its name, then its terms (交易类型, 剩余时间 ...) and prices. Its
+    details load by script, so they are not on the page."""
+    s = SELECTORS
+    name = item.css_first(s.trade_name)
+    if name is None:  # 该商品已被删除 (post_trade_removed)
+        return [("removed", _text(item))]
+    fields = [("goods", _text(name)), *_defined_terms(item)]
+    price = item.css_first(s.trade_price)
+    if price is not None:
+        cost = price.css_first(s.trade_cost_price)
+        cost_text = _text(cost)
+        fields += [("price", _text(price).removesuffix(cost_text).rstrip()), ("cost_price", cost_text)]
+    return [(k, v) for k, v in fields if v]
 
 
 def _reward(box: LexborNode, reward: LexborNode) -> SpecialThread:
@@ -1338,7 +1361,7 @@ def _defined_terms(root: LexborNode) -> tuple[tuple[str, str], ...]:
     """(label, value) of each dt and the dd after it, in page order; a dd without a label
     (the join button's) is left out."""
     fields, label = [], None
-    for node in root.css(SELECTORS.activity_terms):
+    for node in root.css(SELECTORS.defined_terms):
         if node.tag == "dt":
             label = _text(node).rstrip(CLASSIFIED_TITLE_ENDS).rstrip()
         elif label:

@@ -58,12 +58,13 @@ class SpecialView:
 
 # Display labels of the names the engine gives a special thread's fields where the forum prints
 # none (an activity's fields keep the forum's own labels). Discuz's words (lang_template.php).
-SPECIAL_KINDS = {"reward": "悬赏", "activity": "活动", "debate": "辩论"}
+SPECIAL_KINDS = {"reward": "悬赏", "activity": "活动", "debate": "辩论", "trade": "商品"}
 SPECIAL_LABELS = {
-    "price": "悬赏", "state": "状态", "best_answer_author": "最佳答案",
+    "state": "状态", "best_answer_author": "最佳答案",
     "verdict": "结果", "umpire_point": "裁判观点", "best_debater": "最佳辩手", "schedule": "",
     "affirm_point": "正方观点", "affirm_votes": "正方票数", "affirm_debaters": "正方辩手",
     "negative_point": "反方观点", "negative_votes": "反方票数", "negative_debaters": "反方辩手",
+    "goods": "商品", "price": "价格", "cost_price": "原价", "removed": "",
 }
 
 
@@ -213,10 +214,11 @@ def special_view(special_json: str | None) -> SpecialView | None:
     rows = []
     for name, value in values:
         if kind == "reward" and name == "credit":
-            continue  # shown with the price: 20 金钱
-        if kind == "reward" and name == "price" and credit:
-            value = f"{value} {credit}"
-        rows.append((name if kind == "activity" else SPECIAL_LABELS.get(name, name), value))
+            continue  # shown with the price
+        if kind == "reward" and name == "price":
+            rows.append(("悬赏", f"{value} {credit}".rstrip()))  # 20 金钱
+        else:  # an activity's details and an item's terms keep the forum's own labels
+            rows.append((SPECIAL_LABELS.get(name, name), value))
     pid = info.get("best_answer_pid")
     return SpecialView(SPECIAL_KINDS.get(kind, kind), rows, pid if isinstance(pid, int) else None)
 
