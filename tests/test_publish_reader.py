@@ -505,6 +505,7 @@ def test_a_trade_threads_items_are_shown_under_the_forums_labels():
 
     view = reader.special_view(_json(_special_dict(thread(fixture("thread_trade")).special)))
     assert view.kind == "商品" and view.best_answer_pid is None
-    assert view.rows == [("商品", "公文写作百法例讲"), ("交易类型", "二手 一口价"), ("剩余时间", "12天5小时"),
-                         ("价格", "25 元"), ("原价", "48 元"), ("", "该商品已被删除")]
+    assert [(label, value) for label, value, _ in view.rows] == [
+        ("商品", "公文写作百法例讲"), ("交易类型", "二手 一口价"), ("剩余时间", "12天5小时"),
+        ("价格", "25 元"), ("原价", "48 元"), ("", "该商品已被删除")]
     assert reader.special_view(None) is None and reader.special_view('{"fields": []}') is None

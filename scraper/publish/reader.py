@@ -52,7 +52,7 @@ class PollView:
 @dataclass(frozen=True)
 class SpecialView:
     kind: str  # as the forum names it: 悬赏, 活动, 辩论
-    rows: list[tuple[str, str]]  # (label, value); the label may be empty
+    rows: list[tuple[str, str, str]]  # (label, value, the engine's name for it); the label may be empty
     best_answer_pid: int | None
 
 
@@ -216,9 +216,9 @@ def special_view(special_json: str | None) -> SpecialView | None:
         if kind == "reward" and name == "credit":
             continue  # shown with the price
         if kind == "reward" and name == "price":
-            rows.append(("悬赏", f"{value} {credit}".rstrip()))  # 20 金钱
+            rows.append(("悬赏", f"{value} {credit}".rstrip(), name))  # 20 金钱
         else:  # an activity's details and an item's terms keep the forum's own labels
-            rows.append((SPECIAL_LABELS.get(name, name), value))
+            rows.append((SPECIAL_LABELS.get(name, name), value, name))
     pid = info.get("best_answer_pid")
     return SpecialView(SPECIAL_KINDS.get(kind, kind), rows, pid if isinstance(pid, int) else None)
 
