@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import glob
 import json
 import logging
 import os
@@ -103,6 +104,30 @@ def daemon_lock(db_path: str | Path) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+def archive_lock_holders(db_path: str | Path) -> list[str]:
+    """Who has the archive at `db_path` for writing now, whether or not they are writing this
+    moment: a daemon holds its daemon slot for its whole life, idle between jobs too, and a
+    crawl holds its host's lock for its whole run. One description each; empty when none does.
+    Each lock is tried and at once let go, so the answer is for this moment only."""
+    db = Path(db_path)
+    holders = []
+    for path in sorted(db.parent.glob(f"{glob.escape(db.name)}.*.lock")):
+        lock = FileLock(path)
+        try:
+            free = lock.try_acquire()
+        except OSError:  # a lock file that cannot be opened (a read-only copy): no one writes there
+            continue
+        if free:
+            lock.release()
+            continue
+        what = path.name[len(db.name) + 1 : -len(".lock")]
+        if what == "daemon":
+            holders.append(f"a daemon (pid {path.read_text(encoding='utf-8').strip() or 'unknown'})")
+        else:
+            holders.append(f"a crawl of {what}")
+    return holders
 
 
 def executor_workers(job_count: int) -> int:

@@ -242,6 +242,52 @@ def test_a_second_daemon_on_one_archive_is_refused_and_leaves_the_first_ones_job
         pass
 
 
+def test_an_archive_a_daemon_keeps_is_not_served_immutable_even_between_jobs(demo_forum, tmp_path, process,
+                                                                           monkeypatch):
+    # Between jobs the daemon holds no transaction, so the -wal check cannot see it; its
+    # daemon slot says it will write again.
+    from scraper import schedule
+    from tests.test_daemon_many_sites import run_once_args
+
+    served = []
+    monkeypatch.setattr("scraper.publish.run_datasette", lambda command: served.append(command) or 0)
+    db = tmp_path / "a.db"
+    args = [arg for arg in run_once_args(db, tmp_path, [("demo", demo_forum)]) if arg != "--once"]
+    daemon = process(*args, "--every", "3600")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until its discover job has finished: it is between jobs
+        if db.exists():
+            with Archive(db, readonly=True) as archive:
+                if archive.db.execute("select count(*) from runs where job = 'discover' and status = 'finished'"
+                                      ).fetchone()[0]:
+                    break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("the daemon's discover job did not finish")
+    assert schedule.archive_lock_holders(db) == [f"a daemon (pid {daemon.pid})"]
+    result = CliRunner().invoke(main, ["serve", "--db", str(db), "--immutable"])
+    assert result.exit_code == 1 and f"a daemon (pid {daemon.pid})" in result.output
+    assert "serve it without --immutable" in result.output and "Traceback" not in result.output
+    assert served == []
+    daemon.send_signal(signal.SIGTERM)
+    daemon.wait(30)
+    assert schedule.archive_lock_holders(db) == []  # stopped: now the file may be served as it is
+    assert CliRunner().invoke(main, ["serve", "--db", str(db), "--immutable"]).exit_code == 0 and len(served) == 1
+
+
+def test_an_archive_a_crawl_holds_is_not_served_immutable(tmp_path, monkeypatch):
+    from scraper import schedule
+
+    monkeypatch.setattr("scraper.publish.run_datasette", lambda command: pytest.fail(f"served: {command}"))
+    db = tmp_path / "a.db"
+    Archive(db).close()
+    with schedule.host_lock(db, "bbs.example.cn") as held:
+        assert held is not None
+        result = CliRunner().invoke(main, ["serve", "--db", str(db), "--immutable"])
+    assert result.exit_code == 1 and "a crawl of bbs.example.cn" in result.output
+    assert schedule.archive_lock_holders(db) == []
+
+
 def test_crawl_takes_the_hosts_lock_and_keeps_the_last_crawls_pause(demo_forum, tmp_path, monkeypatch):
     from scraper import config, schedule
 
