@@ -277,6 +277,22 @@ def _thread_extras(page: Any) -> ThreadExtras:
             _special_dict(special) if special is not None else None)
 
 
+THREAD_PARTS = ("poll", "classified", "special")  # threads.<part>_json, in this order
+# What threads.poll_json adds to the poll as hashed: read anew on every view.
+_POLL_VOLATILE_KEYS = ("remaining_raw", "seen_at")
+
+
+def _part_identity(value_json: str | None) -> Any:
+    """A stored part's value without what changes on every view (a poll's countdown)."""
+    if value_json is None:
+        return None
+    value = json.loads(value_json)
+    if isinstance(value, dict):
+        for key in _POLL_VOLATILE_KEYS:
+            value.pop(key, None)
+    return value
+
+
 def _poll_json(page: Any, hashed: dict | None, now: str) -> str | None:
     """threads.poll_json: the poll as hashed, and its countdown with the time it was read."""
     if hashed is None:
@@ -1034,9 +1050,10 @@ class Archive:
         # threads_fts update trigger, which re-indexes the title on every page of a thread.
         # Asked, not inferred from first_seen_at == now: two saves in one second would pass for
         # the thread's first, and a text import of a thread crawled that second stored twice.
-        existed = self.db.conn.execute("SELECT 1 FROM threads WHERE site_id = ? AND thread_key = ?",
-                                       [site_id, key]).fetchone() is not None
-        thread_id, stored_title = self.db.conn.execute(
+        before = self.db.conn.execute(
+            "SELECT poll_json, classified_json, special_json FROM threads WHERE site_id = ? AND thread_key = ?",
+            [site_id, key]).fetchone()
+        thread_id, stored_title, *parts_after = self.db.conn.execute(
             """INSERT INTO threads (site_id, tid, thread_key, title, url, board, fid, replies,
                 views, page_count, newest_first, last_archived_post_at, poll_json, classified_json,
                 special_json, first_seen_at, last_seen_at)
@@ -1067,7 +1084,7 @@ class Archive:
                                     THEN excluded.special_json ELSE threads.special_json END,
                 last_seen_at = excluded.last_seen_at,
                 gone_at = NULL
-            RETURNING id, title""",
+            RETURNING id, title, poll_json, classified_json, special_json""",
             {
                 "site_id": site_id,
                 "tid": page.tid,
@@ -1091,7 +1108,20 @@ class Archive:
         ).fetchone()
         if title is not None and title != stored_title:
             self._set_thread_title(thread_id, title)
-        return thread_id, not existed
+        self._record_thread_part_changes(thread_id, before or (None, None, None), parts_after, now)
+        return thread_id, before is None
+
+    def _record_thread_part_changes(self, thread_id: int, before: Sequence[str | None],
+                                    after: Sequence[str | None], now: str) -> None:
+        """A row in thread_part_versions for each of the poll, classified and special parts
+        whose stored value this save changed (NULL: gone from page 1); a poll's countdown and
+        the time it was read are no change."""
+        changed = [(part, new) for part, old, new in zip(THREAD_PARTS, before, after)
+                   if old != new and _part_identity(old) != _part_identity(new)]
+        if changed:
+            self.db.conn.executemany(
+                "INSERT INTO thread_part_versions (thread_id, part, value_json, seen_at) VALUES (?, ?, ?, ?)",
+                [(thread_id, part, value, now) for part, value in changed])
 
     def _set_thread_title(self, thread_id: int, title: str) -> None:
         # Apart from the upserts, so threads_fts re-indexes a title only when it changes.

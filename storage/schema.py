@@ -16,7 +16,7 @@ import sqlite_utils
 
 from storage.bigram import BIGRAM_FUNCTION
 
-SCHEMA_VERSION = 19
+SCHEMA_VERSION = 20
 
 
 class SchemaVersionError(RuntimeError):
@@ -536,6 +536,27 @@ MIGRATIONS: tuple[Migration, ...] = (
         "the latest seen on page 1; NULL where there is none. A thread archived before it is read "
         "when its page 1 is next fetched whole",
         ("ALTER TABLE threads ADD COLUMN special_json TEXT",),
+    ),
+    Migration(
+        20,
+        "thread_part_versions: each value a thread's poll, classified or special part took, with when "
+        "it was first seen (NULL: gone from page 1); a poll's countdown is no change. An archive from "
+        "before starts it with each part's value as last seen",
+        ("""CREATE TABLE thread_part_versions (
+    id INTEGER PRIMARY KEY,
+    thread_id INTEGER NOT NULL REFERENCES threads(id),
+    part TEXT NOT NULL CHECK (part IN ('poll', 'classified', 'special')),
+    value_json TEXT,
+    seen_at TEXT NOT NULL
+)""",
+         "CREATE INDEX idx_thread_part_versions_thread ON thread_part_versions (thread_id, part, id)",
+         # What an archive from before knows: each part as last seen, as of the thread's last sighting.
+         """INSERT INTO thread_part_versions (thread_id, part, value_json, seen_at)
+    SELECT id, 'poll', poll_json, last_seen_at FROM threads WHERE poll_json IS NOT NULL ORDER BY id""",
+         """INSERT INTO thread_part_versions (thread_id, part, value_json, seen_at)
+    SELECT id, 'classified', classified_json, last_seen_at FROM threads WHERE classified_json IS NOT NULL ORDER BY id""",
+         """INSERT INTO thread_part_versions (thread_id, part, value_json, seen_at)
+    SELECT id, 'special', special_json, last_seen_at FROM threads WHERE special_json IS NOT NULL ORDER BY id"""),
     ),
 )
 

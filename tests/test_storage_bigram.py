@@ -243,6 +243,7 @@ def test_an_upgraded_archive_backfills_the_bigram_index_in_batches(tmp_path, mon
         ALTER TABLE posts DROP COLUMN subject; ALTER TABLE threads DROP COLUMN poll_json;  -- 17's
         ALTER TABLE threads DROP COLUMN classified_json; ALTER TABLE threads DROP COLUMN visits;  -- 17-18
         ALTER TABLE threads DROP COLUMN special_json;  -- 19's
+        DROP TABLE thread_part_versions;  -- 20's
         CREATE INDEX idx_posts_thread_page ON posts (thread_id, page);
         DROP TRIGGER posts_bigram_au; DROP TRIGGER posts_bigram_ad; DROP TABLE posts_bigram;
         ALTER TABLE posts DROP COLUMN content_status;

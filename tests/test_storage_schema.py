@@ -215,7 +215,7 @@ def test_migration_3_upgrades_a_version_2_archive_in_place(db_path):
     conn.close()
 
     with Archive(db_path, index_batch_posts=None) as archive:
-        assert current_version_of(archive.db) == SCHEMA_VERSION == 19
+        assert current_version_of(archive.db) == SCHEMA_VERSION == 20
         copies = archive.db.execute(
             "SELECT id, content_text, content_html FROM post_versions ORDER BY id").fetchall()
         assert copies == [(1, "巴顿将军有句名言", "<p>巴顿将军有句名言</p>"), (2, None, None), (3, None, None)]

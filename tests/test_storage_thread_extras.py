@@ -1,6 +1,6 @@
 """Storing what a thread page shows outside the post bodies: posts.subject, threads.poll_json and
-threads.classified_json (migration 17), threads.special_json (migration 19), from pages the
-engine parsed off the fixtures."""
+threads.classified_json (migration 17), threads.special_json (migration 19), and each value they
+took in thread_part_versions (migration 20), from pages the engine parsed off the fixtures."""
 
 from __future__ import annotations
 
@@ -167,7 +167,7 @@ def test_migrations_17_to_19_upgrade_a_version_16_archive_in_place(tmp_path):
     """)
     conn.close()
     with Archive(path) as upgraded:
-        assert upgraded.db.execute("SELECT max(version) FROM schema_version").fetchone() == (SCHEMA_VERSION,) == (19,)
+        assert upgraded.db.execute("SELECT max(version) FROM schema_version").fetchone() == (SCHEMA_VERSION,) == (20,)
         assert upgraded.db.execute(
             "SELECT poll_json, classified_json, special_json FROM threads WHERE id = 1").fetchone() == (None, None, None)
         # A thread with a due time was most likely visited to its end; one without, not yet.
@@ -244,3 +244,48 @@ def test_pages_without_special_parts_hash_as_before():
     assert {name: thread_page_extract_hash(page) for name, page in pages.items()} == HASHES_BEFORE_SPECIAL_THREADS
     assert thread_page_extract_hash(special_page("thread_debate")) != thread_page_extract_hash(
         replace(special_page("thread_debate"), special=None))
+
+
+def part_versions(archive, part):
+    rows = archive.db.execute("SELECT value_json, seen_at FROM thread_part_versions WHERE part = ? ORDER BY id",
+                              [part]).fetchall()
+    return [(json.loads(value) if value is not None else None, seen_at) for value, seen_at in rows]
+
+
+def test_each_value_a_poll_takes_is_kept_and_a_countdown_alone_is_no_change(archive, site_id):
+    save(archive, site_id, poll_page(9), T1)
+    # A reply edited and the countdown moved: the page is saved again, and the poll is the same.
+    countdown = thread(fixture("thread_poll").replace("12 分钟", "11 分钟").replace("我两样都用。", "我两样都用过。"))
+    assert save(archive, site_id, countdown, T2).new_versions == 1
+    assert stored_poll(archive)["remaining_raw"] == "3 天 5 小时 11 分钟"
+    save(archive, site_id, poll_page(10), T3)
+    versions = part_versions(archive, "poll")
+    assert [(v["options"][0]["votes"], seen_at) for v, seen_at in versions] == [(9, T1), (10, T3)]
+    assert versions[-1][0] == stored_poll(archive)  # the latest is the threads row's
+    assert part_versions(archive, "classified") == [] and part_versions(archive, "special") == []
+
+
+def test_a_part_gone_from_page_1_is_kept_as_gone(archive, site_id):
+    save(archive, site_id, special_page("thread_debate"), T1, url=SPECIAL_URL)
+    save(archive, site_id, replace(special_page("thread_debate"), posts=special_page("thread_debate").posts[1:],
+                                   page=2, page_count=2, special=None), T2, url=POLL_PAGE_2_URL)
+    save(archive, site_id, replace(special_page("thread_debate"), special=None), T3, url=SPECIAL_URL)
+    versions = part_versions(archive, "special")
+    assert [(v["kind"] if v else None, seen_at) for v, seen_at in versions] == [("debate", T1), (None, T3)]
+
+
+def test_migration_20_starts_the_versions_with_each_part_as_last_seen(tmp_path):
+    path = tmp_path / "archive.db"
+    with Archive(path) as archive:
+        site = archive.upsert_site("laomi", engine="discuz", base_url="http://bbs.example.cn/")
+        save(archive, site, poll_page(), T1)
+        save(archive, site, thread(fixture("thread_classified"), CLASSIFIED_URL), T2, url=CLASSIFIED_URL)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript("DROP TABLE thread_part_versions; DELETE FROM schema_version WHERE version = 20;")
+    conn.close()
+    with Archive(path) as upgraded:
+        rows = upgraded.db.execute("SELECT thread_id, part, seen_at FROM thread_part_versions ORDER BY id").fetchall()
+        assert rows == [(1, "poll", T1), (2, "classified", T2)]
+        # Seeded with the stored values themselves: the next save of the same poll adds nothing.
+        save(upgraded, 1, poll_page(), T3)
+        assert len(part_versions(upgraded, "poll")) == 1

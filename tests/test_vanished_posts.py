@@ -221,7 +221,7 @@ def test_an_archive_of_schema_8_is_upgraded_and_its_posts_can_be_found_gone(tmp_
         DROP TABLE post_reverts;
         ALTER TABLE posts DROP COLUMN subject; ALTER TABLE threads DROP COLUMN poll_json;
         ALTER TABLE threads DROP COLUMN classified_json; ALTER TABLE threads DROP COLUMN visits;
-        ALTER TABLE threads DROP COLUMN special_json;
+        ALTER TABLE threads DROP COLUMN special_json; DROP TABLE thread_part_versions;
         CREATE INDEX idx_posts_thread_page ON posts (thread_id, page);
         DELETE FROM schema_version WHERE version > 8;
     """)
