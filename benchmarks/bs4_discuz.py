@@ -935,7 +935,9 @@ def _special(first_post: Tag) -> SpecialThread | None:
     sides = box.select_one(S.debate_sides)
     if sides is None:
         goods = box.select(S.trade_goods)
-        return SpecialThread(kind="trade", fields=tuple(f for item in goods for f in _trade_item(item))) if goods else None
+        if not goods:
+            return None
+        return SpecialThread(kind="trade", fields=tuple(field for item in goods for field in _trade_item(item)))
 
     def after_label(node: Tag | None) -> str:
         if node is None:

@@ -569,7 +569,7 @@ def _extract_of(values: Mapping[str, dict], extras: ThreadExtras = NO_THREAD_EXT
     # them is saved again. Only pages that show them hash them: other pages' hashes are as
     # before, and a page archived before they were read is saved again once, which reads them.
     entries += [("subject", key, v["subject"]) for key, v in values.items() if v["subject"] is not None]
-    entries += [(name, extra) for name, extra in zip(("poll", "classified", "special"), extras) if extra is not None]
+    entries += [(name, extra) for name, extra in zip(THREAD_PARTS, extras) if extra is not None]
     return extract_hash(entries)
 
 

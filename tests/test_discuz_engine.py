@@ -518,7 +518,8 @@ def test_url_kind_and_builders():
 
 
 # --- robustness -----------------------------------------------------------------------------------
-MUTATED_FIXTURES = ["thread_page1", "thread_page2", "board_page", "notice"]
+MUTATED_FIXTURES = ["thread_page1", "thread_page2", "board_page", "notice", "thread_poll", "thread_reward",
+                    "thread_activity", "thread_debate", "thread_trade"]
 
 
 WEB_URL = re.compile(r"https?://", re.I)
@@ -573,13 +574,13 @@ def inject(html: str, seed: int, payload: str) -> str:
     return html[:at] + payload + html[at:]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(name=st.sampled_from(MUTATED_FIXTURES), seed=st.integers(0, 2**32), count=st.integers(1, 12))
 def test_pages_with_elements_deleted(name, seed, count):
     parse_both(delete_elements(fixture(name), seed, count))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(name=st.sampled_from(MUTATED_FIXTURES), fraction=st.floats(0, 1))
 def test_pages_truncated_at_any_byte(name, fraction):
     data = fixture(name).encode("utf-8")
@@ -593,7 +594,7 @@ def test_pages_read_with_the_wrong_encoding(name):
     parse_both(fixture(name).encode("utf-8").decode("gb18030", errors="replace"))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     name=st.sampled_from(MUTATED_FIXTURES),
     seed=st.integers(0, 2**32),
@@ -610,7 +611,7 @@ def test_pages_with_huge_attributes(name, seed, payload):
     parse_both(inject(fixture(name), seed, payload))
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     name=st.sampled_from(MUTATED_FIXTURES),
     seed=st.integers(0, 2**32),

@@ -1342,10 +1342,9 @@ def _trade_item(item: LexborNode) -> list[tuple[str, str]]:
 def _reward(box: LexborNode, reward: LexborNode) -> SpecialThread:
     s = SELECTORS
     price = reward.css_first(s.reward_price)
-    credit = ""
-    if price is not None:  # the credit's name is the text right after the price
-        following = price.next
-        credit = normalise_whitespace(following.text_content or "") if following is not None and following.is_text_node else ""
+    following = price.next if price is not None else None  # the credit's name follows the price
+    is_text = following is not None and following.is_text_node
+    credit = normalise_whitespace(following.text_content or "") if is_text else ""
     fields = [("price", _text(price)), ("credit", credit), ("state", _text(reward.css_first(s.reward_state)))]
     best_pid = None
     best = box.css_first(s.reward_best)
