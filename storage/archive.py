@@ -300,6 +300,15 @@ def _poll_json(page: Any, hashed: dict | None, now: str) -> str | None:
     return _json({**hashed, "remaining_raw": page.poll.remaining_raw, "seen_at": now})
 
 
+def _shows_subject(post_values: Mapping[str, Any]) -> bool:
+    """Whether this rendering of a post would print its reply subject if it had one: a forum
+    page (not a text rendering, which shows no media and no subjects) showing the post normal
+    at its own numbered floor. A reply repeated on page 1 (hot or stuck, no floor number) and
+    the opening post (whose title is the thread's) do not tell."""
+    return (post_values["media_refs"] is not None and post_values["status"] == NORMAL_STATUS
+            and post_values["floor"] not in (None, 1))
+
+
 def _shows_opening_post(page: Any) -> bool:
     """Whether the page shows the opening post as the forum renders it whole: then a poll or
     classified table it lacks is gone from the thread. A text rendering (no media_refs) or a
@@ -353,8 +362,10 @@ _TOUCH_POST_SQL = """UPDATE posts SET
     last_seen_at = :now,
     gone_at = NULL,
     signature = CASE WHEN :keeps_archived THEN signature ELSE coalesce(:signature, signature) END,
-    -- a reply's title is no part of its version: refreshed as its signature is
-    subject = CASE WHEN :keeps_archived THEN subject ELSE coalesce(:subject, subject) END,
+    -- a reply's title is no part of its version: refreshed in place; gone when a rendering
+    -- that prints it (:shows_subject) shows none, kept by one that cannot tell
+    subject = CASE WHEN :keeps_archived THEN subject WHEN :shows_subject THEN :subject
+                   ELSE coalesce(:subject, subject) END,
     edit_note = CASE WHEN :keeps_archived THEN edit_note ELSE coalesce(:edit_note, edit_note) END,
     -- refreshed (Discuz signs attachment links anew every view), but an edit's come with its
     -- new content (_replace_content), after the version before it kept the old ones; quotes
@@ -1205,7 +1216,8 @@ class Archive:
                     edited.append((post_id, post_values))
             touches.append(
                 {**post_values, "id": post_id, "thread_id": thread_id, "page": page_no, "now": now,
-                 "keeps_archived": keeps_archived, "versioned": versioned}
+                 "keeps_archived": keeps_archived, "versioned": versioned,
+                 "shows_subject": _shows_subject(post_values)}
             )
         if touches:
             conn.executemany(_TOUCH_POST_SQL, touches)

@@ -136,6 +136,22 @@ def test_a_changed_subject_is_refreshed_without_a_new_version(archive, site_id):
     assert subjects(archive)[1] == (2002, "改过的标题")
 
 
+def test_a_subject_removed_on_the_forum_is_removed_but_a_repeat_on_page_1_keeps_it(archive, site_id):
+    save(archive, site_id, poll_page(), T1)
+    page = poll_page()
+    # The reply repeated at the top of page 1 (a hot reply: no floor number, no title there),
+    # its own floor on another page; a vote makes the page one to save.
+    hot = replace(page.posts[1], floor=None, floor_label="推荐", subject=None)
+    assert save(archive, site_id, replace(poll_page(10), posts=[page.posts[0], hot, page.posts[2]]), T2).page_changed
+    assert subjects(archive)[1] == (2002, "回复：按时间顺序 & 分板块")
+    # The forum page itself, at the reply's floor, without the title: its author took it out.
+    untitled = thread(fixture("thread_poll").replace("<h2>回复：按时间顺序 &amp; 分板块</h2>", ""))
+    assert untitled.posts[1].floor == 2 and untitled.posts[1].subject is None
+    result = save(archive, site_id, untitled, T3)
+    assert result.page_changed and result.new_versions == 0
+    assert subjects(archive)[1] == (2002, None)
+
+
 def test_a_text_rendering_of_page_1_erases_nothing(archive, site_id):
     text_page = parse_text_page(SEED_TEXT, demo_ctx(POLL_URL))
     assert text_page.page == 1 and text_page.posts[0].floor == 1 and text_page.poll is None
