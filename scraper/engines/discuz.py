@@ -1402,9 +1402,10 @@ def _floor_label(table: LexborNode) -> str:
 
 def _post_tables_and_holders(postlist: LexborNode) -> tuple[list[LexborNode], frozenset[int]]:
     """_post_tables(postlist), and the nodes below it that hold a part of
-    _OFTEN_ABSENT_IN_TABLE (are one or contain one), by mem_id: one walk of the post list for
-    both, where two cost about a third more, and one walk answers for every post whether it
-    holds any of those parts, where a walk of each post costs more."""
+    _OFTEN_ABSENT_IN_TABLE (are one or contain one), by mem_id: one query of the post list for
+    both, where two cost about a third more (a selector's walk and parse cost more alone than
+    added to a list), and one query answers for every post whether it holds any of those
+    parts, where a query of each post costs more."""
     tables, parts = [], []
     for node in postlist.css(f"{SELECTORS.post_table}, {_OFTEN_ABSENT_IN_TABLE}"):
         if node.tag != "table":  # none of those parts is a table (test_discuz_engine holds them to it)
