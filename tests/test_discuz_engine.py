@@ -544,7 +544,7 @@ def assert_sound(result) -> None:
 
 
 def test_no_part_a_post_often_lacks_is_a_table():
-    # One walk finds the post tables and those parts together, told apart by the tag alone.
+    # One query finds the post tables and those parts together, told apart by the tag alone.
     from scraper.engines.discuz import _OFTEN_ABSENT_IN_TABLE
 
     for selector in _OFTEN_ABSENT_IN_TABLE.split(","):
