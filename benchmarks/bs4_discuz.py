@@ -959,9 +959,13 @@ def _special(first_post: Tag) -> SpecialThread | None:
 
 
 def _classified(first_post: Tag) -> ClassifiedInfo | None:
-    table = first_post.select_one(S.classified)
-    if table is None:
+    box = first_post.select_one(S.classified_box)
+    if box is None:
         return None
+    table = box.select_one(S.classified)
+    if table is None:
+        notice = _text(box)
+        return ClassifiedInfo(sort_name=None, fields=(), expired_notice=notice) if notice else None
     fields = []
     for row in table.select(S.classified_rows):
         title = row.select_one(S.classified_title)

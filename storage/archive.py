@@ -253,8 +253,13 @@ def _poll_dict(poll: Any) -> dict[str, Any]:
 
 
 def _classified_dict(info: Any) -> dict[str, Any]:
-    """threads.classified_json of a ClassifiedRecord."""
-    return {"sort_name": info.sort_name, "fields": [{"title": title, "value": value} for title, value in info.fields]}
+    """threads.classified_json of a ClassifiedRecord; an expired sort's notice only when it
+    has one (a table's hash is as it was before notices were read)."""
+    value = {"sort_name": info.sort_name, "fields": [{"title": title, "value": value} for title, value in info.fields]}
+    notice = getattr(info, "expired_notice", None)
+    if notice:
+        value["expired_notice"] = notice
+    return value
 
 
 def _special_dict(special: Any) -> dict[str, Any]:

@@ -61,6 +61,7 @@ class PollRecord(Protocol):
 class ClassifiedRecord(Protocol):
     sort_name: str | None
     fields: Sequence[tuple[str, str]]  # (title, value) in page order
+    # Optional, read with getattr: an expired sort's notice, printed in place of its fields.
 
 
 class ThreadPageRecord(Protocol):

@@ -136,6 +136,7 @@ PORT_CASES = [
     ("thread_poll", POLL_URL, _hidden_single_choice_ended),
     ("thread_poll", POLL_URL, lambda html: re.sub(r'<div class="pcht">.*?</table>\s*</div>', IMAGE_POLL, html, flags=re.S)),
     ("thread_classified", CLASSIFIED_URL, lambda html: html),
+    ("thread_classified", CLASSIFIED_URL, lambda html: _expired(html)),
     ("thread_reward", POLL_URL, lambda html: html),
     ("thread_activity", POLL_URL, lambda html: html),
     ("thread_debate", POLL_URL, lambda html: html),
@@ -152,6 +153,17 @@ def test_the_beautifulsoup_port_reads_the_same(name, url, change):
     theirs = bs4_discuz.parse_thread(html, ParseContext(url=url, fetched_at="2024-03-05T10:00:00+08:00"))
     assert theirs == ours
     assert ours.poll is not None or ours.classified is not None or ours.special is not None
+
+
+def _expired(html: str) -> str:
+    # viewthread_node_body.htm: an expired sort prints {lang has_expired} in place of its table.
+    return re.sub(r'<table summary="分类信息".*?</table>', "该信息已经过期", html, flags=re.S)
+
+
+def test_an_expired_classified_sort_gives_its_notice_and_no_fields():
+    page = thread(_expired(fixture("thread_classified")), CLASSIFIED_URL)
+    assert page.classified == ClassifiedInfo(sort_name=None, fields=(), expired_notice="该信息已经过期")
+    assert page.posts[0].content_text == "南北通透，拎包入住。"
 
 
 def test_a_reward_thread_gives_its_bounty_state_and_best_answer():

@@ -509,3 +509,11 @@ def test_a_trade_threads_items_are_shown_under_the_forums_labels():
         ("商品", "公文写作百法例讲"), ("交易类型", "二手 一口价"), ("剩余时间", "12天5小时"),
         ("价格", "25 元"), ("原价", "48 元"), ("", "该商品已被删除")]
     assert reader.special_view(None) is None and reader.special_view('{"fields": []}') is None
+
+
+def test_an_expired_classified_sort_shows_its_notice():
+    from scraper.publish import reader
+
+    expired = '{"sort_name": null, "fields": [], "expired_notice": "该信息已经过期"}'
+    assert reader.classified_fields(expired) == (None, [("", "该信息已经过期")])
+    assert reader.classified_fields(None) == (None, [])

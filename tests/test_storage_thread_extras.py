@@ -305,3 +305,15 @@ def test_migration_20_starts_the_versions_with_each_part_as_last_seen(tmp_path):
         # Seeded with the stored values themselves: the next save of the same poll adds nothing.
         save(upgraded, 1, poll_page(), T3)
         assert len(part_versions(upgraded, "poll")) == 1
+
+
+def test_an_expired_classified_sort_is_kept_with_its_notice_and_its_fields_in_the_versions(archive, site_id):
+    from tests.test_discuz_thread_extras import _expired
+
+    page = thread(fixture("thread_classified"), CLASSIFIED_URL)
+    save(archive, site_id, page, T1, url=CLASSIFIED_URL)
+    save(archive, site_id, thread(_expired(fixture("thread_classified")), CLASSIFIED_URL), T2, url=CLASSIFIED_URL)
+    assert json.loads(thread_row(archive, 130)["classified_json"]) == {
+        "sort_name": None, "fields": [], "expired_notice": "该信息已经过期"}
+    versions = part_versions(archive, "classified")
+    assert [v["sort_name"] for v, _ in versions] == ["房屋出租", None]  # the fields as they were, then the notice

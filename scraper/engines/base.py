@@ -105,6 +105,9 @@ class ClassifiedInfo:
 
     sort_name: str | None  # the sort, as the table's caption names it
     fields: tuple[tuple[str, str], ...]  # (title, value as printed, unit included) in page order
+    # A sort whose information expired prints this notice (该信息已经过期) in place of its
+    # table: no sort name and no fields then.
+    expired_notice: str | None = None
 
 
 @dataclass(frozen=True)

@@ -137,7 +137,8 @@ class DiscuzSelectors:
     poll_image_options: str = 'td[id^="polloption_"]'
     poll_image_text: str = "p.xi2"
     poll_image_votes: str = "p.imgfc span.z"
-    classified: str = "div.typeoption table.cgtl"  # 分类信息; a sort with its own template has no such table
+    classified_box: str = "div.typeoption"  # 分类信息; a sort with its own template has none
+    classified: str = "table.cgtl"  # in the box; an expired sort prints a notice there instead
     classified_caption: str = "caption"
     classified_rows: str = "tr"
     classified_title: str = "th"
@@ -1286,9 +1287,13 @@ def poll_record(summary: str, options: Sequence[tuple[str, int | None]], countdo
 def _classified(first_post: LexborNode) -> ClassifiedInfo | None:
     """The classified information (分类信息) above the opening post's body."""
     s = SELECTORS
-    table = first_post.css_first(s.classified)
-    if table is None:
+    box = first_post.css_first(s.classified_box)
+    if box is None:
         return None
+    table = box.css_first(s.classified)
+    if table is None:
+        notice = _text(box)
+        return ClassifiedInfo(sort_name=None, fields=(), expired_notice=notice) if notice else None
     fields = []
     for row in table.css(s.classified_rows):
         title = row.css_first(s.classified_title)

@@ -196,9 +196,12 @@ def poll_view(poll_json: str | None) -> PollView | None:
 
 
 def classified_fields(classified_json: str | None) -> tuple[str | None, list[tuple[str, str]]]:
-    """threads.classified_json as (sort name, [(title, value)]) for the template."""
+    """threads.classified_json as (sort name, [(title, value)]) for the template; an expired
+    sort's notice is its one row."""
     info = _json_object(classified_json)
     fields = [(str(f.get("title") or ""), str(f.get("value") or "")) for f in _objects(info.get("fields"))]
+    if not fields and info.get("expired_notice"):
+        fields = [("", str(info["expired_notice"]))]
     sort_name = info.get("sort_name")
     return (str(sort_name) if sort_name else None), fields
 
