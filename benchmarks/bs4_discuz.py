@@ -98,6 +98,7 @@ from scraper.engines.discuz import (
     _is_board_alias,
     _is_web_url,
     _PostParts,
+    _filled,
     _query,
     _split_attribution,
     _tid_from_href,
@@ -899,16 +900,16 @@ def _defined_terms(root: Tag) -> list[tuple[str, str]]:
     return terms
 
 
-def _trade_item(item: Tag) -> list[tuple[str, str]]:
+def _trade_item(item: Tag) -> tuple[tuple[str, str], ...]:
     name = item.select_one(S.trade_name)
     if name is None:
-        return [("removed", _text(item))]
+        return _filled([("removed", _text(item))])
     fields = [("goods", _text(name)), *_defined_terms(item)]
     price = item.select_one(S.trade_price)
     if price is not None:
         cost_text = _text(price.select_one(S.trade_cost_price))
         fields += [("price", _text(price).removesuffix(cost_text).rstrip()), ("cost_price", cost_text)]
-    return [(k, v) for k, v in fields if v]
+    return _filled(fields)
 
 
 def _special(first_post: Tag) -> SpecialThread | None:
@@ -928,7 +929,7 @@ def _special(first_post: Tag) -> SpecialThread | None:
             link = best.select_one(S.reward_best_link)
             match = _FINDPOST_PID.search(link.get("onclick") or "") if link is not None else None
             best_pid = ascii_number(match[1]) if match else None
-        return SpecialThread(kind="reward", fields=tuple((k, v) for k, v in fields if v), best_answer_pid=best_pid)
+        return SpecialThread(kind="reward", fields=_filled(fields), best_answer_pid=best_pid)
     activity = box.select_one(S.activity)
     if activity is not None:
         return SpecialThread(kind="activity", fields=tuple(_defined_terms(activity)))
@@ -955,7 +956,7 @@ def _special(first_post: Tag) -> SpecialThread | None:
         fields += [(f"{side}_point", _text(point.select_one("p")) if point is not None else ""),
                    (f"{side}_votes", votes[0] if votes else ""),
                    (f"{side}_debaters", debaters[0] if debaters else "")]
-    return SpecialThread(kind="debate", fields=tuple((k, v) for k, v in fields if v))
+    return SpecialThread(kind="debate", fields=_filled(fields))
 
 
 def _classified(first_post: Tag) -> ClassifiedInfo | None:

@@ -372,15 +372,6 @@ def serve(db_path, host, port, immutable) -> None:
     from storage.db import open_db
 
     open_db(db_path, readonly=True).close()  # an old or foreign file is named here, not by 400s in the browser
-    if immutable:
-        from scraper.schedule import archive_lock_holders
-
-        # An immutable file is read as if nothing changed it: a daemon waiting for its next job
-        # holds no transaction (so the -wal check below cannot see it), but it will write again.
-        holders = archive_lock_holders(db_path)
-        if holders:
-            _fail(f"{db_path} is kept current by {' and '.join(holders)}, which will write to it again: serve "
-                  "it without --immutable, or serve a backup copy (sqlite3 archive.db \".backup snapshot.db\")")
     sys.exit(run_datasette(datasette_command(db_path, host=host, port=port, immutable=immutable)))
 
 

@@ -87,16 +87,29 @@ def jobs_path_for(db_path: str | Path) -> Path:
     return Path(f"{db_path}.jobs.db")
 
 
+# The archive's lock files, beside it: <archive>.<name>.lock, named "daemon" for the daemon's
+# slot and after the host for a host's crawls.
+DAEMON_LOCK_NAME = "daemon"
+
+
+def lock_path(db_path: str | Path, name: str) -> Path:
+    return Path(f"{db_path}.{name}.lock")
+
+
+def _pid_in(path: Path) -> str:
+    """The pid a daemon wrote in its lock file, as written."""
+    return path.read_text(encoding="utf-8").strip() or "unknown"
+
+
 @contextmanager
 def daemon_lock(db_path: str | Path) -> Iterator[None]:
     """Hold the archive's one daemon slot for the block. A second daemon on the same archive
     would share its job store and remove the first one's jobs as sites it was not given (one
     APScheduler job store must never serve two schedulers): it is refused with a ConfigError
     naming the holder. The kernel drops the lock when the holder dies, even by kill -9."""
-    lock = FileLock(f"{db_path}.daemon.lock")
+    lock = FileLock(lock_path(db_path, DAEMON_LOCK_NAME))
     if not lock.try_acquire():
-        holder = lock.path.read_text(encoding="utf-8").strip() or "another process"
-        raise ConfigError(f"a daemon is running on {db_path} already (pid {holder}); one daemon serves "
+        raise ConfigError(f"a daemon is running on {db_path} already (pid {_pid_in(lock.path)}); one daemon serves "
                           "every site of an archive: stop it and start one `run` naming all the sites "
                           "(--config and --site may repeat)")
     try:
@@ -113,7 +126,7 @@ def archive_lock_holders(db_path: str | Path) -> list[str]:
     Each lock is tried and at once let go, so the answer is for this moment only."""
     db = Path(db_path)
     holders = []
-    for path in sorted(db.parent.glob(f"{glob.escape(db.name)}.*.lock")):
+    for path in sorted(db.parent.glob(lock_path(glob.escape(db.name), "*").name)):
         lock = FileLock(path)
         try:
             free = lock.try_acquire()
@@ -122,11 +135,8 @@ def archive_lock_holders(db_path: str | Path) -> list[str]:
         if free:
             lock.release()
             continue
-        what = path.name[len(db.name) + 1 : -len(".lock")]
-        if what == "daemon":
-            holders.append(f"a daemon (pid {path.read_text(encoding='utf-8').strip() or 'unknown'})")
-        else:
-            holders.append(f"a crawl of {what}")
+        name = path.name.removeprefix(f"{db.name}.").removesuffix(".lock")
+        holders.append(f"a daemon (pid {_pid_in(path)})" if name == DAEMON_LOCK_NAME else f"a crawl of {name}")
     return holders
 
 
@@ -355,7 +365,7 @@ class HostLock(FileLock):
     open circuit, instead of asking at once."""
 
     def __init__(self, db_path: str | Path, host: str):
-        super().__init__(f"{db_path}.{host}.lock")
+        super().__init__(lock_path(db_path, host))
 
     def not_before(self) -> float:
         """The Unix time before which the host must not be asked (0 when none is known).

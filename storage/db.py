@@ -80,7 +80,7 @@ def fold_wal(path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Non
     that is absent or empty needs nothing. Raises WalNotFoldedError while a writer or reader
     is in a transaction, or when the file cannot be written. A process that holds the archive
     open between transactions (a daemon waiting for its next job) is not seen here: `serve
-    --immutable` asks the daemon's and crawls' locks first (scraper.schedule.archive_lock_holders)."""
+    --immutable` asks the daemon's and crawls' locks first (scraper.publish.prepare_immutable)."""
     wal = Path(f"{path}-wal")
     if not wal.exists() or wal.stat().st_size == 0:
         return

@@ -1307,6 +1307,11 @@ _FIRST_NUMBER = re.compile(r"\d+")
 _FINDPOST_PID = re.compile(r"[?&]pid=(\d+)")
 
 
+def _filled(fields: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """A special thread's fields without the empty ones (a part this thread does not print)."""
+    return tuple((name, value) for name, value in fields if value)
+
+
 def _special(first_post: LexborNode) -> SpecialThread | None:
     """A reward, activity, debate or trade thread's own parts, from its opening post (page 1 only)."""
     s = SELECTORS
@@ -1328,20 +1333,20 @@ def _special(first_post: LexborNode) -> SpecialThread | None:
     return None  # a poll (read by _poll)
 
 
-def _trade_item(item: LexborNode) -> list[tuple[str, str]]:
+def _trade_item(item: LexborNode) -> tuple[tuple[str, str], ...]:
     """One item on sale: its name, then its terms (交易类型, 剩余时间 ...) and prices. Its
     details load by script, so they are not on the page."""
     s = SELECTORS
     name = item.css_first(s.trade_name)
     if name is None:  # 该商品已被删除 (post_trade_removed)
-        return [("removed", _text(item))]
+        return _filled([("removed", _text(item))])
     fields = [("goods", _text(name)), *_defined_terms(item)]
     price = item.css_first(s.trade_price)
     if price is not None:
         cost = price.css_first(s.trade_cost_price)
         cost_text = _text(cost)
         fields += [("price", _text(price).removesuffix(cost_text).rstrip()), ("cost_price", cost_text)]
-    return [(k, v) for k, v in fields if v]
+    return _filled(fields)
 
 
 def _reward(box: LexborNode, reward: LexborNode) -> SpecialThread:
@@ -1358,7 +1363,7 @@ def _reward(box: LexborNode, reward: LexborNode) -> SpecialThread:
         link = best.css_first(s.reward_best_link)
         match = _FINDPOST_PID.search(link.attributes.get("onclick") or "") if link is not None else None
         best_pid = ascii_number(match[1]) if match else None
-    return SpecialThread(kind="reward", fields=tuple((k, v) for k, v in fields if v), best_answer_pid=best_pid)
+    return SpecialThread(kind="reward", fields=_filled(fields), best_answer_pid=best_pid)
 
 
 def _defined_terms(root: LexborNode) -> tuple[tuple[str, str], ...]:
@@ -1397,7 +1402,7 @@ def _debate(box: LexborNode, sides: LexborNode) -> SpecialThread:
         fields += [(f"{side}_point", _text(point.css_first("p")) if point is not None else ""),
                    (f"{side}_votes", votes[0] if votes else ""),
                    (f"{side}_debaters", debaters[0] if debaters else "")]
-    return SpecialThread(kind="debate", fields=tuple((k, v) for k, v in fields if v))
+    return SpecialThread(kind="debate", fields=_filled(fields))
 
 
 def _floor_label(table: LexborNode) -> str:

@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from storage.db import WalNotFoldedError, fold_wal
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATASETTE_YAML = REPO_ROOT / "datasette.yaml"
 METADATA_YAML = REPO_ROOT / "metadata.yaml"
@@ -46,15 +48,32 @@ def load_metadata(db_path: str | Path) -> dict[str, Any]:
     return _retarget(yaml.safe_load(METADATA_YAML.read_text(encoding="utf-8")), _database_name(db_path))
 
 
+class ArchiveKeptError(WalNotFoldedError):
+    """A daemon or a crawl keeps the archive (holds its lock), and will write to it again: it
+    is not a snapshot to serve immutable."""
+
+
+def prepare_immutable(db_path: str | Path) -> None:
+    """Make the archive's file alone the archive, to be read immutable: refuse one a daemon or
+    a crawl keeps (ArchiveKeptError), then fold its write-ahead log in (storage.db.fold_wal).
+    A daemon waiting for its next job holds no transaction, so only its lock tells."""
+    from scraper.schedule import archive_lock_holders  # the scheduler's imports: only when asked
+
+    holders = archive_lock_holders(db_path)
+    if holders:
+        raise ArchiveKeptError(f"{db_path} is kept current by {' and '.join(holders)}, which will write to it "
+                               "again: serve it without --immutable, or serve a backup copy "
+                               "(sqlite3 archive.db \".backup snapshot.db\")")
+    fold_wal(db_path)  # an immutable file is read alone, without its -wal
+
+
 def make_datasette(db_path: str | Path, *, immutable: bool = False, settings: dict[str, Any] | None = None):
     """An in-process Datasette over the archive, configured as `forum-archiver serve` runs it;
     `settings` override datasette.yaml's (e.g. {"default_allow_sql": False})."""
     from datasette.app import Datasette
 
-    from storage.db import fold_wal
-
     if immutable:
-        fold_wal(db_path)  # an immutable file is read alone, without its -wal
+        prepare_immutable(db_path)
     files = [] if immutable else [str(db_path)]
     immutables = [str(db_path)] if immutable else []
     config = load_config(db_path)
@@ -86,11 +105,9 @@ def run_datasette(command: list[str]) -> int:
 
 def datasette_command(db_path: str | Path, *, host: str, port: int, immutable: bool = False) -> list[str]:
     """The `datasette serve` command line for the archive (config files retargeted in a temp dir).
-    immutable: the archive's write-ahead log is folded into it first (storage.db.fold_wal)."""
-    from storage.db import fold_wal
-
+    immutable: the archive is made ready to be read so first (prepare_immutable)."""
     if immutable:
-        fold_wal(db_path)  # an immutable file is read alone, without its -wal
+        prepare_immutable(db_path)
     workdir = Path(tempfile.mkdtemp(prefix="forum-archiver-datasette-"))
     config_file = workdir / "datasette.yaml"
     metadata_file = workdir / "metadata.yaml"
