@@ -22,7 +22,10 @@ def user_agent(contact_url: str | None = None) -> str:
 # --- politeness -----------------------------------------------------------------------
 DELAY_S = 3.0  # minimum gap between two requests to one host (one request in flight per host, always)
 JITTER_MAX_FACTOR = 1.5  # jitter only lengthens a gap, up to this factor
-CRAWL_DELAY_CAP_S = 60.0  # robots.txt Crawl-delay / Request-rate honoured up to this
+# robots.txt's Crawl-delay / Request-rate is always honoured in full; a site asking more than
+# this gap is not crawled at all (its URLs are skipped as crawl_delay_over_limit) unless its
+# config raises [politeness] max_crawl_delay_s: a crawl that slow is the operator's call.
+MAX_CRAWL_DELAY_S = 60.0
 RETRY_AFTER_CAP_S = 3600.0  # Retry-After honoured up to one hour
 MAX_TRIES_PER_RUN = 3  # tries of one URL within one run
 BACKOFF_BASE_S = 2.0  # first retry waits about this long, doubling after

@@ -31,6 +31,7 @@ from scraper.errors import (
     ArchiverError,
     BadURL,
     BlockedAddress,
+    CrawlDelayOverLimit,
     FetchError,
     OffsiteRedirect,
     ParseError,
@@ -215,6 +216,7 @@ class Crawler:
         self._visits_before_run: dict[int, int] = {}
         self._verify_keys: set[str] = set()  # frontier keys the verify pass queued: each is re-read alone
         self._unordered_boards: set[str] = set()  # boards (key prefixes) seen listed otherwise than by last post
+        self._slow_hosts: set[str] = set()  # hosts whose robots.txt asks a longer gap than the site allows
         self.report: CrawlReport | None = None
 
     # --- the run ----------------------------------------------------------------------
@@ -367,6 +369,9 @@ class Crawler:
             return
         if not rules.allows(url):
             self._finish(row, "skipped", "robots_disallowed")
+            return
+        if rules.min_gap_s() > self.site.politeness.max_crawl_delay_s:
+            self._refuse_slow_host(row, rules.min_gap_s())
             return
         state = self.archive.page_state(self.site_id, row["url_key"]) or {}
         headers = {}
@@ -895,6 +900,16 @@ class Crawler:
         self._robots[target] = rules
         self.pacer.set_min_gap(host, rules.min_gap_s())
         return rules
+
+    def _refuse_slow_host(self, row: dict, asked_s: float) -> None:
+        """robots.txt asks a longer gap than the site allows: its pace is never undercut, so
+        the URL is not fetched; each run tries again, as robots.txt may change."""
+        if row["host"] not in self._slow_hosts:
+            self._slow_hosts.add(row["host"])
+            log.warning("%s: robots.txt asks %s s between requests, more than this site's politeness.max_crawl_delay_s "
+                        "of %s s: nothing of it is fetched (raise max_crawl_delay_s in its config to crawl it at that "
+                        "pace)", row["host"], f"{asked_s:g}", f"{self.site.politeness.max_crawl_delay_s:g}")
+        self._finish(row, "skipped", CrawlDelayOverLimit.reason)
 
     def _noise_rules(self) -> NoiseRules:
         confirmed = tuple(self.archive.confirmed_phrases(self.site_id))

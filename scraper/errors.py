@@ -113,6 +113,12 @@ class RobotsDisallowed(FetchError):
     reason = "robots_disallowed"
 
 
+class CrawlDelayOverLimit(FetchError):
+    """robots.txt asks a longer gap between requests than the site's max_crawl_delay_s."""
+
+    reason = "crawl_delay_over_limit"
+
+
 class HostCircuitOpen(FetchError):
     reason = "circuit_open"
 

@@ -60,7 +60,7 @@ class SlotUse:
 class _HostState:
     lock: asyncio.Lock
     next_start: float = 0.0  # monotonic time before which no request may start
-    gap_s: float = config.DELAY_S
+    last_end: float | None = None  # when the host's last request ended
 
 
 class HostPacer:
@@ -83,16 +83,21 @@ class HostPacer:
     def _state(self, host: str) -> _HostState:
         state = self._hosts.get(host)
         if state is None:
-            state = self._hosts[host] = _HostState(lock=asyncio.Lock(), gap_s=self.gap_for(host))
+            state = self._hosts[host] = _HostState(lock=asyncio.Lock())
         return state
 
     def gap_for(self, host: str) -> float:
         return max(self.delay_s, self._min_gap.get(host, 0.0))
 
     def set_min_gap(self, host: str, seconds: float) -> None:
-        """Raise a host's floor (robots Crawl-delay or Request-rate); never lowers it."""
-        seconds = min(seconds, config.CRAWL_DELAY_CAP_S)
+        """Raise a host's floor (robots Crawl-delay or Request-rate); never lowers it. The
+        floor is never capped: a host asking more than a site allows is not crawled instead."""
         self._min_gap[host] = max(self._min_gap.get(host, 0.0), seconds)
+        state = self._hosts.get(host)
+        if state is not None and state.last_end is not None:
+            # The rules come from a request (robots.txt) whose gap was set before they were
+            # read: the next request waits the new floor from its end too.
+            state.next_start = max(state.next_start, state.last_end + self.gap_for(host))
 
     def pause(self, host: str, seconds: float) -> None:
         """Hold every request to `host` for `seconds` (Retry-After, block pages)."""
@@ -138,7 +143,8 @@ class HostPacer:
                     elapsed = min(max(use.server_s, 0.0), elapsed)
                 gap = max(self.gap_for(host), min(self.slowdown_factor * elapsed, config.SLOWDOWN_CAP_S))
                 gap *= 1.0 + (config.JITTER_MAX_FACTOR - 1.0) * self.rng()
-                state.next_start = max(state.next_start, self.clock() + gap)
+                state.last_end = self.clock()
+                state.next_start = max(state.next_start, state.last_end + gap)
 
             async def between() -> None:
                 nonlocal started
@@ -215,7 +221,7 @@ class RobotsRules:
         return True if parser is None else parser.can_fetch(url, token)
 
     def min_gap_s(self, token: str = config.PRODUCT_TOKEN) -> float:
-        """The gap robots.txt asks for (Crawl-delay or Request-rate), capped; 0 if none."""
+        """The gap robots.txt asks for (Crawl-delay or Request-rate), in full; 0 if none."""
         parser = self._parser
         if parser is None:
             return 0.0
@@ -223,7 +229,7 @@ class RobotsRules:
         rate = parser.request_rate(token)
         if rate and rate.requests:
             gap = max(gap, rate.seconds / rate.requests)
-        return min(float(gap), config.CRAWL_DELAY_CAP_S)
+        return float(gap)  # protego reads a Crawl-delay of inf or nan as none
 
 
 def robots_from_fetch(status: int | None, body: bytes | None) -> tuple[RobotsRules, float]:

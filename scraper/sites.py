@@ -28,6 +28,7 @@ KNOWN_ENGINES = ("discuz",)
 class Politeness:
     delay_s: float = config.DELAY_S
     max_tries: int = config.MAX_TRIES_PER_RUN
+    max_crawl_delay_s: float = config.MAX_CRAWL_DELAY_S  # a longer robots.txt gap: the site is not crawled
 
 
 @dataclass(frozen=True)
@@ -144,12 +145,15 @@ def site_from_dict(data: dict[str, Any], *, source: str = "site config") -> Site
 
     pol = data.get("politeness", {})
     _expect(isinstance(pol, dict), "politeness", "a table", pol)
-    _refuse_unknown(pol, "politeness", ("delay_s", "max_tries"), source)
+    _refuse_unknown(pol, "politeness", ("delay_s", "max_tries", "max_crawl_delay_s"), source)
     delay_s = pol.get("delay_s", config.DELAY_S)
     _expect(_is_number(delay_s, 0), "politeness.delay_s", "seconds >= 0", delay_s)
     max_tries = pol.get("max_tries", config.MAX_TRIES_PER_RUN)
     _expect(_is_count(max_tries) and 1 <= max_tries <= config.MAX_TRIES_PER_RUN, "politeness.max_tries",
             f"an integer from 1 to {config.MAX_TRIES_PER_RUN}", max_tries)
+    max_crawl_delay_s = pol.get("max_crawl_delay_s", config.MAX_CRAWL_DELAY_S)
+    _expect(_is_number(max_crawl_delay_s, 0), "politeness.max_crawl_delay_s",
+            "seconds >= 0 (the longest robots.txt Crawl-delay this site is crawled at)", max_crawl_delay_s)
 
     noise = data.get("noise", {})
     _expect(isinstance(noise, dict), "noise", "a table", noise)
@@ -177,7 +181,8 @@ def site_from_dict(data: dict[str, Any], *, source: str = "site config") -> Site
     return Site(
         name=name, engine=engine, base_url=base_url, utc_offset=utc_offset, encoding=encoding,
         boards=tuple(boards), guide=guide, contact_url=contact,
-        politeness=Politeness(delay_s=float(delay_s), max_tries=max_tries),
+        politeness=Politeness(delay_s=float(delay_s), max_tries=max_tries,
+                              max_crawl_delay_s=float(max_crawl_delay_s)),
         noise=rules, every_s=float(every_s), verify_budget_requests=verify_budget,
         verify_min_age_s=float(verify_min_age_s), verify_cycle_s=float(verify_cycle_s), raw=data,
     )

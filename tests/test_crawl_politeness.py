@@ -17,6 +17,7 @@ from scraper.sites import site_for_url, site_from_dict
 from storage.archive import Archive
 from tests.misbehaving import MisbehavingServer
 from tests.test_crawl_demo import CONTENT_TABLES, counts, demo_site
+from tests.test_politeness import FakeClock
 
 LOCAL = frozenset({"127.0.0.1"})
 
@@ -120,6 +121,35 @@ def test_a_robots_txt_redirected_where_no_request_may_go_is_unreachable_once(dem
     assert [r.path for r in gets(demo_forum)] == ["/robots.txt"]
     assert robots["reason"] == "unreachable"
     assert states == [("skipped", "robots_disallowed")] * 3 and report.skipped["robots_disallowed"] == 3
+
+
+@pytest.mark.parametrize("asks", ["Crawl-delay: 61", "Request-rate: 1/90"])
+def test_a_site_whose_robots_txt_asks_a_gap_past_the_limit_is_not_crawled_faster_it_is_not_crawled(
+        demo_forum, tmp_path, caplog, asks):
+    # Capped at 60 s, a forum asking 90 s between requests was crawled at one every 60 s.
+    demo_forum.inject("/robots.txt", 200, body=f"User-agent: *\n{asks}\n".encode(), content_type="text/plain")
+    urls = [f"{demo_forum.base_url}thread-{tid}-1-1.html" for tid in (1, 2, 3)]
+    with Archive(tmp_path / "a.db") as archive:
+        report = run(archive, demo_site(demo_forum.base_url), urls)
+        states = archive.db.execute("select state, reason from frontier order by id").fetchall()
+    assert [r.path for r in gets(demo_forum)] == ["/robots.txt"]
+    assert states == [("skipped", "crawl_delay_over_limit")] * 3 and report.skipped["crawl_delay_over_limit"] == 3
+    # The operator is told once, with the setting that would let the crawl go on at that pace.
+    warnings = [r.getMessage() for r in caplog.records if "max_crawl_delay_s" in r.getMessage()]
+    assert len(warnings) == 1 and "asks " + asks.split(": ")[1].replace("1/", "") + " s" in warnings[0]
+
+
+def test_a_site_allowed_a_long_crawl_delay_is_crawled_at_that_pace_and_no_faster(demo_forum, tmp_path):
+    demo_forum.inject("/robots.txt", 200, body=b"User-agent: *\nCrawl-delay: 120\n", content_type="text/plain")
+    clock = FakeClock()  # two gaps of 120 s, waited on a clock of the test's own
+    pacer = HostPacer(delay_s=0.0, clock=clock, sleep=clock.sleep, rng=lambda: 0.0)
+    site = site_from_dict(dict(demo_site(demo_forum.base_url).raw, politeness={"delay_s": 0, "max_crawl_delay_s": 300}))
+    urls = [f"{demo_forum.base_url}thread-{tid}-1-1.html" for tid in (1, 2)]
+    with Archive(tmp_path / "a.db") as archive:
+        report = run(archive, site, urls, crawler_args={"pacer": pacer}, max_requests=3)
+    assert [r.path for r in gets(demo_forum)] == ["/robots.txt", "/thread-1-1-1.html", "/thread-2-1-1.html"]
+    assert report.pages_saved == 2 and not report.skipped
+    assert clock.slept == pytest.approx([120.0, 120.0], abs=0.5)
 
 
 def test_robots_txt_answering_404_means_the_crawl_proceeds(demo_forum, tmp_path):

@@ -16,11 +16,14 @@ class FakeClock:
     def __init__(self):
         self.now = 1000.0
         self.starts: list[tuple[str, float]] = []
+        self.slept: list[float] = []  # each sleep that waited (of more than 0 s)
 
     def __call__(self) -> float:
         return self.now
 
     async def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self.slept.append(seconds)
         self.now += max(seconds, 0.0)
         await asyncio.sleep(0)
 
@@ -51,14 +54,26 @@ async def test_hosts_are_paced_independently():
     assert [t for _, t in clock.starts] == [1000.0, 1000.1]  # b waited only for the event loop turn
 
 
-async def test_crawl_delay_raises_the_floor_and_is_capped():
+async def test_crawl_delay_raises_the_floor_in_full():
     clock = FakeClock()
     pacer = HostPacer(delay_s=1.0, clock=clock, sleep=clock.sleep, rng=lambda: 0.0)
     pacer.set_min_gap("h", 10.0)
     pacer.set_min_gap("h", 2.0)  # never lowers it
     assert pacer.gap_for("h") == 10.0
+    # Capped at 60 s, an hour asked for was paced at a minute: 60 times faster than asked.
     pacer.set_min_gap("slow", 3600)
-    assert pacer.gap_for("slow") == config.CRAWL_DELAY_CAP_S
+    assert pacer.gap_for("slow") == 3600
+
+
+async def test_a_floor_raised_after_a_request_holds_the_next_one_from_its_end():
+    # robots.txt is itself a request to the host: its Crawl-delay is read after its gap was
+    # set, and the first page went 1 s after it where 30 s were asked.
+    clock = FakeClock()
+    pacer = HostPacer(delay_s=1.0, clock=clock, sleep=clock.sleep, rng=lambda: 0.0, slowdown_factor=0)
+    await _request(pacer, clock, "h")
+    pacer.set_min_gap("h", 30.0)
+    await _request(pacer, clock, "h")
+    assert clock.starts[1][1] - clock.starts[0][1] == pytest.approx(30.1)
 
 
 async def test_slow_responses_lengthen_the_gap():  # 5 x the response time, as Heritrix does

@@ -47,6 +47,10 @@ def test_demo_site_config_loads():
         ({"name": "x", "base_url": "https://bbs.example.cn/", "boards": [True]}, "boards"),
         ({"name": "x", "base_url": "https://bbs.example.cn/", "politeness": {"max_tries": True}},
          "politeness.max_tries"),
+        ({"name": "x", "base_url": "https://bbs.example.cn/", "politeness": {"max_crawl_delay_s": -5}},
+         "politeness.max_crawl_delay_s"),
+        ({"name": "x", "base_url": "https://bbs.example.cn/", "politeness": {"max_crawl_delay_s": float("inf")}},
+         "politeness.max_crawl_delay_s"),
         # It goes into every request's User-Agent: a line break there failed every request.
         ({"name": "x", "base_url": "https://bbs.example.cn/", "contact_url": "https://a.cn/\nX: y"}, "contact_url"),
         ({"name": "x", "base_url": "https://bbs.example.cn/", "contact_url": "me"}, "contact_url"),
