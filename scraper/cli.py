@@ -283,6 +283,26 @@ def index(db_path) -> None:
     click.echo(f"indexed {done} posts; nothing pending")
 
 
+@main.command("export-warc")
+@click.argument("target", type=click.Path(dir_okay=False))
+@click.option("--db", "db_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--site", "site_name", help="Only this site's pages (its name in the archive).")
+def export_warc(target, db_path, site_name) -> None:
+    """Write the pages the archive fetched to TARGET as a WARC file (.warc.gz), for web
+    archives and replay tools: each kept body once, at the URL and time it was fetched."""
+    from storage.archive import Archive
+    from storage.export import ExportError
+    from storage.export import export_warc as write_export
+
+    with Archive(db_path, readonly=True) as archive:
+        try:
+            summary = write_export(archive, target, site=site_name, software=f"{config.PRODUCT_TOKEN}/{__version__}")
+        except ExportError as exc:
+            _fail(str(exc))
+    click.echo(f"{target}: {summary.resources} pages ({summary.body_bytes:,} bytes) and "
+               f"{summary.revisits} revisits of a page's same bytes")
+
+
 @main.command("import-text")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False), help="The archive (SQLite file).")
