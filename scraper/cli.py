@@ -98,7 +98,9 @@ def main(verbose: bool) -> None:
 @click.option("--allow-private", is_flag=True,
               help="Allow loopback/private addresses, only for the hosts of the URLs given here.")
 @click.option("--max-requests", type=click.IntRange(min=1), help="Stop after this many requests.")
-def crawl(urls, db_path, config_path, site_name, delay_s, allow_private, max_requests) -> None:
+@click.option("--cookies", "cookies_path", type=click.Path(exists=True, dir_okay=False),
+              help="A forum member's cookies.txt (Netscape format): crawl the pages as that member sees them.")
+def crawl(urls, db_path, config_path, site_name, delay_s, allow_private, max_requests, cookies_path) -> None:
     """Crawl board or thread URLS once: follow board rows and thread pages, store everything."""
     from scraper import schedule
     from scraper.crawl import CrawlOptions, Crawler
@@ -108,6 +110,8 @@ def crawl(urls, db_path, config_path, site_name, delay_s, allow_private, max_req
     with Archive(db_path) as archive, contextlib.ExitStack() as held_locks:
         try:
             site = _resolve_site(archive, list(urls), config_path, site_name)
+            if cookies_path:
+                site = site_from_dict(dict(site.raw, cookies_file=str(Path(cookies_path).resolve())))
         except ConfigError as exc:
             _fail(str(exc))
         hosts = frozenset(urlsplit(u).hostname.lower() for u in urls if urlsplit(u).hostname)

@@ -41,7 +41,7 @@ from scraper.errors import (
     UnsupportedScheme,
 )
 from scraper.frontier import entry_for, sibling_page_url
-from scraper.net import AddressGuard, Fetcher, FetchResult, effective_port, split_url
+from scraper.net import AddressGuard, Fetcher, FetchResult, MemberCookies, effective_port, split_url
 from scraper.politeness import (
     CircuitBreaker,
     HostPacer,
@@ -202,9 +202,10 @@ class Crawler:
             user_agent=config.user_agent(site.contact_url),
             guard=AddressGuard(allowed_hosts=self.options.allow_private_hosts),
             deadline_s=self.options.deadline_s,
+            cookies=member_cookies(site),
         )
         self.site_id = archive.upsert_site(site.name, engine=site.engine, base_url=site.base_url,
-                                           utc_offset=site.utc_offset, config=site.raw)
+                                           utc_offset=site.utc_offset, config=site.archived_config)
         self._robots: dict[str, RobotsRules] = {}
         self._visited: set[str] = set()  # frontier keys queued in this run: each is visited once
         # thread part of a page key -> page count printed on the first page of it read this run
@@ -919,6 +920,23 @@ class Crawler:
     def _finish(self, row: dict, state: str, reason: str) -> None:
         self.archive.finish(row["id"], state, reason, now=self.now())
         self.report.skipped[reason] += 1
+
+
+def member_cookies(site: Site) -> MemberCookies | None:
+    """The site's member cookies, read afresh (a file refreshed between runs is picked up),
+    with the operator told which ones go to the forum, or that none does."""
+    if site.cookies_file is None:
+        return None
+    cookies = MemberCookies(site.cookies_file)
+    names = cookies.names_for(site.base_url)
+    expired = f" ({cookies.expired} expired)" if cookies.expired else ""
+    if names:
+        log.info("%s: crawling as a member: cookies %s from %s%s", site.name, ", ".join(names), site.cookies_file,
+                 expired)
+    else:
+        log.warning("%s: %s holds no current cookie for %s%s: the crawl goes as a guest", site.name,
+                    site.cookies_file, site.base_url, expired)
+    return cookies
 
 
 def effective_delay_s(site: Site, options: CrawlOptions) -> float:

@@ -8,7 +8,9 @@ What it guarantees, whatever the server does:
 - a total deadline per fetch on top of httpx's per-operation timeouts (a server dripping a
   byte every few seconds never trips a read timeout);
 - raw and decoded bytes capped while streaming; gzip/deflate decoded here, with a bound on
-  every decompression step, so a bomb is refused before it is inflated.
+  every decompression step, so a bomb is refused before it is inflated;
+- a member's cookies (MemberCookies, from a browser's cookies.txt) go only to the hosts,
+  paths and schemes each cookie names, and only while it is current.
 Errors are the FetchError subclasses of scraper.errors, each with its reason code.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import http.cookiejar
 import ipaddress
 import socket
 import ssl
@@ -23,7 +26,9 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
+from urllib.request import Request
 
 import httpx
 
@@ -32,6 +37,7 @@ from scraper.errors import (
     BadContentType,
     BadURL,
     BlockedAddress,
+    ConfigError,
     ConnectError,
     DeadlineExceeded,
     DNSError,
@@ -224,6 +230,73 @@ def _content_encodings(headers: httpx.Headers) -> list[str]:
     return codings
 
 
+class MemberCookies:
+    """A forum member's cookies, from a cookies.txt file (the Netscape format browsers' export
+    extensions, curl, wget and yt-dlp write), sent so that pages show what the member sees.
+
+    Read once per crawl job, so a file refreshed between runs is picked up. The cookies stay
+    in memory: nothing of them is written to the archive. Each request gets exactly the
+    cookies a browser would send it (domain, path, secure flag, expiry), by the stdlib's
+    cookie policy; the crawler's requests go to the forum's own host alone.
+    """
+
+    def __init__(self, path: str | Path, *, now: float | None = None):
+        self.path = Path(path)
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"cookies file {self.path}: no such file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cookies file {self.path}: cannot be read: {exc}") from None
+        self._jar = http.cookiejar.CookieJar()
+        self.expired = 0  # cookies left out as past their expiry
+        moment = time.time() if now is None else now
+        for number, line in enumerate(text.splitlines(), 1):
+            cookie = _cookie_from_line(line, f"cookies file {self.path}, line {number}")
+            if cookie is None:
+                continue
+            if cookie.expires is not None and cookie.expires <= moment:
+                self.expired += 1
+                continue
+            self._jar.set_cookie(cookie)
+
+    def header_for(self, url: str) -> str | None:
+        """The Cookie header a browser holding these cookies sends with a GET of `url`."""
+        request = Request(url)
+        self._jar.add_cookie_header(request)
+        return request.get_header("Cookie")
+
+    def names_for(self, url: str) -> list[str]:
+        """The names of the cookies that go with `url` (what an operator may be told)."""
+        header = self.header_for(url)
+        return [pair.split("=", 1)[0] for pair in header.split("; ")] if header else []
+
+
+def _cookie_from_line(line: str, where: str) -> http.cookiejar.Cookie | None:
+    """One cookie of a cookies.txt line (None for a comment or a blank line). Read leniently,
+    as exporters differ: expiry 0 is a session cookie (the stdlib's reader drops those as
+    expired, and a logged-in browser's login cookie is often one), and the subdomain flag need
+    not agree with a leading dot."""
+    if line.startswith("#HttpOnly_"):
+        line = line[len("#HttpOnly_"):]
+    elif not line.strip() or line.lstrip().startswith("#"):
+        return None
+    fields = line.rstrip("\r\n").split("\t")
+    if len(fields) != 7:
+        raise ConfigError(f"{where}: {len(fields)} tab-separated fields where cookies.txt has 7 "
+                          "(domain, subdomains, path, secure, expiry, name, value)")
+    domain, subdomains, path, secure, expires, name, value = fields
+    if not domain or not expires.isdigit():
+        raise ConfigError(f"{where}: a cookie needs a domain and an expiry in seconds (0: for the session)")
+    expiry = int(expires) or None
+    return http.cookiejar.Cookie(
+        version=0, name=name, value=value, port=None, port_specified=False, domain=domain.lower(),
+        domain_specified=subdomains.upper() == "TRUE" or domain.startswith("."),
+        domain_initial_dot=domain.startswith("."), path=path or "/", path_specified=True,
+        secure=secure.upper() == "TRUE", expires=expiry, discard=expiry is None, comment=None, comment_url=None,
+        rest={})
+
+
 @functools.cache
 def _ssl_context() -> ssl.SSLContext:
     """httpx's default verifying context, built once per process: loading the CA bundle takes
@@ -245,8 +318,10 @@ class Fetcher:
         read_timeout_s: float = config.READ_TIMEOUT_S,
         max_redirects: int = config.MAX_REDIRECTS,
         transport: httpx.AsyncBaseTransport | None = None,
+        cookies: MemberCookies | None = None,
     ):
         self.user_agent = user_agent
+        self.cookies = cookies
         self.guard = guard or AddressGuard()
         self.max_body_bytes = max_body_bytes
         self.deadline_s = deadline_s
@@ -360,6 +435,11 @@ class Fetcher:
         netloc = f"{ip_host}:{parts.port}" if parts.port else ip_host
         pinned = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
         request_headers = {"Host": host_header, **headers}
+        # By the URL's own host name: the request itself goes to the address checked.
+        cookie = self.cookies.header_for(url) if self.cookies is not None else None
+        if cookie:
+            # Set here, the member's cookies replace the ones the forum set on this crawl.
+            request_headers["Cookie"] = cookie
         extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
         self.requests_made += 1
         try:

@@ -47,11 +47,18 @@ class Site:
     verify_budget_requests: int = config.VERIFY_BUDGET_REQUESTS
     verify_min_age_s: float = config.VERIFY_MIN_AGE_S
     verify_cycle_s: float = config.VERIFY_CYCLE_S
+    cookies_file: Path | None = None  # a member's cookies.txt: pages as that member sees them
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def host(self) -> str:
         return urlsplit(self.base_url).hostname or ""
+
+    @property
+    def archived_config(self) -> dict[str, Any]:
+        """The config as the archive keeps it (and Datasette publishes it): without where the
+        member's cookies are, which is the operator's business."""
+        return {key: value for key, value in self.raw.items() if key != "cookies_file"}
 
 
 def _expect(cond: bool, key: str, what: str, got: Any) -> None:
@@ -106,10 +113,11 @@ def _str_list(value: Any, key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def site_from_dict(data: dict[str, Any], *, source: str = "site config") -> Site:
-    """Validate a parsed config mapping and build a Site."""
+def site_from_dict(data: dict[str, Any], *, source: str = "site config", base_dir: Path | None = None) -> Site:
+    """Validate a parsed config mapping and build a Site. base_dir: where a relative
+    cookies_file is (the config file's folder; default the working directory)."""
     known = {"name", "engine", "base_url", "utc_offset", "encoding", "boards", "guide", "contact_url",
-             "politeness", "noise", "schedule"}
+             "politeness", "noise", "schedule", "cookies_file"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
@@ -178,13 +186,23 @@ def site_from_dict(data: dict[str, Any], *, source: str = "site config") -> Site
     verify_cycle_s = schedule.get("verify_cycle_s", config.VERIFY_CYCLE_S)
     _expect(_is_number(verify_cycle_s, 60), "schedule.verify_cycle_s", "seconds >= 60 (the verify pass re-reads each page about once this long)",
             verify_cycle_s)
+    cookies_file = data.get("cookies_file")
+    _expect(cookies_file is None or (isinstance(cookies_file, str) and bool(cookies_file.strip())), "cookies_file",
+            "the path of a cookies.txt file (Netscape format, as browsers' export extensions write it)", cookies_file)
+    if cookies_file is not None:
+        cookies_path = ((base_dir or Path.cwd()) / Path(cookies_file).expanduser()).resolve()
+        if not cookies_path.is_file():
+            raise ConfigError(f"{source}: cookies_file {str(cookies_path)!r} is not a file")
+        # Kept absolute: a site rebuilt from its raw config (the daemon's jobs) finds it too.
+        data = dict(data, cookies_file=str(cookies_path))
     return Site(
         name=name, engine=engine, base_url=base_url, utc_offset=utc_offset, encoding=encoding,
         boards=tuple(boards), guide=guide, contact_url=contact,
         politeness=Politeness(delay_s=float(delay_s), max_tries=max_tries,
                               max_crawl_delay_s=float(max_crawl_delay_s)),
         noise=rules, every_s=float(every_s), verify_budget_requests=verify_budget,
-        verify_min_age_s=float(verify_min_age_s), verify_cycle_s=float(verify_cycle_s), raw=data,
+        verify_min_age_s=float(verify_min_age_s), verify_cycle_s=float(verify_cycle_s),
+        cookies_file=Path(data["cookies_file"]) if cookies_file is not None else None, raw=data,
     )
 
 
@@ -199,7 +217,7 @@ def load_site(path: str | Path) -> Site:
         raise ConfigError(f"site config {path} is not valid TOML: {exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"site config {path} is not UTF-8 text (TOML is): {exc}") from None
-    return site_from_dict(data, source=str(path))
+    return site_from_dict(data, source=str(path), base_dir=path.parent)
 
 
 def site_for_url(url: str, *, name: str | None = None, engine: str = "discuz") -> Site:

@@ -118,7 +118,7 @@ def import_text_file(archive: Archive, path: Path, *, site_name: str = "text", u
     page = parse_text_page(text, ctx, posts_per_page=_posts_per_page(archive, site.name, source))
     _refuse_other_posts_at_its_floors(archive, site.name, page)
     site_id = archive.upsert_site(site.name, engine=site.engine, base_url=site.base_url,
-                                  utc_offset=site.utc_offset, config=site.raw)
+                                  utc_offset=site.utc_offset, config=site.archived_config)
     # A text rendering has no URL of its own unless the operator gives one: key it by content.
     url_key = f"text:{hashlib.sha256(raw).hexdigest()[:16]}" if url is None else f"text:{url}"
     with archive.transaction():  # the page and its runs row, together or not at all

@@ -214,6 +214,9 @@ class DemoForum:
         self.threads_per_page: int = config["threads_per_page"]
         self.now = (now or datetime.now(self.tz).replace(tzinfo=None)).replace(microsecond=0)
         self.board_order = "lastpost"  # Discuz's default; "dateline" lists threads by their opening post
+        # "name=value": set, the forum is closed to guests, and shows its pages only to a
+        # request carrying that cookie (a member's login); others get the login wall.
+        self.member_cookie: str | None = None
         chrome = config["chrome"]
         self.chrome = Chrome(chrome["lights"], tuple(chrome["promotions"]), chrome["left_toggle"],
                              tuple(chrome["footer"]))

@@ -628,6 +628,19 @@ def render_index(forum: DemoForum, site_url: str) -> str:
                  site_url=site_url, main=main, canonical="forum.php")
 
 
+def render_login_wall(forum: DemoForum, site_url: str) -> str:
+    """showmessage('to_login'): what a forum closed to guests shows them instead of any page."""
+    main = (
+        '<div id="ct" class="wp cl w">\n<div class="nfl">\n<div class="f_c altw">\n'
+        '<div id="messagetext" class="alert_info">\n<p>您需要先登录才能继续本操作</p>\n</div>\n'
+        '<div id="messagelogin"></div>\n<script type="text/javascript">ajaxget('
+        "'member.php?mod=logging&action=login&infloat=yes&frommessage', 'messagelogin');</script>\n"
+        "</div>\n</div>\n</div>\n"
+    )
+    return _page(forum, body_class="pg_viewthread", title=f"提示信息 - {forum.name}", charset="utf-8",
+                 site_url=site_url, main=main)
+
+
 def render_notice(forum: DemoForum, message: str, site_url: str, charset: str = "utf-8") -> str:
     """showmessage(): a notice page with #messagetext, sent with status 200 as Discuz does."""
     main = (

@@ -136,12 +136,15 @@ def _image_file(forum: DemoForum, path: str) -> Response:
     return Response(404, b"404 Not Found\n", "text/plain; charset=utf-8")
 
 
-def route(forum: DemoForum, target: str, site_url: str) -> Response:
-    """The response to a GET of `target` (path and query). Call with forum.lock held."""
+def route(forum: DemoForum, target: str, site_url: str, cookie: str | None = None) -> Response:
+    """The response to a GET of `target` (path and query), for a request with the Cookie
+    header `cookie`. Call with forum.lock held."""
     parts = urlsplit(target)
     path, query = parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()}
     if path == "/robots.txt":
         return Response(200, render.ROBOTS_TXT.encode(), "text/plain; charset=utf-8")
+    if forum.member_cookie is not None and forum.member_cookie not in (cookie or "").split("; "):
+        return _html(render.render_login_wall(forum, site_url))
     if m := THREAD_PATH.match(path):
         return _thread(forum, int(m[1]), _page_number(m[2]), site_url)
     if m := BOARD_PATH.match(path):
@@ -214,7 +217,7 @@ class DemoHandler(BaseHTTPRequestHandler):
         site_url = f"http://{host}/" if host else self.server.base_url
         try:
             with forum.lock:
-                response = route(forum, self.path, site_url)
+                response = route(forum, self.path, site_url, self.headers.get("Cookie"))
         except Exception as exc:  # a bug in the demo must not take the server down
             response = Response(500, f"demo forum error: {exc!r}\n".encode(), "text/plain; charset=utf-8")
         if forum.validators and response.last_modified and response.status == 200:
