@@ -287,6 +287,25 @@ def index(db_path) -> None:
     click.echo(f"indexed {done} posts; nothing pending")
 
 
+@main.command("export-jsonl")
+@click.argument("target", type=click.Path(dir_okay=False))
+@click.option("--db", "db_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--site", "site_name", help="Only this site's posts (its name in the archive).")
+def export_jsonl(target, db_path, site_name) -> None:
+    """Write the archive's posts to TARGET as JSON lines (gzipped if TARGET ends in .gz): one
+    object a post, with its thread and its earlier versions, in thread order."""
+    from storage.archive import Archive
+    from storage.export import ExportError
+    from storage.export import export_jsonl as write_export
+
+    with Archive(db_path, readonly=True) as archive:
+        try:
+            summary = write_export(archive, target, site=site_name)
+        except ExportError as exc:
+            _fail(str(exc))
+    click.echo(f"{target}: {summary.posts} posts, {summary.earlier_versions} earlier versions")
+
+
 @main.command("export-warc")
 @click.argument("target", type=click.Path(dir_okay=False))
 @click.option("--db", "db_path", required=True, type=click.Path(exists=True, dir_okay=False))

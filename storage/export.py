@@ -1,4 +1,9 @@
-"""The archive's fetched pages as a WARC file, for the tools of web archives.
+"""Exports: the archive's posts as JSON lines, for researchers' tools; its fetched pages as a
+WARC file, for the tools of web archives.
+
+JSON lines (export_jsonl): one object a post, in thread order, with its thread, its current
+content and every earlier version, under the archive's own column names. Where Datasette's JSON
+pages through a table, this is the whole archive (or one site) in one file, .gz if so named.
 
 A WARC (ISO 28500; WARC/1.1 here) is what the Internet Archive takes in and what replay tools
 (pywb, ReplayWeb.page) and WARC readers (warcio) read. Every page body the archive kept, as
@@ -14,24 +19,28 @@ the forum sent it, becomes one record, at the time and URL it was fetched from:
   keep no body), bodies of block pages (`blocked:*`: a notice or challenge is not the page),
   bodies of other statuses, robots.txt files, text imports (never fetched).
 
-The file is gzip-compressed record by record (a .warc.gz, which readers can seek into), and
-written under a temporary name beside the target, renamed only once whole: an interrupted
-export leaves no partial file under the name asked for. Memory stays flat: the fetches are
-read in order by one query, one body at a time.
+The file is gzip-compressed record by record (a .warc.gz, which readers can seek into).
+
+Both are written under a temporary name beside the target, renamed only once whole: an
+interrupted export leaves no partial file under the name asked for, and neither replaces a
+file. Memory stays flat: rows are read in order by one query, one post's versions or one body
+at a time.
 """
 
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
+import json
 import os
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from storage.archive import Archive
 
@@ -55,8 +64,34 @@ ORDER BY f.id
 """
 
 
+# Posts in thread order: a thread's opening post first, posts without a floor after the others.
+_POSTS_SQL = """
+SELECT s.name AS site, t.id AS thread_id, t.tid, t.thread_key, t.title, t.url AS thread_url, t.board, t.fid,
+       t.gone_at AS thread_gone_at, p.*
+FROM posts p JOIN threads t ON t.id = p.thread_id JOIN sites s ON s.id = p.site_id
+WHERE (:site_id IS NULL OR p.site_id = :site_id)
+ORDER BY p.site_id, p.thread_id, p.floor IS NULL, p.floor, p.pid, p.id
+"""
+# A post's versions but its current one, oldest first; a version's text is kept on its row
+# once the post has moved on from it (the current one's is the post's own).
+_EARLIER_VERSIONS_SQL = """
+SELECT v.seen_at, v.content_text, v.content_html, v.edit_note, v.quotes_json, v.attachments_json
+FROM post_versions v WHERE v.post_id = ? AND v.content_hash != ? ORDER BY v.seen_at, v.id
+"""
+_POST_FIELDS = ("id", "pid", "floor", "floor_label", "page", "author", "author_uid", "posted_at", "posted_at_raw",
+                "subject", "content_text", "content_html", "signature", "edit_note", "status", "content_status",
+                "first_seen_at", "last_seen_at", "gone_at")
+_T = TypeVar("_T")
+
+
 class ExportError(Exception):
     """An export that cannot be written as asked (the target exists, no such site)."""
+
+
+@dataclass
+class JsonlSummary:
+    posts: int = 0
+    earlier_versions: int = 0
 
 
 @dataclass
@@ -66,11 +101,60 @@ class WarcSummary:
     body_bytes: int = 0  # bytes of the bodies, uncompressed
 
 
-def export_warc(archive: Archive, target: str | Path, *, software: str, site: str | None = None) -> WarcSummary:
-    """Write the archive's fetched pages (one site's with `site`) to `target` as a .warc.gz.
-    Refuses to replace an existing file; the file appears only once it is whole."""
+def export_jsonl(archive: Archive, target: str | Path, *, site: str | None = None) -> JsonlSummary:
+    """Write the archive's posts (one site's with `site`) to `target` as JSON lines, gzipped
+    when its name ends in .gz."""
     target = Path(target)
     site_id = _site_id(archive, site)
+
+    def write(out: BinaryIO) -> JsonlSummary:
+        if target.suffix == ".gz":
+            with gzip.GzipFile(filename=target.stem, mode="wb", fileobj=out, mtime=0) as zipped:
+                return write_jsonl(archive, zipped, site_id=site_id)
+        return write_jsonl(archive, out, site_id=site_id)
+
+    return _write_whole(target, write)
+
+
+def write_jsonl(archive: Archive, out: BinaryIO, *, site_id: int | None = None) -> JsonlSummary:
+    """One JSON object a post, a line each, to `out`."""
+    summary = JsonlSummary()
+    versions = archive.db.conn.cursor()
+    for row in _rows(archive, _POSTS_SQL, {"site_id": site_id}):
+        record: dict[str, Any] = {
+            "site": row["site"],
+            "thread": {"id": row["thread_id"], "tid": row["tid"], "thread_key": row["thread_key"],
+                       "title": row["title"], "url": row["thread_url"], "board": row["board"], "fid": row["fid"],
+                       "gone_at": row["thread_gone_at"]},
+            **{name: row[name] for name in _POST_FIELDS},
+            "quotes": json.loads(row["quotes_json"]), "attachments": json.loads(row["attachments_json"]),
+            "earlier_versions": [],
+        }
+        if row["version_count"] > 1:
+            for seen_at, text, html, edit_note, quotes, attachments in versions.execute(
+                    _EARLIER_VERSIONS_SQL, [row["id"], row["content_hash"]]):
+                # Versions from before the archive kept a version's quotes and attachments have none.
+                record["earlier_versions"].append({
+                    "seen_at": seen_at, "content_text": text, "content_html": html, "edit_note": edit_note,
+                    "quotes": None if quotes is None else json.loads(quotes),
+                    "attachments": None if attachments is None else json.loads(attachments)})
+            summary.earlier_versions += len(record["earlier_versions"])
+        out.write(json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n")
+        summary.posts += 1
+    return summary
+
+
+def export_warc(archive: Archive, target: str | Path, *, software: str, site: str | None = None) -> WarcSummary:
+    """Write the archive's fetched pages (one site's with `site`) to `target` as a .warc.gz."""
+    target = Path(target)
+    site_id = _site_id(archive, site)
+    return _write_whole(target, lambda out: write_warc(archive, out, software=software, site_id=site_id,
+                                                       filename=target.name))
+
+
+def _write_whole(target: Path, write: Callable[[BinaryIO], _T]) -> _T:
+    """Run `write` on a temporary file beside `target`, and give it `target`'s name once it is
+    whole and on disk. Refuses to replace an existing file."""
     if target.exists():
         raise ExportError(f"{target} exists: the export does not replace a file")
     if not target.parent.is_dir():
@@ -78,13 +162,13 @@ def export_warc(archive: Archive, target: str | Path, *, software: str, site: st
     partial = target.with_name(f".{target.name}.partial")
     try:
         with open(partial, "wb") as out:
-            summary = write_warc(archive, out, software=software, site_id=site_id, filename=target.name)
+            result = write(out)
             out.flush()
             os.fsync(out.fileno())
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
-    return summary
+    return result
 
 
 def write_warc(archive: Archive, out: BinaryIO, *, software: str, site_id: int | None = None,
@@ -102,7 +186,7 @@ def write_warc(archive: Archive, out: BinaryIO, *, software: str, site_id: int |
     out.write(_gzip_record(headers + [("Content-Type", "application/warc-fields")], info_block))
 
     summary = WarcSummary()
-    for row in _exported_fetches(archive, site_id):
+    for row in _rows(archive, _EXPORTED_FETCHES_SQL, {"site_id": site_id}):
         common = [("WARC-Record-ID", _fetch_record_id(info_id, row["id"])), ("WARC-Date", _warc_date(row["fetched_at"])),
                   ("WARC-Target-URI", row["uri"]), ("WARC-Warcinfo-ID", info_id)]
         if row["first_id"] != row["id"]:
@@ -126,8 +210,8 @@ def write_warc(archive: Archive, out: BinaryIO, *, software: str, site_id: int |
     return summary
 
 
-def _exported_fetches(archive: Archive, site_id: int | None) -> Iterator[dict]:
-    cursor = archive.db.conn.execute(_EXPORTED_FETCHES_SQL, {"site_id": site_id})
+def _rows(archive: Archive, sql: str, params: dict) -> Iterator[dict]:
+    cursor = archive.db.conn.execute(sql, params)
     names = [column[0] for column in cursor.description]
     for values in cursor:
         yield dict(zip(names, values))

@@ -1,8 +1,9 @@
-"""The WARC export, read back by warcio (the WARC reader of pywb and the Internet Archive's
-tools) from archives crawled off the demo forum."""
+"""The exports, read back from archives crawled off the demo forum: the WARC by warcio (the
+WARC reader of pywb and the Internet Archive's tools), the JSON lines by json."""
 
 import gzip
 import io
+import json
 from collections import Counter
 from datetime import datetime, timezone
 
@@ -13,7 +14,7 @@ from warcio.archiveiterator import ArchiveIterator
 from scraper.cli import main
 from scraper.demo import render
 from storage.archive import Archive
-from storage.export import REVISIT_PROFILE, ExportError, _charset_label, export_warc
+from storage.export import REVISIT_PROFILE, ExportError, _charset_label, export_jsonl, export_warc
 from tests.test_crawl_demo import crawl
 
 SOFTWARE = "forum-archiver/test"
@@ -187,3 +188,48 @@ def test_the_command_writes_the_file_and_says_what_it_holds(crawled, tmp_path):
     assert again.exit_code == 1 and "exists: the export does not replace a file" in again.output
     unknown = CliRunner().invoke(main, ["export-warc", "--db", str(crawled), "--site", "nowhere", str(tmp_path / "b")])
     assert unknown.exit_code == 1 and "no site 'nowhere'" in unknown.output
+
+
+def test_every_post_is_one_json_line_in_thread_order_with_its_earlier_versions(demo_forum, tmp_path):
+    path = tmp_path / "a.db"
+    with Archive(path) as archive:
+        crawl(archive, demo_forum.base_url)
+        pid, thread_url = archive.db.execute(
+            "select p.pid, t.url from posts p join threads t on t.id = p.thread_id where p.floor = 2 limit 1").fetchone()
+        demo_forum.forum.edit_post(pid, "改过的第一稿")
+        crawl(archive, demo_forum.base_url, [thread_url])
+        demo_forum.forum.edit_post(pid, "改过的第二稿")
+        crawl(archive, demo_forum.base_url, [thread_url])
+        expected = archive.db.execute(
+            "select p.id, s.name, t.title, p.floor, p.author, p.content_text, p.posted_at, p.attachments_json "
+            "from posts p join threads t on t.id = p.thread_id join sites s on s.id = p.site_id "
+            "order by p.thread_id, p.floor is null, p.floor, p.pid").fetchall()
+    with Archive(path, readonly=True) as archive:
+        summary = export_jsonl(archive, tmp_path / "posts.jsonl")
+        export_jsonl(archive, tmp_path / "posts.jsonl.gz")
+    lines = (tmp_path / "posts.jsonl").read_bytes().splitlines()
+    assert gzip.decompress((tmp_path / "posts.jsonl.gz").read_bytes()).splitlines() == lines
+    posts = [json.loads(line) for line in lines]
+    assert [(p["id"], p["site"], p["thread"]["title"], p["floor"], p["author"], p["content_text"], p["posted_at"],
+             p["attachments"]) for p in posts] == [(*row[:7], json.loads(row[7])) for row in expected]
+    assert summary.posts == len(posts) > 30 and summary.earlier_versions == 2
+    edited = next(p for p in posts if p["pid"] == pid)
+    assert "改过的第二稿" in edited["content_text"]
+    first, second = edited["earlier_versions"]
+    assert "改过的第一稿" not in first["content_text"] and "改过的第一稿" in second["content_text"]
+    assert first["seen_at"] <= second["seen_at"] <= edited["last_seen_at"]
+    assert all(p["earlier_versions"] == [] for p in posts if p["pid"] != pid)
+    assert "改过的第二稿" in lines[posts.index(edited)].decode("utf-8")  # Chinese as itself, not \u escapes
+
+
+def test_one_sites_posts_and_the_command(crawled, tmp_path):
+    target = tmp_path / "posts.jsonl"
+    result = CliRunner().invoke(main, ["export-jsonl", "--db", str(crawled), "--site", "demo", str(target)])
+    assert result.exit_code == 0, result.output
+    posts = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()]
+    assert result.output == f"{target}: {len(posts)} posts, 0 earlier versions\n" and posts
+    assert {p["site"] for p in posts} == {"demo"}
+    again = CliRunner().invoke(main, ["export-jsonl", "--db", str(crawled), str(target)])
+    assert again.exit_code == 1 and "exists" in again.output
+    unknown = CliRunner().invoke(main, ["export-jsonl", "--db", str(crawled), "--site", "x", str(tmp_path / "y")])
+    assert unknown.exit_code == 1 and "no site 'x'" in unknown.output and not (tmp_path / "y").exists()
