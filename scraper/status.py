@@ -27,6 +27,9 @@ class SiteStatus:
     queue: dict[str, int]  # frontier rows by state
     runs: list[dict]  # the latest runs, newest first
     failures: dict[str, int]  # reason -> count, over the frontier rows that ended failed
+    # reason -> count, over the rows not fetched by rule (robots.txt, a trap, a Crawl-delay
+    # past the site's limit): a site making no progress says why here
+    skipped: dict[str, int] = field(default_factory=dict)
     next_due: list[dict] = field(default_factory=list)  # the soonest due threads
     verify: VerifyPace | None = None  # the verify pass's pace at the site's configured every_s
 
@@ -60,14 +63,14 @@ def site_status(archive: Archive) -> list[SiteStatus]:
                 order by id desc limit ?""", [sid, LAST_RUNS])
         for run in runs:
             run["failures_by_reason"] = json.loads(run.pop("failures_json") or "{}")
-        failures = {r["reason"] or "unknown": r["n"] for r in _rows(
-            archive, """select reason, count(*) as n from frontier where site_id = ? and state = 'failed'
-                group by reason order by n desc, reason""", [sid])}
+        ended = lambda state: {r["reason"] or "unknown": r["n"] for r in _rows(  # noqa: E731
+            archive, """select reason, count(*) as n from frontier where site_id = ? and state = ?
+                group by reason order by n desc, reason""", [sid, state])}
         report.append(SiteStatus(
             name=site["name"], base_url=site["base_url"],
             threads=count("select count(*) from threads where site_id = ?"),
             posts=count("select count(*) from posts where site_id = ?"),
-            queue=archive.frontier_counts(sid), runs=runs, failures=failures,
+            queue=archive.frontier_counts(sid), runs=runs, failures=ended("failed"), skipped=ended("skipped"),
             next_due=_rows(archive, """select tid, title, next_due_at, quiet_visits from threads
                 where site_id = ? and next_due_at is not null and gone_at is null
                 order by next_due_at limit ?""", [sid, NEXT_DUE_THREADS]),
@@ -103,6 +106,8 @@ def format_status(sites: list[SiteStatus]) -> str:
             lines.append("  no runs yet")
         lines.append("  failed URLs by reason: " + (
             ", ".join(f"{reason} {n}" for reason, n in site.failures.items()) or "none"))
+        if site.skipped:
+            lines.append("  skipped URLs by reason: " + ", ".join(f"{reason} {n}" for reason, n in site.skipped.items()))
         pace = site.verify
         if pace and pace.thread_pages:
             short = (f"; a cycle of {describe_duration(pace.cycle_s)} asks {pace.asked_per_run} a run, more than "

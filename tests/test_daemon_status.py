@@ -51,6 +51,21 @@ def test_status_shows_sites_queue_runs_failures_and_next_due(demo_forum, tmp_pat
     assert f"verify: 1 of {pages} thread pages a run (every 3600 s)" in result.output
 
 
+def test_status_says_why_a_site_was_not_fetched(demo_forum, tmp_path):
+    # A forum whose robots.txt asks more than a minute between requests gets nothing fetched
+    # but robots.txt: the operator learns why from status, not only from a log line long gone.
+    demo_forum.inject("/robots.txt", 200, body=b"User-agent: *\nCrawl-delay: 600\n", content_type="text/plain")
+    db = tmp_path / "a.db"
+    args = ["crawl", f"{demo_forum.base_url}forum-1-1.html", f"{demo_forum.base_url}forum-2-1.html", "--db", str(db),
+            "--config", str(demo_config(tmp_path, demo_forum.base_url)), "--allow-private"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    with Archive(db, readonly=True) as archive:
+        [site] = site_status(archive)
+    assert site.skipped == {"crawl_delay_over_limit": 2} and site.failures == {}
+    result = CliRunner().invoke(main, ["status", "--db", str(db)])
+    assert "  skipped URLs by reason: crawl_delay_over_limit 2" in result.output.splitlines()
+
+
 def test_status_of_an_empty_archive_says_so(tmp_path):
     Archive(tmp_path / "a.db").close()
     result = CliRunner().invoke(main, ["status", "--db", str(tmp_path / "a.db")])
