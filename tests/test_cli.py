@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from scraper.cli import main
 from scraper.sites import load_site, site_from_dict
 from storage.archive import Archive
+from storage.schema import NotAnArchiveError
 
 REPO = Path(__file__).resolve().parent.parent
 SEED = REPO / "seeds" / "000_742c7f89ba496aaa.txt"
@@ -256,11 +257,13 @@ def test_an_archive_a_daemon_keeps_is_not_served_immutable_even_between_jobs(dem
     daemon = process(*args, "--every", "3600")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # until its discover job has finished: it is between jobs
-        if db.exists():
+        try:
             with Archive(db, readonly=True) as archive:
                 if archive.db.execute("select count(*) from runs where job = 'discover' and status = 'finished'"
                                       ).fetchone()[0]:
                     break
+        except (FileNotFoundError, NotAnArchiveError):
+            pass  # the daemon has not created it yet, or is creating its tables right now
         time.sleep(0.2)
     else:
         raise AssertionError("the daemon's discover job did not finish")
