@@ -88,6 +88,7 @@ from scraper.engines.discuz import (
     _RARE_IN_BODY,
     _RARE_IN_TABLE,
     BLOCKED_NOTICE_MARK,
+    CREDITS_SHOWN_MARKS,
     CLASSIFIED_TITLE_ENDS,
     FURNITURE_IMAGE_PATHS,
     MARKUP_NOISE,
@@ -792,7 +793,8 @@ def _post_parts(table: Tag, ctx: ParseContext, *, rare_in_table_may_match: bool 
     rare_in_body = body.select_one(_RARE_IN_BODY) is not None
     rare_in_table = rare_in_table_may_match and table.select_one(_RARE_IN_TABLE) is not None
     box = (table.select_one(S.post_body_box) or table) if rare_in_table else None
-    hidden_part = (rare_in_body and body.select_one(S.locked) is not None) or (
+    hidden_part = (rare_in_body and any(not _text(notice).startswith(CREDITS_SHOWN_MARKS)
+                                        for notice in body.select(S.locked))) or (
         box is not None and box.select_one(f"{S.password_input}, {S.pay_button}") is not None
     )
     names = _image_names(table) if rare_in_table else {}

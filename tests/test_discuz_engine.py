@@ -284,6 +284,33 @@ def test_pay_thread_keeps_its_free_part_and_is_hidden():
     assert (post.status, post.content_text) == (PostStatus.HIDDEN, "免费部分")
 
 
+# discuzcode.htm: tpl_hide_credits (the viewer has the credits: a notice, then the content) and
+# tpl_hide_credits_hidden (short of them: a notice instead of the content).
+CREDITS_SHOWN = '<div class="locked">以下内容需要积分高于 3 才可浏览</div>\n够积分才看得到<br /><br />'
+CREDITS_SHOWN_TRADITIONAL = '<div class="locked">以下內容需要積分高於 3 才可瀏覽</div>\n够积分才看得到<br /><br />'
+CREDITS_HIDDEN = '<div class="locked">游客，本帖隐藏的内容需要积分高于 3 才可浏览，您当前积分为 0</div>'
+REPLY_HIDDEN = re.search(r'<div class="locked">游客，如果您要查看本帖隐藏内容请.*?</div>', fixture("thread_page2"), re.S)[0]
+
+
+@pytest.mark.parametrize("parts, status, text", [
+    # A member with the credits (or a forum that sets none) sees it all: nothing is hidden.
+    ([CREDITS_SHOWN], PostStatus.NORMAL, "可见部分\n够积分才看得到"),
+    ([CREDITS_SHOWN_TRADITIONAL], PostStatus.NORMAL, "可见部分\n够积分才看得到"),
+    ([CREDITS_HIDDEN], PostStatus.HIDDEN, "可见部分"),
+    ([CREDITS_SHOWN, REPLY_HIDDEN], PostStatus.HIDDEN, "可见部分\n够积分才看得到"),
+])
+def test_credits_gated_content_the_viewer_may_read_is_not_a_hidden_part(parts, status, text):
+    # Marked hidden, a post shown in full was taken for a partial rendering of itself.
+    from benchmarks import bs4_discuz
+
+    html = fixture("thread_page2").replace(REPLY_HIDDEN, "".join(parts))
+    ours = thread(html, PAGE2_URL)
+    post = by_pid(ours, 1012)
+    assert (post.status, post.content_text) == (status, text)
+    assert "积分高于" not in post.content_text and "積分高於" not in post.content_text
+    assert bs4_discuz.parse_thread(html, ParseContext(url=PAGE2_URL)) == ours
+
+
 def test_learned_phrases_are_removed_and_counted():
     page = thread(fixture("thread_page1"), noise=NoiseRules(phrases=("本文由老秘网推荐,",), learned=("一句话",)))
     post = by_pid(page, 1003)

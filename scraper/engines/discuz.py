@@ -199,6 +199,11 @@ POSTED_PREFIX = "发表于"
 # forum_nonexistence in lang_message.php), simplified and traditional script.
 MISSING_NOTICE_MARKS = ("主题不存在", "主題不存在", "版块不存在", "版塊不存在")
 BLOCKED_NOTICE_MARK = "屏蔽"  # 作者被禁止或删除 内容自动屏蔽 / 该帖被管理员或版主屏蔽
+# The lock notice Discuz prints ABOVE credits-gated content the viewer may read
+# (tpl_hide_credits, lang post_hide_credits "以下内容需要积分高于 N 才可浏览"), simplified and
+# traditional script: the content follows it, so the post hides nothing. A viewer short of the
+# credits gets "本帖隐藏的内容需要积分高于 N 才可浏览" instead, and no content.
+CREDITS_SHOWN_MARKS = ("以下内容需要积分高于", "以下內容需要積分高於")
 THREAD_STARTER_MARKS = ("楼主", "|")  # printed next to the author in the post header
 
 # The poll's printed texts (lang_template.php), simplified and traditional script.
@@ -1056,6 +1061,12 @@ def _link_players(body: LexborNode, base_url: str) -> bool:
     return bool(linked)
 
 
+def _hides(notice: LexborNode) -> bool:
+    """Whether a lock notice in a body stands for content the viewer cannot see (a credits
+    notice over content the viewer may read stands for none)."""
+    return not _text(notice).startswith(CREDITS_SHOWN_MARKS)
+
+
 def _status_without_body(table: LexborNode) -> PostStatus:
     if "plhin" not in _classes(table):
         return PostStatus.DELETED  # 无效楼层，该帖已经被删除
@@ -1093,7 +1104,7 @@ def _post_parts(table: LexborNode, ctx: ParseContext, *, rare_in_table_may_match
     rare_in_body = body.css_first(_RARE_IN_BODY) is not None
     rare_in_table = rare_in_table_may_match and table.css_first(_RARE_IN_TABLE) is not None
     box = (table.css_first(SELECTORS.post_body_box) or table) if rare_in_table else None
-    hidden_part = (rare_in_body and body.css_first(SELECTORS.locked) is not None) or (
+    hidden_part = (rare_in_body and any(_hides(notice) for notice in body.css(SELECTORS.locked))) or (
         box is not None and box.css_first(f"{SELECTORS.password_input}, {SELECTORS.pay_button}") is not None
     )
     names = _image_names(table) if rare_in_table else {}
