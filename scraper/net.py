@@ -17,6 +17,7 @@ Errors are the FetchError subclasses of scraper.errors, each with its reason cod
 from __future__ import annotations
 
 import asyncio
+import email.message
 import functools
 import http.cookiejar
 import ipaddress
@@ -237,7 +238,10 @@ class MemberCookies:
     Read once per crawl job, so a file refreshed between runs is picked up. The cookies stay
     in memory: nothing of them is written to the archive. Each request gets exactly the
     cookies a browser would send it (domain, path, secure flag, expiry), by the stdlib's
-    cookie policy; the crawler's requests go to the forum's own host alone.
+    cookie policy; the crawler's requests go to the forum's own host alone. Cookies the forum
+    sets or renews while the crawl goes are kept and sent back, as a browser does: a forum
+    that keeps a session in a cookie (Discuz's sid) would otherwise open a new session, a row
+    in its database, for every request.
     """
 
     def __init__(self, path: str | Path, *, now: float | None = None):
@@ -266,10 +270,28 @@ class MemberCookies:
         self._jar.add_cookie_header(request)
         return request.get_header("Cookie")
 
+    def update_from(self, url: str, set_cookie: list[str]) -> None:
+        """Take in the Set-Cookie headers of the response to a GET of `url`, under the
+        stdlib's policy (a cookie for another domain is refused, as a browser refuses it)."""
+        if set_cookie:
+            self._jar.extract_cookies(_SetCookies(set_cookie), Request(url))
+
     def names_for(self, url: str) -> list[str]:
         """The names of the cookies that go with `url` (what an operator may be told)."""
         header = self.header_for(url)
         return [pair.split("=", 1)[0] for pair in header.split("; ")] if header else []
+
+
+class _SetCookies:
+    """A response as http.cookiejar reads one: its Set-Cookie headers, through info()."""
+
+    def __init__(self, values: list[str]):
+        self._message = email.message.Message()
+        for value in values:
+            self._message["Set-Cookie"] = value
+
+    def info(self) -> email.message.Message:
+        return self._message
 
 
 def _cookie_from_line(line: str, where: str) -> http.cookiejar.Cookie | None:
@@ -451,6 +473,8 @@ class Fetcher:
             raise ConnectError(f"cannot connect to {parts.hostname}: {exc}") from None
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
             raise ProtocolError(f"{type(exc).__name__} on {url}: {exc}") from None
+        if self.cookies is not None:
+            self.cookies.update_from(url, response.headers.get_list("set-cookie"))
         try:
             return await self._read(url, response, accept_types, max_bytes, truncate)
         finally:

@@ -46,15 +46,21 @@ def test_a_forum_closed_to_guests_is_archived_with_a_members_cookies(demo_forum,
         guest = crawl(archive, demo_site(demo_forum.base_url))
         guest_posts = archive.db.execute("select count(*) from posts").fetchone()[0]
     assert guest_posts == 0 and guest.failures["blocked:login"] == 1
+    assert demo_forum.forum.sessions_opened == 1  # a guest keeps the session cookie too
     demo_forum.requests.clear()
+    demo_forum.forum.sessions_opened = 0
     with Archive(tmp_path / "member.db") as archive:
         member = crawl(archive, member_site(demo_forum.base_url, cookies))
         posts = archive.db.execute("select count(*) from posts").fetchone()[0]
         stored_config = archive.db.execute("select config_json from sites").fetchone()[0]
     assert posts > 20 and member.pages_saved > 3 and not member.failures
-    # Every request carried the member's cookies: the session one (expiry 0) and the HttpOnly one.
-    sent = {r.headers.get("Cookie") for r in demo_forum.requests}
-    assert sent == {f"{MEMBER}; cdb_saltkey=salt"} or sent == {f"cdb_saltkey=salt; {MEMBER}"}
+    # Every request carried the member's cookies: the session one (expiry 0) and the HttpOnly one;
+    # and after the first, the session cookie the forum set on it, as a browser sends it back.
+    # Dropped, each request opened a session of its own on the forum (a database row apiece).
+    sent = [sorted(r.headers.get("Cookie").split("; ")) for r in demo_forum.requests]
+    assert sent[0] == sorted([MEMBER, "cdb_saltkey=salt"])
+    assert all(cookies == sorted([MEMBER, "cdb_saltkey=salt", "cdb_sid=1"]) for cookies in sent[1:])
+    assert demo_forum.forum.sessions_opened == 1 and len(sent) > 5
     # Nothing of them is in the archive, which Datasette publishes: not the token, not the file.
     assert "cookies_file" not in json.loads(stored_config)
     for part in tmp_path.glob("member.db*"):

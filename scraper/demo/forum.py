@@ -217,6 +217,9 @@ class DemoForum:
         # "name=value": set, the forum is closed to guests, and shows its pages only to a
         # request carrying that cookie (a member's login); others get the login wall.
         self.member_cookie: str | None = None
+        # While closed to guests, each request without a session cookie opens a session, as
+        # Discuz does (a row of its common_session table) and answers with the cookie.
+        self.sessions_opened = 0
         chrome = config["chrome"]
         self.chrome = Chrome(chrome["lights"], tuple(chrome["promotions"]), chrome["left_toggle"],
                              tuple(chrome["footer"]))

@@ -136,6 +136,9 @@ def _image_file(forum: DemoForum, path: str) -> Response:
     return Response(404, b"404 Not Found\n", "text/plain; charset=utf-8")
 
 
+SESSION_COOKIE = "cdb_sid="  # Discuz's session cookie, under the demo's cookie prefix
+
+
 def route(forum: DemoForum, target: str, site_url: str, cookie: str | None = None) -> Response:
     """The response to a GET of `target` (path and query), for a request with the Cookie
     header `cookie`. Call with forum.lock held."""
@@ -218,6 +221,9 @@ class DemoHandler(BaseHTTPRequestHandler):
         try:
             with forum.lock:
                 response = route(forum, self.path, site_url, self.headers.get("Cookie"))
+                if forum.member_cookie is not None and SESSION_COOKIE not in self.headers.get("Cookie", ""):
+                    forum.sessions_opened += 1
+                    response.headers["Set-Cookie"] = f"{SESSION_COOKIE}{forum.sessions_opened}; path=/; httponly"
         except Exception as exc:  # a bug in the demo must not take the server down
             response = Response(500, f"demo forum error: {exc!r}\n".encode(), "text/plain; charset=utf-8")
         if forum.validators and response.last_modified and response.status == 200:
