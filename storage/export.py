@@ -228,10 +228,16 @@ def _site_id(archive: Archive, site: str | None) -> int | None:
 
 def _gzip_record(headers: list[tuple[str, str]], block: bytes) -> bytes:
     """One record as a gzip member of its own, as .warc.gz readers expect."""
-    head = "".join(f"{name}: {value}\r\n" for name, value in headers)
+    head = "".join(f"{name}: {_field_value(value)}\r\n" for name, value in headers)
     record = f"{WARC_VERSION}\r\n{head}Content-Length: {len(block)}\r\n\r\n".encode("utf-8") + block + b"\r\n\r\n"
     compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)  # wbits 31: a gzip member
     return compressor.compress(record) + compressor.flush()
+
+
+def _field_value(value: str) -> str:
+    # A line break in a value (a URL as some link wrote it) would end the field early and
+    # start another: it is percent-encoded, as it would be in a URI.
+    return value.replace("\r", "%0D").replace("\n", "%0A")
 
 
 def _digest(data: bytes) -> str:

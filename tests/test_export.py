@@ -115,6 +115,20 @@ def test_a_body_fetched_again_is_a_revisit_of_its_first_record(crawled, tmp_path
     assert revisit["WARC-Payload-Digest"] == first["WARC-Payload-Digest"]
 
 
+def test_a_url_with_a_line_break_cannot_forge_a_header(crawled, tmp_path):
+    forged = "http://127.0.0.1/thread-1-1-1.html\r\nWARC-Type: metadata"
+    with Archive(crawled) as archive:
+        sha = archive.db.execute("select body_sha256 from fetches where body_sha256 is not null").fetchone()[0]
+        archive.record_fetch(url=forged, status=200, body_sha256=sha)
+    with Archive(crawled, readonly=True) as archive:
+        export_warc(archive, tmp_path / "forum.warc.gz", software=SOFTWARE)
+    records = read_warc(tmp_path / "forum.warc.gz")
+    last, _, _ = records[-1]
+    assert last["WARC-Type"] == "revisit"
+    assert last["WARC-Target-URI"].startswith("http://127.0.0.1/thread-1-1-1.html%0D%0AWARC-Type:")
+    assert all(h["WARC-Type"] != "metadata" for h, _, _ in records)
+
+
 def test_one_sites_export_holds_only_its_pages(crawled, tmp_path):
     with Archive(crawled) as archive:
         other = archive.upsert_site("elsewhere", engine="discuz", base_url="https://bbs.example.cn/")
