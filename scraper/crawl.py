@@ -218,6 +218,7 @@ class Crawler:
         self._verify_keys: set[str] = set()  # frontier keys the verify pass queued: each is re-read alone
         self._unordered_boards: set[str] = set()  # boards (key prefixes) seen listed otherwise than by last post
         self._slow_hosts: set[str] = set()  # hosts whose robots.txt asks a longer gap than the site allows
+        self._login_refused = False  # a login wall came back although the member's cookies were sent
         self.report: CrawlReport | None = None
 
     # --- the run ----------------------------------------------------------------------
@@ -415,6 +416,14 @@ class Crawler:
         and a forum that shows one wants us gone for a while."""
         self._save_unparsed(row, result, f"blocked:{kind}", state="failed")
         self.pacer.pause(row["host"], self.options.block_pause_s)
+        cookies = self.fetcher.cookies
+        if kind == PageKind.LOGIN and cookies is not None and not self._login_refused:
+            # The member's cookies went with the request and the forum asks for a login all the
+            # same: the login has ended (expired, or logged out elsewhere). Said once a run.
+            self._login_refused = True
+            log.warning("%s: the forum answered %s with its login wall although the member's cookies from %s "
+                        "were sent: the login has likely expired; export fresh cookies from a logged-in browser",
+                        self.site.name, row["url"], cookies.path)
 
     async def _fetch(self, url: str, host: str, *, headers: dict, accept=config.ACCEPTED_CONTENT_TYPES,
                      max_bytes: int | None = None, max_redirects: int | None = None,

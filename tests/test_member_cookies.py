@@ -109,6 +109,20 @@ def test_a_broken_cookies_file_is_a_clear_error_before_any_request(demo_forum, t
     assert demo_forum.requests == []
 
 
+def test_a_login_that_has_ended_is_said_once(demo_forum, tmp_path, caplog):
+    # The file holds a cookie for the forum, but not the one the forum takes any more.
+    demo_forum.forum.member_cookie = MEMBER
+    cookies = cookies_txt(tmp_path / "member.txt", ("127.0.0.1", "FALSE", "/", "FALSE", 0, "cdb_auth", "logged-out"))
+    urls = [f"{demo_forum.base_url}thread-{tid}-1-1.html" for tid in sorted(demo_forum.forum.threads)[:3]]
+    with caplog.at_level(logging.WARNING, logger="scraper.crawl"), Archive(tmp_path / "a.db") as archive:
+        site = member_site(demo_forum.base_url, cookies)
+        opts = CrawlOptions(delay_s=0, allow_private_hosts=frozenset({"127.0.0.1"}), block_pause_s=0)
+        report = asyncio.run(Crawler(archive, site, options=opts).run(urls))
+    assert report.failures["blocked:login"] == 3
+    ended = [r.getMessage() for r in caplog.records if "login has likely expired" in r.getMessage()]
+    assert len(ended) == 1 and str(cookies) in ended[0]
+
+
 def test_the_crawl_command_takes_a_cookies_file(demo_forum, tmp_path):
     demo_forum.forum.member_cookie = MEMBER
     cookies = cookies_txt(tmp_path / "member.txt", ("127.0.0.1", "FALSE", "/", "FALSE", 0, "cdb_auth", TOKEN))
