@@ -8,13 +8,14 @@ import logging
 import pytest
 from click.testing import CliRunner
 
+from scraper import schedule
 from scraper.cli import main
 from scraper.crawl import CrawlOptions, Crawler
 from scraper.errors import ConfigError
 from scraper.net import MemberCookies
 from scraper.sites import load_site, site_from_dict
 from storage.archive import Archive
-from tests.test_crawl_demo import demo_site
+from tests.test_crawl_demo import DEMO_CONFIG, demo_site
 
 TOKEN = "s3cret-member-token"
 MEMBER = f"cdb_auth={TOKEN}"
@@ -153,3 +154,33 @@ def test_a_config_names_its_cookies_file_relative_to_itself(tmp_path, monkeypatc
                       encoding="utf-8")
     with pytest.raises(ConfigError, match="cookies_file .*gone.txt' is not a file"):
         load_site(config)
+
+
+def test_the_daemon_crawls_as_the_member_its_config_names(demo_forum, tmp_path, monkeypatch):
+    demo_forum.forum.member_cookie = MEMBER
+    folder = tmp_path / "sites"
+    folder.mkdir()
+    cookies_txt(folder / "member.txt", ("127.0.0.1", "FALSE", "/", "FALSE", 0, "cdb_auth", TOKEN))
+    config = folder / "demo.toml"
+    # A top-level key: TOML puts a key after a [table] into that table.
+    config.write_text('cookies_file = "member.txt"\n' + DEMO_CONFIG.read_text(encoding="utf-8").replace(
+        "http://127.0.0.1:8765/", demo_forum.base_url), encoding="utf-8")
+    db = tmp_path / "a.db"
+    result = CliRunner().invoke(main, ["run", "--db", str(db), "--config", str(config), "--delay", "0",
+                                       "--allow-private", "--once"])
+    assert result.exit_code == 0, result.output
+    with Archive(db, readonly=True) as archive:
+        posts = archive.db.execute("select count(*) from posts").fetchone()[0]
+        failures = archive.db.execute("select count(*) from frontier where state = 'failed'").fetchone()[0]
+    assert posts > 20 and failures == 0
+    assert all(MEMBER in r.headers.get("Cookie", "") for r in demo_forum.requests)
+    # A scheduled job gets its site's config as JSON through the job store and rebuilds the
+    # site from it, in whatever folder the daemon runs: the cookies file survives that trip.
+    demo_forum.forum.add_reply(min(demo_forum.forum.threads), "admin", "会员才看得到的新回复")
+    demo_forum.requests.clear()
+    monkeypatch.chdir(tmp_path)
+    site_json = json.dumps(load_site(config).raw)
+    report = schedule._run_site_job(str(db), site_json, schedule.RunOptions(delay_s=0, allow_private=True).to_json(),
+                                    "discover")
+    assert report["new_posts"] == 1 and demo_forum.requests
+    assert all(MEMBER in r.headers.get("Cookie", "") for r in demo_forum.requests)
