@@ -287,6 +287,19 @@ def index(db_path) -> None:
     click.echo(f"indexed {done} posts; nothing pending")
 
 
+def _export(db_path: str, write):
+    """Run an export over the archive, read only; its refusals (the target exists, no such
+    site) end the command with their message."""
+    from storage.archive import Archive
+    from storage.export import ExportError
+
+    with Archive(db_path, readonly=True) as archive:
+        try:
+            return write(archive)
+        except ExportError as exc:
+            _fail(str(exc))
+
+
 @main.command("export-jsonl")
 @click.argument("target", type=click.Path(dir_okay=False))
 @click.option("--db", "db_path", required=True, type=click.Path(exists=True, dir_okay=False))
@@ -294,15 +307,9 @@ def index(db_path) -> None:
 def export_jsonl(target, db_path, site_name) -> None:
     """Write the archive's posts to TARGET as JSON lines (gzipped if TARGET ends in .gz): one
     object a post, with its thread and its earlier versions, in thread order."""
-    from storage.archive import Archive
-    from storage.export import ExportError
     from storage.export import export_jsonl as write_export
 
-    with Archive(db_path, readonly=True) as archive:
-        try:
-            summary = write_export(archive, target, site=site_name)
-        except ExportError as exc:
-            _fail(str(exc))
+    summary = _export(db_path, lambda archive: write_export(archive, target, site=site_name))
     click.echo(f"{target}: {summary.posts} posts, {summary.earlier_versions} earlier versions")
 
 
@@ -313,15 +320,10 @@ def export_jsonl(target, db_path, site_name) -> None:
 def export_warc(target, db_path, site_name) -> None:
     """Write the pages the archive fetched to TARGET as a WARC file (.warc.gz), for web
     archives and replay tools: each kept body once, at the URL and time it was fetched."""
-    from storage.archive import Archive
-    from storage.export import ExportError
     from storage.export import export_warc as write_export
 
-    with Archive(db_path, readonly=True) as archive:
-        try:
-            summary = write_export(archive, target, site=site_name, software=f"{config.PRODUCT_TOKEN}/{__version__}")
-        except ExportError as exc:
-            _fail(str(exc))
+    software = f"{config.PRODUCT_TOKEN}/{__version__}"
+    summary = _export(db_path, lambda archive: write_export(archive, target, site=site_name, software=software))
     click.echo(f"{target}: {summary.resources} pages ({summary.body_bytes:,} bytes) and "
                f"{summary.revisits} revisits of a page's same bytes")
 

@@ -372,8 +372,9 @@ class Crawler:
         if not rules.allows(url):
             self._finish(row, "skipped", "robots_disallowed")
             return
-        if rules.min_gap_s() > self.site.politeness.max_crawl_delay_s:
-            self._refuse_slow_host(row, rules.min_gap_s())
+        asked_gap_s = rules.min_gap_s()
+        if asked_gap_s > self.site.politeness.max_crawl_delay_s:
+            self._refuse_slow_host(row, asked_gap_s)
             return
         state = self.archive.page_state(self.site_id, row["url_key"]) or {}
         headers = {}

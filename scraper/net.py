@@ -244,7 +244,7 @@ class MemberCookies:
     in its database, for every request.
     """
 
-    def __init__(self, path: str | Path, *, now: float | None = None):
+    def __init__(self, path: str | Path):
         self.path = Path(path)
         try:
             text = self.path.read_text(encoding="utf-8")
@@ -254,7 +254,7 @@ class MemberCookies:
             raise ConfigError(f"cookies file {self.path}: cannot be read: {exc}") from None
         self._jar = http.cookiejar.CookieJar()
         self.expired = 0  # cookies left out as past their expiry
-        moment = time.time() if now is None else now
+        moment = time.time()
         for number, line in enumerate(text.splitlines(), 1):
             cookie = _cookie_from_line(line, f"cookies file {self.path}, line {number}")
             if cookie is None:
@@ -460,7 +460,8 @@ class Fetcher:
         # By the URL's own host name: the request itself goes to the address checked.
         cookie = self.cookies.header_for(url) if self.cookies is not None else None
         if cookie:
-            # Set here, the member's cookies replace the ones the forum set on this crawl.
+            # An explicit header leaves out httpx's own jar, which keys cookies by the address
+            # the request goes to; the forum's own cookies are in MemberCookies (update_from).
             request_headers["Cookie"] = cookie
         extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
         self.requests_made += 1

@@ -189,6 +189,7 @@ def site_from_dict(data: dict[str, Any], *, source: str = "site config", base_di
     cookies_file = data.get("cookies_file")
     _expect(cookies_file is None or (isinstance(cookies_file, str) and bool(cookies_file.strip())), "cookies_file",
             "the path of a cookies.txt file (Netscape format, as browsers' export extensions write it)", cookies_file)
+    cookies_path = None
     if cookies_file is not None:
         cookies_path = ((base_dir or Path.cwd()) / Path(cookies_file).expanduser()).resolve()
         if not cookies_path.is_file():
@@ -202,7 +203,7 @@ def site_from_dict(data: dict[str, Any], *, source: str = "site config", base_di
                               max_crawl_delay_s=float(max_crawl_delay_s)),
         noise=rules, every_s=float(every_s), verify_budget_requests=verify_budget,
         verify_min_age_s=float(verify_min_age_s), verify_cycle_s=float(verify_cycle_s),
-        cookies_file=Path(data["cookies_file"]) if cookies_file is not None else None, raw=data,
+        cookies_file=cookies_path, raw=data,
     )
 
 
